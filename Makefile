@@ -1,0 +1,69 @@
+# Glacier Velocity — every target works on a fresh Debian bookworm machine (as root, or with sudo).
+#   make demo    install what is missing, then run the whole chain headless on the sample scene
+#   make test    install what is missing, then run all tests (core, QGIS, qgis_process)
+
+SHELL := /bin/bash
+PY := /usr/bin/python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+DEB_PACKAGES := qgis python3-qgis python3-gdal python3-scipy python3-skimage python3-pyqtgraph \
+                python3-venv python3-pip gdal-bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
+export QT_QPA_PLATFORM ?= offscreen
+export XDG_RUNTIME_DIR ?= $(CURDIR)/.build/runtime
+PYTEST := $(VPY) -m pytest -ra --timeout=1200
+
+.PHONY: setup deb test test-core test-qgis demo bench install uninstall zip lint screenshots clean
+
+setup: deb $(VENV)/.stamp
+
+# Debian's QGIS 3.22 and scientific stack; only what is missing is installed.
+deb:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# A venv over the system site-packages (qgis, numpy, scipy...) for test-only PyPI packages.
+$(VENV)/.stamp: requirements-dev.txt
+	$(PY) -m venv --system-site-packages $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR)
+	touch $@
+
+test: setup test-core test-qgis
+
+test-core: setup
+	$(PYTEST) -p no:qgis test/core
+
+test-qgis: setup
+	$(PYTEST) test/qgis test/cli
+
+demo: setup
+	$(VPY) demo/run_demo.py --out demo_output
+
+bench: setup
+	$(VPY) bench/run.py
+
+install:
+	mkdir -p "$(QGIS_PROFILE)/python/plugins"
+	ln -sfn "$(CURDIR)" "$(QGIS_PROFILE)/python/plugins/glacier_velocity"
+	@echo "Linked into $(QGIS_PROFILE)/python/plugins/glacier_velocity: enable it in Plugins > Manage and Install Plugins."
+
+uninstall:
+	rm -f "$(QGIS_PROFILE)/python/plugins/glacier_velocity"
+
+zip:
+	$(PY) scripts/make_zip.py dist
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf .build dist demo_output bench_output .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

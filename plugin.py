@@ -1,0 +1,61 @@
+"""The plugin object: registers the Processing provider, and in the GUI adds the dock and menus."""
+
+from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import QAction
+
+from .processing_provider.base import icon
+from .processing_provider.provider import GlacierVelocityProvider
+
+MENU = "&Glacier Velocity"
+
+
+class GlacierVelocityPlugin:
+    """Created by :func:`classFactory`; ``iface`` is None when run by ``qgis_process``."""
+
+    def __init__(self, iface):
+        self.iface = iface
+        self.provider = None  # keep a reference, or models lose the algorithms
+        self.dock = None
+        self.actions = []
+
+    def initProcessing(self):  # noqa: N802 (QGIS's name)
+        if self.provider is None:
+            self.provider = GlacierVelocityProvider()
+            QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self):  # noqa: N802
+        self.initProcessing()
+        if self.iface is None:
+            return
+        from .ui.dock import GlacierVelocityDock
+
+        self.dock = GlacierVelocityDock(self.iface)
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        self.dock.hide()
+        show = QAction(icon(), "Velocity time series and calibration…", self.iface.mainWindow())
+        show.setCheckable(True)
+        show.toggled.connect(self.dock.setVisible)
+        self.dock.visibilityChanged.connect(show.setChecked)
+        self.iface.addPluginToRasterMenu(MENU, show)
+        self.iface.addRasterToolBarIcon(show)
+        self.actions.append(show)
+        for extra in self.dock.toolbar_actions():
+            self.iface.addRasterToolBarIcon(extra)
+            self.actions.append(extra)
+
+    def unload(self):
+        for action in self.actions:
+            if self.iface is not None:
+                self.iface.removePluginRasterMenu(MENU, action)
+                self.iface.removeRasterToolBarIcon(action)
+        self.actions = []
+        if self.dock is not None:
+            self.dock.close_tools()
+            if self.iface is not None:
+                self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None

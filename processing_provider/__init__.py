@@ -1,0 +1,1 @@
+"""Processing algorithms: one thin algorithm per file around a ``core`` call."""

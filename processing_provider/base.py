@@ -1,0 +1,165 @@
+"""The one shape every Glacier Velocity algorithm has, and the I/O helpers they share.
+
+A subclass sets ``ALG_ID``, ``DISPLAY_NAME``, ``GROUP`` (a key of :data:`GROUPS`), ``HELP`` and
+``PARAM_HELP`` (one explanation per parameter name, appended to the help text so that
+``qgis_process help`` and the toolbox explain every parameter), defines ``initAlgorithm`` and
+``run(parameters, context, feedback)``. The base class turns core ``InputError``/``ValueError`` into
+``QgsProcessingException`` and wires core progress/cancel to the feedback object.
+
+``processAlgorithm`` runs in a worker thread: nothing here touches widgets or ``iface``.
+"""
+
+import os
+
+from qgis.core import (QgsCoordinateReferenceSystem, QgsFeature, QgsFeatureSink, QgsFields,
+                       QgsProcessingAlgorithm, QgsProcessingException)
+from qgis.PyQt.QtGui import QIcon
+
+from ..compat import make_field, no_geometry
+from ..core.errors import Cancelled
+from ..core.progress import Progress
+
+ICON_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icons")
+
+GROUPS = {
+    "correlation": "Correlation",
+    "filters": "Filters",
+    "timeseries": "Time series",
+    "fusion": "Fusion",
+    "uncertainty": "Uncertainty",
+    "trends": "Trends",
+    "sampledata": "Sample data",
+}
+
+
+def icon(name="glacier_velocity.svg"):
+    """A plugin icon, loaded by file path (no compiled resources)."""
+    return QIcon(os.path.join(ICON_DIR, name))
+
+
+class GlacierAlgorithm(QgsProcessingAlgorithm):
+    """Base class: identity, help, error translation, progress/cancel and I/O helpers."""
+
+    ALG_ID = ""
+    DISPLAY_NAME = ""
+    GROUP = ""
+    HELP = ""
+    PARAM_HELP = {}
+
+    # ---------------------------------------------------------------- identity
+    def name(self):
+        return self.ALG_ID
+
+    def displayName(self):
+        return self.DISPLAY_NAME
+
+    def group(self):
+        return GROUPS[self.GROUP]
+
+    def groupId(self):
+        return self.GROUP
+
+    def icon(self):
+        return icon()
+
+    def createInstance(self):
+        return type(self)()
+
+    def shortHelpString(self):
+        lines = [self.HELP.strip(), "", "Parameters:"]
+        for p in self.parameterDefinitions():
+            lines.append(f"- {p.name()} ({p.description()}): {self.PARAM_HELP.get(p.name(), '')}")
+        for o in self.outputDefinitions():
+            if self.parameterDefinition(o.name()) is None:  # outputs that are not destinations
+                lines.append(f"- {o.name()} (output: {o.description()}): "
+                             f"{self.PARAM_HELP.get(o.name(), '')}")
+        return "\n".join(lines)
+
+    # ---------------------------------------------------------------- running
+    def processAlgorithm(self, parameters, context, feedback):
+        try:
+            return self.run(parameters, context, feedback)
+        except Cancelled:
+            raise QgsProcessingException("Cancelled by the user.") from None
+        except ValueError as exc:  # core InputError included: a clear message, no traceback
+            raise QgsProcessingException(str(exc)) from None
+
+    def run(self, parameters, context, feedback):
+        raise NotImplementedError
+
+    @staticmethod
+    def progress(feedback):
+        """A core :class:`Progress` that reports to ``feedback`` and stops when it is cancelled."""
+        if feedback is None:
+            return Progress()
+        return Progress(lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
+
+    # ---------------------------------------------------------------- inputs
+    def raster_path(self, parameters, name, context, required=True):
+        """File path of a raster-layer parameter (None when optional and empty)."""
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            if required:
+                raise QgsProcessingException(f"{name}: no raster layer given or it cannot be read.")
+            return None
+        return layer.source()
+
+    def raster_paths(self, parameters, name, context):
+        """File paths of a multiple-layer parameter, in the order given."""
+        layers = self.parameterAsLayerList(parameters, name, context)
+        return [lyr.source() for lyr in layers]
+
+    def vector_path(self, parameters, name, context, feedback, required=True):
+        """A GDAL-readable path ('file.gpkg|layername=x' or 'file.shp') of a vector parameter."""
+        if not required and not parameters.get(name):
+            return None
+        path = self.parameterAsCompatibleSourceLayerPath(
+            parameters, name, context, ["gpkg", "shp"], "gpkg", feedback)
+        if not path:
+            if required:
+                raise QgsProcessingException(f"{name}: no vector layer given or it cannot be read.")
+            return None
+        return path
+
+    # ---------------------------------------------------------------- outputs
+    def write_table(self, parameters, name, context, rows, columns=None):
+        """Write a list of dict rows to a table (feature sink without geometry); return its id.
+
+        Column types come from the first non-None value of each column: int, float or text.
+        """
+        columns = list(columns or (rows[0].keys() if rows else []))
+        kinds = {}
+        for col in columns:
+            value = next((r.get(col) for r in rows if r.get(col) is not None), None)
+            if isinstance(value, bool) or isinstance(value, int):
+                kinds[col] = "int"
+            elif isinstance(value, float):
+                kinds[col] = "double"
+            elif value is not None and hasattr(value, "dtype"):
+                kinds[col] = "int" if value.dtype.kind in "iub" else "double"
+            else:
+                kinds[col] = "str" if value is not None else "double"
+        fields = QgsFields()
+        for col in columns:
+            fields.append(make_field(col, kinds[col]))
+        sink, dest = self.parameterAsSink(parameters, name, context, fields, no_geometry(),
+                                          QgsCoordinateReferenceSystem())
+        if sink is None:
+            raise QgsProcessingException(f"{name}: the table cannot be created.")
+        for row in rows:
+            f = QgsFeature(fields)
+            values = []
+            for col in columns:
+                v = row.get(col)
+                if v is None:
+                    values.append(None)
+                elif kinds[col] == "int":
+                    values.append(int(v))
+                elif kinds[col] == "double":
+                    v = float(v)
+                    values.append(None if v != v else v)  # NaN -> NULL
+                else:
+                    values.append(str(v))
+            f.setAttributes(values)
+            sink.addFeature(f, QgsFeatureSink.FastInsert)
+        return dest

@@ -1,0 +1,44 @@
+"""Shared test set-up. Imports nothing from QGIS: test/core runs with ``-p no:qgis``.
+
+The plugin is imported as the package ``glacier_velocity`` through a link in ``.build/plugins``
+(whatever the checkout folder is called), exactly as QGIS loads it.
+"""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLUGINS = os.path.join(ROOT, ".build", "plugins")
+LINK = os.path.join(PLUGINS, "glacier_velocity")
+os.makedirs(PLUGINS, exist_ok=True)
+if os.path.realpath(LINK) != ROOT:
+    if os.path.lexists(LINK):
+        os.remove(LINK)
+    os.symlink(ROOT, LINK)
+if PLUGINS not in sys.path:
+    sys.path.insert(0, PLUGINS)
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+
+
+
+@pytest.fixture(scope="session")
+def scene_tiny(tmp_path_factory):
+    """The tiny (3 km, 10 years) sample scene: ``(folder, manifest, model)``. Built once a session."""
+    from glacier_velocity.core.synthetic import generate_scene, load_scene
+
+    folder = str(tmp_path_factory.mktemp("scene_tiny"))
+    generate_scene(folder, "tiny", 2015, 10, seed=0)
+    manifest, model = load_scene(folder)
+    return folder, manifest, model
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """Path of ../shared/data, or skip the test when it is absent (a user's clone has none)."""
+    if not os.path.isdir(SHARED_DATA):
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA

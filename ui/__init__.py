@@ -1,0 +1,1 @@
+"""GUI: the dock widget and the map tool (pyqtgraph plots)."""
