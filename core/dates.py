@@ -185,3 +185,26 @@ def monthly_intervals(first, last):
         out.append(Interval.month(y, m))
         y, m = (y + 1, 1) if m == 12 else (y, m + 1)
     return out
+
+
+def match_intervals(targets, candidates, min_fraction=0.5):
+    """For each target interval, the index of the candidate that overlaps it most, or -1.
+
+    The rule (documented for users): a target (e.g. a UAV survey interval) is matched with the
+    candidate band (e.g. a calendar month of a satellite stack) sharing the most days with it,
+    provided the shared days are at least ``min_fraction`` of the target's days (inclusive ends);
+    ties go to the candidate whose middle is nearest the target's middle.
+    """
+    out = []
+    for t in targets:
+        best, best_key = -1, None
+        need = min_fraction * (t.days + 1)
+        for i, c in enumerate(candidates):
+            days = t.overlap_days(c)
+            if days <= 0 or days < need:
+                continue
+            key = (days, -abs((c.mid - t.mid).days))
+            if best_key is None or key > best_key:
+                best, best_key = i, key
+        out.append(best)
+    return out

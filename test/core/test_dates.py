@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 
 from glacier_velocity.core.dates import (Interval, acquisition_date, baseline_years, date_from_name,
+                                         match_intervals,
                                          decimal_year, monthly_intervals, parse_date)
 from glacier_velocity.core.errors import InputError
 from glacier_velocity.core.grid import Grid
@@ -60,3 +61,13 @@ def test_baseline_and_intervals():
                                         "2020-01-01/2020-01-31", "2020-02-01/2020-02-29"]
     assert decimal_year(D(2020, 1, 1)) == 2020.0
     assert decimal_year(D(2020, 7, 2)) == pytest.approx(2020 + 183 / 366)
+
+
+def test_match_intervals_largest_overlap():
+    months = monthly_intervals(D(2020, 5, 1), D(2020, 9, 30))
+    uav = [Interval(D(2020, 6, 28), D(2020, 7, 30)), Interval(D(2020, 8, 3), D(2020, 9, 2)),
+           Interval(D(2021, 7, 1), D(2021, 7, 20))]
+    assert match_intervals(uav, months) == [2, 3, -1]  # July, August, nothing in 2021
+    # a 10-day interval straddling two months: more days in June
+    assert match_intervals([Interval(D(2020, 6, 24), D(2020, 7, 3))], months) == [1]
+    assert match_intervals([Interval(D(2020, 6, 24), D(2020, 7, 3))], months, 0.8) == [-1]
