@@ -37,18 +37,18 @@ class GlacierVelocityPlugin:
         show.setCheckable(True)
         show.toggled.connect(self.dock.setVisible)
         self.dock.visibilityChanged.connect(show.setChecked)
-        self.iface.addPluginToRasterMenu(MENU, show)
-        self.iface.addRasterToolBarIcon(show)
+        self.iface.addPluginToMenu(MENU, show)
+        self.iface.addToolBarIcon(show)
         self.actions.append(show)
         for extra in self.dock.toolbar_actions():
-            self.iface.addRasterToolBarIcon(extra)
+            self.iface.addToolBarIcon(extra)
             self.actions.append(extra)
 
     def unload(self):
         for action in self.actions:
             if self.iface is not None:
-                self.iface.removePluginRasterMenu(MENU, action)
-                self.iface.removeRasterToolBarIcon(action)
+                self.iface.removePluginMenu(MENU, action)
+                self.iface.removeToolBarIcon(action)
         self.actions = []
         if self.dock is not None:
             self.dock.close_tools()

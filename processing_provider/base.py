@@ -3,7 +3,8 @@
 A subclass sets ``ALG_ID``, ``DISPLAY_NAME``, ``GROUP`` (a key of :data:`GROUPS`), ``HELP`` and
 ``PARAM_HELP`` (one explanation per parameter name, appended to the help text so that
 ``qgis_process help`` and the toolbox explain every parameter), defines ``initAlgorithm`` and
-``run(parameters, context, feedback)``. The base class turns core ``InputError``/``ValueError`` into
+``process(parameters, context, feedback)`` (NOT ``run``: ``QgsProcessingAlgorithm.run`` is QGIS's own
+method and must not be overridden). The base class turns core ``InputError``/``ValueError`` into
 ``QgsProcessingException`` and wires core progress/cancel to the feedback object.
 
 ``processAlgorithm`` runs in a worker thread: nothing here touches widgets or ``iface``.
@@ -78,13 +79,14 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
     # ---------------------------------------------------------------- running
     def processAlgorithm(self, parameters, context, feedback):
         try:
-            return self.run(parameters, context, feedback)
+            return self.process(parameters, context, feedback)
         except Cancelled:
             raise QgsProcessingException("Cancelled by the user.") from None
         except ValueError as exc:  # core InputError included: a clear message, no traceback
             raise QgsProcessingException(str(exc)) from None
 
-    def run(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
+        """The algorithm's work: read parameters, call the core, return the outputs dict."""
         raise NotImplementedError
 
     @staticmethod

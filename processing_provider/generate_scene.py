@@ -46,7 +46,7 @@ always give the same scene."""
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Output folder"))
         self.addOutput(QgsProcessingOutputFile("MANIFEST", "Scene manifest (scene.json)"))
 
-    def run(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         folder = self.parameterAsString(parameters, "OUTPUT", context)
         size = self.SIZE_KEYS[self.parameterAsEnum(parameters, "SIZE", context)]
         generate_scene(folder, size,

@@ -1,0 +1,126 @@
+"""The plugin loads in QGIS, registers its provider, documents every parameter, and turns bad
+input into a clear QgsProcessingException."""
+
+import configparser
+import os
+
+import pytest
+from qgis.core import QgsApplication, QgsProcessingException
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_metadata():
+    meta = configparser.ConfigParser()
+    meta.read(os.path.join(ROOT, "metadata.txt"))
+    g = meta["general"]
+    assert g["hasProcessingProvider"] == "yes"
+    assert g["qgisMinimumVersion"] == "3.22" and g["qgisMaximumVersion"] == "4.99"
+    assert g["supportsQt6"] == "True"
+    for key in ("name", "description", "about", "version", "author", "email", "tracker",
+                "repository", "changelog", "icon"):
+        assert g.get(key, "").strip(), key
+    assert os.path.exists(os.path.join(ROOT, g["icon"]))
+
+
+def test_class_factory_without_iface(qgis_app):
+    """qgis_process calls classFactory(None) then initProcessing()."""
+    import glacier_velocity
+
+    plugin = glacier_velocity.classFactory(None)
+    plugin.initProcessing()
+    registry = QgsApplication.processingRegistry()
+    try:
+        assert registry.providerById("glaciervelocity") is plugin.provider
+        assert registry.algorithmById("glaciervelocity:generatescene") is not None
+        plugin.initGui()  # no iface: no GUI, no error
+    finally:
+        plugin.unload()
+    assert registry.providerById("glaciervelocity") is None
+
+
+def test_gui_load_and_unload(qgis_app, qgis_iface, monkeypatch):
+    """initGui adds the dock, menu entries and toolbar buttons; unload removes every one."""
+    import glacier_velocity
+
+    added, removed = [], []
+    # pytest-qgis's iface lacks some QgisInterface methods: record them instead
+    monkeypatch.setattr(qgis_iface, "addPluginToMenu", lambda m, a: added.append(("menu", a)),
+                        raising=False)
+    monkeypatch.setattr(qgis_iface, "removePluginMenu", lambda m, a: removed.append(("menu", a)),
+                        raising=False)
+    monkeypatch.setattr(qgis_iface, "addToolBarIcon", lambda a: added.append(("tool", a)),
+                        raising=False)
+    monkeypatch.setattr(qgis_iface, "removeToolBarIcon", lambda a: removed.append(("tool", a)),
+                        raising=False)
+    monkeypatch.setattr(qgis_iface, "removeDockWidget", lambda d: removed.append(("dock", d)),
+                        raising=False)
+    plugin = glacier_velocity.classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        assert plugin.dock is not None and plugin.actions
+        assert QgsApplication.processingRegistry().providerById("glaciervelocity") is not None
+        dock = plugin.dock
+    finally:
+        plugin.unload()
+    assert plugin.dock is None and not plugin.actions
+    assert ("dock", dock) in removed
+    assert sorted(map(id, (a for _, a in added))) == sorted(
+        map(id, (a for k, a in removed if k != "dock")))
+    assert QgsApplication.processingRegistry().providerById("glaciervelocity") is None
+
+
+def test_provider_groups_and_help(provider):
+    algs = provider.algorithms()
+    assert algs, "no algorithm registered"
+    allowed = {"Correlation", "Filters", "Time series", "Fusion", "Uncertainty", "Trends",
+               "Sample data"}
+    for alg in algs:
+        assert alg.group() in allowed, alg.id()
+        assert not alg.icon().isNull()
+        help_text = alg.shortHelpString()
+        assert len(alg.HELP.strip()) > 80, f"{alg.id()}: help text too short"
+        for p in alg.parameterDefinitions():
+            assert alg.PARAM_HELP.get(p.name(), "").strip(), f"{alg.id()}: {p.name()} unexplained"
+            assert f"- {p.name()} (" in help_text
+        for o in alg.outputDefinitions():
+            if alg.parameterDefinition(o.name()) is None:
+                assert alg.PARAM_HELP.get(o.name(), "").strip(), f"{alg.id()}: output {o.name()}"
+
+
+def test_generate_scene_algorithm(run_alg, tmp_path):
+    out = str(tmp_path / "scene")
+    result = run_alg("generatescene", {"SIZE": 0, "YEARS": 2, "SEED": 3, "OUTPUT": out})
+    assert result["MANIFEST"] == os.path.join(out, "scene.json")
+    from glacier_velocity.core.products import read_stack_info
+    from glacier_velocity.core.synthetic import load_scene
+
+    manifest, model = load_scene(out)
+    info = read_stack_info(manifest["paths"]["landsat_v"])
+    assert info.count == 24 and info.sensor == "landsat" and info.grid.dx == 30
+
+
+def test_bad_input_becomes_processing_exception(run_alg, tmp_path):
+    """Core InputErrors reach the user as QgsProcessingException with the message intact."""
+    from glacier_velocity.processing_provider.base import GlacierAlgorithm
+    from glacier_velocity.core.errors import InputError
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    class Failing(GlacierAlgorithm):
+        ALG_ID = "failing"
+
+        def process(self, parameters, context, feedback):
+            raise InputError("'x.tif' has no coordinate reference system")
+
+    with pytest.raises(QgsProcessingException, match="'x.tif' has no coordinate reference system"):
+        Failing().processAlgorithm({}, QgsProcessingContext(), QgsProcessingFeedback())
+
+
+def test_cancel_stops_and_reports(run_alg, tmp_path):
+    """A cancelled feedback stops a long core computation with a clear message."""
+    from qgis.core import QgsProcessingFeedback
+
+    feedback = QgsProcessingFeedback()
+    feedback.cancel()
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        run_alg("generatescene", {"SIZE": 0, "YEARS": 1, "OUTPUT": str(tmp_path / "c")}, feedback)
