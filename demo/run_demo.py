@@ -96,7 +96,7 @@ def main():
     ctx = DemoContext(args.out, args.size)
     steps = load_steps(args.only)
     t_all = time.perf_counter()
-    for i, (name, module) in enumerate(steps, 1):
+    for i, (_name, module) in enumerate(steps, 1):
         print(f"[{i}/{len(steps)}] {module.TITLE}", flush=True)
         t0 = time.perf_counter()
         module.run(ctx)

@@ -14,7 +14,8 @@ def run(ctx):
     lines = [f"Scene: {ctx.scene['side_m'] / 1000:g} km square, EPSG:{ctx.scene['epsg']}, "
              f"{ctx.scene['years']} years of monthly velocities from {ctx.scene['first_year']}, "
              f"{len(ctx.scene['pairs'])} image pairs. Files in `scene/` (see `scene/scene.json`).",
-             "", "| glacier | area (km²) | flow/aspect (°) | max speed (m/yr) | true trend (m/yr per decade) | class |",
+             "", "| glacier | area (km²) | flow/aspect (°) | max speed (m/yr) "
+             "| true trend (m/yr per decade) | class |",
              "|---|---|---|---|---|---|"]
     for x in g:
         lines.append(f"| {x['name']} | {x['area_km2']:.2f} | {x['bearing']:.0f} | {x['vmax']:.0f} | "

@@ -135,7 +135,8 @@ def test_core_never_imports_qgis():
     """core/ is pure: importing every module pulls in no qgis module."""
     code = ("import sys, pkgutil, importlib; sys.path.insert(0, sys.argv[1]);"
             "import glacier_velocity.core as c;"
-            "[importlib.import_module('glacier_velocity.core.' + m.name) for m in pkgutil.iter_modules(c.__path__)];"
+            "[importlib.import_module('glacier_velocity.core.' + m.name)"
+            " for m in pkgutil.iter_modules(c.__path__)];"
             "bad = [m for m in sys.modules if m == 'qgis' or m.startswith('qgis.')];"
             "assert not bad, bad")
     plugins = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
