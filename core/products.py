@@ -60,7 +60,22 @@ def write_pair_product(path, grid, vx, vy, snr, start, end, sensor="", metadata=
     return str(path)
 
 
-class PairWriter:
+class _ProductWriter:
+    """Context-manager plumbing shared by the product writers (each wraps a RasterWriter ``_w``)."""
+
+    _w = None
+
+    def close(self):
+        self._w.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class PairWriter(_ProductWriter):
     """Writes a pair product window by window (for tiled processing)."""
 
     def __init__(self, path, grid, start, end, sensor="", metadata=None, inputs=()):
@@ -84,14 +99,6 @@ class PairWriter:
         meta.update({k: str(v) for k, v in items.items()})
         self._w.ds.SetMetadata(meta)
 
-    def close(self):
-        self._w.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def read_pair_info(path, start=None, end=None, sensor=None):
@@ -179,7 +186,7 @@ def read_stack(path, window=None, bands=None):
     return info, to_m_per_yr(arr, info.units).astype(np.float32, copy=False)
 
 
-class StackWriter:
+class StackWriter(_ProductWriter):
     """Writes a velocity stack band by band and window by window (bounded memory)."""
 
     def __init__(self, path, grid, intervals, sensor="", quantity="v", metadata=None,
@@ -201,14 +208,6 @@ class StackWriter:
         """Set metadata items of time step ``band_index`` (0-based)."""
         self._w.set_band_metadata(band_index + 1, items)
 
-    def close(self):
-        self._w.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def write_stack(path, grid, array, intervals, sensor="", quantity="v", metadata=None,
