@@ -276,6 +276,55 @@ PRODUCT_NAMES = {
     "sentinel1": "S1A_IW_GRDH_1SDV_{d:%Y%m%d}T120414_{d:%Y%m%d}T120439_030000_036000_ABCD",
 }
 PAIR_BASELINES = {"landsat": 32, "sentinel2": 30, "sentinel1": 24}
+# Image series: a pair every 30 days with the sensors' revisit baselines. With these numbers no
+# two images of different pairs are 15-17, 9-11 or 11-13 days apart, so pairing by baseline
+# (series_rules in the manifest) forms exactly the rendered pairs.
+SERIES_PERIOD_DAYS = 30
+SERIES_BASELINES = {"landsat": 16, "sentinel2": 10, "sentinel1": 12}
+
+
+class PairRenderer:
+    """Renders and writes one sensor's image pairs from one ground texture (fixed per sensor)."""
+
+    def __init__(self, model, sensor, rng):
+        self.model, self.sensor, self.rng = model, sensor, rng
+        self.pixel = SENSOR_NOISE[sensor].pixel
+        self.grid = model.grid(self.pixel)
+        self.fine = model.grid(self.pixel / OVERSAMPLE)
+        self.texture = band_limited_noise(self.fine.shape, rng, cutoff=0.3 / OVERSAMPLE)
+
+    def write(self, folder, subdir, start, baseline_days, cloud_cover):
+        """Render the pair (start, start + baseline) and write both images; return its record.
+
+        Optical images are radiance-like (1 % noise) with clouds covering ``cloud_cover`` of the
+        secondary; SAR images are exp(texture) reflectivity with independent 4-look speckle.
+        """
+        rng = self.rng
+        end = start + dt.timedelta(days=baseline_days)
+        iv = Interval(start, end)
+        vx, vy = self.model.velocity(self.fine, iv)
+        years = iv.days / DAYS_PER_YEAR
+        ref_img, sec_img = render_pair_images(self.texture, vx * years / self.fine.dx,
+                                              -vy * years / self.fine.dy)
+        if self.sensor == "sentinel1":
+            ref_img = np.exp(0.8 * ref_img) * rng.gamma(4.0, 0.25, ref_img.shape)
+            sec_img = np.exp(0.8 * sec_img) * rng.gamma(4.0, 0.25, sec_img.shape)
+        else:
+            sd = ref_img.std()
+            ref_img = 1000 + 250 * (ref_img + 0.01 * rng.standard_normal(ref_img.shape) * sd)
+            sec_img = 1000 + 250 * (sec_img + 0.01 * rng.standard_normal(sec_img.shape) * sd)
+            if cloud_cover > 0:
+                alpha = cloud_field(self.grid.shape, rng, cloud_cover)
+                sec_img = (1 - alpha) * sec_img + alpha * 3500.0
+        os.makedirs(os.path.join(folder, subdir), exist_ok=True)
+        names = []
+        for d, img in ((start, ref_img), (end, sec_img)):
+            name = PRODUCT_NAMES[self.sensor].format(d=d, p=d + dt.timedelta(days=60)) + ".tif"
+            write_raster(os.path.join(folder, subdir, name), self.grid, img.astype(np.float32),
+                         ["intensity"])
+            names.append(os.path.join(subdir, name))
+        return {"sensor": self.sensor, "reference": names[0], "secondary": names[1],
+                "start": start.isoformat(), "end": end.isoformat(), "pixel": self.pixel}
 
 
 # -------------------------------------------------------------------- stacks
@@ -341,11 +390,16 @@ def uav_footprint(model, grid):
 
 # -------------------------------------------------------------------- the writer
 
-def generate_scene(folder, size="small", first_year=2015, years=10, seed=0, progress=None):
+def generate_scene(folder, size="small", first_year=2015, years=10, seed=0, progress=None,
+                   image_series=False):
     """Write the sample scene into ``folder`` and return its manifest (also ``scene.json``).
 
     Deterministic for given arguments. ``size`` is 'tiny' (3 km), 'small' (6 km, the default),
-    'medium' (12 km) or 'large' (24 km); ``years`` monthly years from ``first_year``.
+    'medium' (12 km) or 'large' (24 km); ``years`` monthly years from ``first_year``. With
+    ``image_series``, each sensor also gets an image pair every :data:`SERIES_PERIOD_DAYS` days
+    under ``series/<sensor>/`` (short revisit baselines, :data:`SERIES_BASELINES`), so the whole
+    chain can start from images; the manifest's ``series_rules`` give the pairing rule
+    (min/max days) that forms exactly those pairs.
     """
     from .progress import ensure
 
@@ -409,43 +463,26 @@ def generate_scene(folder, size="small", first_year=2015, years=10, seed=0, prog
     paths["uav_v"] = write_stack(p("stacks", "uav_v.tif"), ref, arr, uiv, "uav")
     progress.update(0.5)
 
-    # image pairs
-    pairs = []
+    # image pairs: two per sensor (a summer and a cloudy winter one), and optionally a series
     mid_year = model.first_year + model.years // 2
-    starts = [dt.date(mid_year, 7, 3), dt.date(mid_year, 1, 5)]
+    pairs = []
+    series = []
     sensors = ("landsat", "sentinel2", "sentinel1")
     for k, sensor in enumerate(sensors):
-        os.makedirs(p("images", sensor), exist_ok=True)
-        pixel = SENSOR_NOISE[sensor].pixel
-        grid = model.grid(pixel)
-        fine = model.grid(pixel / OVERSAMPLE)
-        rng = np.random.default_rng([seed, 300 + k])
-        texture = band_limited_noise(fine.shape, rng, cutoff=0.3 / OVERSAMPLE)
-        for j, start in enumerate(starts):
-            end = start + dt.timedelta(days=PAIR_BASELINES[sensor])
-            iv = Interval(start, end)
-            vx, vy = model.velocity(fine, iv)
-            years_ = iv.days / DAYS_PER_YEAR
-            ref_img, sec_img = render_pair_images(texture, vx * years_ / fine.dx,
-                                                  -vy * years_ / fine.dy)
-            if sensor == "sentinel1":
-                # intensity: exp(texture) reflectivity with independent 4-look speckle per date
-                ref_img = np.exp(0.8 * ref_img) * rng.gamma(4.0, 0.25, ref_img.shape)
-                sec_img = np.exp(0.8 * sec_img) * rng.gamma(4.0, 0.25, sec_img.shape)
-            else:
-                sd = ref_img.std()
-                ref_img = 1000 + 250 * (ref_img + 0.01 * rng.standard_normal(ref_img.shape) * sd)
-                sec_img = 1000 + 250 * (sec_img + 0.01 * rng.standard_normal(sec_img.shape) * sd)
-                if j == 1:  # the winter pair has clouds in its secondary image
-                    alpha = cloud_field(grid.shape, rng, 0.2)
-                    sec_img = (1 - alpha) * sec_img + alpha * 3500.0
-            names = []
-            for d, img in ((start, ref_img), (end, sec_img)):
-                name = PRODUCT_NAMES[sensor].format(d=d, p=d + dt.timedelta(days=60)) + ".tif"
-                write_raster(p("images", sensor, name), grid, img.astype(np.float32), ["intensity"])
-                names.append(os.path.join("images", sensor, name))
-            pairs.append({"sensor": sensor, "reference": names[0], "secondary": names[1],
-                          "start": start.isoformat(), "end": end.isoformat(), "pixel": pixel})
+        renderer = PairRenderer(model, sensor, np.random.default_rng([seed, 300 + k]))
+        for start, cloud in ((dt.date(mid_year, 7, 3), 0.0), (dt.date(mid_year, 1, 5), 0.2)):
+            pairs.append(renderer.write(folder, "images", start, PAIR_BASELINES[sensor], cloud))
+        if image_series:
+            first = dt.date(model.first_year, 1, 3)
+            n = int((dt.date(model.first_year + model.years, 1, 1) - first).days
+                    // SERIES_PERIOD_DAYS)
+            for i in range(n):
+                start = first + dt.timedelta(days=SERIES_PERIOD_DAYS * i)
+                winter = start.month in (11, 12, 1, 2, 3)
+                cloud = 0.0 if sensor == "sentinel1" else float(
+                    np.clip(renderer.rng.normal(0.35 if winter else 0.15, 0.1), 0.0, 0.7))
+                series.append(renderer.write(folder, os.path.join("series", sensor), start,
+                                             SERIES_BASELINES[sensor], cloud))
         progress.update(0.5 + 0.5 * (k + 1) / len(sensors))
 
     manifest = {
@@ -454,6 +491,9 @@ def generate_scene(folder, size="small", first_year=2015, years=10, seed=0, prog
         "paths": {k: os.path.relpath(v.split("|")[0], folder) + (
             "|" + v.split("|")[1] if "|" in v else "") for k, v in paths.items()},
         "pairs": pairs,
+        "series": series,
+        "series_rules": {k: {"min_days": v - 1, "max_days": v + 1}
+                         for k, v in SERIES_BASELINES.items()},
         "glaciers": [dict(asdict(g), area_km2=model.area_km2(g),
                           true_trend_mean=float(np.mean(model.base_speed(g, ref)[
                               model.labels(ref) == g.gid]) * g.trend))
@@ -474,7 +514,7 @@ def load_scene(folder):
     with open(path) as f:
         manifest = json.load(f)
     manifest["paths"] = {k: os.path.join(folder, v) for k, v in manifest["paths"].items()}
-    for pair in manifest["pairs"]:
+    for pair in manifest["pairs"] + manifest.get("series", []):
         pair["reference"] = os.path.join(folder, pair["reference"])
         pair["secondary"] = os.path.join(folder, pair["secondary"])
     model = SceneModel(manifest["size"], manifest["first_year"], manifest["years"],

@@ -147,3 +147,20 @@ def test_core_never_imports_qgis():
 def test_model_rejects_bad_arguments():
     with pytest.raises(ValueError, match="Unknown scene size 'huge'"):
         SceneModel("huge")
+
+
+def test_image_series_pairing_rule_forms_exactly_the_rendered_pairs(tmp_path):
+    """Pairing the series images by the manifest's baseline rule recovers the rendered pairs only."""
+    from itertools import combinations
+
+    from glacier_velocity.core.dates import date_from_name
+
+    manifest = generate_scene(str(tmp_path), "tiny", 2019, 1, seed=1, image_series=True)
+    for sensor, rule in manifest["series_rules"].items():
+        rendered = {(p["reference"], p["secondary"]) for p in manifest["series"]
+                    if p["sensor"] == sensor}
+        images = sorted({n for pair in rendered for n in pair})
+        formed = {(a, b) for a, b in combinations(images, 2)
+                  if rule["min_days"] <= (date_from_name(b) - date_from_name(a)).days
+                  <= rule["max_days"]}
+        assert formed == rendered and len(rendered) == 12, sensor
