@@ -3,8 +3,8 @@
 The rest of the plugin imports these names instead of touching versioned enums directly.
 """
 
-from qgis.core import (Qgis, QgsField, QgsProcessing, QgsProcessingParameterFile,
-                       QgsProcessingParameterNumber)
+from qgis.core import (Qgis, QgsField, QgsProcessing, QgsProcessingParameterDefinition,
+                       QgsProcessingParameterFile, QgsProcessingParameterNumber)
 from qgis.PyQt.QtCore import QT_VERSION_STR
 
 QT_MAJOR = int(QT_VERSION_STR.split(".")[0])
@@ -28,6 +28,7 @@ TYPE_VECTOR_LINE = _enum(Qgis, "ProcessingSourceType.VectorLine", QgsProcessing,
 TYPE_VECTOR_ANY = _enum(Qgis, "ProcessingSourceType.VectorAnyGeometry",
                         QgsProcessing, "TypeVectorAnyGeometry")
 TYPE_RASTER = _enum(Qgis, "ProcessingSourceType.Raster", QgsProcessing, "TypeRaster")
+TYPE_VECTOR_TABLE = _enum(Qgis, "ProcessingSourceType.Vector", QgsProcessing, "TypeVector")
 FILE_BEHAVIOR_FILE = _enum(Qgis, "ProcessingFileParameterBehavior.File",
                            QgsProcessingParameterFile.Behavior, "File")
 FILE_BEHAVIOR_FOLDER = _enum(Qgis, "ProcessingFileParameterBehavior.Folder",
@@ -38,6 +39,10 @@ NUMBER_INTEGER = _enum(Qgis, "ProcessingNumberParameterType.Integer",
                        QgsProcessingParameterNumber.Type, "Integer")
 NUMBER_DOUBLE = _enum(Qgis, "ProcessingNumberParameterType.Double",
                       QgsProcessingParameterNumber.Type, "Double")
+
+# Parameter flags (Qgis.ProcessingParameterFlag from 3.36; the class enum is gone in QGIS 4)
+FLAG_ADVANCED = _enum(Qgis, "ProcessingParameterFlag.Advanced",
+                      QgsProcessingParameterDefinition, "FlagAdvanced")
 
 
 def no_geometry():

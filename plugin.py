@@ -17,7 +17,7 @@ class GlacierVelocityPlugin:
         self.iface = iface
         self.provider = None  # keep a reference, or models lose the algorithms
         self.dock = None
-        self.actions = []
+        self.actions = []  # (action, in_menu): every action added, to remove in unload()
 
     def initProcessing(self):  # noqa: N802 (QGIS's name)
         if self.provider is None:
@@ -39,16 +39,16 @@ class GlacierVelocityPlugin:
         self.dock.visibilityChanged.connect(show.setChecked)
         self.iface.addPluginToMenu(MENU, show)
         self.iface.addToolBarIcon(show)
-        self.actions.append(show)
+        self.actions.append((show, True))
         for extra in self.dock.toolbar_actions():
             self.iface.addToolBarIcon(extra)
-            self.actions.append(extra)
+            self.actions.append((extra, False))
 
     def unload(self):
-        for action in self.actions:
-            if self.iface is not None:
+        for action, in_menu in self.actions:
+            if in_menu:
                 self.iface.removePluginMenu(MENU, action)
-                self.iface.removeToolBarIcon(action)
+            self.iface.removeToolBarIcon(action)
         self.actions = []
         if self.dock is not None:
             self.dock.close_tools()

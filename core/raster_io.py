@@ -16,8 +16,11 @@ from .grid import Grid
 
 gdal.UseExceptions()
 
+# INTERLEAVE=BAND: stacks are written and read band by band; GDAL's default (PIXEL) stores all
+# bands of a block together, so once a stack exceeds the block cache every band access
+# decompresses (and every band write rewrites) all bands: ~10x slower and bloated files.
 GTIFF_OPTIONS = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE",
-                 "PREDICTOR=3", "ZLEVEL=1", "BIGTIFF=IF_SAFER"]
+                 "PREDICTOR=3", "ZLEVEL=1", "BIGTIFF=IF_SAFER", "INTERLEAVE=BAND"]
 
 RESAMPLING = {
     "nearest": gdal.GRA_NearestNeighbour,

@@ -1,24 +1,25 @@
-"""QGIS tests: pytest-qgis gives the application; this registers our provider once."""
+"""QGIS tests: pytest-qgis gives the application; this registers our provider."""
 
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def provider(qgis_app, qgis_processing):
-    """Our Processing provider, registered in the test application's registry."""
+    """Our Processing provider as registered now (registered first if needed; it stays registered).
+
+    Function-scoped on purpose: a test may set the provider aside (the plugin-load tests do), and
+    the registry deletes what it removes, so a provider object must never outlive one test.
+    """
     from qgis.core import QgsApplication
 
     from glacier_velocity.processing_provider.provider import GlacierVelocityProvider
 
     registry = QgsApplication.processingRegistry()
-    existing = registry.providerById("glaciervelocity")
-    if existing is not None:
-        yield existing
-        return
-    prov = GlacierVelocityProvider()
-    registry.addProvider(prov)
-    yield prov
-    registry.removeProvider(prov)
+    prov = registry.providerById("glaciervelocity")
+    if prov is None:
+        prov = GlacierVelocityProvider()
+        registry.addProvider(prov)
+    return prov
 
 
 @pytest.fixture

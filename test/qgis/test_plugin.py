@@ -23,7 +23,21 @@ def test_metadata():
     assert os.path.exists(os.path.join(ROOT, g["icon"]))
 
 
-def test_class_factory_without_iface(qgis_app):
+@pytest.fixture
+def no_provider(qgis_app):
+    """No glaciervelocity provider registered during the test (another test's is set aside)."""
+    registry = QgsApplication.processingRegistry()
+    existing = registry.providerById("glaciervelocity")
+    if existing is not None:
+        registry.removeProvider(existing)
+    yield
+    if existing is not None and registry.providerById("glaciervelocity") is None:
+        from glacier_velocity.processing_provider.provider import GlacierVelocityProvider
+
+        registry.addProvider(GlacierVelocityProvider())
+
+
+def test_class_factory_without_iface(qgis_app, no_provider):
     """qgis_process calls classFactory(None) then initProcessing()."""
     import glacier_velocity
 
@@ -39,34 +53,55 @@ def test_class_factory_without_iface(qgis_app):
     assert registry.providerById("glaciervelocity") is None
 
 
-def test_gui_load_and_unload(qgis_app, qgis_iface, monkeypatch):
+class RecordingIface:
+    """The part of QgisInterface the plugin uses, recording what is added and removed."""
+
+    def __init__(self, canvas):
+        from qgis.PyQt.QtWidgets import QMainWindow
+
+        self.canvas, self.window = canvas, QMainWindow()
+        self.added, self.removed = [], []
+
+    def mainWindow(self):  # noqa: N802 (QGIS's names)
+        return self.window
+
+    def mapCanvas(self):  # noqa: N802
+        return self.canvas
+
+    def addDockWidget(self, area, dock):  # noqa: N802
+        self.added.append(("dock", dock))
+
+    def removeDockWidget(self, dock):  # noqa: N802
+        self.removed.append(("dock", dock))
+
+    def addPluginToMenu(self, menu, action):  # noqa: N802
+        self.added.append(("menu", action))
+
+    def removePluginMenu(self, menu, action):  # noqa: N802
+        self.removed.append(("menu", action))
+
+    def addToolBarIcon(self, action):  # noqa: N802
+        self.added.append(("tool", action))
+
+    def removeToolBarIcon(self, action):  # noqa: N802
+        self.removed.append(("tool", action))
+
+
+def test_gui_load_and_unload(qgis_app, qgis_canvas, no_provider):
     """initGui adds the dock, menu entries and toolbar buttons; unload removes every one."""
     import glacier_velocity
 
-    added, removed = [], []
-    # pytest-qgis's iface lacks some QgisInterface methods: record them instead
-    monkeypatch.setattr(qgis_iface, "addPluginToMenu", lambda m, a: added.append(("menu", a)),
-                        raising=False)
-    monkeypatch.setattr(qgis_iface, "removePluginMenu", lambda m, a: removed.append(("menu", a)),
-                        raising=False)
-    monkeypatch.setattr(qgis_iface, "addToolBarIcon", lambda a: added.append(("tool", a)),
-                        raising=False)
-    monkeypatch.setattr(qgis_iface, "removeToolBarIcon", lambda a: removed.append(("tool", a)),
-                        raising=False)
-    monkeypatch.setattr(qgis_iface, "removeDockWidget", lambda d: removed.append(("dock", d)),
-                        raising=False)
-    plugin = glacier_velocity.classFactory(qgis_iface)
+    iface = RecordingIface(qgis_canvas)
+    plugin = glacier_velocity.classFactory(iface)
     plugin.initGui()
     try:
-        assert plugin.dock is not None and plugin.actions
+        assert plugin.dock is not None
+        assert {k for k, _ in iface.added} == {"dock", "menu", "tool"}
         assert QgsApplication.processingRegistry().providerById("glaciervelocity") is not None
-        dock = plugin.dock
     finally:
         plugin.unload()
     assert plugin.dock is None and not plugin.actions
-    assert ("dock", dock) in removed
-    assert sorted(map(id, (a for _, a in added))) == sorted(
-        map(id, (a for k, a in removed if k != "dock")))
+    assert sorted((k, id(a)) for k, a in iface.added) == sorted((k, id(a)) for k, a in iface.removed)
     assert QgsApplication.processingRegistry().providerById("glaciervelocity") is None
 
 
