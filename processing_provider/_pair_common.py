@@ -1,0 +1,80 @@
+"""Parameters and help shared by the pair post-processing algorithms (not an algorithm: skipped
+by discovery): the pair input (a pair product, or vx and vy rasters with units and dates) and
+stable ground (polygons and/or a mask raster)."""
+
+from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeatureSource,
+                       QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
+
+from ..compat import TYPE_VECTOR_POLYGON
+from ..core.pairsource import PairSource
+from ..core.stable import stable_mask
+
+UNIT_KEYS = ["m/yr", "m/day"]
+
+PAIR_HELP = {
+    "INPUT": "pair product (bands vx, vy, v, snr; m/yr), or a single-band raster of vx (east "
+             "velocity) together with INPUT_VY.",
+    "INPUT_VY": "single-band raster of vy (north velocity) on the grid of INPUT, when INPUT is a "
+                "vx raster.",
+    "INPUT_UNITS": "velocity units of the input: m/yr (default) or m/day. Outputs are always m/yr.",
+    "START_DATE": "first acquisition date (YYYY-MM-DD) when the input does not say it: by default "
+                  "from a pair product's metadata, or from two dates in the file name "
+                  "(e.g. 20180304-20180405_vx.tif).",
+    "END_DATE": "second acquisition date (YYYY-MM-DD), as START_DATE.",
+}
+
+STABLE_HELP = {
+    "STABLE": "stable-ground polygons (bedrock, no ice; any CRS): true velocity zero there.",
+    "STABLE_MASK": "stable-ground mask raster (non-zero = stable; any CRS and grid, resampled by "
+                   "nearest neighbour). With STABLE too, their union is used.",
+}
+
+
+def add_pair_inputs(alg):
+    """Add INPUT, INPUT_VY, INPUT_UNITS, START_DATE and END_DATE to ``alg``."""
+    alg.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Pair product or vx raster"))
+    alg.addParameter(QgsProcessingParameterRasterLayer("INPUT_VY", "vy raster (with a vx raster)",
+                                                       optional=True))
+    alg.addParameter(QgsProcessingParameterEnum("INPUT_UNITS", "Input velocity units",
+                                                options=UNIT_KEYS, defaultValue=0))
+    alg.addParameter(QgsProcessingParameterString("START_DATE", "Start date (YYYY-MM-DD)",
+                                                  optional=True))
+    alg.addParameter(QgsProcessingParameterString("END_DATE", "End date (YYYY-MM-DD)",
+                                                  optional=True))
+
+
+def pair_source(alg, parameters, context):
+    """The :class:`PairSource` the pair-input parameters describe."""
+    return PairSource(alg.raster_path(parameters, "INPUT", context),
+                      alg.raster_path(parameters, "INPUT_VY", context, required=False),
+                      UNIT_KEYS[alg.parameterAsEnum(parameters, "INPUT_UNITS", context)],
+                      alg.parameterAsString(parameters, "START_DATE", context).strip() or None,
+                      alg.parameterAsString(parameters, "END_DATE", context).strip() or None)
+
+
+def add_stable(alg, mask=True):
+    """Add STABLE (polygons, optional) and, with ``mask``, STABLE_MASK (raster, optional)."""
+    alg.addParameter(QgsProcessingParameterFeatureSource(
+        "STABLE", "Stable-ground polygons", [TYPE_VECTOR_POLYGON], optional=True))
+    if mask:
+        alg.addParameter(QgsProcessingParameterRasterLayer(
+            "STABLE_MASK", "Stable-ground mask raster", optional=True))
+
+
+def stable_on(alg, parameters, context, feedback, grid, required=True):
+    """The stable-ground mask on ``grid`` from STABLE / STABLE_MASK, or None when neither is
+    given and ``required`` is False."""
+    polygons = alg.vector_path(parameters, "STABLE", context, feedback, required=False)
+    mask = (alg.raster_path(parameters, "STABLE_MASK", context, required=False)
+            if alg.parameterDefinition("STABLE_MASK") is not None else None)
+    if not polygons and not mask and not required:
+        return None
+    return stable_mask(grid, polygons, mask)
+
+
+def optional_number(alg, parameters, name, context):
+    """The value of an optional number parameter, or None when it is left empty."""
+    value = parameters.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return alg.parameterAsDouble(parameters, name, context)

@@ -1,0 +1,101 @@
+"""Monthly velocity stacks (v, vx, vy) from many pair products of one sensor."""
+
+from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeatureSink,
+                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterString)
+
+from ..compat import NUMBER_DOUBLE, TYPE_RASTER, TYPE_VECTOR_TABLE
+from ..core.errors import InputError
+from ..core.harmonise import DEFAULT_PIXEL, target_grid
+from ..core.monthly import COMBINE, monthly_stacks
+from ..core.pairsource import PairSource
+from ..core.raster_io import raster_grid
+from .base import GlacierAlgorithm
+
+
+class MonthlyStacksAlgorithm(GlacierAlgorithm):
+    ALG_ID = "monthlystacks"
+    DISPLAY_NAME = "Monthly stacks from pair products"
+    GROUP = "timeseries"
+    HELP = f"""Builds monthly velocity stacks (speed v, and vx and vy) on one grid from many pair
+products of one sensor. Each band is a calendar month (description START/END), from the first to
+the last month that received a pair; months without pairs are empty (NaN).
+
+A pair goes to the calendar month that holds most of its days, if that is at least MIN_FRACTION
+of them (default half); pairs spanning months more evenly are left out and listed in the log.
+Several pairs in one month are combined per pixel by the median of vx and of vy (robust to one
+bad pair), or by a weighted mean with weights baseline² × SNR (a velocity's error falls with the
+baseline). The speed is the magnitude of the combined vx and vy: averaging speeds would be biased
+upwards by noise. Pairs are resampled onto the grid by nearest neighbour: the REFERENCE raster's
+grid, or a {DEFAULT_PIXEL:g} m grid (PIXEL_SIZE) covering the first pair. Each band's metadata
+PAIRS lists the pair files that went into it; OUTPUT_TABLE lists them per month."""
+    PARAM_HELP = {
+        "SOURCES": "pair products of one sensor (bands vx, vy, v, snr; START_DATE/END_DATE).",
+        "REFERENCE": "raster whose grid the stacks take (optional).",
+        "PIXEL_SIZE": f"pixel size without a reference, m (default {DEFAULT_PIXEL:g}).",
+        "COMBINE": "how pairs of one month are combined: median (default) or weighted mean "
+                   "(baseline² × SNR).",
+        "MIN_FRACTION": "share of a pair's days that must fall in its month (default 0.5).",
+        "SENSOR": "sensor name of the stacks (default: the pairs' SENSOR; needed when they differ).",
+        "OUTPUT": "monthly speed stack v (m/yr).",
+        "OUTPUT_VX": "monthly stack of vx (m/yr, east), optional.",
+        "OUTPUT_VY": "monthly stack of vy (m/yr, north), optional.",
+        "OUTPUT_TABLE": "per month: interval, number of pairs and their file names (optional).",
+    }
+    COMBINE_LABELS = ["Median (default)", "Weighted mean (baseline² × SNR)"]
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterMultipleLayers("SOURCES", "Pair products",
+                                                               TYPE_RASTER))
+        self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE", "Reference grid",
+                                                            optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "PIXEL_SIZE", "Pixel size without reference (m)", NUMBER_DOUBLE, DEFAULT_PIXEL,
+            minValue=0.01))
+        self.addParameter(QgsProcessingParameterEnum("COMBINE", "Combine pairs of a month by",
+                                                     options=self.COMBINE_LABELS, defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "MIN_FRACTION", "Share of a pair's days in its month", NUMBER_DOUBLE, 0.5, minValue=0,
+            maxValue=1))
+        self.addParameter(QgsProcessingParameterString("SENSOR", "Sensor name", optional=True))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Monthly speed stack"))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_VX", "Monthly vx stack", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_VY", "Monthly vy stack", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            "OUTPUT_TABLE", "Pairs per month", TYPE_VECTOR_TABLE, optional=True,
+            createByDefault=False))
+
+    def process(self, parameters, context, feedback):
+        paths = self.raster_paths(parameters, "SOURCES", context)
+        if not paths:
+            raise InputError("SOURCES: give at least one pair product.")
+        ref = self.raster_path(parameters, "REFERENCE", context, required=False)
+        if ref:
+            grid = raster_grid(ref, "reference raster")
+        else:
+            grid = target_grid(PairSource(paths[0]).grid,
+                               self.parameterAsDouble(parameters, "PIXEL_SIZE", context))
+        outputs = {"v": self.parameterAsOutputLayer(parameters, "OUTPUT", context)}
+        for q, name in (("vx", "OUTPUT_VX"), ("vy", "OUTPUT_VY")):
+            if parameters.get(name):
+                outputs[q] = self.parameterAsOutputLayer(parameters, name, context)
+        rows, left_out = monthly_stacks(
+            paths, grid, outputs, COMBINE[self.parameterAsEnum(parameters, "COMBINE", context)],
+            self.parameterAsDouble(parameters, "MIN_FRACTION", context),
+            self.parameterAsString(parameters, "SENSOR", context).strip() or None,
+            progress=self.progress(feedback))
+        for r in rows:
+            feedback.pushInfo(f"{r['month']}: {r['n_pairs']} pair(s) {r['pairs']}")
+        if left_out:
+            feedback.reportError(f"{len(left_out)} pair(s) fit no month and were left out: "
+                                 f"{', '.join(left_out)}", False)
+        results = {"OUTPUT": outputs["v"]}
+        results.update({name: outputs[q] for q, name in (("vx", "OUTPUT_VX"), ("vy", "OUTPUT_VY"))
+                        if q in outputs})
+        if parameters.get("OUTPUT_TABLE"):
+            results["OUTPUT_TABLE"] = self.write_table(
+                parameters, "OUTPUT_TABLE", context, rows, ["month", "interval", "n_pairs", "pairs"])
+        return results
