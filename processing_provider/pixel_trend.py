@@ -1,0 +1,79 @@
+"""Pixel-wise decadal trends of a velocity stack with an honest significance mask."""
+
+from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer)
+
+from ..core.trends import pixel_trends
+from ._trend_common import COMMON_HELP, SIGNIFICANCE_HELP, add_method_parameters, method_options
+from .base import GlacierAlgorithm
+
+# output parameter -> key of core.trends.pixel_trends, description, created by default
+OUTPUTS = (
+    ("OUTPUT_TREND", "trend", "Trend (m/yr per decade)", True),
+    ("OUTPUT_P", "p", "p-value", True),
+    ("OUTPUT_SIGNIFICANT", "significant", "Significant after FDR (1/0)", True),
+    ("OUTPUT_CI_LOW", "ci_low", "Trend confidence interval, lower bound", False),
+    ("OUTPUT_CI_HIGH", "ci_high", "Trend confidence interval, upper bound", False),
+    ("OUTPUT_TREND_OLS", "ols", "OLS trend of the annual means", False),
+    ("OUTPUT_TREND_SEN", "sen", "Theil-Sen trend of the annual means", False),
+    ("OUTPUT_N_YEARS", "n_years", "Number of valid years", False),
+)
+
+
+class PixelTrendAlgorithm(GlacierAlgorithm):
+    ALG_ID = "pixeltrend"
+    DISPLAY_NAME = "Pixel trends"
+    GROUP = "trends"
+    HELP = """Decadal velocity trend of every pixel of a monthly velocity stack (m/yr per decade),
+its confidence interval and p-value, and a significance mask that controls the false discovery rate
+over the whole raster (Benjamini-Hochberg: among the pixels marked significant, at most a share
+ALPHA are expected to be false). The mask is 1 where significant, 0 where not, NoData where the
+pixel has fewer than MIN_YEARS valid years.
+
+""" + SIGNIFICANCE_HELP + """
+
+The trend raster holds the chosen method's slope (OLS for ols_annual, Theil-Sen for sen_annual,
+seasonal Kendall slope for seasonal_mk); the OLS and Theil-Sen slopes of the annual means are
+optional outputs whatever the method. The stack is processed tile by tile (bounded memory)."""
+    PARAM_HELP = dict(
+        COMMON_HELP,
+        OUTPUT_TREND="trend of the chosen method, m/yr per decade.",
+        OUTPUT_P="two-sided p-value of the chosen test (null: no trend).",
+        OUTPUT_SIGNIFICANT="1 where significant after Benjamini-Hochberg FDR control at ALPHA, "
+                           "0 where not, NoData where not computable.",
+        OUTPUT_CI_LOW="lower bound of the 1 - ALPHA confidence interval of the trend (optional).",
+        OUTPUT_CI_HIGH="upper bound of the 1 - ALPHA confidence interval of the trend (optional).",
+        OUTPUT_TREND_OLS="OLS slope of the annual means, m/yr per decade (optional).",
+        OUTPUT_TREND_SEN="Theil-Sen slope of the annual means, m/yr per decade (optional).",
+        OUTPUT_N_YEARS="number of counting years per pixel (optional).",
+        N_COMPUTABLE="number of pixels with a trend.",
+        N_SIGNIFICANT="number of pixels significant after FDR control.",
+    )
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Velocity stack"))
+        add_method_parameters(self)
+        for name, _, description, default in OUTPUTS:
+            self.addParameter(QgsProcessingParameterRasterDestination(
+                name, description, optional=not default, createByDefault=default))
+        self.addOutput(QgsProcessingOutputNumber("N_COMPUTABLE", "Pixels with a trend"))
+        self.addOutput(QgsProcessingOutputNumber("N_SIGNIFICANT", "Significant pixels"))
+
+    def process(self, parameters, context, feedback):
+        stack = self.raster_path(parameters, "INPUT", context)
+        options = method_options(self, parameters, context)
+        paths = {}
+        for name, _, _, default in OUTPUTS:
+            if default or parameters.get(name):
+                path = self.parameterAsOutputLayer(parameters, name, context)
+                if path:
+                    paths[name] = path
+        summary = pixel_trends(stack, {key: paths[name] for name, key, _, _ in OUTPUTS
+                                       if paths.get(name)}, progress=self.progress(feedback),
+                               **options)
+        feedback.pushInfo(
+            f"{summary['computable']} pixels with a trend, {summary['significant']} significant "
+            f"after FDR control ({100 * summary['share_significant']:.1f} %; p <= "
+            f"{summary['bh_p_threshold']:.2g}); method {summary['method']}.")
+        return dict(paths, N_COMPUTABLE=summary["computable"],
+                    N_SIGNIFICANT=summary["significant"])
