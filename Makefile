@@ -50,6 +50,10 @@ demo: setup
 bench: setup
 	$(VPY) bench/run.py
 
+# The dock rendered offscreen on the sample scene: docs/timeseries.png, docs/calibration.png.
+screenshots: setup
+	QT_QPA_PLATFORM=offscreen $(VPY) scripts/screenshots.py docs
+
 install:
 	mkdir -p "$(QGIS_PROFILE)/python/plugins"
 	ln -sfn "$(CURDIR)" "$(QGIS_PROFILE)/python/plugins/glacier_velocity"

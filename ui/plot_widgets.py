@@ -1,0 +1,400 @@
+"""pyqtgraph widgets of the dock: a pixel's velocity time series and the UAV calibration scatters.
+
+Importing this module imports pyqtgraph (after telling it QGIS's Qt binding): the dock imports it
+only once it knows pyqtgraph is installed. Widgets only draw; the data come ready from
+:mod:`..core.pixel_series`.
+"""
+
+import html
+import math
+
+import numpy as np
+
+from ..compat import pyqtgraph_env
+from ..core.pixel_series import connect_mask
+
+pyqtgraph_env()
+
+import pyqtgraph as pg  # noqa: E402  (needs PYQTGRAPH_QT_LIB set first)
+from pyqtgraph import exporters  # noqa: E402
+from qgis.PyQt.QtCore import Qt  # noqa: E402
+from qgis.PyQt.QtGui import QColor  # noqa: E402
+from qgis.PyQt.QtWidgets import QMenu, QToolButton  # noqa: E402
+
+SENSOR_COLOURS = {
+    "landsat": "#e67e22",
+    "sentinel2": "#2ca02c",
+    "sentinel1": "#7b4fc9",
+    "uav": "#d62728",
+    "truth": "#7f7f7f",
+    "fused": "#111111",
+}
+PALETTE = ("#1f77b4", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#9467bd", "#ff7f0e")
+SENSOR_ALIASES = {"s2": "sentinel2", "s1": "sentinel1", "l8": "landsat", "l9": "landsat",
+                  "drone": "uav", "fusion": "fused", "combined": "fused", "gapfilled": "fused"}
+FOREGROUND = "#202020"
+HOVER_PIXELS = 12  # hover picks the nearest point within this many screen pixels
+
+
+def sensor_key(sensor):
+    """Normalised sensor name ('Sentinel-2' -> 'sentinel2', 'S1' -> 'sentinel1')."""
+    key = str(sensor).lower().replace("-", "").replace("_", "").replace(" ", "")
+    key = SENSOR_ALIASES.get(key, key)
+    for known in SENSOR_COLOURS:
+        if key.startswith(known):
+            return known
+    return key
+
+
+def assign_colours(sensors):
+    """One colour per entry: the sensor's colour the first time it appears, then the palette."""
+    used, out, spare = set(), [], iter(PALETTE * 10)
+    for sensor in sensors:
+        colour = SENSOR_COLOURS.get(sensor_key(sensor))
+        if colour is None or colour in used:
+            colour = next(c for c in spare if c not in used)
+        used.add(colour)
+        out.append(colour)
+    return out
+
+
+def _with_alpha(colour, alpha):
+    c = QColor(colour)
+    c.setAlpha(alpha)
+    return c
+
+
+def _style_plot(plot_item):
+    """Dark text on the white background, a light grid, readable fonts."""
+    for name in ("left", "bottom"):
+        axis = plot_item.getAxis(name)
+        axis.setPen(pg.mkPen(FOREGROUND))
+        axis.setTextPen(pg.mkPen(FOREGROUND))
+    plot_item.showGrid(x=True, y=True, alpha=0.15)
+
+
+LEGEND_STYLE = dict(labelTextColor=FOREGROUND, labelTextSize="9pt", verSpacing=-4,
+                    brush=pg.mkBrush(255, 255, 255, 215), pen=pg.mkPen("#b0b0b0"))
+
+
+def export_image(target, path, width=1600):
+    """Export a plot item or scene to PNG (any image extension) or SVG by ``path``'s extension."""
+    path = str(path)
+    if path.lower().endswith(".svg"):
+        exporters.SVGExporter(target).export(path)
+    else:
+        exporter = exporters.ImageExporter(target)
+        exporter.parameters()["width"] = int(width)
+        exporter.export(path)
+    return path
+
+
+def export_button(parent, image_slot, csv_slot, csv_text="Data as CSV…"):
+    """An 'Export' button with a menu: the plot as PNG/SVG, its data as CSV."""
+    button = QToolButton(parent)
+    button.setText("Export")
+    button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+    menu = QMenu(button)
+    menu.addAction("Plot as PNG or SVG…", image_slot)
+    menu.addAction(csv_text, csv_slot)
+    button.setMenu(menu)
+    return button
+
+
+class _Pool:
+    """Plot items created once and reused: removing pyqtgraph items from a scene raises
+    "unable to convert a QVariant back to a Python object" inside QGIS (its NULL QVariant), so
+    redraws set new data on existing items and hide the spare ones."""
+
+    def __init__(self, plot_item, factory):
+        self.plot_item, self.factory, self.items, self.used = plot_item, factory, [], 0
+
+    def reset(self):
+        for item in self.items:
+            item.hide()
+        self.used = 0
+
+    def take(self):
+        if self.used == len(self.items):
+            item = self.factory()
+            self.plot_item.addItem(item)
+            self.items.append(item)
+        item = self.items[self.used]
+        self.used += 1
+        item.show()
+        return item
+
+
+class TimeSeriesPlot(pg.PlotWidget):
+    """Velocity against the middle date of each band, one curve per :class:`PixelSeries`.
+
+    Points plus lines broken at NaN and at long gaps (:func:`connect_mask`), error bars where
+    errors are known, pinned series dashed, the fused product thicker and on top (UAV points
+    larger, so they show around it). Hovering near a point shows its series, date and value.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent, background="w",
+                         axisItems={"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0)})
+        self.plotItem.setLabel("left", "Velocity", units="m/yr", color=FOREGROUND)
+        self.plotItem.setLabel("bottom", "Middle date of each interval", color=FOREGROUND)
+        self.plotItem.getAxis("left").enableAutoSIPrefix(False)
+        _style_plot(self.plotItem)
+        self.legend = self.plotItem.addLegend(offset=(8, 8), **LEGEND_STYLE)
+        self._curves = _Pool(self.plotItem, lambda: pg.PlotDataItem(antialias=True))
+        self._bars = _Pool(self.plotItem, lambda: pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0)))
+        self.items = {}  # label -> PlotDataItem
+        self._drawn = []  # (series, timestamps)
+        self.hover = pg.TextItem("", color=FOREGROUND, fill=pg.mkBrush(255, 255, 255, 230),
+                                 border=pg.mkPen("#808080"), anchor=(0, 1))
+        self.hover_marker = pg.ScatterPlotItem(size=11, pen=pg.mkPen("#000000", width=1.5),
+                                               brush=None)
+        for z, item in ((100, self.hover), (99, self.hover_marker)):
+            item.setZValue(z)
+            item.hide()
+            self.plotItem.addItem(item, ignoreBounds=True)
+        self._proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=30,
+                                     slot=self._mouse_moved)
+
+    def set_series(self, series, title="", colours=None):
+        """Draw ``series`` (a list of :class:`PixelSeries`; labels must be unique); ``colours``
+        maps labels to colours where the caller fixes them (else by sensor)."""
+        self._curves.reset()
+        self._bars.reset()
+        self.legend.clear()
+        self.hide_hover()
+        self.items, self._drawn = {}, []
+        fixed = colours
+        auto = assign_colours([s.sensor if not s.pinned else f"pinned {s.sensor}" for s in series])
+        for s, colour in zip(series, auto):
+            colour = (fixed or {}).get(s.label) or colour
+            x = s.timestamps()
+            self._draw(s, x, colour)
+            self._drawn.append((s, x))
+        # legend: sources in list order, the fused product last (it is drawn on top)
+        for s in sorted(series, key=lambda s: s.is_fused):
+            self.legend.addItem(self.items[s.label],
+                                s.label if s.valid else f"{s.label} (no value here)")
+        self.plotItem.setTitle(title, size="11pt", color=FOREGROUND)
+        self.plotItem.enableAutoRange()
+
+    def _draw(self, s, x, colour):
+        fused = s.is_fused
+        style = Qt.PenStyle.DashLine if s.pinned else Qt.PenStyle.SolidLine
+        alpha = 150 if s.pinned else 255
+        item = self._curves.take()
+        values = s.values
+        if not np.isfinite(values).any():  # nothing to draw (pyqtgraph warns on all-NaN data)
+            x = values = np.zeros(0)
+        item.setData(x, values, connect=connect_mask(s) if values.size else "finite",
+                     pen=pg.mkPen(_with_alpha(colour, alpha), width=2.4 if fused else 1.3,
+                                  style=style),
+                     symbol="d" if s.pinned else ("s" if fused else "o"),
+                     symbolSize=6 if fused else (9 if sensor_key(s.sensor) == "uav" else 5),
+                     symbolPen=pg.mkPen(colour),
+                     symbolBrush=pg.mkBrush(_with_alpha(colour, alpha)), name=s.label)
+        item.setZValue(10 if fused else (1 if s.pinned else 5))
+        self.items[s.label] = item
+        if s.errors is not None and not s.pinned:
+            ok = np.isfinite(s.values) & np.isfinite(s.errors)
+            if ok.any():
+                bars = self._bars.take()
+                bars.setData(x=x[ok], y=s.values[ok], height=2 * s.errors[ok], beam=0,
+                             pen=pg.mkPen(_with_alpha(colour, 140), width=1))
+                bars.setZValue(item.zValue() - 0.5)
+
+    # ---------------------------------------------------------------- hover
+    def nearest(self, x, y, max_pixels=HOVER_PIXELS):
+        """``(series, index)`` of the plotted point nearest ``(x, y)`` (view coordinates) within
+        ``max_pixels`` screen pixels, or None."""
+        sx, sy = self.plotItem.vb.viewPixelSize()
+        sx, sy = sx or 1.0, sy or 1.0
+        best, best_d = None, float(max_pixels)
+        for s, ts in self._drawn:
+            d = np.hypot((ts - x) / sx, (s.values - y) / sy)
+            d[~np.isfinite(d)] = np.inf
+            if d.size and d.min() <= best_d:
+                i = int(np.argmin(d))
+                best, best_d = (s, i), float(d[i])
+        return best
+
+    @staticmethod
+    def describe(series, index):
+        """Hover text of a point: series, middle date, interval and value (± error)."""
+        iv = series.intervals[index]
+        err = ""
+        if series.errors is not None and math.isfinite(series.errors[index]):
+            err = f" ± {series.errors[index]:.1f}"
+        return (f"{series.label}\n{iv.mid.isoformat()} ({iv.start.isoformat()} to "
+                f"{iv.end.isoformat()})\n{series.values[index]:.1f}{err} m/yr")
+
+    def hover_at(self, x, y):
+        """Show (or hide) the hover label for view point ``(x, y)``; returns its text or ''."""
+        hit = self.nearest(x, y)
+        if hit is None:
+            self.hide_hover()
+            return ""
+        s, i = hit
+        xi, yi = s.timestamps()[i], s.values[i]
+        text = self.describe(s, i)
+        self.hover.setText(text)
+        self.hover.setPos(xi, yi)
+        (x0, x1), _ = self.plotItem.vb.viewRange()
+        self.hover.setAnchor((1, 1) if xi > (x0 + x1) / 2 else (0, 1))
+        self.hover_marker.setData([xi], [yi])
+        self.hover.show()
+        self.hover_marker.show()
+        return text
+
+    def hide_hover(self):
+        self.hover.hide()
+        self.hover_marker.hide()
+
+    def _mouse_moved(self, event):
+        pos = event[0]
+        if self.plotItem.vb.sceneBoundingRect().contains(pos):
+            p = self.plotItem.vb.mapSceneToView(pos)
+            self.hover_at(p.x(), p.y())
+        else:
+            self.hide_hover()
+
+    def export(self, path, width=1600):
+        """Save the plot as PNG or SVG."""
+        self.hide_hover()
+        return export_image(self.plotItem, path, width)
+
+
+class CalibrationPlot(pg.GraphicsLayoutWidget):
+    """Two scatters against the UAV velocity: every source, and the weighted combination, each
+    with the 1:1 line; the legends below them give weight, n, bias, RMSE and R² from the
+    calibration table. Both axes span the same range (aspect locked, the 1:1 line at 45°). Side
+    by side or stacked, whichever gives the larger plots."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground("w")
+        self.sources_plot = self.ci.addPlot(row=0, col=0)
+        self.fused_plot = self.ci.addPlot(row=0, col=1)
+        self.scatters = {}  # source name (or 'combined') -> ScatterPlotItem
+        self.legends, self._pools, self._lines = {}, {}, {}
+        for col, (plot, title) in enumerate(((self.sources_plot, "Sources against UAV"),
+                                             (self.fused_plot, "Fused against UAV"))):
+            plot.setLabel("bottom", "UAV velocity", units="m/yr", color=FOREGROUND)
+            plot.setLabel("left", "Satellite velocity", units="m/yr", color=FOREGROUND)
+            for name in ("left", "bottom"):
+                plot.getAxis(name).enableAutoSIPrefix(False)
+            plot.setTitle(title, size="11pt", color=FOREGROUND)
+            _style_plot(plot)
+            plot.setAspectLocked(True)  # the 1:1 line at 45°
+            # legends below the plots (rich text): long statistics never hide points
+            legend = pg.LabelItem("", justify="left", color=FOREGROUND, size="9pt")
+            legend.entries = []
+            self.ci.addItem(legend, row=1, col=col)
+            self.legends[id(plot)] = legend
+            self._pools[id(plot)] = _Pool(plot, lambda: pg.ScatterPlotItem(pen=None, size=5))
+            line = pg.PlotDataItem([], [], pen=pg.mkPen("#606060", width=1.2,
+                                                        style=Qt.PenStyle.DashLine))
+            line.setZValue(20)
+            plot.addItem(line)
+            self._lines[id(plot)] = line
+        self._wide = True
+        self.ci.layout.setRowStretchFactor(0, 1)
+        for col in (0, 1):
+            self.ci.layout.setColumnStretchFactor(col, 1)
+
+    def _arrange(self):
+        """Side by side when wide, stacked when tall (moved in the Qt layout: never removed
+        from the scene)."""
+        w, h = self.width(), self.height()
+        wide = min(w / 2, h) >= min(w, h / 2)  # whichever gives the larger square plots
+        if wide == self._wide:
+            return
+        self._wide = wide
+        layout = self.ci.layout
+        legend = self.legends[id(self.fused_plot)]
+        for item in (self.fused_plot, legend):
+            layout.removeItem(item)
+        layout.addItem(self.fused_plot, 0 if wide else 2, 1 if wide else 0)
+        layout.addItem(legend, 1 if wide else 3, 1 if wide else 0)
+
+    def resizeEvent(self, event):  # noqa: N802 (Qt's name)
+        if hasattr(self, "_wide"):  # GraphicsView's constructor resizes before ours runs
+            self._arrange()
+        super().resizeEvent(event)
+
+    def clear_plots(self):
+        self.scatters = {}
+        for plot in (self.sources_plot, self.fused_plot):
+            self._pools[id(plot)].reset()
+            self._lines[id(plot)].setData([], [])
+            self.legends[id(plot)].entries = []
+            self.legends[id(plot)].setText("")
+
+    def set_calibration(self, calibration, samples):
+        """Draw :class:`Samples` with the legends of a :class:`Calibration` (either may be None:
+        without samples only the legends and 1:1 lines are drawn)."""
+        self.clear_plots()
+        fits = {f.source: f for f in calibration.sources} if calibration else {}
+        names = list(samples.sources) if samples is not None else []
+        names += [n for n in fits if n not in names]
+        colours = assign_colours([fits[n].sensor if n in fits and fits[n].sensor else n
+                                  for n in names])
+        values = []
+        for name, colour in zip(names, colours):
+            fit = fits.get(name)
+            y = samples.sources.get(name) if samples is not None else None
+            self.scatters[name] = self._scatter(self.sources_plot, samples, y, colour,
+                                                fit.legend(sep="\n") if fit else name)
+            values.append(y)
+        combined = calibration.combined if calibration else None
+        y = samples.combined if samples is not None else None
+        label = (combined.legend(with_weight=False, sep="\n") if combined
+                 else "weighted combination")
+        self.scatters["combined"] = self._scatter(self.fused_plot, samples, y,
+                                                  SENSOR_COLOURS["fused"], label)
+        values += [y, samples.uav if samples is not None else None]
+        self._one_to_one(values)
+
+    def _scatter(self, plot, samples, y, colour, label):
+        x = np.zeros(0)
+        if samples is not None and y is not None:
+            ok = np.isfinite(samples.uav) & np.isfinite(y)
+            x, y = samples.uav[ok], y[ok]
+        else:
+            y = np.zeros(0)
+        item = self._pools[id(plot)].take()
+        item.setData(x, y, brush=pg.mkBrush(_with_alpha(colour, 110)), pen=None, size=5)
+        item.legend_text = label
+        self._add_legend(plot, f"<span style='color:{colour}'>●</span>", label)
+        return item
+
+    def _add_legend(self, plot, symbol, label):
+        legend = self.legends[id(plot)]
+        legend.entries.append(label)
+        lines = legend.text.split("<br>") if legend.text else []
+        # a second line (the statistics) is indented under the name: narrow docks stay readable
+        lines.append(f"{symbol}&nbsp;" + html.escape(label).replace("\n", "<br>" + "&nbsp;" * 5))
+        legend.setText("<br>".join(lines))
+
+    def _one_to_one(self, values):
+        finite = [v[np.isfinite(v)] for v in values if v is not None]
+        finite = [v for v in finite if v.size]
+        lo, hi = (0.0, 1.0) if not finite else (min(v.min() for v in finite),
+                                                 max(v.max() for v in finite))
+        pad = 0.04 * (hi - lo or 1.0)
+        lo, hi = lo - pad, hi + pad
+        for plot in (self.sources_plot, self.fused_plot):
+            line = self._lines[id(plot)]
+            line.setData([lo, hi], [lo, hi])
+            self._add_legend(plot, "<span style='color:#606060'>- -</span>", "1:1")
+            plot.setXRange(lo, hi, padding=0)
+            plot.setYRange(lo, hi, padding=0)
+
+    def legend_texts(self, which="sources"):
+        """Legend labels of the sources (or 'fused') plot, in order."""
+        plot = self.sources_plot if which == "sources" else self.fused_plot
+        return list(self.legends[id(plot)].entries)
+
+    def export(self, path, width=1600):
+        """Save both scatters (and their legends) as PNG or SVG."""
+        return export_image(self.scene(), path, width)
