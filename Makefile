@@ -14,7 +14,7 @@ export QT_QPA_PLATFORM ?= offscreen
 export XDG_RUNTIME_DIR ?= $(CURDIR)/.build/runtime
 PYTEST := $(VPY) -m pytest -ra --timeout=1200
 
-.PHONY: setup deb test test-core test-qgis demo bench install uninstall zip lint screenshots clean
+.PHONY: setup deb test test-core test-qgis demo bench install uninstall zip lint screenshots docs clean
 
 setup: deb $(VENV)/.stamp
 
@@ -61,6 +61,10 @@ install:
 
 uninstall:
 	rm -f "$(QGIS_PROFILE)/python/plugins/glacier_velocity"
+
+# docs/ALGORITHMS.md, generated from the algorithms (a test checks it is current).
+docs: setup
+	$(VPY) scripts/document_algorithms.py
 
 zip:
 	$(PY) scripts/make_zip.py dist

@@ -2,6 +2,9 @@
 
 import pytest
 
+# Python must keep a reference to a registered provider, or it is collected and its algorithms vanish.
+_REGISTERED = []
+
 
 @pytest.fixture
 def provider(qgis_app, qgis_processing):
@@ -19,6 +22,7 @@ def provider(qgis_app, qgis_processing):
     if prov is None:
         prov = GlacierVelocityProvider()
         registry.addProvider(prov)
+        _REGISTERED[:] = [prov]
     return prov
 
 
