@@ -1,0 +1,90 @@
+"""The fusion chain through Processing: calibrate weights (tables, WEIGHTS), fuse, gap-fill."""
+
+import csv
+
+import numpy as np
+import pytest
+from osgeo import gdal
+from qgis.core import QgsProcessingException
+
+from glacier_velocity.core.calibration import calibrate
+from glacier_velocity.core.products import read_stack, read_stack_info
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_calibrate_fuse_gapfill_chain(run_alg, scene_tiny, tmp_path):
+    _, manifest, model = scene_tiny
+    p = manifest["paths"]
+    table, samples = str(tmp_path / "calibration.csv"), str(tmp_path / "samples.csv")
+    res = run_alg("calibrateweights", {
+        "REFERENCE": p["uav_v"], "SOURCES": [p["landsat_v"], p["sentinel2_v"]],
+        "AUXILIARY": p["sentinel1_v"], "OUTPUT": table, "OUTPUT_SAMPLES": samples})
+    core = calibrate(p["uav_v"], [p["landsat_v"], p["sentinel2_v"]], p["sentinel1_v"])
+    weights = [float(w) for w in res["WEIGHTS"].split(",")]
+    np.testing.assert_allclose(weights, core.weights, atol=1e-7)
+    assert res["CLASS_WEIGHTS"] == ""
+    rows = read_csv(table)
+    assert list(rows[0]) == ["source", "sensor", "role", "weight", "n", "bias", "rmse", "r2", "slope"]
+    assert [(r["source"], r["sensor"], r["role"]) for r in rows] == [
+        ("landsat_v", "landsat", "primary"), ("sentinel2_v", "sentinel2", "primary"),
+        ("sentinel1_v", "sentinel1", "auxiliary"), ("combined", "", "combined")]
+    for r, expect in zip(rows, core.table_rows()):
+        assert float(r["rmse"]) == pytest.approx(expect["rmse"], rel=1e-6)
+        assert int(r["n"]) == expect["n"]
+    srows = read_csv(samples)
+    assert list(srows[0]) == ["interval", "row", "col", "uav", "v_landsat_v", "v_sentinel2_v",
+                              "v_sentinel1_v", "v_combined"]
+    assert len(srows) == core.samples.uav.size and srows[0]["interval"] == "2019-06-28/2019-07-30"
+
+    fused, count = str(tmp_path / "fused.tif"), str(tmp_path / "count.tif")
+    res = run_alg("fuse", {"SOURCES": [p["landsat_v"], p["sentinel2_v"]],
+                           "AUXILIARY": p["sentinel1_v"], "WEIGHTS": res["WEIGHTS"],
+                           "OUTPUT": fused, "OUTPUT_COUNT": count})
+    assert res["OUTPUT"] == fused and res["OUTPUT_COUNT"] == count
+    info = read_stack_info(fused)
+    assert info.count == 120 and info.sensor == "fused"
+    assert read_stack_info(count).count == 120
+
+    filled = str(tmp_path / "filled.tif")
+    run_alg("gapfill", {"FUSED": fused, "AUXILIARY": p["sentinel1_v"], "OUTPUT": filled})
+    _, before = read_stack(fused)
+    _, after = read_stack(filled)
+    glacier = np.broadcast_to(model.labels(info.grid) > 0, after.shape)
+    assert np.isfinite(after)[glacier].mean() >= 0.97 > np.isfinite(before)[glacier].mean()
+    ds = gdal.Open(filled)
+    share = float(ds.GetRasterBand(1).GetMetadataItem("FILLED_SHARE"))
+    assert share == pytest.approx((np.isnan(before[0]) & np.isfinite(after[0])).mean(), abs=1e-4)
+    assert ds.GetMetadataItem("GAPFILL_ESTIMATOR") == "ratio"
+
+
+def test_per_class_weights_through_processing(run_alg, scene_tiny, tmp_path):
+    _, manifest, _ = scene_tiny
+    p = manifest["paths"]
+    res = run_alg("calibrateweights", {
+        "REFERENCE": p["uav_v"], "SOURCES": [p["landsat_v"], p["sentinel2_v"]],
+        "METHOD": 1, "CLASSES": p["reference_grid"], "OUTPUT": str(tmp_path / "t.csv")})
+    # reference_grid holds glacier ids: the UAV footprint covers glacier 1 and ground beside it
+    assert res["CLASS_WEIGHTS"].startswith("0:") and ";1:" in res["CLASS_WEIGHTS"]
+    rows = read_csv(str(tmp_path / "t.csv"))
+    assert [r["class"] for r in rows] == ["all"] * 3 + ["0"] * 3 + ["1"] * 3
+    out = str(tmp_path / "fused_classes.tif")
+    run_alg("fuse", {"SOURCES": [p["landsat_v"], p["sentinel2_v"]], "WEIGHTS": res["WEIGHTS"],
+                     "CLASSES": p["reference_grid"], "CLASS_WEIGHTS": res["CLASS_WEIGHTS"],
+                     "OUTPUT": out})
+    assert read_stack_info(out).count == 120
+
+
+def test_bad_input_is_a_clear_error(run_alg, scene_tiny, tmp_path):
+    _, manifest, _ = scene_tiny
+    p = manifest["paths"]
+    with pytest.raises(QgsProcessingException, match="holds 2 weight.* but 3 stack"):
+        run_alg("fuse", {"SOURCES": [p["landsat_v"], p["sentinel2_v"]],
+                         "AUXILIARY": p["sentinel1_v"], "WEIGHTS": "0.5,0.5",
+                         "OUTPUT": str(tmp_path / "x.tif")})
+    with pytest.raises(QgsProcessingException, match="dem.tif.*is not a date interval"):
+        run_alg("calibrateweights", {"REFERENCE": p["uav_v"], "SOURCES": [p["dem"]],
+                                     "OUTPUT": str(tmp_path / "t.csv")})
