@@ -1,0 +1,54 @@
+"""Agreement of velocity products with a reference stack (e.g. UAV) in its footprint."""
+
+from qgis.core import (QgsProcessingParameterFeatureSink, QgsProcessingParameterMultipleLayers,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
+
+from ..compat import NUMBER_DOUBLE, TYPE_RASTER, TYPE_VECTOR_TABLE
+from ..core.quality_metrics import AGREEMENT_COLUMNS, reference_agreement
+from ..core.uncertainty import open_sources
+from .base import GlacierAlgorithm
+
+
+class ReferenceAgreementAlgorithm(GlacierAlgorithm):
+    ALG_ID = "referenceagreement"
+    DISPLAY_NAME = "Agreement with a reference"
+    GROUP = "uncertainty"
+    HELP = """How close are the products to an independent reference (a UAV stack, or any stack)?
+Each reference band is matched with the product band that shares most days with it, provided the
+shared days are at least MIN_OVERLAP of the reference interval (ties: nearest middle date); e.g. a
+UAV survey of 2019-06-28/2019-07-30 matches the July 2019 band of a monthly stack. Each product is
+resampled onto the reference grid with nearest neighbour and compared on the reference's valid
+pixels. The table gives per product and reference band n, bias (mean of product − reference), RMSE,
+standard deviation, NMAD and E = √(SE² + bias²), all in m/yr; unmatched reference bands have n = 0,
+and a row with ref_band 0 pools every matched band of a product."""
+    PARAM_HELP = {
+        "INPUT": "velocity stacks or pair products to assess (bands with date intervals).",
+        "REFERENCE": "reference velocity stack (e.g. UAV), bands named START/END.",
+        "MIN_OVERLAP": "least share (0-1) of a reference interval a product band must cover to be "
+                       "matched with it.",
+        "OUTPUT_TABLE": "table: product, ref_band (0 = all matched), ref_interval, band, interval, "
+                        "overlap_days, n, bias, rmse, std, nmad, e (m/yr).",
+    }
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "INPUT", "Velocity products", TYPE_RASTER))
+        self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE", "Reference stack (UAV)"))
+        self.addParameter(QgsProcessingParameterNumber(
+            "MIN_OVERLAP", "Least overlap of a reference interval", NUMBER_DOUBLE, 0.5,
+            minValue=0.01, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            "OUTPUT_TABLE", "Agreement with the reference", TYPE_VECTOR_TABLE))
+
+    def process(self, parameters, context, feedback):
+        sources = open_sources(self.raster_paths(parameters, "INPUT", context))
+        reference = self.raster_path(parameters, "REFERENCE", context)
+        rows = reference_agreement(sources, reference,
+                                   self.parameterAsDouble(parameters, "MIN_OVERLAP", context),
+                                   self.progress(feedback))
+        for r in rows:
+            if r["ref_band"] == 0:
+                feedback.pushInfo(f"{r['product']}: n {r['n']}, bias {r['bias']:.2f}, RMSE "
+                                  f"{r['rmse']:.2f}, NMAD {r['nmad']:.2f} m/yr (all matched bands)")
+        return {"OUTPUT_TABLE": self.write_table(parameters, "OUTPUT_TABLE", context, rows,
+                                                 AGREEMENT_COLUMNS)}
