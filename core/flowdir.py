@@ -12,12 +12,12 @@ filter does not test there):
 """
 
 import numpy as np
-from osgeo import ogr, osr
+from osgeo import ogr
 from scipy.spatial import cKDTree
 
 from .errors import InputError
 from .raster_io import warp_to_grid
-from .vector_io import open_vector
+from .vector_io import features_in_grid_crs
 
 
 class RasterDirection:
@@ -51,24 +51,9 @@ class FlowlineDirection:
         if max_distance <= 0:
             raise InputError(f"The flowline distance must be positive (m); {max_distance} given.")
         self.grid, self.max_distance = grid, float(max_distance)
-        _, layer = open_vector(path, "flowlines")
-        transform = None
-        srs = layer.GetSpatialRef()
-        if srs is not None and grid.crs_wkt:
-            target = grid.srs()
-            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-            if not srs.IsSame(target):
-                transform = osr.CoordinateTransformation(srs, target)
         step = 0.5 * min(grid.dx, grid.dy)
         points, bearings = [], []
-        layer.ResetReading()
-        for feat in layer:
-            geom = feat.GetGeometryRef()
-            if geom is None:
-                continue
-            geom = geom.Clone()
-            if transform is not None:
-                geom.Transform(transform)
+        for _, geom in features_in_grid_crs(path, grid, "flowlines"):
             for xy in _line_parts(geom):
                 a, b = xy[:-1], xy[1:]
                 length = np.hypot(*(b - a).T)

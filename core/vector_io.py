@@ -52,29 +52,22 @@ def rasterize_mask(path, grid, all_touched=False, what="polygon layer"):
     return mem.GetRasterBand(1).ReadAsArray().astype(bool)
 
 
-def rasterize_ids(path, grid, what="glacier polygons"):
-    """Label raster (int32): 1-based feature order for each polygon, 0 outside all polygons.
+def features_in_grid_crs(path, grid, what="polygon layer"):
+    """Yield ``(attributes, geometry)`` of every feature of ``path``, reprojected to ``grid``'s CRS.
 
-    Returns ``(labels, features)`` where ``features[k-1]`` is the attribute dict of label ``k``
-    (with '_fid' and 'area_km2', the polygon's area in the grid's CRS units, km² for metres).
+    Attributes are a dict of the layer's fields plus '_fid'; features without geometry are
+    skipped. The geometry is a clone, free to modify.
     """
     ds, layer = open_vector(path, what)
-    mem_drv = ogr.GetDriverByName("Memory")
-    tmp = mem_drv.CreateDataSource("labels")
     srs = layer.GetSpatialRef()
-    target = osr.SpatialReference()
-    if grid.crs_wkt:
-        target.ImportFromWkt(grid.crs_wkt)
-        target.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     transform = None
-    if srs is not None and grid.crs_wkt and not srs.IsSame(target):
+    if srs is not None and grid.crs_wkt:
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        transform = osr.CoordinateTransformation(srs, target)
-    out = tmp.CreateLayer("labels", target if grid.crs_wkt else srs, ogr.wkbMultiPolygon)
-    out.CreateField(ogr.FieldDefn("label", ogr.OFTInteger))
+        target = grid.srs()
+        if not srs.IsSame(target):
+            transform = osr.CoordinateTransformation(srs, target)
     defn = layer.GetLayerDefn()
     names = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
-    features = []
     layer.ResetReading()
     for feat in layer:
         geom = feat.GetGeometryRef()
@@ -85,6 +78,20 @@ def rasterize_ids(path, grid, what="glacier polygons"):
             geom.Transform(transform)
         attrs = {n: feat.GetField(n) for n in names}
         attrs["_fid"] = feat.GetFID()
+        yield attrs, geom
+
+
+def rasterize_ids(path, grid, what="glacier polygons"):
+    """Label raster (int32): 1-based feature order for each polygon, 0 outside all polygons.
+
+    Returns ``(labels, features)`` where ``features[k-1]`` is the attribute dict of label ``k``
+    (with '_fid' and 'area_km2', the polygon's area in the grid's CRS units, km² for metres).
+    """
+    tmp = ogr.GetDriverByName("Memory").CreateDataSource("labels")
+    out = tmp.CreateLayer("labels", grid.srs() if grid.crs_wkt else None, ogr.wkbMultiPolygon)
+    out.CreateField(ogr.FieldDefn("label", ogr.OFTInteger))
+    features = []
+    for attrs, geom in features_in_grid_crs(path, grid, what):
         attrs["area_km2"] = geom.GetArea() / 1e6
         features.append(attrs)
         f = ogr.Feature(out.GetLayerDefn())
