@@ -15,16 +15,19 @@ the pixels it is compared with, stay inside the halo), so results do not depend 
 """
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import filters as F
 from .errors import InputError
+from .pairsource import PairSource
 from .products import PairWriter
 from .progress import ensure
-from .ramp import StableSampler
+from .ramp import fit_file_ramps
 from .raster_io import iter_tiles
+from .stable import stable_mask
 
 DIRECTION_MODES = ("smoothed", "given", "none")
 
@@ -118,24 +121,6 @@ def apply_filters(vx, vy, snr, settings, flow=None, cut=None):
     return vx[inner], vy[inner], masks
 
 
-def fit_pair_ramps(source, stable, settings, order=1, tile=1024, progress=None):
-    """Robust ramps ``(rx, ry)`` of a pair on the ``stable`` mask, from the vectors under the
-    speed threshold of ``settings`` (the robust fit gives the remaining mismatches no weight)."""
-    progress = ensure(progress)
-    if stable.shape != source.grid.shape:
-        raise InputError(f"The stable-ground mask {stable.shape} is not on the pair's grid "
-                         f"{source.grid.shape}.")
-    sampler = StableSampler(source.grid, stable)
-    tiles = list(iter_tiles(source.grid.shape, tile))
-    for i, (window, _, _) in enumerate(tiles):
-        vx, vy, _ = source.read(window, snr=False)
-        if settings.max_speed is not None:
-            vx, vy, _ = F.speed_filter(vx, vy, settings.max_speed)
-        sampler.add(vx, vy, window)
-        progress.update((i + 1) / len(tiles))
-    return sampler.fit(order)
-
-
 def clean_pair(source, output, settings=None, flow=None, stable=None, order=1, tile=1024,
                progress=None):
     """Filter a pair (``source``: a PairSource) and, when a ``stable`` mask (bool, on the pair's
@@ -154,7 +139,8 @@ def clean_pair(source, output, settings=None, flow=None, stable=None, order=1, t
     grid = source.grid
     ramps = None
     if stable is not None:
-        ramps = fit_pair_ramps(source, stable, settings, order, tile, progress.sub(0.0, 0.2))
+        ramps = fit_file_ramps(source, stable, order, settings.max_speed, tile,
+                               progress.sub(0.0, 0.2))
         progress = progress.sub(0.2, 1.0)
     meta = source.carried_metadata()
     meta["FILTERS"] = describe(settings)
@@ -181,6 +167,37 @@ def clean_pair(source, output, settings=None, flow=None, stable=None, order=1, t
             progress.update((i + 1) / len(tiles))
         w.set_metadata({"VALID_BEFORE": report.valid_before, "VALID_AFTER": report.valid_after})
     return report, ramps
+
+
+def clean_pairs(paths, folder, polygons=None, mask_raster=None, settings=None, progress=None):
+    """Clean every pair product of ``paths`` with :func:`clean_pair` into ``folder``.
+
+    Outputs keep the input file names (``_2``, ``_3``... added when two inputs share one). Ramps
+    are removed on stable ground given as ``polygons`` and/or a ``mask_raster`` (see
+    :func:`core.stable.stable_mask`); with neither, only the quality filters run. Returns one
+    ``(output path, report, ramps)`` per input, in order.
+    """
+    progress = ensure(progress)
+    os.makedirs(str(folder), exist_ok=True)
+    masks, used, out = [], set(), []  # masks: (grid, stable mask) per distinct pair grid
+    for k, path in enumerate(paths):
+        source = PairSource(path)
+        stable = None
+        if polygons or mask_raster:
+            stable = next((m for g, m in masks if g.same_as(source.grid)), None)
+            if stable is None:
+                stable = stable_mask(source.grid, polygons, mask_raster)
+                masks.append((source.grid, stable))
+        stem, ext = os.path.splitext(os.path.basename(str(path)))
+        name, n = stem, 2
+        while name in used:
+            name, n = f"{stem}_{n}", n + 1
+        used.add(name)
+        target = os.path.join(str(folder), name + (ext or ".tif"))
+        report, ramps = clean_pair(source, target, settings, stable=stable,
+                                   progress=progress.sub(k / len(paths), (k + 1) / len(paths)))
+        out.append((target, report, ramps))
+    return out
 
 
 def describe(settings):

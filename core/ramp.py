@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .filters import speed_filter
 from .progress import ensure
 from .raster_io import iter_tiles
 
@@ -238,9 +239,10 @@ def write_corrected(source, output, corrections, keys=("RAMP_VX", "RAMP_VY"), ti
             progress.update((i + 1) / len(tiles))
 
 
-def remove_ramp_file(source, output, stable, order=1, tile=1024, progress=None, inputs=()):
-    """Fit ramps of a pair (a :class:`core.pairsource.PairSource`) on the ``stable`` mask (bool,
-    on the pair's grid) and write the corrected pair product to ``output``; returns the ramps."""
+def fit_file_ramps(source, stable, order=1, max_speed=None, tile=1024, progress=None):
+    """Robust ramps ``(rx, ry)`` of a pair (a :class:`core.pairsource.PairSource`) fitted on the
+    ``stable`` mask (bool, on the pair's grid), tile by tile; vectors faster than ``max_speed``
+    (m/yr, optional) are left out before the fit."""
     progress = ensure(progress)
     if stable.shape != source.grid.shape:
         raise InputError(f"The stable-ground mask {stable.shape} is not on the pair's grid "
@@ -248,10 +250,19 @@ def remove_ramp_file(source, output, stable, order=1, tile=1024, progress=None, 
     sampler = StableSampler(source.grid, stable)
     tiles = list(iter_tiles(source.grid.shape, tile))
     for i, (window, _, _) in enumerate(tiles):
-        vx, vy, _ = source.read(window)
+        vx, vy, _ = source.read(window, snr=False)
+        if max_speed is not None:
+            vx, vy, _ = speed_filter(vx, vy, max_speed)
         sampler.add(vx, vy, window)
-        progress.update(0.4 * (i + 1) / len(tiles))
-    ramps = sampler.fit(order)
+        progress.update((i + 1) / len(tiles))
+    return sampler.fit(order)
+
+
+def remove_ramp_file(source, output, stable, order=1, tile=1024, progress=None, inputs=()):
+    """Fit ramps of a pair (a :class:`core.pairsource.PairSource`) on the ``stable`` mask (bool,
+    on the pair's grid) and write the corrected pair product to ``output``; returns the ramps."""
+    progress = ensure(progress)
+    ramps = fit_file_ramps(source, stable, order, tile=tile, progress=progress.sub(0.0, 0.4))
     write_corrected(source, output, ramps, tile=tile, progress=progress.sub(0.4, 1.0),
                     inputs=inputs)
     return ramps
