@@ -13,7 +13,6 @@ The machine may be shared: the load average is printed beside the timings.
 """
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ import threading
 import time
 
 import numpy as np
+
+from benchutil import peak_rss_mb
 
 from glacier_velocity.core.correlation import CorrelatorOptions, correlate_windows
 from glacier_velocity.core.errors import Cancelled
@@ -141,19 +142,6 @@ def memory_child(a, b, out):
     t0 = time.perf_counter()
     res = correlate_images(a, b, out, step=8)
     print(f"{peak_rss_mb():.0f} {time.perf_counter() - t0:.1f} {res['windows']}")
-
-
-def peak_rss_mb():
-    """Peak resident memory of this process (MB). VmHWM, unlike ru_maxrss, does not carry the
-    parent's peak over the fork of a child process."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def memory():

@@ -6,13 +6,14 @@ the I/O floor any tiled chain pays. Target: the chain in under 60 s on 2 cores.
 """
 
 import os
-import resource
 import tempfile
 import time
 
 import numpy as np
 from osgeo import gdal
 from scipy import ndimage
+
+from benchutil import peak_rss_mb
 
 from glacier_velocity.core.clean import clean_pair
 from glacier_velocity.core.grid import Grid
@@ -25,10 +26,6 @@ SIZE = 5000
 PIXEL = 15.0
 TILE = 1024
 GDAL_CACHE_MB = 256  # GDAL's block cache (default 5 % of RAM), capped so RSS shows our memory
-
-
-def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_test_pair(path, grid):
@@ -71,13 +68,13 @@ def main():
             for window, _, _ in iter_tiles(grid.shape, TILE):
                 w.write(*source.read(window), window[0], window[1])
         t_copy, c_copy = time.perf_counter() - t0, time.process_time() - c0
-        rss_before = rss_mb()
+        rss_before = peak_rss_mb()
 
         t0, c0 = time.perf_counter(), time.process_time()
         report, ramps = clean_pair(source, os.path.join(tmp, "clean.tif"), stable=stable,
                                    tile=TILE)
         t_chain, c_chain = time.perf_counter() - t0, time.process_time() - c0
-        rss_chain = rss_mb()
+        rss_chain = peak_rss_mb()
 
         t0 = time.perf_counter()
         harmonise(os.path.join(tmp, "clean.tif"), os.path.join(tmp, "clean30.tif"), pixel=30.0)

@@ -5,7 +5,6 @@ a shared machine the wall time includes waiting for a core. GDAL's block cache i
 256 MB so that the peak RSS shows what the algorithms hold, not GDAL's default 5 % of RAM."""
 
 import os
-import resource
 import tempfile
 import time
 import tracemalloc
@@ -13,6 +12,8 @@ import tracemalloc
 import numpy as np
 from osgeo import gdal
 from scipy import ndimage
+
+from benchutil import peak_rss_mb
 
 from glacier_velocity.core.dates import Interval
 from glacier_velocity.core.fusion import fuse_stacks
@@ -22,10 +23,6 @@ from glacier_velocity.core.products import StackWriter, read_stack_info
 from glacier_velocity.core.raster_io import open_raster, read_band
 
 SIZE, BANDS = 1000, 120
-
-
-def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_stacks(folder, grid, months):
@@ -74,7 +71,7 @@ def main():
         t0 = time.perf_counter()
         landsat, s2, s1 = make_stacks(tmp, grid, months)
         print(f"inputs: 3 stacks {BANDS} x {SIZE} x {SIZE} ({stack_mb:.0f} MB each as float32) "
-              f"written in {time.perf_counter() - t0:.1f} s; peak RSS so far {rss_mb():.0f} MB")
+              f"written in {time.perf_counter() - t0:.1f} s; peak RSS so far {peak_rss_mb():.0f} MB")
 
         srcs = [open_raster(p) for p in (landsat, s2, s1)]
         with Timer() as t_io, StackWriter(os.path.join(tmp, "copy.tif"), grid, months, "c") as w:
@@ -106,7 +103,7 @@ def main():
         print(f"arrays held at peak: fusion {peak_fuse:.0f} MB, gap fill {peak_fill:.0f} MB "
               f"(= {peak_fuse / band_mb:.0f} and {peak_fill / band_mb:.0f} float32 bands of "
               f"{band_mb:.1f} MB) against {3 * stack_mb:.0f} MB of input stacks; process peak "
-              f"RSS {rss_mb():.0f} MB including GDAL's 256 MB block cache")
+              f"RSS {peak_rss_mb():.0f} MB including GDAL's 256 MB block cache")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,17 @@
 """I/O benchmark: tiled write and windowed read of a large stack (memory stays bounded)."""
 
 import os
-import resource
 import tempfile
 import time
 
 import numpy as np
 
+from benchutil import peak_rss_mb
+
 from glacier_velocity.core.dates import Interval
 from glacier_velocity.core.grid import Grid
 from glacier_velocity.core.products import StackWriter, read_stack_info
 from glacier_velocity.core.raster_io import iter_tiles, read_band
-
-
-def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main():
@@ -37,7 +34,7 @@ def main():
         t2 = time.perf_counter()
         mb = 2000 * 2000 * 24 * 4 / 2 ** 20
         print(f"stack 24 x 2000 x 2000 ({mb:.0f} MB as float32): tiled write {t1 - t0:.1f} s "
-              f"({mb / (t1 - t0):.0f} MB/s), tiled read {t2 - t1:.1f} s; peak RSS {rss_mb():.0f} MB "
+              f"({mb / (t1 - t0):.0f} MB/s), tiled read {t2 - t1:.1f} s; peak RSS {peak_rss_mb():.0f} MB "
               f"(bounded: far below the stack's size)")
 
 

@@ -10,13 +10,14 @@ decade (+2 m/yr per year: a fifth of the monthly noise, so the problem is not tr
 
 import multiprocessing
 import os
-import resource
 import tempfile
 import time
 
 import numpy as np
 from osgeo import gdal
 from scipy import stats
+
+from benchutil import peak_rss_mb
 
 from glacier_velocity.core.grid import Grid
 from glacier_velocity.core.products import StackWriter
@@ -25,19 +26,6 @@ from glacier_velocity.core.trends import (DEFAULT_METHOD, METHODS, pixel_trends,
 
 ALPHA = 0.05
 N_SERIES = 1000
-
-
-def rss_mb():
-    """Peak resident memory of this process (MB): VmHWM, which unlike ru_maxrss does not carry
-    the parent's peak across the exec of a spawned process."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def share_significant(method, sigma, trend, seed):
@@ -70,7 +58,7 @@ def _trends_child(path, outputs, queue):
     gdal.SetCacheMax(256 * 2 ** 20)  # blocks are read once: a large cache only inflates RSS
     t0 = time.perf_counter()
     summary = pixel_trends(path, outputs)
-    queue.put((time.perf_counter() - t0, summary, rss_mb()))
+    queue.put((time.perf_counter() - t0, summary, peak_rss_mb()))
 
 
 def speed(rows=2000, cols=2000, years=10):

@@ -6,12 +6,13 @@ points. Peak RSS shows memory stays bounded (the stack is 1.9 GB as float32).
 """
 
 import os
-import resource
 import tempfile
 import time
 
 import numpy as np
 from osgeo import gdal
+
+from benchutil import peak_rss_mb
 
 from glacier_velocity.core.dates import Interval
 from glacier_velocity.core.grid import Grid
@@ -21,10 +22,6 @@ from glacier_velocity.core.uncertainty import DEFAULT_SAMPLE, stable_uncertainty
 from glacier_velocity.core.vector_io import write_polygons
 
 SIZE, BANDS, SIGMA, BIAS = 2000, 120, 10.0, 3.0
-
-
-def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_stack(folder):
@@ -59,7 +56,7 @@ def main():
         print(f"stack {BANDS} x {SIZE} x {SIZE} ({BANDS * SIZE * SIZE * 4 / 2 ** 30:.1f} GB as "
               f"float32) written in {t1 - t0:.1f} s; stable ground = left half "
               f"({SIZE * SIZE // 2} px), noise sigma {SIGMA} m/yr, bias {BIAS} m/yr; peak RSS so far "
-              f"{rss_mb():.0f} MB", flush=True)
+              f"{peak_rss_mb():.0f} MB", flush=True)
         ds = open_raster(path)
         t1 = time.perf_counter()
         for b in range(BANDS):
@@ -67,14 +64,14 @@ def main():
         ds = None
         t2 = time.perf_counter()
         print(f"baseline: read every band once (I/O floor) {t2 - t1:.1f} s; peak RSS so far "
-              f"{rss_mb():.0f} MB", flush=True)
+              f"{peak_rss_mb():.0f} MB", flush=True)
         rows = stable_uncertainty([path], polygons=stable)
         t3 = time.perf_counter()
         mean = rows[-1]
         print(f"all stable pixels: {t3 - t2:.1f} s ({(t3 - t2) / (t2 - t1):.2f} x the read floor); "
               f"mean over bands: n {mean['n'] / BANDS:.0f}, mean {mean['mean']:.3f} (truth {BIAS}), "
               f"std {mean['std']:.3f} and NMAD {mean['nmad']:.3f} (truth {SIGMA}), E {mean['e']:.3f}; "
-              f"peak RSS so far {rss_mb():.0f} MB", flush=True)
+              f"peak RSS so far {peak_rss_mb():.0f} MB", flush=True)
         rows = stable_uncertainty([path], polygons=stable, sample_size=DEFAULT_SAMPLE, seed=1)
         t4 = time.perf_counter()
         mean = rows[-1]
@@ -83,7 +80,7 @@ def main():
               f"(expected sqrt(b^2 + sigma^2/N) = {expected:.3f}), NMAD {mean['nmad']:.3f}",
               flush=True)
         print(f"target: < 30 s per summary -> {'met' if max(t3 - t2, t4 - t3) < 30 else 'MISSED'}; "
-              f"peak RSS {rss_mb():.0f} MB (the stack is {BANDS * SIZE * SIZE * 4 / 2 ** 20:.0f} MB)")
+              f"peak RSS {peak_rss_mb():.0f} MB (the stack is {BANDS * SIZE * SIZE * 4 / 2 ** 20:.0f} MB)")
 
 
 if __name__ == "__main__":
