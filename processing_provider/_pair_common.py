@@ -3,9 +3,11 @@ by discovery): the pair input (a pair product, or vx and vy rasters with units a
 stable ground (polygons and/or a mask raster)."""
 
 from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeatureSource,
-                       QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterString)
 
-from ..compat import TYPE_VECTOR_POLYGON
+from ..compat import NUMBER_DOUBLE, TYPE_VECTOR_POLYGON
+from ..core.filters import DEFAULT_MAX_SPEED, DEFAULT_SNR
 from ..core.pairsource import PairSource
 from ..core.stable import stable_mask
 
@@ -22,6 +24,35 @@ PAIR_HELP = {
                   "(e.g. 20180304-20180405_vx.tif).",
     "END_DATE": "second acquisition date (YYYY-MM-DD), as START_DATE.",
 }
+
+THRESHOLD_HELP = {
+    "SNR_MIN": f"minimum SNR (0-1, default {DEFAULT_SNR:g}; 0 = off). The default is the "
+               "published one; images with weak or compressed texture (8-bit JPEG renderings, "
+               "SAR) give correct matches of lower SNR: look at the SNR band and lower it.",
+    "MAX_SPEED": f"maximum speed, m/yr (default {DEFAULT_MAX_SPEED:g} = 3 m/day; 0 = off); raise "
+                 "it for glaciers that flow faster.",
+}
+
+
+def add_thresholds(alg):
+    """The SNR and speed thresholds (SNR_MIN, MAX_SPEED)."""
+    alg.addParameter(QgsProcessingParameterNumber("SNR_MIN", "Minimum SNR", NUMBER_DOUBLE,
+                                                  DEFAULT_SNR, minValue=0, maxValue=1))
+    alg.addParameter(QgsProcessingParameterNumber("MAX_SPEED", "Maximum speed (m/yr)",
+                                                  NUMBER_DOUBLE, DEFAULT_MAX_SPEED, minValue=0))
+
+
+def positive_or_none(alg, parameters, name, context):
+    """A threshold parameter's value, or None when it is 0 (switched off)."""
+    value = alg.parameterAsDouble(parameters, name, context)
+    return value if value > 0 else None
+
+
+def thresholds(alg, parameters, context):
+    """``{'snr_min': .., 'max_speed': ..}`` for FilterSettings (None where switched off)."""
+    return {"snr_min": positive_or_none(alg, parameters, "SNR_MIN", context),
+            "max_speed": positive_or_none(alg, parameters, "MAX_SPEED", context)}
+
 
 STABLE_HELP = {
     "STABLE": "stable-ground polygons (bedrock, no ice; any CRS): true velocity zero there.",

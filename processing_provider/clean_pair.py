@@ -2,9 +2,10 @@
 
 from qgis.core import QgsProcessingOutputNumber, QgsProcessingParameterRasterDestination
 
-from ..core.clean import clean_pair
+from ..core.clean import FilterSettings, clean_pair
 from ..core.filters import DEFAULT_MAX_SPEED, DEFAULT_SNR
-from ._pair_common import PAIR_HELP, STABLE_HELP, add_pair_inputs, add_stable, pair_source, stable_on
+from ._pair_common import (PAIR_HELP, STABLE_HELP, THRESHOLD_HELP, add_pair_inputs, add_stable,
+                           add_thresholds, pair_source, stable_on, thresholds)
 from .base import GlacierAlgorithm
 
 
@@ -13,11 +14,11 @@ class CleanPairAlgorithm(GlacierAlgorithm):
     DISPLAY_NAME = "Clean a velocity pair (default chain)"
     GROUP = "filters"
     HELP = f"""Applies the default post-processing chain to one velocity pair and writes a pair
-product in m/yr: SNR below {DEFAULT_SNR:g} removed; speeds above {DEFAULT_MAX_SPEED:g} m/yr
-(3 m/day) removed; normalised median test (3×3, threshold 2); small coherent islands of
-mismatches removed (speckle filter, up to 100 pixels); vectors more than 20° off the direction
-of the locally smoothed field removed where the flow is clearly faster than the noise; NaN-aware
-3×3 median smoothing (see Quality filters for each step and its automatic thresholds).
+product in m/yr: SNR below SNR_MIN (default {DEFAULT_SNR:g}) removed; speeds above MAX_SPEED
+(default {DEFAULT_MAX_SPEED:g} m/yr = 3 m/day) removed; normalised median test (3×3, threshold
+2); small coherent islands of mismatches removed (speckle filter, up to 100 pixels); vectors
+more than 20° off the direction of the locally smoothed field removed where the flow is clearly
+faster than the noise; NaN-aware 3×3 median smoothing (see Quality filters for each step and its automatic thresholds).
 
 When stable ground is given, a plane is fitted robustly to vx and to vy there (Huber then Tukey
 biweight weights, so mismatches cannot tilt it) and subtracted from the vectors before the
@@ -30,14 +31,15 @@ m/yr or m/day; its dates come from the file name (two dates, e.g. 20180304-20180
 metadata, or START_DATE/END_DATE. Each filter's removals are logged. Every step is also an
 algorithm of its own (Quality filters, Remove ramp, Destripe) to reorder or tune in the
 modeler."""
-    PARAM_HELP = dict(PAIR_HELP, STABLE=STABLE_HELP["STABLE"] + " Optional: without it no ramp "
-                      "is removed.",
+    PARAM_HELP = dict(PAIR_HELP, **THRESHOLD_HELP,
+                      STABLE=STABLE_HELP["STABLE"] + " Optional: without it no ramp is removed.",
                       OUTPUT="cleaned pair product (vx, vy, v, snr; m/yr, NaN where removed).",
                       VALID_BEFORE="number of valid vectors in the input.",
                       VALID_AFTER="number of valid vectors in the output.")
 
     def initAlgorithm(self, config=None):
         add_pair_inputs(self)
+        add_thresholds(self)
         add_stable(self, mask=False)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Cleaned pair product"))
         self.addOutput(QgsProcessingOutputNumber("VALID_BEFORE", "Valid vectors before"))
@@ -47,7 +49,9 @@ modeler."""
         source = pair_source(self, parameters, context)
         stable = stable_on(self, parameters, context, feedback, source.grid, required=False)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        report, ramps = clean_pair(source, output, stable=stable, progress=self.progress(feedback))
+        settings = FilterSettings(**thresholds(self, parameters, context))
+        report, ramps = clean_pair(source, output, settings, stable=stable,
+                                   progress=self.progress(feedback))
         for line in report.lines():
             feedback.pushInfo(line)
         if ramps:

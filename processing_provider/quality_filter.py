@@ -8,10 +8,11 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_LINE
 from ..core.clean import FilterSettings, clean_pair
 from ..core.errors import InputError
-from ..core.filters import (DEFAULT_MAX_ANGLE, DEFAULT_MAX_SPEED, DEFAULT_NMT_THRESHOLD,
-                            DEFAULT_SNR, DEFAULT_SPECKLE_SIZE)
+from ..core.filters import (DEFAULT_MAX_ANGLE, DEFAULT_NMT_THRESHOLD,
+                            DEFAULT_SPECKLE_SIZE)
 from ..core.flowdir import FlowlineDirection, RasterDirection
-from ._pair_common import PAIR_HELP, add_pair_inputs, optional_number, pair_source
+from ._pair_common import (PAIR_HELP, THRESHOLD_HELP, add_pair_inputs, add_thresholds,
+                           optional_number, pair_source, positive_or_none, thresholds)
 from .base import GlacierAlgorithm
 
 REMOVED = {"snr": "REMOVED_SNR", "speed": "REMOVED_SPEED", "median test": "REMOVED_MEDIAN_TEST",
@@ -47,8 +48,7 @@ scale of neighbour differences). The number of vectors each filter removed is lo
 returned."""
     PARAM_HELP = dict(
         PAIR_HELP,
-        SNR_MIN=f"minimum SNR (0-1, default {DEFAULT_SNR:g}; 0 = off).",
-        MAX_SPEED=f"maximum speed, m/yr (default {DEFAULT_MAX_SPEED:g} = 3 m/day; 0 = off).",
+        **THRESHOLD_HELP,
         NMT_THRESHOLD=f"normalised median test threshold (default {DEFAULT_NMT_THRESHOLD:g}; 0 = off).",
         NMT_EPSILON="noise level ε of the median test, m/yr (empty = 0.1 pixel speed).",
         SPECKLE_SIZE=f"largest island removed, pixels (default {DEFAULT_SPECKLE_SIZE}; 0 = off).",
@@ -77,10 +77,7 @@ returned."""
     def initAlgorithm(self, config=None):
         add_pair_inputs(self)
         number = QgsProcessingParameterNumber
-        self.addParameter(number("SNR_MIN", "Minimum SNR", NUMBER_DOUBLE, DEFAULT_SNR, minValue=0,
-                                 maxValue=1))
-        self.addParameter(number("MAX_SPEED", "Maximum speed (m/yr)", NUMBER_DOUBLE,
-                                 DEFAULT_MAX_SPEED, minValue=0))
+        add_thresholds(self)
         self.addParameter(number("NMT_THRESHOLD", "Median test threshold", NUMBER_DOUBLE,
                                  DEFAULT_NMT_THRESHOLD, minValue=0))
         self.addParameter(number("NMT_EPSILON", "Median test noise level ε (m/yr)", NUMBER_DOUBLE,
@@ -109,14 +106,10 @@ returned."""
     def process(self, parameters, context, feedback):
         source = pair_source(self, parameters, context)
 
-        def threshold(name):
-            value = self.parameterAsDouble(parameters, name, context)
-            return value if value > 0 else None
-
         mode = self.parameterAsEnum(parameters, "DIRECTION", context)
         settings = FilterSettings(
-            snr_min=threshold("SNR_MIN"), max_speed=threshold("MAX_SPEED"),
-            nmt_threshold=threshold("NMT_THRESHOLD"),
+            **thresholds(self, parameters, context),
+            nmt_threshold=positive_or_none(self, parameters, "NMT_THRESHOLD", context),
             nmt_epsilon=optional_number(self, parameters, "NMT_EPSILON", context),
             speckle_size=self.parameterAsInt(parameters, "SPECKLE_SIZE", context),
             speckle_diff=optional_number(self, parameters, "SPECKLE_DIFF", context),
