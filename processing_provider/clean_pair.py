@@ -18,7 +18,8 @@ product in m/yr: SNR below SNR_MIN (default {DEFAULT_SNR:g}) removed; speeds abo
 (default {DEFAULT_MAX_SPEED:g} m/yr = 3 m/day) removed; normalised median test (3×3, threshold
 2); small coherent islands of mismatches removed (speckle filter, up to 100 pixels); vectors
 more than 20° off the direction of the locally smoothed field removed where the flow is clearly
-faster than the noise; NaN-aware 3×3 median smoothing (see Quality filters for each step and its automatic thresholds).
+faster than the noise; NaN-aware 3×3 median smoothing (see Quality filters for each step and its
+automatic thresholds).
 
 When stable ground is given, a plane is fitted robustly to vx and to vy there (Huber then Tukey
 biweight weights, so mismatches cannot tilt it) and subtracted from the vectors before the
