@@ -1,5 +1,6 @@
 # Glacier Velocity — every target works on a fresh Debian bookworm machine (as root, or with sudo).
 #   make demo    install what is missing, then run the whole chain headless on the sample scene
+#                (DEMO_SIZE=small: the 6 km scene for the per-algorithm steps, a few minutes longer)
 #   make test    install what is missing, then run all tests (core, QGIS, qgis_process)
 
 SHELL := /bin/bash
@@ -7,11 +8,13 @@ PY := /usr/bin/python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 DEB_PACKAGES := qgis python3-qgis python3-gdal python3-scipy python3-skimage python3-pyqtgraph \
-                python3-venv python3-pip gdal-bin
+                python3-matplotlib python3-venv python3-pip gdal-bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 export QT_QPA_PLATFORM ?= offscreen
 export XDG_RUNTIME_DIR ?= $(CURDIR)/.build/runtime
+# the demo's sample scene: tiny (3 km) keeps `make demo` to a few minutes; small (6 km) is richer
+DEMO_SIZE ?= tiny
 PYTEST := $(VPY) -m pytest -ra --timeout=1200
 
 .PHONY: setup deb test test-core test-qgis demo bench install uninstall zip lint screenshots docs clean
@@ -45,7 +48,7 @@ test-qgis: setup
 	$(PYTEST) test/qgis test/cli
 
 demo: setup
-	$(VPY) demo/run_demo.py --out demo_output
+	$(VPY) demo/run_demo.py --out demo_output --size $(DEMO_SIZE)
 
 bench: setup
 	$(VPY) bench/run.py

@@ -43,6 +43,8 @@ NUMBER_DOUBLE = _enum(Qgis, "ProcessingNumberParameterType.Double",
 # Parameter flags (Qgis.ProcessingParameterFlag from 3.36; the class enum is gone in QGIS 4)
 FLAG_ADVANCED = _enum(Qgis, "ProcessingParameterFlag.Advanced",
                       QgsProcessingParameterDefinition, "FlagAdvanced")
+FLAG_OPTIONAL = _enum(Qgis, "ProcessingParameterFlag.Optional",
+                      QgsProcessingParameterDefinition, "FlagOptional")
 
 
 def no_geometry():

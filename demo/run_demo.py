@@ -1,5 +1,6 @@
-"""The headless demo: generate the sample scene, run every algorithm through qgis_process, and
-write products, tables, figures and ``REPORT.md`` (numbers beside the scene's truth).
+"""The headless demo: generate the sample scene, run every algorithm and the shipped full model
+through qgis_process, and write products, tables, figures and ``REPORT.md`` (numbers beside the
+scene's truth).
 
 Steps live in ``demo/steps/NN_name.py`` and run in file order; each has ``TITLE`` and
 ``run(ctx)``. Usage: python demo/run_demo.py --out demo_output [--size small] [--only name]
@@ -12,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,34 +43,48 @@ class DemoContext:
     def log(self, message):
         print(f"  {message}", flush=True)
 
-    def qgis(self, alg, **params):
-        """Run ``glaciervelocity:<alg>`` (or any 'provider:alg') headless; return its outputs.
+    def qgis(self, alg, watch=None, **params):
+        """Run ``glaciervelocity:<alg>`` (a model id, any 'provider:alg' or a .model3 path)
+        headless; return its outputs.
 
-        Lists are passed as repeated arguments (multiple-layer parameters)."""
-        alg = alg if ":" in alg else f"glaciervelocity:{alg}"
+        Lists are passed as repeated arguments (multiple-layer parameters). ``watch`` maps output
+        paths to labels: a progress line is printed as each appears (the steps of a model)."""
+        alg = alg if ":" in alg or alg.endswith(".model3") else f"glaciervelocity:{alg}"
         args = [QGIS_PROCESS, "run", alg, "--json", "--"]
         for key, value in params.items():
             for v in (value if isinstance(value, (list, tuple)) else [value]):
                 args.append(f"{key}={v}")
         t0 = time.perf_counter()
-        proc = subprocess.run(args, capture_output=True, text=True)
+        pending = dict(watch or {})
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            proc = subprocess.Popen(args, stdout=out, stderr=err, text=True)
+            while proc.poll() is None:
+                time.sleep(0.5)
+                for path in [p for p in pending if os.path.exists(p)]:
+                    self.log(f"{pending.pop(path)} ({time.perf_counter() - t0:.0f} s)")
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
         if proc.returncode != 0:
-            raise RuntimeError(f"{alg} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        text = proc.stdout[proc.stdout.index("{"):]
-        results = json.loads(text).get("results", {})
-        self.log(f"{alg} done in {time.perf_counter() - t0:.1f} s")
+            raise RuntimeError(f"{alg} failed:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+        results = json.loads(stdout[stdout.index("{"):]).get("results", {})
+        self.log(f"{os.path.basename(alg)} done in {time.perf_counter() - t0:.1f} s")
         return results
 
     def report(self, title, lines):
         """Add a section to REPORT.md (markdown lines)."""
         self.sections.append((title, list(lines)))
 
-    def write_report(self):
+    def write_report(self, timings=()):
+        """Write REPORT.md; ``timings`` are (step title, seconds) of this run."""
         path = os.path.join(self.out, "REPORT.md")
         with open(path, "w") as f:
             f.write("# Glacier Velocity demo report\n\n")
             f.write(f"Sample scene '{self.size}', generated and processed headless with "
                     "`scripts/qgis-process`. Every number stands beside the scene's known truth.\n")
+            if timings:
+                f.write(f"\nThis run took {sum(t for _, t in timings):.0f} s (" + "; ".join(
+                    f"{title.split(':')[0]} {t:.0f} s" for title, t in timings) + ").\n")
             for title, lines in self.sections:
                 f.write(f"\n## {title}\n\n" + "\n".join(lines) + "\n")
         return path
@@ -96,12 +112,14 @@ def main():
     ctx = DemoContext(args.out, args.size)
     steps = load_steps(args.only)
     t_all = time.perf_counter()
+    timings = []
     for i, (_name, module) in enumerate(steps, 1):
         print(f"[{i}/{len(steps)}] {module.TITLE}", flush=True)
         t0 = time.perf_counter()
         module.run(ctx)
-        print(f"      ({time.perf_counter() - t0:.0f} s)", flush=True)
-    path = ctx.write_report()
+        timings.append((module.TITLE, time.perf_counter() - t0))
+        print(f"      ({timings[-1][1]:.0f} s)", flush=True)
+    path = ctx.write_report(timings)
     print(f"\nDemo finished in {time.perf_counter() - t_all:.0f} s. Report: {path}")
 
 

@@ -2,7 +2,7 @@
 
 import os
 
-from qgis.core import (QgsProcessingOutputFile,
+from qgis.core import (QgsProcessingOutputFile, QgsProcessingParameterBoolean,
                        QgsProcessingParameterEnum, QgsProcessingParameterFolderDestination,
                        QgsProcessingParameterNumber)
 
@@ -22,12 +22,17 @@ Sentinel-1-like 10 m with speckle); monthly speed stacks per sensor on a 30 m gr
 noise, bias, gaps and outliers; a UAV stack over a small footprint; the DEM, glacier and stable
 ground polygons (vectors.gpkg) and the truth (true stacks, trend in m/yr per decade, flow
 direction). scene.json lists every file and the true numbers. The same size, years and seed
-always give the same scene."""
+always give the same scene. With IMAGE_SERIES, each sensor also gets an image pair every 30
+days under series/<sensor>/ (revisit baselines: Landsat 16, Sentinel-2 10, Sentinel-1 12 days),
+the input of the whole chain from images to trends; scene.json's series_rules give the
+MIN_DAYS/MAX_DAYS that pair exactly those images."""
     PARAM_HELP = {
         "SIZE": "side of the scene: tiny 3 km, small 6 km (default), medium 12 km, large 24 km.",
         "FIRST_YEAR": "first calendar year of the monthly series.",
         "YEARS": "number of years of monthly velocities (10 gives 120 months).",
         "SEED": "random seed; the same seed gives the same scene.",
+        "IMAGE_SERIES": "also write a monthly series of image pairs per sensor (series/<sensor>/; "
+                        "slower, default off).",
         "OUTPUT": "folder that receives the scene (created if needed).",
         "MANIFEST": "path of scene.json, the list of files and true values.",
     }
@@ -43,6 +48,8 @@ always give the same scene."""
             "YEARS", "Number of years", NUMBER_INTEGER, 10, minValue=1, maxValue=50))
         self.addParameter(QgsProcessingParameterNumber(
             "SEED", "Random seed", NUMBER_INTEGER, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "IMAGE_SERIES", "Image-pair series per sensor", defaultValue=False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Output folder"))
         self.addOutput(QgsProcessingOutputFile("MANIFEST", "Scene manifest (scene.json)"))
 
@@ -53,6 +60,7 @@ always give the same scene."""
                        self.parameterAsInt(parameters, "FIRST_YEAR", context),
                        self.parameterAsInt(parameters, "YEARS", context),
                        self.parameterAsInt(parameters, "SEED", context),
-                       self.progress(feedback))
+                       self.progress(feedback),
+                       image_series=self.parameterAsBoolean(parameters, "IMAGE_SERIES", context))
         feedback.pushInfo(f"Sample scene ({size}) written to {folder}")
         return {"OUTPUT": folder, "MANIFEST": os.path.join(folder, "scene.json")}

@@ -1,16 +1,23 @@
 """Monthly velocity stacks (v, vx, vy) from many pair products of one sensor."""
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeatureSink,
+import tempfile
+
+from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFeatureSink, QgsProcessingParameterFile,
+                       QgsProcessingParameterFolderDestination,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString)
+                       QgsProcessingParameterString, QgsProcessingUtils)
 
-from ..compat import NUMBER_DOUBLE, TYPE_RASTER, TYPE_VECTOR_TABLE
+from ..compat import FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, TYPE_RASTER, TYPE_VECTOR_TABLE
+from ..core.clean import clean_pairs
 from ..core.errors import InputError
 from ..core.harmonise import DEFAULT_PIXEL, target_grid
 from ..core.monthly import COMBINE, monthly_stacks
+from ..core.pairs import list_images
 from ..core.pairsource import PairSource
 from ..core.raster_io import raster_grid
+from ._pair_common import STABLE_HELP, add_stable
 from .base import GlacierAlgorithm
 
 
@@ -29,9 +36,21 @@ bad pair), or by a weighted mean with weights baseline² × SNR (a velocity's er
 baseline). The speed is the magnitude of the combined vx and vy: averaging speeds would be biased
 upwards by noise. Pairs are resampled onto the grid by nearest neighbour: the REFERENCE raster's
 grid, or a {DEFAULT_PIXEL:g} m grid (PIXEL_SIZE) covering the first pair. Each band's metadata
-PAIRS lists the pair files that went into it; OUTPUT_TABLE lists them per month."""
+PAIRS lists the pair files that went into it; OUTPUT_TABLE lists them per month.
+
+Pair products come from SOURCES and/or every raster in FOLDER (e.g. the output folder of
+"Correlate image pairs (batch)", which makes this step chainable in the modeler). With CLEAN,
+each pair first goes through the default chain of "Clean a velocity pair" (quality filters, and
+ramp removal on the STABLE polygons when given); the cleaned pairs are kept in OUTPUT_PAIRS when
+it is set, else in a temporary folder."""
     PARAM_HELP = {
-        "SOURCES": "pair products of one sensor (bands vx, vy, v, snr; START_DATE/END_DATE).",
+        "SOURCES": "pair products of one sensor (bands vx, vy, v, snr; START_DATE/END_DATE); "
+                   "optional when FOLDER is given.",
+        "FOLDER": "folder whose raster files (pair products of one sensor) are added to SOURCES.",
+        "CLEAN": "clean each pair with the default chain (Clean a velocity pair) before stacking "
+                 "(default off).",
+        "STABLE": STABLE_HELP["STABLE"] + " Used by CLEAN to remove ramps; optional.",
+        "OUTPUT_PAIRS": "folder that keeps the cleaned pair products (with CLEAN; optional).",
         "REFERENCE": "raster whose grid the stacks take (optional).",
         "PIXEL_SIZE": f"pixel size without a reference, m (default {DEFAULT_PIXEL:g}).",
         "COMBINE": "how pairs of one month are combined: median (default) or weighted mean "
@@ -47,7 +66,9 @@ PAIRS lists the pair files that went into it; OUTPUT_TABLE lists them per month.
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterMultipleLayers("SOURCES", "Pair products",
-                                                               TYPE_RASTER))
+                                                               TYPE_RASTER, optional=True))
+        self.addParameter(QgsProcessingParameterFile("FOLDER", "Folder of pair products",
+                                                     behavior=FILE_BEHAVIOR_FOLDER, optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE", "Reference grid",
                                                             optional=True))
         self.addParameter(QgsProcessingParameterNumber(
@@ -59,6 +80,9 @@ PAIRS lists the pair files that went into it; OUTPUT_TABLE lists them per month.
             "MIN_FRACTION", "Share of a pair's days in its month", NUMBER_DOUBLE, 0.5, minValue=0,
             maxValue=1))
         self.addParameter(QgsProcessingParameterString("SENSOR", "Sensor name", optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "CLEAN", "Clean each pair first (default chain)", defaultValue=False))
+        add_stable(self, mask=False)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Monthly speed stack"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_VX", "Monthly vx stack", optional=True, createByDefault=False))
@@ -67,11 +91,40 @@ PAIRS lists the pair files that went into it; OUTPUT_TABLE lists them per month.
         self.addParameter(QgsProcessingParameterFeatureSink(
             "OUTPUT_TABLE", "Pairs per month", TYPE_VECTOR_TABLE, optional=True,
             createByDefault=False))
+        self.addParameter(QgsProcessingParameterFolderDestination(
+            "OUTPUT_PAIRS", "Cleaned pair products", optional=True, createByDefault=False))
 
     def process(self, parameters, context, feedback):
         paths = self.raster_paths(parameters, "SOURCES", context)
+        folder = self.parameterAsFile(parameters, "FOLDER", context)
+        if folder:
+            paths += list_images(folder)
         if not paths:
-            raise InputError("SOURCES: give at least one pair product.")
+            raise InputError("SOURCES / FOLDER: give at least one pair product, or a folder that "
+                             "holds some.")
+        stable = self.vector_path(parameters, "STABLE", context, feedback, required=False)
+        if not self.parameterAsBoolean(parameters, "CLEAN", context):
+            if stable:
+                feedback.pushWarning("STABLE is used only when CLEAN is on: pairs stacked as "
+                                     "they are.")
+            return self.stack(paths, parameters, context, feedback)
+        kept = (self.parameterAsFileOutput(parameters, "OUTPUT_PAIRS", context)
+                if parameters.get("OUTPUT_PAIRS") else None)
+        with tempfile.TemporaryDirectory(dir=QgsProcessingUtils.tempFolder()) as tmp:
+            cleaned = clean_pairs(paths, kept or tmp, stable,
+                                  progress=self.progress(feedback).sub(0.0, 0.5))
+            for path, report, ramps in cleaned:
+                feedback.pushInfo(f"Cleaned {path}: {report.valid_before} -> "
+                                  f"{report.valid_after} valid vectors"
+                                  + (f"; ramps vx {ramps[0].describe()}, vy {ramps[1].describe()}"
+                                     if ramps else ""))
+            results = self.stack([c[0] for c in cleaned], parameters, context, feedback, 0.5)
+        if kept:
+            results["OUTPUT_PAIRS"] = kept
+        return results
+
+    def stack(self, paths, parameters, context, feedback, start=0.0):
+        """Build the stacks from ``paths``; progress from ``start`` to 1."""
         ref = self.raster_path(parameters, "REFERENCE", context, required=False)
         if ref:
             grid = raster_grid(ref, "reference raster")
@@ -86,7 +139,7 @@ PAIRS lists the pair files that went into it; OUTPUT_TABLE lists them per month.
             paths, grid, outputs, COMBINE[self.parameterAsEnum(parameters, "COMBINE", context)],
             self.parameterAsDouble(parameters, "MIN_FRACTION", context),
             self.parameterAsString(parameters, "SENSOR", context).strip() or None,
-            progress=self.progress(feedback))
+            progress=self.progress(feedback).sub(start, 1.0))
         for r in rows:
             feedback.pushInfo(f"{r['month']}: {r['n_pairs']} pair(s) {r['pairs']}")
         if left_out:

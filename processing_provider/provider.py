@@ -2,20 +2,23 @@
 
 Algorithms are discovered: every module of this package (other than ``provider`` and ``base``)
 is imported and each :class:`GlacierAlgorithm` subclass with an ``ALG_ID`` is registered. Adding
-an algorithm is adding one file; nothing else needs editing.
+an algorithm is adding one file; nothing else needs editing. The graphical models shipped in
+``models/*.model3`` (built by ``scripts/build_models.py``) are registered too, under their names.
 """
 
+import glob
 import importlib
 import inspect
 import os
 import pkgutil
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
 
 from .base import GlacierAlgorithm, icon
 
 PROVIDER_ID = "glaciervelocity"
 _SKIP = {"provider", "base"}
+MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 
 
 def algorithm_classes():
@@ -29,6 +32,35 @@ def algorithm_classes():
             if issubclass(cls, GlacierAlgorithm) and cls.ALG_ID and cls.__module__ == module.__name__:
                 found[cls.ALG_ID] = cls
     return [found[k] for k in sorted(found)]
+
+
+class ShippedModel(QgsProcessingModelAlgorithm):
+    """A shipped model: its name (``model_name`` in the file) is its id, e.g.
+    ``glaciervelocity:imagepairstotrends``, and the toolbox shows the title kept in its help
+    (key ``TITLE``); QGIS's own models show their name for both."""
+
+    def displayName(self):  # noqa: N802 (QGIS's name)
+        return self.helpContent().get("TITLE") or self.name()
+
+    def createInstance(self):  # noqa: N802
+        model = ShippedModel()
+        model.loadVariant(self.toVariant())
+        model.setSourceFilePath(self.sourceFilePath())
+        return model
+
+
+def shipped_models():
+    """The models of ``models/*.model3``, loaded (a file that cannot be read is logged)."""
+    models = []
+    for path in sorted(glob.glob(os.path.join(MODELS_DIR, "*.model3"))):
+        model = ShippedModel()
+        if model.fromFile(path):
+            model.setSourceFilePath(path)
+            models.append(model)
+        else:
+            # the default level is a warning
+            QgsMessageLog.logMessage(f"Could not read the model {path}", "Glacier Velocity")
+    return models
 
 
 class GlacierVelocityProvider(QgsProcessingProvider):
@@ -49,3 +81,5 @@ class GlacierVelocityProvider(QgsProcessingProvider):
     def loadAlgorithms(self):
         for cls in algorithm_classes():
             self.addAlgorithm(cls())
+        for model in shipped_models():
+            self.addAlgorithm(model)

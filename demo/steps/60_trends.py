@@ -42,6 +42,7 @@ def run(ctx):
                    OUTPUT_SIGNIFICANT=out["significant"], OUTPUT_CI_LOW=out["ci_low"],
                    OUTPUT_CI_HIGH=out["ci_high"], OUTPUT_TREND_SEN=out["trend_sen"])
     ctx.products["trend"] = out["trend"]
+    ctx.products["trend_significant"] = out["significant"]
     truth = read_band(paths["true_trend"])
     labels = ctx.model.labels(ctx.model.grid())
     trend, sig = read_band(out["trend"]), read_band(out["significant"])

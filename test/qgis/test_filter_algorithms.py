@@ -164,6 +164,43 @@ def test_harmonise_monthly_stacks_and_temporal_filter(run_alg, scene_tiny, tmp_p
     assert np.isnan(fx[5]).all() and np.isfinite(fx[:5]).all()
 
 
+def test_monthlystacks_from_a_folder_with_cleaning(run_alg, scene_tiny, tmp_path):
+    """Raw pairs (mismatches and a ramp) in a folder, as correlatebatch leaves them: FOLDER gives
+    the same stack as SOURCES, and CLEAN with STABLE brings the month close to the truth."""
+    _, manifest, model = scene_tiny
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    paths = []
+    for k, start in enumerate(("2020-07-02", "2020-07-12")):
+        s = dt.date.fromisoformat(start)
+        rp = make_raw_pair(model, interval=Interval(s, s + dt.timedelta(days=16)), seed=5 + k)
+        path = str(folder / f"landsat_{k}.tif")
+        write_pair_product(path, rp.grid, rp.vx, rp.vy, rp.snr, rp.interval.start,
+                           rp.interval.end, "landsat")
+        paths.append(path)
+    ref = manifest["paths"]["reference_grid"]
+    plain, listed = str(tmp_path / "plain.tif"), str(tmp_path / "listed.tif")
+    run_alg("monthlystacks", {"FOLDER": str(folder), "REFERENCE": ref, "OUTPUT": plain})
+    run_alg("monthlystacks", {"SOURCES": paths, "REFERENCE": ref, "OUTPUT": listed})
+    assert np.array_equal(read_stack(plain)[1], read_stack(listed)[1], equal_nan=True)
+    clean, kept = str(tmp_path / "clean.tif"), str(tmp_path / "kept")
+    res = run_alg("monthlystacks", {"FOLDER": str(folder), "REFERENCE": ref, "CLEAN": True,
+                                    "STABLE": manifest["paths"]["stable"], "OUTPUT": clean,
+                                    "OUTPUT_PAIRS": kept})
+    assert sorted(os.listdir(kept)) == ["landsat_0.tif", "landsat_1.tif"]
+    assert res["OUTPUT_PAIRS"] == kept and "RAMP_VX" in read_pair_info(
+        os.path.join(kept, "landsat_0.tif")).metadata
+    info, cleaned = read_stack(clean)
+    truth = model.velocity(info.grid, info.intervals[0])
+    true_v = np.hypot(*truth)
+    ice = model.labels(info.grid) > 0
+    err_plain = np.nanmedian(np.abs(read_stack(plain)[1][0] - true_v)[ice])
+    err_clean = np.nanmedian(np.abs(cleaned[0] - true_v)[ice])
+    assert err_clean < 0.5 * err_plain  # the ramp and mismatches are gone
+    stable = model.stable_mask(info.grid)
+    assert np.nanmedian(cleaned[0][stable]) < 0.5 * np.nanmedian(read_stack(plain)[1][0][stable])
+
+
 @pytest.mark.shared_data
 def test_cleanpair_on_the_kaskawulsh_map(run_alg, shared_data, tmp_path):
     """The real map as two m/day rasters with dates in their names and bedrock polygons."""

@@ -1,0 +1,144 @@
+"""The shipped graphical models: they load into QgsProcessingModelAlgorithm, every child resolves,
+they validate, their parameters and outputs are named as documented, they are what
+scripts/build_models.py builds, the provider lists them, and the one-pair model runs in-process."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+from qgis.core import QgsProcessingModelAlgorithm
+
+from glacier_velocity.compat import FLAG_OPTIONAL
+from glacier_velocity.core.dates import Interval, parse_date
+from glacier_velocity.core.products import read_pair_product
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# the public contract of the models (README, help); scripts and the demo depend on these names
+FULL_INPUTS = {"LANDSAT_FOLDER", "SENTINEL2_FOLDER", "SENTINEL1_FOLDER", "REFERENCE", "UAV",
+               "STABLE", "GLACIERS", "DEM", "MIN_YEARS", "MIN_AREA"} | {
+    f"{s}_{p}" for s in ("LANDSAT", "SENTINEL2", "SENTINEL1")
+    for p in ("MIN_DAYS", "MAX_DAYS", "WINDOW", "STEP")}
+ONE_PAIR_INPUTS = {"REFERENCE", "SECONDARY", "WINDOW", "STEP", "START_DATE", "END_DATE", "STABLE",
+                   "SNR_MIN", "MAX_SPEED"}
+FULL_CHILDREN = {
+    **{f"{s}_pairs": "correlatebatch" for s in ("landsat", "sentinel2", "sentinel1")},
+    **{f"{s}_stack": "monthlystacks" for s in ("landsat", "sentinel2", "sentinel1")},
+    **{f"{s}_filtered": "temporalfilter" for s in ("landsat", "sentinel2", "sentinel1")},
+    "calibration": "calibrateweights", "fusion": "fuse", "gapfill": "gapfill",
+    "uncertainty": "stableuncertainty", "coverage": "coverage", "pixel_trends": "pixeltrend",
+    "glacier_trends": "glaciertrend", "attributes": "attributecorrelation"}
+
+
+@pytest.fixture(scope="module")
+def build_models():
+    """scripts/build_models.py as a module."""
+    spec = importlib.util.spec_from_file_location(
+        "build_models", os.path.join(ROOT, "scripts", "build_models.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load(path):
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(path), path
+    return model
+
+
+@pytest.mark.parametrize("name, model_id, inputs, children", [
+    ("image_pairs_to_trends.model3", "imagepairstotrends", FULL_INPUTS, FULL_CHILDREN),
+    ("one_pair_clean_velocity.model3", "onepaircleanvelocity", ONE_PAIR_INPUTS,
+     {"correlate": "correlate", "clean": "cleanpair"}),
+])
+def test_model_file_loads_and_validates(provider, name, model_id, inputs, children):
+    model = load(os.path.join(ROOT, "models", name))
+    assert model.name() == model_id
+    ok, issues = model.validate()
+    assert ok, issues
+    found = {cid: c.algorithmId() for cid, c in model.childAlgorithms().items()}
+    assert found == {k: f"glaciervelocity:{v}" for k, v in children.items()}
+    for child in model.childAlgorithms().values():
+        assert child.algorithm() is not None, f"{child.algorithmId()} does not resolve"
+    params = {p.name() for p in model.parameterDefinitions() if not p.isDestination()}
+    assert params == inputs
+    help_content = model.helpContent()
+    for p in params:
+        assert help_content.get(p, "").strip(), f"{name}: {p} undocumented"
+    assert len(help_content["ALG_DESC"]) > 200
+
+
+@pytest.mark.parametrize("name", ["image_pairs_to_trends.model3", "one_pair_clean_velocity.model3"])
+def test_model_opens_in_the_modeler(provider, qgis_processing, monkeypatch, name):
+    """The graphical modeler (QGIS's own dialog) shows every input, step and output."""
+    modeler = pytest.importorskip("processing.modeler.ModelerDialog")
+    monkeypatch.setattr(modeler, "iface", None)  # pytest-qgis's stand-in lacks iconSize()
+    model = load(os.path.join(ROOT, "models", name))
+    dialog = modeler.ModelerDialog.create(model)
+    try:
+        from qgis.gui import (QgsModelChildAlgorithmGraphicItem, QgsModelOutputGraphicItem,
+                              QgsModelParameterGraphicItem)
+
+        items = dialog.view().scene().items()
+
+        def count(kind):
+            return sum(isinstance(i, kind) for i in items)
+
+        assert count(QgsModelChildAlgorithmGraphicItem) == len(model.childAlgorithms())
+        assert count(QgsModelParameterGraphicItem) == len(model.parameterComponents())
+        assert count(QgsModelOutputGraphicItem) == len(model.destinationParameterDefinitions())
+    finally:
+        dialog.close()
+
+
+def test_full_model_outputs_are_every_product(provider, build_models):
+    model = load(os.path.join(ROOT, "models", "image_pairs_to_trends.model3"))
+    outputs = {p.name() for p in model.destinationParameterDefinitions()}
+    assert outputs == {f"{c}:{o}" for c, o, _, _ in build_models.FULL_OUTPUTS}
+    # every child's products leave the model: nothing computed is only temporary
+    for cid, child in model.childAlgorithms().items():
+        mandatory = {d.name() for d in child.algorithm().destinationParameterDefinitions()
+                     if not d.flags() & FLAG_OPTIONAL}
+        assert mandatory <= set(child.modelOutputs()), cid
+    # the weights reach the fusion from the calibration, the folders the stacks
+    fusion = model.childAlgorithm("fusion").parameterSources()
+    assert fusion["WEIGHTS"][0].outputChildId() == "calibration"
+    assert fusion["WEIGHTS"][0].outputName() == "WEIGHTS"
+    stack = model.childAlgorithm("landsat_stack").parameterSources()
+    assert stack["FOLDER"][0].outputChildId() == "landsat_pairs"
+    assert stack["CLEAN"][0].staticValue() is True
+    assert stack["STABLE"][0].parameterName() == "STABLE"
+
+
+def test_shipped_models_are_what_the_script_builds(provider, build_models):
+    assert build_models.stale_models() == [], "run scripts/build_models.py"
+
+
+def test_provider_lists_the_models(provider):
+    full = provider.algorithm("imagepairstotrends")
+    assert full is not None and full.displayName() == "Image pairs to trends (full chain)"
+    assert full.id() == "glaciervelocity:imagepairstotrends"
+    one = provider.algorithm("onepaircleanvelocity")
+    assert one is not None and one.group() == "Models"
+    assert one.createInstance().displayName() == one.displayName()
+
+
+def test_one_pair_model_runs(run_alg, scene_tiny, tmp_path):
+    """The summer Landsat pair of the scene, correlated and cleaned with the stable polygons."""
+    _, manifest, model = scene_tiny
+    pair = manifest["pairs"][0]
+    raw, clean = str(tmp_path / "raw.tif"), str(tmp_path / "clean.tif")
+    res = run_alg("onepaircleanvelocity", {
+        "REFERENCE": pair["reference"], "SECONDARY": pair["secondary"], "WINDOW": 16, "STEP": 2,
+        "STABLE": manifest["paths"]["stable"], "correlate:OUTPUT": raw, "clean:OUTPUT": clean})
+    assert res["clean:OUTPUT"] == clean and res["correlate:OUTPUT"] == raw
+    info, d = read_pair_product(clean)
+    assert str(info.start) == pair["start"] and info.grid.dx == 2 * pair["pixel"]
+    tx, ty = model.velocity(info.grid, Interval(parse_date(pair["start"]), parse_date(pair["end"])))
+    err = np.hypot(d["vx"] - tx, d["vy"] - ty)
+    fast = (model.labels(info.grid) > 0) & (np.hypot(tx, ty) > 50) & np.isfinite(err)
+    assert fast.sum() > 100
+    assert np.median(err[fast]) < 15.0  # m/yr; one image pixel over the pair is ~170 m/yr
+    stable = model.stable_mask(info.grid) & np.isfinite(d["v"])
+    assert abs(np.median(d["vx"][stable])) < 1.0 and abs(np.median(d["vy"][stable])) < 1.0
