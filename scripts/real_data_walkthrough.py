@@ -95,21 +95,21 @@ def figures(perito, kask, folder):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
     img = read_band(perito["images"][0])
     info, d = read_pair_product(perito["clean"])
-    x0, y0, x1, y1 = info.grid.bounds
+    x0, y0, x1, y1 = (c / 1000 for c in info.grid.bounds)  # km
     axes[0].imshow(img, cmap="gray", extent=(x0, x1, y0, y1))
     axes[0].set_title("Perito Moreno, Sentinel-2 2020-01-01 (UTM 18S)")
     speed = d["v"] / 365.25
     im = axes[1].imshow(speed, cmap="viridis", vmin=0, vmax=3, extent=(x0, x1, y0, y1))
     step = 4
     xs, ys = info.grid.centres()
-    xx, yy = np.meshgrid(xs, ys)
+    xx, yy = np.meshgrid(xs / 1000, ys / 1000)
     axes[1].quiver(xx[::step, ::step], yy[::step, ::step], d["vx"][::step, ::step],
                    d["vy"][::step, ::step], color="white", scale=6000, width=0.002)
     axes[1].set_title("Clean velocity 2020-01-01 to 01-21 (one-pair model)")
     fig.colorbar(im, ax=axes[1], label="speed (m/day)")
     for ax in axes:
-        ax.set_xlabel("easting (m)")
-        ax.set_ylabel("northing (m)")
+        ax.set_xlabel("easting (km, UTM 18S)")
+        ax.set_ylabel("northing (km)")
     fig.savefig(os.path.join(folder, "real_perito_moreno.png"), dpi=110)
     plt.close(fig)
 
