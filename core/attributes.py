@@ -24,6 +24,8 @@ from .products import to_m_per_yr
 from .progress import ensure
 from .raster_io import iter_tiles, open_raster, raster_grid, read_bands, warp_to_grid
 from .terrain import aspect_sector, circular_mean, terrain
+from .trends import nanmean_count
+
 
 def mean_velocity(path, grid=None, progress=None):
     """A velocity raster (m/yr) on its grid: one band as is, several bands (a stack) averaged per
@@ -35,12 +37,7 @@ def mean_velocity(path, grid=None, progress=None):
     out = np.full(grid.shape, np.nan, np.float32)
     tiles = list(iter_tiles(grid.shape, 512))
     for k, (_, (r0, c0, nr, nc), _) in enumerate(tiles):
-        block = read_bands(ds, None, (r0, c0, nr, nc))
-        ok = np.isfinite(block)
-        n = ok.sum(0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[r0:r0 + nr, c0:c0 + nc] = np.where(n > 0, np.where(ok, block, 0).sum(0) / n,
-                                                   np.nan)
+        out[r0:r0 + nr, c0:c0 + nc] = nanmean_count(read_bands(ds, None, (r0, c0, nr, nc)), 0)[0]
         progress.update((k + 1) / len(tiles))
     return to_m_per_yr(out, units).astype(np.float32, copy=False)
 

@@ -85,7 +85,7 @@ class PixelSeries:
     @property
     def is_fused(self):
         """True for the fused product (drawn on top of the sources)."""
-        return self.sensor.strip().lower() in FUSED_SENSORS
+        return is_fused_sensor(self.sensor)
 
 
 def connect_mask(series, gap_factor=1.5):
@@ -411,8 +411,9 @@ def _int_cell(values, i):
 
 def samples_companion(path):
     """The samples table written beside a calibration table, or None: ``<stem>_samples.<ext>``
-    first, else the only file of the folder with 'sample' in its name and the same extension; in
-    a GeoPackage (``file.gpkg|layername=x``) the only other layer with 'sample' in its name."""
+    (or ``<stem>-samples.<ext>``) first, else the only file of the folder with 'sample' in its
+    name and the same extension; in a GeoPackage (``file.gpkg|layername=x``) the only other layer
+    with 'sample' in its name."""
     file_path = str(path).split("|")[0]
     if "|layername=" in str(path):  # another layer of the same GeoPackage
         from osgeo import ogr

@@ -16,7 +16,7 @@ interannual spread of that month, and anomalies = value - climatology of the ban
 import numpy as np
 
 from .errors import InputError
-from .products import StackWriter, read_stack, read_stack_info
+from .products import QUANTITIES, StackWriter, read_stack, read_stack_info
 from .progress import ensure
 from .raster_io import RasterWriter
 from .trends import (DECADE, DEFAULT_MIN_YEARS, Calendar, nanmean_count, ols_trend, sen_trend,
@@ -25,6 +25,14 @@ from .trends import (DECADE, DEFAULT_MIN_YEARS, Calendar, nanmean_count, ols_tre
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
                "September", "October", "November", "December")
 MONTHLY_METHODS = {"ols": "OLS with a Student t test", "sen": "Theil-Sen with the Mann-Kendall test"}
+
+
+def _check_monthly_options(method, min_years):
+    if method not in MONTHLY_METHODS:
+        raise InputError(f"METHOD: unknown month-resolved trend method '{method}'; use "
+                         f"{' or '.join(MONTHLY_METHODS)}.")
+    if int(min_years) < 3:
+        raise InputError(f"MIN_YEARS: a trend test needs at least 3 years, not {min_years}.")
 
 
 def monthly_trends(values, intervals, method="ols", alpha=0.05, min_years=DEFAULT_MIN_YEARS,
@@ -36,11 +44,7 @@ def monthly_trends(values, intervals, method="ols", alpha=0.05, min_years=DEFAUL
     (years with a value that month) and ``mean`` (the month's mean, m/yr); NaN where fewer than
     ``min_years`` years.
     """
-    if method not in MONTHLY_METHODS:
-        raise InputError(f"METHOD: unknown month-resolved trend method '{method}'; use "
-                         f"{' or '.join(MONTHLY_METHODS)}.")
-    if int(min_years) < 3:
-        raise InputError(f"MIN_YEARS: a trend test needs at least 3 years, not {min_years}.")
+    _check_monthly_options(method, min_years)
     values = np.asarray(values)
     cal = cal or Calendar(intervals)
     ym = year_month_means(values.reshape(values.shape[0], -1), cal)
@@ -86,6 +90,7 @@ def monthly_trend_raster(path, output, method="ols", alpha=0.05, min_years=DEFAU
 
     Band k is month k (January first). Read window by window with all bands (bounded memory).
     """
+    _check_monthly_options(method, min_years)  # before any output file is created
     progress = ensure(progress)
     info = read_stack_info(path)
     cal = Calendar(info.intervals)
@@ -125,7 +130,7 @@ def seasonal_cycle_rasters(path, mean_output=None, anomalies_output=None, progre
                               {"UNITS": "m/yr", "SOURCE": path}, inputs=[path])
     if anomalies_output:
         anom_w = StackWriter(anomalies_output, info.grid, info.intervals, info.sensor,
-                             info.quantity if info.quantity in ("v", "vx", "vy") else "v",
+                             info.quantity if info.quantity in QUANTITIES else "v",
                              {"ANOMALY": "value minus the mean of its calendar month",
                               "SOURCE": path}, inputs=[path])
     windows = stack_windows(path, info.grid.shape, info.count)

@@ -65,6 +65,13 @@ def method_options(alg, parameters, context, methods=USER_METHODS, min_months=Tr
     return out
 
 
+def optional_output(alg, parameters, name, context):
+    """The path of an optional raster destination, or None when the user left it unset."""
+    if not parameters.get(name):
+        return None
+    return alg.parameterAsOutputLayer(parameters, name, context) or None
+
+
 def add_glaciers(alg, optional=False, min_area=1.0):
     """GLACIERS polygons and MIN_AREA (km²)."""
     alg.addParameter(QgsProcessingParameterFeatureSource(

@@ -6,7 +6,8 @@ from qgis.core import (QgsProcessingParameterFeatureSource, QgsProcessingParamet
 from ..compat import TYPE_VECTOR_POLYGON
 from ..core.glacier_stats import MONTHLY_COLUMNS, monthly_trend_table
 from ..core.seasonal import MONTHLY_METHODS, monthly_trend_raster
-from ._trend_common import COMMON_HELP, add_glaciers, add_method_parameters, add_table, method_options
+from ._trend_common import (COMMON_HELP, add_glaciers, add_method_parameters, add_table,
+                            method_options, optional_output)
 from .base import GlacierAlgorithm
 
 
@@ -30,6 +31,8 @@ annual trend of the Pixel trends and Glacier trends algorithms."""
     PARAM_HELP = dict(
         COMMON_HELP,
         METHOD="ols = " + MONTHLY_METHODS["ols"] + "; sen = " + MONTHLY_METHODS["sen"] + ".",
+        MIN_YEARS="minimum number of years with the calendar month observed for its trend "
+                  "(at least 3).",
         GLACIERS="glacier polygons: one set of rows per glacier (optional).",
         MASK="polygons treated as one area (e.g. all glaciers of a region); optional.",
         MIN_AREA="glaciers smaller than this area (km²) are left out (0 keeps all).",
@@ -59,19 +62,17 @@ annual trend of the Pixel trends and Glacier trends algorithms."""
         mask = self.vector_path(parameters, "MASK", context, feedback, required=False)
         options = method_options(self, parameters, context, self.METHODS, min_months=False)
         progress = self.progress(feedback)
-        raster = self.parameterAsOutputLayer(parameters, "OUTPUT_RASTER", context) \
-            if parameters.get("OUTPUT_RASTER") else None
-        p_raster = self.parameterAsOutputLayer(parameters, "OUTPUT_P_RASTER", context) \
-            if parameters.get("OUTPUT_P_RASTER") else None
-        split = 0.5 if raster or p_raster else 1.0
+        raster = optional_output(self, parameters, "OUTPUT_RASTER", context)
+        p_raster = optional_output(self, parameters, "OUTPUT_P_RASTER", context)
+        if p_raster and not raster:  # checked before the (long) table pass
+            raise ValueError("OUTPUT_P_RASTER needs OUTPUT_RASTER as well.")
+        split = 0.5 if raster else 1.0
         rows = monthly_trend_table(stack, glaciers, mask,
                                    min_area=self.parameterAsDouble(parameters, "MIN_AREA", context),
                                    progress=progress.sub(0.0, split), **options)
         results = {"OUTPUT_TABLE": self.write_table(parameters, "OUTPUT_TABLE", context, rows,
                                                     MONTHLY_COLUMNS)}
-        if raster or p_raster:
-            if not raster:
-                raise ValueError("OUTPUT_P_RASTER needs OUTPUT_RASTER as well.")
+        if raster:
             monthly_trend_raster(stack, raster, p_output=p_raster,
                                  progress=progress.sub(split, 1.0), **options)
             results["OUTPUT_RASTER"] = raster

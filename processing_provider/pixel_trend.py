@@ -4,7 +4,8 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterRasterDe
                        QgsProcessingParameterRasterLayer)
 
 from ..core.trends import pixel_trends
-from ._trend_common import COMMON_HELP, SIGNIFICANCE_HELP, add_method_parameters, method_options
+from ._trend_common import (COMMON_HELP, SIGNIFICANCE_HELP, add_method_parameters, method_options,
+                            optional_output)
 from .base import GlacierAlgorithm
 
 # output parameter -> key of core.trends.pixel_trends, description, created by default
@@ -64,12 +65,12 @@ optional outputs whatever the method. The stack is processed tile by tile (bound
         options = method_options(self, parameters, context)
         paths = {}
         for name, _, _, default in OUTPUTS:
-            if default or parameters.get(name):
-                path = self.parameterAsOutputLayer(parameters, name, context)
-                if path:
-                    paths[name] = path
+            path = (self.parameterAsOutputLayer(parameters, name, context) if default
+                    else optional_output(self, parameters, name, context))
+            if path:
+                paths[name] = path
         summary = pixel_trends(stack, {key: paths[name] for name, key, _, _ in OUTPUTS
-                                       if paths.get(name)}, progress=self.progress(feedback),
+                                       if name in paths}, progress=self.progress(feedback),
                                **options)
         feedback.pushInfo(
             f"{summary['computable']} pixels with a trend, {summary['significant']} significant "

@@ -6,7 +6,7 @@ from qgis.core import (QgsProcessingParameterFeatureSource, QgsProcessingParamet
 from ..compat import TYPE_VECTOR_POLYGON
 from ..core.glacier_stats import SEASONAL_COLUMNS, seasonal_cycle_table
 from ..core.seasonal import seasonal_cycle_rasters
-from ._trend_common import COMMON_HELP, add_glaciers, add_table
+from ._trend_common import COMMON_HELP, add_glaciers, add_table, optional_output
 from .base import GlacierAlgorithm
 
 
@@ -49,8 +49,8 @@ early years of a trending glacier carries that period's level)."""
         stack = self.raster_path(parameters, "INPUT", context)
         glaciers = self.vector_path(parameters, "GLACIERS", context, feedback, required=False)
         mask = self.vector_path(parameters, "MASK", context, feedback, required=False)
-        outputs = {name: self.parameterAsOutputLayer(parameters, name, context)
-                   for name in ("OUTPUT_MEAN", "OUTPUT_ANOMALIES") if parameters.get(name)}
+        outputs = {name: path for name in ("OUTPUT_MEAN", "OUTPUT_ANOMALIES")
+                   if (path := optional_output(self, parameters, name, context))}
         progress = self.progress(feedback)
         split = 0.3 if outputs else 1.0
         rows, _, _ = seasonal_cycle_table(

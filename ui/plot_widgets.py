@@ -164,10 +164,10 @@ class TimeSeriesPlot(pg.PlotWidget):
         self.legend.clear()
         self.hide_hover()
         self.items, self._drawn = {}, []
-        fixed = colours
+        fixed = colours or {}
         auto = assign_colours([s.sensor if not s.pinned else f"pinned {s.sensor}" for s in series])
         for s, colour in zip(series, auto):
-            colour = (fixed or {}).get(s.label) or colour
+            colour = fixed.get(s.label) or colour
             x = s.timestamps()
             self._draw(s, x, colour)
             self._drawn.append((s, x))

@@ -22,7 +22,7 @@ from qgis.PyQt.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, 
 from ..core.errors import InputError
 from ..core.pixel_series import StackPixelReader, unique_labels, write_series_csv
 from . import plot_widgets
-from .plot_data import stack_layers, to_layer_crs
+from .plot_data import layer_file, stack_layers, to_layer_crs
 
 THROTTLE_MS = 80  # at most one read per this interval while dragging
 POLL_MS = 15
@@ -205,7 +205,10 @@ class TimeSeriesTab(QWidget):
                 messages.append(f"{layer.name()}: the point cannot be transformed to "
                                 f"{layer.crs().authid()}.")
                 continue
-            path = layer.source().split("|")[0]
+            path = layer_file(layer)
+            if path is None:
+                messages.append(f"{layer.name()}: its file cannot be found.")
+                continue
             futures.append((layer.name(), self._executor.submit(self._read, layer.name(), path,
                                                                   p.x(), p.y())))
         # one future per stack: the plot fills in stack by stack, and a newer point cancels
@@ -326,7 +329,7 @@ class TimeSeriesTab(QWidget):
             return
         if self._marker is None:
             self._marker = QgsVertexMarker(self.canvas)
-            self._marker.setIconType(QgsVertexMarker.ICON_CROSS)
+            self._marker.setIconType(QgsVertexMarker.IconType.ICON_CROSS)
             self._marker.setColor(QColor("#d62728"))
             self._marker.setIconSize(14)
             self._marker.setPenWidth(2)
