@@ -35,7 +35,6 @@ files with bounded memory.
 """
 
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -44,6 +43,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft, ndimage
 
 from .errors import InputError
+from .filters import nanmedian0, neighbours
 from .progress import ensure
 
 TWO_PI = 2.0 * np.pi
@@ -228,9 +228,8 @@ class Correlator:
         gm = g * mag  # = weight |C|^p
         den = np.einsum("nij->n", gm)
         snr = np.einsum("nij,nij->n", g, E.real) / np.maximum(den, 1e-30)
-        a = gm.reshape(n, -1) @ self.quad
+        a_xx, a_xy, a_yy = (gm.reshape(n, -1) @ self.quad).astype(np.float64).T
         b = (g * E.imag).reshape(n, -1) @ self.lin
-        a_xx, a_xy, a_yy = a[:, 0].astype(np.float64), a[:, 1].astype(np.float64), a[:, 2]
         det = a_xx * a_yy - a_xy * a_xy
         ok = det > 1e-9 * np.maximum(a_xx * a_yy, 1e-30)
         det = np.where(ok, det, 1.0)
@@ -283,7 +282,7 @@ class Correlator:
             C[moved] = self._cross([r[moved] for r in Rc], sec_m, fy[moved], fx[moved])
         # sub-pixel: the secondary taper follows the estimate, so the fixed point is unbiased
         fy, fx, snr = self._subpixel(Rc, sec_w, fy, fx, first=C)
-        # a fit that ends more than half a pixel away re-centres once more and starts again
+        # a fit that ends more than 0.6 px away re-centres once more and starts again
         far = np.flatnonzero((np.abs(fy) > 0.6) | (np.abs(fx) > 0.6))
         if far.size:
             jy, jx = np.round(fy[far]).astype(np.int64), np.round(fx[far]).astype(np.int64)
@@ -485,22 +484,14 @@ def prior_offsets(ref, sec, rows, cols, options, prior=(0.0, 0.0), progress=None
         d_r[s:e], d_c[s:e], _ = coarse.estimate(ref, sec, top[s:e], left[s:e],
                                                 np.full(e - s, base_r), np.full(e - s, base_c))
         progress.update(e / top.size)
-    d_r = _fill_nearest(_nan_median3(d_r.reshape(gr.shape)))
-    d_c = _fill_nearest(_nan_median3(d_c.reshape(gr.shape)))
+    # 3 x 3 median ignoring NaN (NaN only where the whole neighbourhood is), then gaps filled
+    d_r = _fill_nearest(nanmedian0(neighbours(d_r.reshape(gr.shape), 3))[0])
+    d_c = _fill_nearest(nanmedian0(neighbours(d_c.reshape(gr.shape), 3))[0])
     if d_r is None or d_c is None:
         return pr, pc
     ir = np.clip(np.round((centre_r - lat_r[0]) / spacing).astype(np.int64), 0, lat_r.size - 1)
     ic = np.clip(np.round((centre_c - lat_c[0]) / spacing).astype(np.int64), 0, lat_c.size - 1)
     return np.round(d_r[ir, ic]).astype(np.int64), np.round(d_c[ir, ic]).astype(np.int64)
-
-
-def _nan_median3(a):
-    """3 x 3 median ignoring NaN (NaN where the whole neighbourhood is NaN)."""
-    stack = sliding_window_view(np.pad(a, 1, constant_values=np.nan), (3, 3))
-    stack = stack.reshape(a.shape + (9,))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods stay NaN
-        return np.nanmedian(stack, axis=-1)
 
 
 def _fill_nearest(a):

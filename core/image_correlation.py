@@ -19,7 +19,7 @@ import numpy as np
 
 from .correlation import CorrelatorOptions, context_margin, correlate_windows, window_layout
 from .dates import DAYS_PER_YEAR, acquisition_date, baseline_days
-from .errors import Cancelled, InputError
+from .errors import InputError
 from .grid import Grid, require_overlap, require_projected, require_same_crs
 from .pairs import image_sensor
 from .preprocess import (DEFAULT_SIZE, antialias_sigma, channels, check_method, downsample, halo,
@@ -175,9 +175,7 @@ def correlate_batch(pairs, folder, progress=None, **options):
                                    progress=progress.sub(k / len(pairs), (k + 1) / len(pairs)),
                                    **options)
             row.update(valid_share=res["valid_share"], median_snr=res["median_snr"], path=path)
-        except Cancelled:
-            raise
-        except InputError as exc:
+        except InputError as exc:  # Cancelled is not one: cancelling stops the batch
             row["status"] = str(exc)
         rows.append(row)
     return rows
@@ -191,9 +189,9 @@ def _working_grid(grid, resolution):
     if resolution is None or float(resolution) <= 0:
         return grid, (1.0, 1.0)
     res = float(resolution)
-    if res < min(grid.dx, grid.dy) * (1 - 1e-9):
+    if res < max(grid.dx, grid.dy) * (1 - 1e-9):  # both axes must be down-sampled
         raise InputError(f"The target resolution {res:g} m is finer than the images' "
-                         f"{grid.dx:g} m pixels: only down-sampling is supported.")
+                         f"{grid.dx:g} x {grid.dy:g} m pixels: only down-sampling is supported.")
     fr, fc = res / grid.dy, res / grid.dx
     if fr < 1 + 1e-9 and fc < 1 + 1e-9:
         return grid, (1.0, 1.0)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .dates import acquisition_date
 from .errors import InputError
+from .raster_io import open_raster
 
 SENSOR_PATTERNS = (
     ("landsat", re.compile(r"^L[COTEM]0\d_")),
@@ -36,8 +37,6 @@ def image_sensor(path):
     sensor = sensor_from_name(path)
     if sensor:
         return sensor
-    from .raster_io import open_raster
-
     return (open_raster(path, "image").GetMetadata() or {}).get("SENSOR", "").strip()
 
 
@@ -90,6 +89,8 @@ def form_pairs(images, min_days, max_days, sensor=None):
     for i, (d0, s0, p0) in enumerate(entries):
         for d1, s1, p1 in entries[i + 1:]:
             days = (d1 - d0).days
-            if s1 == s0 and min_days <= days <= max_days:
+            if days > max_days:
+                break  # sorted by date: every later image is further away
+            if s1 == s0 and days >= min_days:
                 pairs.append(Pair(p0, p1, d0, d1, s0))
     return pairs

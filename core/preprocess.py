@@ -59,9 +59,12 @@ def check_method(method, size=DEFAULT_SIZE):
 
 
 def halo(method, size=DEFAULT_SIZE):
-    """Pixels of context a filter needs on each side of a tile for exact results."""
-    if method in ("highpass", "wallis"):
+    """Pixels of context a filter needs on each side of a tile for exact results (Gaussians
+    reach 4 sigma; Wallis smooths twice, the variance around a mean that itself reaches 4 sigma)."""
+    if method == "highpass":
         return int(np.ceil(4.0 * size))
+    if method == "wallis":
+        return int(np.ceil(8.0 * size))
     if method == "orientation":
         return int(np.ceil(4.0 * ORIENTATION_SIGMA)) + 2
     if method == "log":

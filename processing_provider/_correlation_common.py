@@ -47,7 +47,8 @@ OPTION_HELP = {
 }
 
 
-def _advanced(param):
+def advanced(param):
+    """``param`` flagged as advanced (shown under "Advanced Parameters")."""
     param.setFlags(param.flags() | FLAG_ADVANCED)
     return param
 
@@ -61,20 +62,20 @@ def add_options(alg):
     alg.addParameter(QgsProcessingParameterEnum(
         "PREPROCESS", "Pre-processing", options=[preprocess.LABELS[k] for k in PREPROCESS_KEYS],
         defaultValue=0))
-    alg.addParameter(_advanced(QgsProcessingParameterNumber(
+    alg.addParameter(advanced(QgsProcessingParameterNumber(
         "FILTER_SIZE", "High-pass / Wallis filter size (px)", NUMBER_DOUBLE,
         preprocess.DEFAULT_SIZE, minValue=0.5)))
-    alg.addParameter(_advanced(QgsProcessingParameterNumber(
+    alg.addParameter(advanced(QgsProcessingParameterNumber(
         "WINDOW_ROWS", "Window height (px, 0 = square)", NUMBER_INTEGER, 0, minValue=0,
         maxValue=1024)))
-    alg.addParameter(_advanced(QgsProcessingParameterNumber(
+    alg.addParameter(advanced(QgsProcessingParameterNumber(
         "SEARCH", "Search range (px, 0 = a quarter of the window)", NUMBER_DOUBLE, 0.0,
         minValue=0.0)))
-    alg.addParameter(_advanced(QgsProcessingParameterNumber(
+    alg.addParameter(advanced(QgsProcessingParameterNumber(
         "RESOLUTION", "Target resolution (m, 0 = native)", NUMBER_DOUBLE, 0.0, minValue=0.0)))
-    alg.addParameter(_advanced(QgsProcessingParameterNumber("BAND", "Band", NUMBER_INTEGER, 1,
+    alg.addParameter(advanced(QgsProcessingParameterNumber("BAND", "Band", NUMBER_INTEGER, 1,
                                                             minValue=1)))
-    alg.addParameter(_advanced(QgsProcessingParameterNumber(
+    alg.addParameter(advanced(QgsProcessingParameterNumber(
         "MIN_SNR", "Minimum SNR kept", NUMBER_DOUBLE, 0.0, minValue=0.0, maxValue=1.0)))
 
 

@@ -5,7 +5,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterNumber,
 
 from ..compat import NUMBER_DOUBLE
 from ..core.image_correlation import correlate_images
-from ._correlation_common import (METHOD_HELP, OPTION_HELP, _advanced, add_options, add_string,
+from ._correlation_common import (METHOD_HELP, OPTION_HELP, add_options, add_string, advanced,
                                   read_options)
 from .base import GlacierAlgorithm
 
@@ -47,7 +47,7 @@ Sentinel-1 product names, YYYYMMDD or YYYY-MM-DD) or the images' metadata.
         add_string(self, "SENSOR", "Sensor")
         for name, label in (("PRIOR_EAST", "Prior displacement east (m)"),
                             ("PRIOR_NORTH", "Prior displacement north (m)")):
-            self.addParameter(_advanced(QgsProcessingParameterNumber(name, label, NUMBER_DOUBLE,
+            self.addParameter(advanced(QgsProcessingParameterNumber(name, label, NUMBER_DOUBLE,
                                                                      0.0)))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Pair product"))
         self.addOutput(QgsProcessingOutputNumber("VALID_SHARE", "Share of windows with a vector"))
