@@ -6,7 +6,8 @@ interval's days (:func:`core.dates.match_intervals`; ties go to the band whose m
 A UAV band without such a partner in every source is left out of the calibration.
 
 Harmonisation: every matched source band is resampled onto the UAV grid with nearest neighbour
-(:func:`core.raster_io.warp_to_grid`), band by band, so no value is smoothed or invented.
+(:class:`core.fusion.BandReader`, i.e. :func:`core.raster_io.warp_to_grid` unless the grids are
+the same), band by band, so no value is smoothed or invented.
 
 Weights: the samples are all (pixel, UAV band) where the UAV and every source are valid. The
 least-squares weights solve ``min Σ (V_uav − Σ_k w_k V_k)²`` subject to ``w_k ≥ 0`` and
@@ -27,11 +28,9 @@ import numpy as np
 
 from .dates import match_intervals
 from .errors import InputError
-from .fusion import format_weights
-from .grid import require_crs
-from .products import read_stack_info, to_m_per_yr
+from .fusion import BandReader, format_weights, stack_infos
 from .progress import ensure
-from .raster_io import read_band, warp_to_grid
+from .raster_io import warp_to_grid
 
 METHODS = ("least_squares", "inverse_variance")
 MIN_SAMPLES_PER_WEIGHT = 10  # fewer matched samples than this per weight is refused
@@ -213,22 +212,16 @@ def _class_label(value):
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _stack_info(path, what):
-    info = read_stack_info(path, what)
-    require_crs(info.grid, path)
-    return info
-
-
 def collect_samples(reference, sources, classes=None, progress=None):
     """Match UAV bands with source bands and gather the samples valid in the UAV and every source.
 
     Returns ``(samples, matches, infos)`` (infos: the sources' :class:`StackInfo`);
-    :class:`InputError` when no UAV band overlaps a band of
-    every source in time, or no pixel is valid in the UAV and every source.
+    :class:`InputError` when the stacks hold different quantities (v, vx, vy), no UAV band
+    overlaps a band of every source in time, or no pixel is valid in the UAV and every source.
     """
     progress = ensure(progress)
-    ref = _stack_info(reference, "UAV reference stack")
-    infos = [_stack_info(p, "source stack") for p in sources]
+    ref, *infos = stack_infos([reference] + list(sources),
+                              ["UAV reference stack"] + ["source stack"] * len(sources))
     idx = [match_intervals(ref.intervals, info.intervals) for info in infos]
     for info, m in zip(infos, idx):
         if all(j < 0 for j in m):
@@ -243,17 +236,18 @@ def collect_samples(reference, sources, classes=None, progress=None):
     cls = None
     if classes:
         cls = warp_to_grid(classes, ref.grid, "nearest", bands=[1])[0]
+    uav = BandReader(ref, ref.grid)
+    readers = [BandReader(info, ref.grid) for info in infos]
     parts = {k: [] for k in ("interval", "row", "col", "uav", "values", "classes")}
     matches = []
     for b_i, i in enumerate(bands):
-        u = to_m_per_yr(read_band(reference, i + 1), ref.units)
+        u = uav.band(i + 1)
         ok = np.isfinite(u)
         vals = []
-        for info, m in zip(infos, idx):
+        for reader, m in zip(readers, idx):
             if not ok.any():
                 break
-            v = warp_to_grid(info.path, ref.grid, "nearest", bands=[m[i] + 1])[0]
-            v = to_m_per_yr(v, info.units)
+            v = reader.band(m[i] + 1)
             ok &= np.isfinite(v)
             vals.append(v)
         matches.append((ref.intervals[i], [info.intervals[m[i]] for info, m in zip(infos, idx)]))

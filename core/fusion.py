@@ -90,8 +90,10 @@ def fuse_band(values, weights, n_primary):
     return fused, count
 
 
-class _BandReader:
-    """Reads bands of a stack on a target grid (nearest-neighbour warp when the grids differ)."""
+class BandReader:
+    """Reads bands of a stack (:class:`StackInfo`) on a target grid, in m/yr: a plain read on the
+    stack's own grid, else a nearest-neighbour warp (values kept, not smoothed). The dataset stays
+    open, so GDAL's block cache serves band after band."""
 
     def __init__(self, info, grid):
         self.info = info
@@ -100,27 +102,31 @@ class _BandReader:
         self.same = info.grid.same_as(grid)
         self.band_of = {iv: i + 1 for i, iv in enumerate(info.intervals)}
 
-    def read(self, interval):
-        """The band of ``interval`` in m/yr, or None when the stack has none."""
-        b = self.band_of.get(interval)
-        if b is None:
-            return None
+    def band(self, b):
+        """Band ``b`` (1-based) on the target grid in m/yr (float32, NaN NoData)."""
         arr = read_band(self.ds, b) if self.same else warp_to_grid(self.ds, self.grid, "nearest",
                                                                    bands=[b])[0]
         return to_m_per_yr(arr, self.info.units)
 
+    def read(self, interval):
+        """The band of exactly ``interval`` in m/yr, or None when the stack has none."""
+        b = self.band_of.get(interval)
+        return None if b is None else self.band(b)
+
 
 def stack_infos(paths, what):
-    """Headers of velocity stacks (dates and CRS required), all of one quantity."""
+    """Headers of velocity stacks (dates and CRS required), all of one quantity. ``what`` names
+    the stacks in errors: one text for all, or one per path."""
+    whats = [what] * len(paths) if isinstance(what, str) else list(what)
     infos = []
-    for p in paths:
-        info = read_stack_info(p, what)
+    for p, w in zip(paths, whats):
+        info = read_stack_info(p, w)
         require_crs(info.grid, p)
         infos.append(info)
     quantities = {i.quantity for i in infos}
     if len(quantities) > 1:
         raise InputError(f"The stacks hold different quantities ({', '.join(sorted(quantities))}): "
-                         "fuse stacks of one quantity (v, vx or vy).")
+                         "combine stacks of one quantity (v, vx or vy).")
     return infos
 
 
@@ -144,7 +150,7 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
     if w.shape != (k,):
         raise InputError(f"WEIGHTS: {w.size} weight(s) for {k} stack(s).")
     grid = infos[0].grid
-    readers = [_BandReader(info, grid) for info in infos]
+    readers = [BandReader(info, grid) for info in infos]
     intervals = union_intervals(infos)
     pixel_w = w
     if class_weights:
@@ -161,12 +167,13 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
     meta = {"WEIGHTS": format_weights(w), "SOURCES": names,
             "ROLES": ",".join(["primary"] * len(primaries) + (["auxiliary"] if auxiliary else []))}
     summary = []
-    writer = StackWriter(output, grid, intervals, "fused", infos[0].quantity, meta, inputs=paths)
+    inputs = paths + ([classes] if classes else [])
+    writer = StackWriter(output, grid, intervals, "fused", infos[0].quantity, meta, inputs=inputs)
     counter = None
     if count_output:
         counter = RasterWriter(count_output, grid, len(intervals), [str(iv) for iv in intervals],
                                {"SENSOR": "fused", "QUANTITY": "count", "UNITS": "stacks",
-                                "SOURCES": names}, inputs=paths + [output])
+                                "SOURCES": names}, inputs=inputs + [output])
     try:
         for b, iv in enumerate(intervals):
             bands = [r.read(iv) for r in readers]

@@ -24,20 +24,19 @@ towards zero also damps S1's noise, which is why the paper's estimator stays ava
 
 Guards against coefficient explosion (windows with few valid pixels, S near zero on stable ground
 or at glacier margins): a window needs at least ``min_count`` pixels valid in both (default a
-fifth of the window, at least 3), and a mean |S| (ratio) or root-mean-square S (ls) of at least
-``min_aux`` m/yr (default 1 m/yr); otherwise it yields no coefficient. Coefficients are clipped to
-``clip`` (default 0.2–5: the fused and S1 speeds of one place differ by bias and noise, not by
-an order of magnitude).
+fifth of the window, at least 3), and a mean S whose magnitude (ratio; vx/vy stacks are signed)
+or root-mean-square (ls) is at least ``min_aux`` m/yr (default 1 m/yr); otherwise it yields no
+coefficient. Coefficients are clipped to ``clip`` (default 0.2–5: the fused and S1 speeds of one
+place differ by bias and noise, not by an order of magnitude).
 """
 
 import numpy as np
 from scipy import ndimage
 
 from .errors import InputError
-from .fusion import stack_infos
-from .products import StackWriter, to_m_per_yr
+from .fusion import BandReader, stack_infos
+from .products import StackWriter
 from .progress import ensure
-from .raster_io import open_raster, read_band, warp_to_grid
 
 ESTIMATORS = ("ratio", "ls")
 DEFAULT_ESTIMATOR = "ratio"
@@ -89,7 +88,7 @@ def local_coefficient(fused, aux, window=10, sigma=2.0, estimator=DEFAULT_ESTIMA
         enough = den >= np.maximum(n, 1.0) * min_aux ** 2
     else:
         num, den = _box_sum(f, window), _box_sum(s, window)
-        enough = den >= np.maximum(n, 1.0) * min_aux
+        enough = np.abs(den) >= np.maximum(n, 1.0) * min_aux  # vx/vy stacks are signed
     keep = (n >= min_count - 0.5) & enough
     a = np.full(fused.shape, np.nan, np.float32)
     np.divide(num, den, out=a, where=keep)
@@ -129,9 +128,7 @@ def gapfill_stack(fused_path, aux_path, output, window=10, sigma=2.0, estimator=
     if sigma < 0:
         raise InputError(f"SIGMA must not be negative (got {sigma}).")
     grid = fused_info.grid
-    same = aux_info.grid.same_as(grid)
-    fds, ads = open_raster(fused_path), open_raster(aux_path)
-    aux_band = {iv: i + 1 for i, iv in enumerate(aux_info.intervals)}
+    fused, aux = BandReader(fused_info, grid), BandReader(aux_info, grid)
     meta = dict(fused_info.metadata)
     meta.update({"GAPFILL_AUX": aux_info.path, "GAPFILL_WINDOW": int(window),
                  "GAPFILL_SIGMA": f"{sigma:g}", "GAPFILL_ESTIMATOR": estimator})
@@ -141,13 +138,12 @@ def gapfill_stack(fused_path, aux_path, output, window=10, sigma=2.0, estimator=
     with StackWriter(output, grid, fused_info.intervals, fused_info.sensor or "fused",
                      fused_info.quantity, meta, inputs=[fused_path, aux_path]) as w:
         for b, iv in enumerate(fused_info.intervals):
-            f = to_m_per_yr(read_band(fds, b + 1), fused_info.units)
-            ab = aux_band.get(iv)
-            if ab is None:
+            f = fused.band(b + 1)
+            s = aux.read(iv)
+            if s is None:
                 out, st = f, {"filled": 0, "empty": int(np.isnan(f).sum()), "pixels": f.size}
             else:
-                s = read_band(ads, ab) if same else warp_to_grid(ads, grid, "nearest", bands=[ab])[0]
-                out, _, st = fill_band(f, to_m_per_yr(s, aux_info.units), window, sigma, estimator)
+                out, _, st = fill_band(f, s, window, sigma, estimator)
             st = dict(st, interval=str(iv), filled_share=st["filled"] / st["pixels"],
                       empty_share=st["empty"] / st["pixels"])
             w.write(b, out)

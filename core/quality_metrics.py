@@ -24,7 +24,7 @@ from .errors import InputError
 from .filters import nanmedian0, neighbours
 from .progress import ensure
 from .raster_io import RasterWriter, iter_tiles
-from .uncertainty import STRIP_PIXELS, as_source, describe
+from .uncertainty import STRIP_PIXELS, as_source, band_means, describe
 from .vector_io import rasterize_mask
 
 TILE = 512  # tile side for neighbourhood filters (a 5×5 window stack of a tile is ~26 MB)
@@ -190,14 +190,7 @@ def smoothness(sources, glaciers=None, window=3, progress=None):
                              noise_nmad=describe(np.concatenate(parts) if parts else np.empty(0))[
                                  "nmad"] / MEDIAN_RESIDUAL_NMAD_FACTOR[window]))
             progress.update((k + (step + 1) / src.steps) / len(sources))
-        rows += part
-        if len(part) > 1:
-            summary = dict(product=src.name, band=0, interval=f"mean of {len(part)} bands",
-                           n=sum(r["n"] for r in part))
-            for key in SMOOTHNESS_COLUMNS[4:]:
-                vals = np.array([r[key] for r in part], dtype=float)
-                summary[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
-            rows.append(summary)
+        rows += part + band_means(part, ("product",), ("n",), SMOOTHNESS_COLUMNS[4:])
     return rows
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
+from .calibration import source_name
 from .errors import InputError
 from .grid import Grid
 from .products import pair_band_index, read_pair_info, read_stack_info, to_m_per_yr
@@ -225,8 +226,7 @@ def open_velocity_source(path=None, vx=None, vy=None, units=None, name=None):
             layers[q] = (str(p), b)
             unit_of[q] = units or file_units
     grid, labels, intervals, first = main
-    label = name or os.path.splitext(os.path.basename(str(first).split("|")[0]))[0]
-    return VelocitySource(label, grid, labels, intervals, layers, unit_of)
+    return VelocitySource(name or source_name(first), grid, labels, intervals, layers, unit_of)
 
 
 def is_pair_product(path):
@@ -363,24 +363,22 @@ def _step_rows(source, step, strips, threshold, sample_size, seed):
             for q in source.quantities]
 
 
-def band_means(rows):
-    """Summary rows (band 0): per product and quantity, the mean over bands of each statistic.
-
-    ``n`` and ``n_valid`` are summed; only products with more than one band get a summary.
+def band_means(rows, keys=("product", "quantity"), summed=("n_valid", "n"),
+               averaged=STAT_COLUMNS[1:] + ("incorrect_share",)):
+    """Summary rows (band 0): per group of ``keys``, the mean over bands of each ``averaged``
+    column (NaN bands ignored) and the sum of each ``summed`` one; only groups of more than one
+    band get a summary. The defaults fit the stable-ground table; the smoothness table uses it too.
     """
-    out = []
-    keys = []
+    groups = {}
     for r in rows:
-        if (r["product"], r["quantity"]) not in keys:
-            keys.append((r["product"], r["quantity"]))
-    for product, quantity in keys:
-        sel = [r for r in rows if r["product"] == product and r["quantity"] == quantity]
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    out = []
+    for group, sel in groups.items():
         if len(sel) < 2:
             continue
-        row = dict(product=product, quantity=quantity, band=0,
-                   interval=f"mean of {len(sel)} bands",
-                   n_valid=sum(r["n_valid"] for r in sel), n=sum(r["n"] for r in sel))
-        for k in STAT_COLUMNS[1:] + ("incorrect_share",):
+        row = dict(zip(keys, group), band=0, interval=f"mean of {len(sel)} bands")
+        row.update({k: sum(r[k] for r in sel) for k in summed})
+        for k in averaged:
             vals = np.array([r[k] for r in sel], dtype=float)
             row[k] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
         out.append(row)

@@ -26,7 +26,8 @@ v² / (v² + σ²) for speed v and S1 noise σ), so its fills of moving ice come
 is not attenuated by zero-mean noise, and on the sample scene its fills of ice faster than 50 m/yr
 were less biased (−0.7 against −3.2 m/yr), while least squares gave a slightly lower RMSE
 (18.2 against 18.8 m/yr) by shrinking S1's noise along with the speeds.
-Guards: a window needs a fifth of its pixels valid in both stacks and a mean S of at least
+Guards: a window needs a fifth of its pixels valid in both stacks and a mean S (ratio; its
+magnitude, since vx/vy stacks are signed) or root-mean-square S (least squares) of at least
 {MIN_AUX:g} m/yr (S1 near zero on stable ground would make the coefficient explode);
 coefficients are clipped to {CLIP[0]:g}–{CLIP[1]:g}.
 

@@ -197,5 +197,9 @@ def test_bad_input_is_a_clear_error(scene_tiny, tmp_path):
                             uav_info.intervals, "landsat")
     with pytest.raises(InputError, match="No pixel is valid in the UAV stack"):
         calibrate(p["uav_v"], [elsewhere, p["sentinel2_v"]])
+    # speeds against east components: weights of different quantities mean nothing
+    vx = write_stack(str(tmp_path / "vx.tif"), uav_info.grid, uav, uav_info.intervals, "uav", "vx")
+    with pytest.raises(InputError, match="different quantities"):
+        calibrate(vx, [p["sentinel2_v"]])
     with pytest.raises(InputError, match="Unknown calibration method"):
         calibrate(p["uav_v"], [p["sentinel2_v"]], method="median")

@@ -101,6 +101,8 @@ def test_per_class_weights(tmp_path):
     _, fused = read_stack(out)
     np.testing.assert_allclose(fused[0, :, :3], 15.0)
     np.testing.assert_allclose(fused[0, :, 3:], 10.0)
+    with pytest.raises(InputError, match="also an input"):  # the class raster is an input too
+        fuse_stacks([pa, pb], pc, "0.5,0.5", classes=pc, class_weights={2.0: [1, 0]})
 
 
 @pytest.fixture(scope="module")

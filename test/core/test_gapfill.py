@@ -87,6 +87,19 @@ def test_guards_against_coefficient_explosion():
     assert np.isnan(local_coefficient(lone, np.full((60, 60), 50.0))).all()
 
 
+
+def test_signed_components_are_filled():
+    """A vx stack flowing west (negative values) is filled like a speed: the guard is on |mean S|."""
+    rng = np.random.default_rng(4)
+    truth = np.full((60, 60), -40.0)
+    aux = 1.2 * truth + rng.normal(0, 5, truth.shape)  # S1 overestimates by 20 %
+    fused = truth.copy()
+    fused[20:30, 20:30] = np.nan
+    for estimator in ("ls", "ratio"):
+        out, a, stats = fill_band(fused, aux, 10, 2.0, estimator)
+        assert stats["filled"] == 100 and stats["empty"] == 0
+        assert np.mean(out[20:30, 20:30]) == pytest.approx(-40.0, abs=2.0)
+
 def test_gapfill_stack_other_grid_and_errors(tmp_path):
     grid = Grid.from_bounds(500000, 4000000, 30, 20, 20, 32645)
     months = [Interval.month(2020, 1), Interval.month(2020, 2)]
