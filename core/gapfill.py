@@ -37,6 +37,7 @@ from .errors import InputError
 from .fusion import BandReader, stack_infos
 from .products import StackWriter
 from .progress import ensure
+from .smoothing import nan_gaussian
 
 ESTIMATORS = ("ratio", "ls")
 DEFAULT_ESTIMATOR = "ratio"
@@ -50,19 +51,6 @@ def _box_sum(a, window):
     each line in float64, so float32 arrays lose nothing that matters to the ratios here."""
     return ndimage.uniform_filter(a, size=window, mode="constant", cval=0.0) * np.float32(
         window * window)
-
-
-def nan_gaussian(field, sigma):
-    """Gaussian smoothing that ignores NaN (normalised convolution); NaN where no value is near."""
-    ok = np.isfinite(field)
-    if sigma <= 0:
-        return field.astype(np.float32)
-    num = ndimage.gaussian_filter(np.where(ok, field, 0.0).astype(np.float32), sigma,
-                                  mode="constant", truncate=TRUNCATE)
-    den = ndimage.gaussian_filter(ok.astype(np.float32), sigma, mode="constant", truncate=TRUNCATE)
-    out = np.full(field.shape, np.nan, np.float32)
-    np.divide(num, den, out=out, where=den > 1e-6, casting="unsafe")
-    return out
 
 
 def local_coefficient(fused, aux, window=10, sigma=2.0, estimator=DEFAULT_ESTIMATOR,
@@ -93,7 +81,7 @@ def local_coefficient(fused, aux, window=10, sigma=2.0, estimator=DEFAULT_ESTIMA
     a = np.full(fused.shape, np.nan, np.float32)
     np.divide(num, den, out=a, where=keep)
     # clip before smoothing (one wild window must not spread), and after (float32 rounding)
-    return np.clip(nan_gaussian(np.clip(a, *clip), sigma), *clip)
+    return np.clip(nan_gaussian(np.clip(a, *clip), sigma, truncate=TRUNCATE), *clip)
 
 
 def fill_band(fused, aux, window=10, sigma=2.0, estimator=DEFAULT_ESTIMATOR, **guards):

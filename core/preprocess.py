@@ -24,6 +24,7 @@ NoData never leaks into its neighbours (normalised convolution). Sizes are in pi
 import numpy as np
 from scipy import ndimage
 
+from . import smoothing
 from .errors import InputError
 
 METHODS = ("none", "highpass", "wallis", "orientation", "log")
@@ -96,15 +97,8 @@ def apply(image, method="none", size=DEFAULT_SIZE):
 
 
 def nan_gaussian(image, sigma):
-    """Gaussian low-pass ignoring NaN (normalised convolution); NaN where no valid neighbour."""
-    valid = np.isfinite(image)
-    filled = np.where(valid, image, 0.0).astype(np.float32)
-    num = ndimage.gaussian_filter(filled, sigma, mode="nearest")
-    if valid.all():
-        return num
-    den = ndimage.gaussian_filter(valid.astype(np.float32), sigma, mode="nearest")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 1e-3, num / den, np.nan).astype(np.float32)
+    """Gaussian low-pass ignoring NaN, edges extended; NaN where no valid neighbour."""
+    return smoothing.nan_gaussian(image, sigma, mode="nearest", min_weight=1e-3)
 
 
 def highpass(image, size=DEFAULT_SIZE):
