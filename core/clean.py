@@ -169,13 +169,14 @@ def clean_pair(source, output, settings=None, flow=None, stable=None, order=1, t
     return report, ramps
 
 
-def clean_pairs(paths, folder, polygons=None, mask_raster=None, settings=None, progress=None):
-    """Clean every pair product of ``paths`` with :func:`clean_pair` into ``folder``.
+def clean_pairs(paths, folder, polygons=None, progress=None):
+    """Clean every pair product of ``paths`` with :func:`clean_pair` (default settings) into
+    ``folder``.
 
     Outputs keep the input file names (``_2``, ``_3``... added when two inputs share one). Ramps
-    are removed on stable ground given as ``polygons`` and/or a ``mask_raster`` (see
-    :func:`core.stable.stable_mask`); with neither, only the quality filters run. Returns one
-    ``(output path, report, ramps)`` per input, in order.
+    are removed on stable ground given as ``polygons`` (see :func:`core.stable.stable_mask`);
+    without them, only the quality filters run. Returns one ``(output path, report, ramps)`` per
+    input, in order.
     """
     progress = ensure(progress)
     os.makedirs(str(folder), exist_ok=True)
@@ -183,10 +184,10 @@ def clean_pairs(paths, folder, polygons=None, mask_raster=None, settings=None, p
     for k, path in enumerate(paths):
         source = PairSource(path)
         stable = None
-        if polygons or mask_raster:
+        if polygons:
             stable = next((m for g, m in masks if g.same_as(source.grid)), None)
             if stable is None:
-                stable = stable_mask(source.grid, polygons, mask_raster)
+                stable = stable_mask(source.grid, polygons)
                 masks.append((source.grid, stable))
         stem, ext = os.path.splitext(os.path.basename(str(path)))
         name, n = stem, 2
@@ -194,7 +195,7 @@ def clean_pairs(paths, folder, polygons=None, mask_raster=None, settings=None, p
             name, n = f"{stem}_{n}", n + 1
         used.add(name)
         target = os.path.join(str(folder), name + (ext or ".tif"))
-        report, ramps = clean_pair(source, target, settings, stable=stable,
+        report, ramps = clean_pair(source, target, stable=stable,
                                    progress=progress.sub(k / len(paths), (k + 1) / len(paths)))
         out.append((target, report, ramps))
     return out

@@ -121,9 +121,6 @@ def destripe_file(source, output, stable, angle=90.0, min_pixels=DEFAULT_MIN_PIX
     """Destripe a pair (``source``: a PairSource) with the ``stable`` mask (bool, on its grid)
     and write the result as a pair product; returns the profiles ``(px, py)``."""
     progress = ensure(progress)
-    if stable.shape != source.grid.shape:
-        raise InputError(f"The stable-ground mask {stable.shape} is not on the pair's grid "
-                         f"{source.grid.shape}.")
     sampler = StableSampler(source.grid, stable, max_samples)
     tiles = list(iter_tiles(source.grid.shape, tile))
     for i, (window, _, _) in enumerate(tiles):

@@ -84,11 +84,6 @@ def neighbours(a, size=3, centre=True):
             for dr in range(-h, h + 1) for dc in range(-h, h + 1) if centre or dr or dc]
 
 
-def neighbour_stack(a, size=3, centre=True):
-    """:func:`neighbours` as one ``(k, rows, cols)`` array."""
-    return np.stack(neighbours(a, size, centre))
-
-
 # Optimal sorting networks (Knuth, TAOCP 5.3.4) for the 8 neighbours and the 3×3 window; other
 # sizes use odd-even transposition (k rounds of neighbour exchanges).
 _NETWORKS = {

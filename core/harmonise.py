@@ -12,10 +12,10 @@ from osgeo import osr
 
 from .errors import InputError
 from .grid import Grid, crs_to_wkt, require_projected, same_crs
-from .pairsource import PairSource
-from .products import UNITS, PairWriter, StackWriter, read_stack_info, to_m_per_yr
+from .pairsource import PairSource, check_units
+from .products import PairWriter, StackWriter, read_stack_info, to_m_per_yr
 from .progress import ensure
-from .raster_io import iter_tiles, open_raster, warp_to_grid
+from .raster_io import iter_tiles, open_raster, raster_grid, warp_to_grid
 
 DEFAULT_PIXEL = 30.0
 
@@ -72,7 +72,7 @@ def harmonise(path, output, grid=None, pixel=DEFAULT_PIXEL, crs=None, units="m/y
     progress = ensure(progress)
     kind = kind_of(path)
     if grid is None:
-        grid = target_grid(Grid.from_dataset(open_raster(path), path), pixel, crs)
+        grid = target_grid(raster_grid(path), pixel, crs)
     tiles = list(iter_tiles(grid.shape, tile))
     if kind == "pair":
         src = PairSource(path, units=units)
@@ -84,12 +84,8 @@ def harmonise(path, output, grid=None, pixel=DEFAULT_PIXEL, crs=None, units="m/y
                 progress.update((i + 1) / len(tiles))
         return kind, grid
     info = read_stack_info(path)
-    file_units = info.metadata.get("UNITS", "").strip().lower()
-    declared = str(units).strip().lower()
-    if declared not in UNITS:
-        raise InputError(f"Unknown velocity units '{units}': use m/yr or m/day.")
-    if file_units in UNITS and UNITS[file_units] != UNITS[declared]:
-        raise InputError(f"'{path}' says its units are {file_units} but {units} was declared.")
+    declared = check_units(units, path, info.metadata)
+    units = info.metadata.get("UNITS", "").strip() or declared  # the file's, when it says
     ds = open_raster(path)
     band_meta = [ds.GetRasterBand(b + 1).GetMetadata() or {} for b in range(info.count)]
     meta = {k: v for k, v in info.metadata.items() if k not in ("SENSOR", "QUANTITY", "UNITS")}
@@ -98,6 +94,6 @@ def harmonise(path, output, grid=None, pixel=DEFAULT_PIXEL, crs=None, units="m/y
         for b in range(info.count):
             for window, _, _ in tiles:
                 arr = warp_to_grid(ds, grid, "nearest", [b + 1], window)[0]
-                w.write(b, to_m_per_yr(arr, file_units or declared), window[0], window[1])
+                w.write(b, to_m_per_yr(arr, units), window[0], window[1])
             progress.update((b + 1) / info.count)
     return kind, grid

@@ -15,6 +15,7 @@ their number.
 """
 
 import os
+from contextlib import ExitStack
 
 import numpy as np
 
@@ -93,9 +94,10 @@ def monthly_stacks(paths, grid, outputs, method="median", min_fraction=0.5, sens
     names = [os.path.basename(s.path) for s in sources]
     band_meta = [{"PAIRS": ",".join(names[i] for i in m), "N_PAIRS": len(m)} for m in members]
     meta = {"COMBINATION": method, "MIN_FRACTION": min_fraction}
-    writers = {q: StackWriter(p, grid, months, sensor, q, meta, band_meta, inputs=paths)
-               for q, p in outputs.items()}
-    try:
+    with ExitStack() as opened:  # closes the writers made so far when one of them fails
+        writers = {q: opened.enter_context(StackWriter(p, grid, months, sensor, q, meta, band_meta,
+                                                       inputs=paths))
+                   for q, p in outputs.items()}
         tiles = list(iter_tiles(grid.shape, tile))
         for t, (window, _, _) in enumerate(tiles):
             for b, idx in enumerate(members):
@@ -115,9 +117,6 @@ def monthly_stacks(paths, grid, outputs, method="median", min_fraction=0.5, sens
                 for q, w in writers.items():
                     w.write(b, arr[q], window[0], window[1])
                 progress.update((t + (b + 1) / len(members)) / len(tiles))
-    finally:
-        for w in writers.values():
-            w.close()
     rows = [{"month": iv.start.strftime("%Y-%m"), "interval": str(iv), "n_pairs": len(m),
              "pairs": ",".join(names[i] for i in m)} for iv, m in zip(months, members)]
     return rows, [names[i] for i in left_out]

@@ -13,7 +13,7 @@ import numpy as np
 from osgeo import osr
 from scipy import ndimage
 
-from .dates import DAYS_PER_YEAR, Interval, baseline_days, parse_date
+from .dates import Interval, baseline_days, baseline_years, parse_date
 from .errors import InputError
 from .grid import Grid, same_crs
 from .products import UNITS, pair_band_index, read_pair_info, to_m_per_yr
@@ -33,10 +33,18 @@ def dates_from_name(name):
     return (found[0], found[1]) if len(found) >= 2 else None
 
 
-def _check_units(units):
-    if str(units).strip().lower() not in UNITS:
+def check_units(units, path=None, metadata=None):
+    """The declared velocity units of an input ('m/yr' or 'm/day'), normalised;
+    :class:`InputError` when they are unknown, or when the UNITS item of ``metadata`` (the
+    header of ``path``) says otherwise."""
+    declared = str(units).strip().lower()
+    if declared not in UNITS:
         raise InputError(f"Unknown velocity units '{units}': use m/yr or m/day.")
-    return str(units).strip().lower()
+    file_units = (metadata or {}).get("UNITS", "").strip().lower()
+    if file_units in UNITS and UNITS[file_units] != UNITS[declared]:
+        raise InputError(f"'{path}' says its units are {file_units} but {declared} was declared: "
+                         f"set the input units to {file_units}.")
+    return declared
 
 
 def axis_rotation(source_grid, grid, window=None, step=32):
@@ -76,7 +84,7 @@ class PairSource:
     def __init__(self, path, vy_path=None, units="m/yr", start=None, end=None, sensor=None):
         self.path = str(path)
         self.vy_path = str(vy_path) if vy_path else None
-        self.units = _check_units(units)
+        self.units = check_units(units)
         self._open = {}
         if self.vy_path:
             self._init_components(start, end, sensor)
@@ -90,10 +98,7 @@ class PairSource:
             raise InputError(f"'{self.path}' has a single band: give the vy raster too (INPUT_VY) "
                              "or a pair product with bands vx, vy, v, snr.")
         info = read_pair_info(self.path, start, end, sensor)
-        file_units = info.metadata.get("UNITS", "").strip().lower()
-        if file_units in UNITS and UNITS[file_units] != UNITS[self.units]:
-            raise InputError(f"'{self.path}' says its units are {file_units} but {self.units} was "
-                             "declared: leave the input units at their default for pair products.")
+        check_units(self.units, self.path, info.metadata)
         self.grid, self.start, self.end = info.grid, info.start, info.end
         self.sensor, self.metadata = info.sensor, info.metadata
         self._bands = {name: pair_band_index(self.path, name) for name in ("vx", "vy")}
@@ -104,14 +109,14 @@ class PairSource:
 
     def _init_components(self, start, end, sensor):
         for p, what in ((self.path, "vx raster"), (self.vy_path, "vy raster")):
-            if open_raster(p, what).RasterCount != 1:
+            self._open[p] = open_raster(p, what)  # kept for read(), see _dataset
+            if self._open[p].RasterCount != 1:
                 raise InputError(f"The {what} '{p}' must have a single band.")
-        self.grid = Grid.from_dataset(open_raster(self.path, "vx raster"), self.path)
-        vy_grid = Grid.from_dataset(open_raster(self.vy_path, "vy raster"), self.vy_path)
-        if not self.grid.same_as(vy_grid):
+        self.grid = Grid.from_dataset(self._open[self.path], self.path)
+        if not self.grid.same_as(Grid.from_dataset(self._open[self.vy_path], self.vy_path)):
             raise InputError(f"The vx raster '{self.path}' and the vy raster '{self.vy_path}' are "
                              "not on the same grid.")
-        meta = open_raster(self.path, "vx raster").GetMetadata() or {}
+        meta = self._open[self.path].GetMetadata() or {}
         from_name = dates_from_name(self.path) or dates_from_name(self.vy_path)
         if not start:
             start = meta.get("START_DATE") or (from_name[0] if from_name else None)
@@ -133,7 +138,7 @@ class PairSource:
 
     @property
     def baseline_years(self):
-        return (self.end - self.start).days / DAYS_PER_YEAR
+        return baseline_years(self.start, self.end, f"'{self.path}'")
 
     @property
     def has_snr(self):

@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import InputError
 from .filters import speed_filter
+from .products import PairWriter
 from .progress import ensure
 from .raster_io import iter_tiles
 
@@ -183,6 +184,9 @@ class StableSampler:
     """
 
     def __init__(self, grid, stable, max_samples=250_000):
+        if stable.shape != grid.shape:
+            raise InputError(f"The stable-ground mask {stable.shape} is not on the pair's grid "
+                             f"{grid.shape}.")
         self.grid, self.stable = grid, stable
         n = int(np.count_nonzero(stable))
         self.step = max(1, int(np.ceil(n / max_samples))) if n else 1
@@ -214,14 +218,12 @@ class StableSampler:
 
 
 def write_corrected(source, output, corrections, keys=("RAMP_VX", "RAMP_VY"), tile=1024,
-                    progress=None, inputs=()):
+                    progress=None):
     """Write ``source`` (a PairSource) minus ``corrections`` ``(cx, cy)`` as a pair product.
 
     Each correction has ``on_grid(grid, window)`` (m/yr) and ``describe()``, written into the
     metadata items ``keys``; the input's other metadata is kept.
     """
-    from .products import PairWriter
-
     progress = ensure(progress)
     meta = source.carried_metadata()
     for key, c in zip(keys, corrections):
@@ -231,7 +233,7 @@ def write_corrected(source, output, corrections, keys=("RAMP_VX", "RAMP_VY"), ti
     cx, cy = corrections
     tiles = list(iter_tiles(source.grid.shape, tile))
     with PairWriter(output, source.grid, source.start, source.end, source.sensor, meta,
-                    inputs=source.inputs() + list(inputs)) as w:
+                    inputs=source.inputs()) as w:
         for i, (window, _, _) in enumerate(tiles):
             vx, vy, snr = source.read(window)
             w.write(vx - cx.on_grid(source.grid, window), vy - cy.on_grid(source.grid, window), snr,
@@ -244,9 +246,6 @@ def fit_file_ramps(source, stable, order=1, max_speed=None, tile=1024, progress=
     ``stable`` mask (bool, on the pair's grid), tile by tile; vectors faster than ``max_speed``
     (m/yr, optional) are left out before the fit."""
     progress = ensure(progress)
-    if stable.shape != source.grid.shape:
-        raise InputError(f"The stable-ground mask {stable.shape} is not on the pair's grid "
-                         f"{source.grid.shape}.")
     sampler = StableSampler(source.grid, stable)
     tiles = list(iter_tiles(source.grid.shape, tile))
     for i, (window, _, _) in enumerate(tiles):
@@ -258,11 +257,10 @@ def fit_file_ramps(source, stable, order=1, max_speed=None, tile=1024, progress=
     return sampler.fit(order)
 
 
-def remove_ramp_file(source, output, stable, order=1, tile=1024, progress=None, inputs=()):
+def remove_ramp_file(source, output, stable, order=1, tile=1024, progress=None):
     """Fit ramps of a pair (a :class:`core.pairsource.PairSource`) on the ``stable`` mask (bool,
     on the pair's grid) and write the corrected pair product to ``output``; returns the ramps."""
     progress = ensure(progress)
     ramps = fit_file_ramps(source, stable, order, tile=tile, progress=progress.sub(0.0, 0.4))
-    write_corrected(source, output, ramps, tile=tile, progress=progress.sub(0.4, 1.0),
-                    inputs=inputs)
+    write_corrected(source, output, ramps, tile=tile, progress=progress.sub(0.4, 1.0))
     return ramps

@@ -3,18 +3,20 @@ post-processing chain (tests, demo, benchmark).
 
 Error model, in units of the pixel speed ``P`` (one pixel of displacement over the baseline):
 spatially correlated noise (``noise`` P per component, like overlapping correlation windows
-give), a plane added to vx and to vy (``ramp`` P peak to peak), and mismatches on about
+give), a plane added to vx and to vy (``1.4 × ramp`` P from corner to corner, plus an offset
+of a few hundredths of P), and mismatches on about
 ``outliers`` of the pixels: half isolated random vectors (uniform within ±4 P), half coherent
 patches (discs of 1-4 px radius, one wrong vector each, as overlapping templates mismatch
 together). SNR: 0.92-1 for good vectors, 0.5-1 for isolated mismatches, 0.8-1 for patches.
 """
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from .dates import DAYS_PER_YEAR, Interval
+from .dates import Interval, baseline_years
 
 
 @dataclass
@@ -46,9 +48,9 @@ def make_raw_pair(model, pixel=15.0, interval=None, noise=0.05, ramp=1.0, outlie
     rng = np.random.default_rng(seed)
     if interval is None:
         y = model.first_year + model.years // 2
-        interval = Interval(*(np.datetime64(f"{y}-07-03") + np.array([0, 32])).astype(object))
+        interval = Interval(dt.date(y, 7, 3), dt.date(y, 8, 4))
     grid = model.grid(pixel)
-    p = pixel / (interval.days / DAYS_PER_YEAR)
+    p = pixel / baseline_years(interval.start, interval.end)
     tx, ty = model.velocity(grid, interval)
     shape = grid.shape
 

@@ -11,6 +11,8 @@ reference is slower untested: on stable ground the speed is noise, and ratios of
 meaningless (default 0: test everything).
 """
 
+from contextlib import ExitStack
+
 import numpy as np
 
 from .errors import InputError
@@ -85,12 +87,13 @@ def temporal_filter_file(path, output, alpha=DEFAULT_ALPHA, lower=DEFAULT_LOWER,
     meta = {"TEMPORAL_FILTER": f"alpha={alpha:g} lower={lower:g} upper={upper:g} "
                                f"min_reference={min_reference:g}"}
     inputs = [path] + [c for c, _ in companions]
-    writers = [StackWriter(output, info.grid, info.intervals, info.sensor, "v", meta,
-                           inputs=inputs)]
-    writers += [StackWriter(cout, ci.grid, ci.intervals, ci.sensor, ci.quantity, meta,
-                            inputs=inputs) for (_, cout), ci in zip(companions, comp_infos)]
     removed = valid = 0
-    try:
+    with ExitStack() as opened:  # closes the writers made so far when one of them fails
+        writers = [opened.enter_context(StackWriter(output, info.grid, info.intervals, info.sensor,
+                                                    "v", meta, inputs=inputs))]
+        writers += [opened.enter_context(StackWriter(cout, ci.grid, ci.intervals, ci.sensor,
+                                                     ci.quantity, meta, inputs=inputs))
+                    for (_, cout), ci in zip(companions, comp_infos)]
         tiles = list(iter_tiles(info.grid.shape, tile))
         for t, (window, _, _) in enumerate(tiles):  # all bands of a tile: 120 x 256² ~ 31 MB
             arr = to_m_per_yr(read_bands(path, None, window), info.units)
@@ -106,7 +109,4 @@ def temporal_filter_file(path, output, alpha=DEFAULT_ALPHA, lower=DEFAULT_LOWER,
                 for b in range(a.shape[0]):
                     w.write(b, a[b], window[0], window[1])
             progress.update((t + 1) / len(tiles))
-    finally:
-        for w in writers:
-            w.close()
     return removed, valid

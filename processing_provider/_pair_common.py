@@ -1,6 +1,7 @@
 """Parameters and help shared by the pair post-processing algorithms (not an algorithm: skipped
-by discovery): the pair input (a pair product, or vx and vy rasters with units and dates) and
-stable ground (polygons and/or a mask raster)."""
+by discovery): the pair input (a pair product, or vx and vy rasters with units and dates),
+stable ground (polygons and/or a mask raster) and the output grid (a reference raster or a pixel
+size)."""
 
 from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeatureSource,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
@@ -8,7 +9,9 @@ from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeature
 
 from ..compat import NUMBER_DOUBLE, TYPE_VECTOR_POLYGON
 from ..core.filters import DEFAULT_MAX_SPEED, DEFAULT_SNR
+from ..core.harmonise import DEFAULT_PIXEL
 from ..core.pairsource import PairSource
+from ..core.raster_io import raster_grid
 from ..core.stable import stable_mask
 
 UNIT_KEYS = ["m/yr", "m/day"]
@@ -101,6 +104,22 @@ def stable_on(alg, parameters, context, feedback, grid, required=True):
     if not polygons and not mask and not required:
         return None
     return stable_mask(grid, polygons, mask)
+
+
+def add_output_grid(alg):
+    """Add REFERENCE (a raster whose grid the output takes, optional) and PIXEL_SIZE (m, the
+    pixel of the grid made without a reference)."""
+    alg.addParameter(QgsProcessingParameterRasterLayer("REFERENCE", "Reference grid",
+                                                       optional=True))
+    alg.addParameter(QgsProcessingParameterNumber(
+        "PIXEL_SIZE", "Pixel size without reference (m)", NUMBER_DOUBLE, DEFAULT_PIXEL,
+        minValue=0.01))
+
+
+def reference_grid(alg, parameters, context):
+    """The grid of the REFERENCE raster, or None when it is not given (see add_output_grid)."""
+    ref = alg.raster_path(parameters, "REFERENCE", context, required=False)
+    return raster_grid(ref, "reference raster") if ref else None
 
 
 def optional_number(alg, parameters, name, context):

@@ -1,14 +1,11 @@
 """Resample a pair product or a velocity stack onto a reference grid (nearest neighbour)."""
 
 from qgis.core import (QgsProcessingParameterCrs, QgsProcessingParameterEnum,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
-                       QgsProcessingParameterRasterLayer)
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
-from ..compat import NUMBER_DOUBLE
 from ..core.grid import crs_name
 from ..core.harmonise import DEFAULT_PIXEL, harmonise
-from ..core.raster_io import raster_grid
-from ._pair_common import UNIT_KEYS
+from ._pair_common import UNIT_KEYS, add_output_grid, reference_grid
 from .base import GlacierAlgorithm
 
 
@@ -40,11 +37,7 @@ metadata does not)."""
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Pair product or stack"))
-        self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE", "Reference grid",
-                                                            optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            "PIXEL_SIZE", "Pixel size without reference (m)", NUMBER_DOUBLE, DEFAULT_PIXEL,
-            minValue=0.01))
+        add_output_grid(self)
         self.addParameter(QgsProcessingParameterCrs("TARGET_CRS", "CRS without reference",
                                                     optional=True))
         self.addParameter(QgsProcessingParameterEnum("INPUT_UNITS", "Input velocity units",
@@ -53,11 +46,10 @@ metadata does not)."""
 
     def process(self, parameters, context, feedback):
         path = self.raster_path(parameters, "INPUT", context)
-        ref = self.raster_path(parameters, "REFERENCE", context, required=False)
         crs = self.parameterAsCrs(parameters, "TARGET_CRS", context)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         kind, grid = harmonise(
-            path, output, grid=raster_grid(ref, "reference raster") if ref else None,
+            path, output, grid=reference_grid(self, parameters, context),
             pixel=self.parameterAsDouble(parameters, "PIXEL_SIZE", context),
             crs=crs.toWkt() if crs.isValid() else None,
             units=UNIT_KEYS[self.parameterAsEnum(parameters, "INPUT_UNITS", context)],

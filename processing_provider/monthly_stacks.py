@@ -6,8 +6,8 @@ from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum
                        QgsProcessingParameterFeatureSink, QgsProcessingParameterFile,
                        QgsProcessingParameterFolderDestination,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsProcessingParameterString, QgsProcessingUtils)
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString,
+                       QgsProcessingUtils)
 
 from ..compat import FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, TYPE_RASTER, TYPE_VECTOR_TABLE
 from ..core.clean import clean_pairs
@@ -16,8 +16,7 @@ from ..core.harmonise import DEFAULT_PIXEL, target_grid
 from ..core.monthly import COMBINE, monthly_stacks
 from ..core.pairs import list_images
 from ..core.pairsource import PairSource
-from ..core.raster_io import raster_grid
-from ._pair_common import STABLE_HELP, add_stable
+from ._pair_common import STABLE_HELP, add_output_grid, add_stable, reference_grid
 from .base import GlacierAlgorithm
 
 
@@ -69,11 +68,7 @@ it is set, else in a temporary folder."""
                                                                TYPE_RASTER, optional=True))
         self.addParameter(QgsProcessingParameterFile("FOLDER", "Folder of pair products",
                                                      behavior=FILE_BEHAVIOR_FOLDER, optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE", "Reference grid",
-                                                            optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            "PIXEL_SIZE", "Pixel size without reference (m)", NUMBER_DOUBLE, DEFAULT_PIXEL,
-            minValue=0.01))
+        add_output_grid(self)
         self.addParameter(QgsProcessingParameterEnum("COMBINE", "Combine pairs of a month by",
                                                      options=self.COMBINE_LABELS, defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
@@ -125,12 +120,8 @@ it is set, else in a temporary folder."""
 
     def stack(self, paths, parameters, context, feedback, start=0.0):
         """Build the stacks from ``paths``; progress from ``start`` to 1."""
-        ref = self.raster_path(parameters, "REFERENCE", context, required=False)
-        if ref:
-            grid = raster_grid(ref, "reference raster")
-        else:
-            grid = target_grid(PairSource(paths[0]).grid,
-                               self.parameterAsDouble(parameters, "PIXEL_SIZE", context))
+        grid = reference_grid(self, parameters, context) or target_grid(
+            PairSource(paths[0]).grid, self.parameterAsDouble(parameters, "PIXEL_SIZE", context))
         outputs = {"v": self.parameterAsOutputLayer(parameters, "OUTPUT", context)}
         for q, name in (("vx", "OUTPUT_VX"), ("vy", "OUTPUT_VY")):
             if parameters.get(name):
