@@ -37,6 +37,27 @@ def scene_tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def load_script():
+    """A function importing ``scripts/<name>.py`` as a module (the scripts are not a package)."""
+    import importlib.util
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(ROOT, "scripts", f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def build_models(load_script):
+    """scripts/build_models.py as a module: the models' builders and their input/output names."""
+    return load_script("build_models")
+
+
+@pytest.fixture(scope="session")
 def shared_data():
     """Path of ../shared/data, or skip the test when it is absent (a user's clone has none)."""
     if not os.path.isdir(SHARED_DATA):

@@ -3,7 +3,6 @@ folders to trends) on a reduced sample scene with image series, by id, checked a
 the one-pair model by path."""
 
 import csv
-import importlib.util
 import os
 
 import numpy as np
@@ -15,15 +14,6 @@ from glacier_velocity.core.raster_io import read_band
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 YEARS = 3  # the trend algorithms need at least 3 years
 SENSORS = ("landsat", "sentinel2", "sentinel1")
-
-
-def build_models():
-    """scripts/build_models.py as a module (its helpers name the model's inputs and outputs)."""
-    spec = importlib.util.spec_from_file_location(
-        "build_models", os.path.join(ROOT, "scripts", "build_models.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def rmse_against_truth(path, truth_path, mask):
@@ -38,13 +28,13 @@ def rmse_against_truth(path, truth_path, mask):
 
 
 @pytest.fixture(scope="module")
-def full_run(qgis_process, tmp_path_factory):
+def full_run(qgis_process, build_models, tmp_path_factory):
     from glacier_velocity.core.synthetic import generate_scene, load_scene
 
     folder = str(tmp_path_factory.mktemp("series_scene"))
     generate_scene(folder, "tiny", 2015, YEARS, seed=0, image_series=True)
     manifest, model = load_scene(folder)
-    bm = build_models()
+    bm = build_models
     outputs = bm.full_model_outputs(str(tmp_path_factory.mktemp("full_model")))
     args = bm.run_arguments(bm.sample_scene_inputs(folder, manifest), outputs)
     proc = qgis_process("run", "glaciervelocity:imagepairstotrends", "--", *args, timeout=900)

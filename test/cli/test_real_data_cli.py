@@ -2,24 +2,18 @@
 ../shared/data): Perito Moreno through the one-pair model, Kaskawulsh through cleanpair and
 stableuncertainty."""
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DAY = 365.25
 
 
 @pytest.fixture(scope="module")
-def walkthrough():
-    spec = importlib.util.spec_from_file_location(
-        "real_data_walkthrough", os.path.join(ROOT, "scripts", "real_data_walkthrough.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def walkthrough(load_script):
+    return load_script("real_data_walkthrough")
 
 
 def test_kaskawulsh_filter_and_uncertainty(walkthrough, shared_data, tmp_path):

@@ -2,7 +2,6 @@
 they validate, their parameters and outputs are named as documented, they are what
 scripts/build_models.py builds, the provider lists them, and the one-pair model runs in-process."""
 
-import importlib.util
 import os
 
 import numpy as np
@@ -29,16 +28,6 @@ FULL_CHILDREN = {
     "calibration": "calibrateweights", "fusion": "fuse", "gapfill": "gapfill",
     "uncertainty": "stableuncertainty", "coverage": "coverage", "pixel_trends": "pixeltrend",
     "glacier_trends": "glaciertrend", "attributes": "attributecorrelation"}
-
-
-@pytest.fixture(scope="module")
-def build_models():
-    """scripts/build_models.py as a module."""
-    spec = importlib.util.spec_from_file_location(
-        "build_models", os.path.join(ROOT, "scripts", "build_models.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def load(path):

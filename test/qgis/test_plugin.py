@@ -163,13 +163,8 @@ def test_cancel_stops_and_reports(run_alg, tmp_path):
         run_alg("generatescene", {"SIZE": 0, "YEARS": 1, "OUTPUT": str(tmp_path / "c")}, feedback)
 
 
-def test_algorithm_reference_is_current(provider):
+def test_algorithm_reference_is_current(provider, load_script):
     """docs/ALGORITHMS.md is what scripts/document_algorithms.py renders now (`make docs`)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "document_algorithms", os.path.join(ROOT, "scripts", "document_algorithms.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("document_algorithms")
     with open(module.TARGET) as f:
         assert f.read() == module.render(provider), "run `make docs` to refresh docs/ALGORITHMS.md"
