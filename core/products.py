@@ -100,7 +100,6 @@ class PairWriter(_ProductWriter):
         self._w.ds.SetMetadata(meta)
 
 
-
 def read_pair_info(path, start=None, end=None, sensor=None):
     """Header of a pair product; ``start``/``end``/``sensor`` override what the file says."""
     ds = open_raster(path, "pair product")
@@ -207,7 +206,6 @@ class StackWriter(_ProductWriter):
     def set_band_metadata(self, band_index, items):
         """Set metadata items of time step ``band_index`` (0-based)."""
         self._w.set_band_metadata(band_index + 1, items)
-
 
 
 def write_stack(path, grid, array, intervals, sensor="", quantity="v", metadata=None,
