@@ -37,6 +37,28 @@ def scene_tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def calibration_tiny(scene_tiny):
+    """The tiny scene's UAV calibration (Landsat, Sentinel-2; Sentinel-1 auxiliary), made once."""
+    from glacier_velocity.core.calibration import calibrate
+
+    p = scene_tiny[1]["paths"]
+    return calibrate(p["uav_v"], [p["landsat_v"], p["sentinel2_v"]], p["sentinel1_v"])
+
+
+@pytest.fixture(scope="session")
+def fused_tiny(scene_tiny, calibration_tiny, tmp_path_factory):
+    """The tiny scene fused with its calibrated weights: ``(fused, count, summary)``, made once."""
+    from glacier_velocity.core.fusion import fuse_stacks
+
+    p = scene_tiny[1]["paths"]
+    folder = tmp_path_factory.mktemp("fused_tiny")
+    out, cnt = str(folder / "fused.tif"), str(folder / "count.tif")
+    summary = fuse_stacks([p["landsat_v"], p["sentinel2_v"]], out, calibration_tiny.weight_string,
+                          p["sentinel1_v"], cnt)
+    return out, cnt, summary
+
+
+@pytest.fixture(scope="session")
 def load_script():
     """A function importing ``scripts/<name>.py`` as a module (the scripts are not a package)."""
     import importlib.util

@@ -81,15 +81,8 @@ def test_fit_stats_and_inverse_variance():
     np.testing.assert_allclose(inverse_variance_weights(X, u), [0.8, 0.2])
 
 
-@pytest.fixture(scope="module")
-def calibration(scene_tiny):
-    _, manifest, _ = scene_tiny
-    p = manifest["paths"]
-    return calibrate(p["uav_v"], [p["landsat_v"], p["sentinel2_v"]], p["sentinel1_v"])
-
-
-def test_scene_weights_are_the_constrained_optimum_and_favour_sentinel2(calibration, scene_tiny):
-    cal = calibration
+def test_scene_weights_are_the_constrained_optimum_and_favour_sentinel2(calibration_tiny, scene_tiny):
+    cal = calibration_tiny
     s = cal.samples
     # enough matched samples on the tiny scene: 6 UAV bands x a 250-pixel footprint, minus gaps
     assert s.uav.size > 500
@@ -113,8 +106,8 @@ def test_scene_weights_are_the_constrained_optimum_and_favour_sentinel2(calibrat
     np.testing.assert_array_equal(s.values[first, 0], landsat[0][s.row[first], s.col[first]])
 
 
-def test_table_rows_statistics(calibration):
-    cal = calibration
+def test_table_rows_statistics(calibration_tiny):
+    cal = calibration_tiny
     rows = cal.table_rows()
     assert [r["source"] for r in rows] == cal.names + ["combined"]
     assert [r["role"] for r in rows] == ["primary", "primary", "auxiliary", "combined"]
@@ -138,7 +131,7 @@ def test_table_rows_statistics(calibration):
     assert len(cal.sample_rows()) == s.uav.size  # under the 20,000-row cap: all of them
 
 
-def test_inverse_variance_and_harmonisation_on_another_grid(scene_tiny, tmp_path, calibration):
+def test_inverse_variance_and_harmonisation_on_another_grid(scene_tiny, tmp_path, calibration_tiny):
     _, manifest, _ = scene_tiny
     p = manifest["paths"]
     # Landsat on a 15 m grid: nearest-neighbour harmonisation onto the UAV grid gives back the
@@ -151,23 +144,23 @@ def test_inverse_variance_and_harmonisation_on_another_grid(scene_tiny, tmp_path
                 "landsat")
     cal = calibrate(p["uav_v"], [fine_path, p["sentinel2_v"]], p["sentinel1_v"],
                     method="inverse_variance")
-    np.testing.assert_array_equal(cal.samples.values, calibration.samples.values)
+    np.testing.assert_array_equal(cal.samples.values, calibration_tiny.samples.values)
     rows = cal.table_rows()
     products = [r["weight"] * r["rmse"] ** 2 for r in rows[:3]]
     np.testing.assert_allclose(products, products[0], rtol=1e-9)  # w ∝ 1 / residual variance
     assert np.argmax(cal.weights) == 1
 
 
-def test_weights_per_class(scene_tiny, tmp_path, calibration):
+def test_weights_per_class(scene_tiny, tmp_path, calibration_tiny):
     _, manifest, _ = scene_tiny
     p = manifest["paths"]
     grid = read_stack_info(p["uav_v"]).grid
-    split = np.median(calibration.samples.col)  # two halves of the UAV footprint
+    split = np.median(calibration_tiny.samples.col)  # two halves of the UAV footprint
     classes = np.where(np.arange(grid.cols)[None, :] < split, 1.0, 2.0) * np.ones(grid.shape)
     classes[:5] = np.nan  # no class
     cpath = write_raster(str(tmp_path / "classes.tif"), grid, classes.astype(np.float32))
     cal = calibrate(p["uav_v"], [p["landsat_v"], p["sentinel2_v"]], p["sentinel1_v"], classes=cpath)
-    np.testing.assert_allclose(cal.weights, calibration.weights, atol=1e-12)
+    np.testing.assert_allclose(cal.weights, calibration_tiny.weights, atol=1e-12)
     s = cal.samples
     assert set(cal.class_weights) == {1.0, 2.0}
     for value, w in cal.class_weights.items():

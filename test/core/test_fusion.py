@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from glacier_velocity.core.calibration import calibrate
 from glacier_velocity.core.dates import Interval
 from glacier_velocity.core.errors import InputError
 from glacier_velocity.core.fusion import (format_weights, fuse_band, fuse_stacks,
@@ -105,22 +104,10 @@ def test_per_class_weights(tmp_path):
         fuse_stacks([pa, pb], pc, "0.5,0.5", classes=pc, class_weights={2.0: [1, 0]})
 
 
-@pytest.fixture(scope="module")
-def fused_scene(scene_tiny, tmp_path_factory):
+def test_fused_scene_beats_every_sensor_on_glaciers(scene_tiny, fused_tiny):
     _, manifest, model = scene_tiny
     p = manifest["paths"]
-    cal = calibrate(p["uav_v"], [p["landsat_v"], p["sentinel2_v"]], p["sentinel1_v"])
-    folder = tmp_path_factory.mktemp("fusion")
-    out, cnt = str(folder / "fused.tif"), str(folder / "count.tif")
-    summary = fuse_stacks([p["landsat_v"], p["sentinel2_v"]], out, cal.weight_string,
-                          p["sentinel1_v"], cnt)
-    return out, cnt, summary
-
-
-def test_fused_scene_beats_every_sensor_on_glaciers(scene_tiny, fused_scene):
-    _, manifest, model = scene_tiny
-    p = manifest["paths"]
-    out, cnt, summary = fused_scene
+    out, cnt, summary = fused_tiny
     _, truth = read_stack(p["truth_v"])
     stacks = {s: read_stack(p[f"{s}_v"])[1] for s in ("landsat", "sentinel2", "sentinel1")}
     info, fused = read_stack(out)

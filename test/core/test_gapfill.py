@@ -5,10 +5,8 @@ import pytest
 from osgeo import gdal
 from scipy import ndimage
 
-from glacier_velocity.core.calibration import calibrate
 from glacier_velocity.core.dates import Interval
 from glacier_velocity.core.errors import InputError
-from glacier_velocity.core.fusion import fuse_stacks
 from glacier_velocity.core.gapfill import (CLIP, fill_band, gapfill_stack, local_coefficient,
                                            nan_gaussian)
 from glacier_velocity.core.grid import Grid
@@ -130,14 +128,12 @@ def test_gapfill_stack_other_grid_and_errors(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def scene_fills(scene_tiny, tmp_path_factory):
+def scene_fills(scene_tiny, fused_tiny, tmp_path_factory):
     """Fused tiny scene, gap-filled with each estimator: {estimator: (fused, filled)}."""
     _, manifest, _ = scene_tiny
     p = manifest["paths"]
-    cal = calibrate(p["uav_v"], [p["landsat_v"], p["sentinel2_v"]], p["sentinel1_v"])
+    fused = fused_tiny[0]
     folder = tmp_path_factory.mktemp("gapfill")
-    fused = str(folder / "fused.tif")
-    fuse_stacks([p["landsat_v"], p["sentinel2_v"]], fused, cal.weights, p["sentinel1_v"])
     out = {}
     for estimator in ("ratio", "ls"):
         path = str(folder / f"filled_{estimator}.tif")
