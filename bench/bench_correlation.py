@@ -23,14 +23,14 @@ import numpy as np
 
 from benchutil import peak_rss_mb
 
-from glacier_velocity.core.correlation import CorrelatorOptions, correlate_windows
+from glacier_velocity.core.correlation.engine import CorrelatorOptions, correlate_windows
 from glacier_velocity.core.errors import Cancelled
-from glacier_velocity.core.grid import Grid
-from glacier_velocity.core import image_correlation as IC
-from glacier_velocity.core.image_correlation import correlate_images
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.correlation import images as IC
+from glacier_velocity.core.correlation.images import correlate_images
 from glacier_velocity.core.progress import Progress
-from glacier_velocity.core.raster_io import RasterWriter
-from glacier_velocity.core.synthetic import band_limited_noise, render_pair_images
+from glacier_velocity.core.io.raster import RasterWriter
+from glacier_velocity.core.sampledata.scene import band_limited_noise, render_pair_images
 
 WINDOW = 32
 

@@ -15,12 +15,12 @@ from scipy import ndimage
 
 from benchutil import peak_rss_mb
 
-from glacier_velocity.core.clean import clean_pair
-from glacier_velocity.core.grid import Grid
-from glacier_velocity.core.harmonise import harmonise
-from glacier_velocity.core.pairsource import PairSource
-from glacier_velocity.core.products import PairWriter
-from glacier_velocity.core.raster_io import iter_tiles
+from glacier_velocity.core.filters.clean import clean_pair
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.timeseries.harmonise import harmonise
+from glacier_velocity.core.io.pairsource import PairSource
+from glacier_velocity.core.io.products import PairWriter
+from glacier_velocity.core.io.raster import iter_tiles
 
 SIZE = 5000
 PIXEL = 15.0

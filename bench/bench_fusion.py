@@ -15,12 +15,12 @@ from scipy import ndimage
 
 from benchutil import peak_rss_mb
 
-from glacier_velocity.core.dates import Interval
-from glacier_velocity.core.fusion import fuse_stacks
-from glacier_velocity.core.gapfill import gapfill_stack
-from glacier_velocity.core.grid import Grid
-from glacier_velocity.core.products import StackWriter, read_stack_info
-from glacier_velocity.core.raster_io import open_raster, read_band
+from glacier_velocity.core.io.dates import Interval
+from glacier_velocity.core.fusion.weighted import fuse_stacks
+from glacier_velocity.core.fusion.gapfill import gapfill_stack
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.io.products import StackWriter, read_stack_info
+from glacier_velocity.core.io.raster import open_raster, read_band
 
 SIZE, BANDS = 1000, 120
 

@@ -8,10 +8,10 @@ import numpy as np
 
 from benchutil import peak_rss_mb
 
-from glacier_velocity.core.dates import Interval
-from glacier_velocity.core.grid import Grid
-from glacier_velocity.core.products import StackWriter, read_stack_info
-from glacier_velocity.core.raster_io import iter_tiles, read_band
+from glacier_velocity.core.io.dates import Interval
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.io.products import StackWriter, read_stack_info
+from glacier_velocity.core.io.raster import iter_tiles, read_band
 
 
 def main():

@@ -13,11 +13,11 @@ import time
 
 import numpy as np
 
-from glacier_velocity.core.dates import Interval
-from glacier_velocity.core.grid import Grid
-from glacier_velocity.core.pixel_series import StackPixelReader
-from glacier_velocity.core.products import StackWriter
-from glacier_velocity.core.raster_io import iter_tiles, read_band
+from glacier_velocity.core.io.dates import Interval
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.io.pixel_series import StackPixelReader
+from glacier_velocity.core.io.products import StackWriter
+from glacier_velocity.core.io.raster import iter_tiles, read_band
 
 BANDS, SIZE = 300, 768
 

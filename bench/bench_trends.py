@@ -19,9 +19,9 @@ from scipy import stats
 
 from benchutil import peak_rss_mb
 
-from glacier_velocity.core.grid import Grid
-from glacier_velocity.core.products import StackWriter
-from glacier_velocity.core.trends import (DEFAULT_METHOD, METHODS, pixel_trends,
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.io.products import StackWriter
+from glacier_velocity.core.trends.pixel import (DEFAULT_METHOD, METHODS, pixel_trends,
                                           series_trends, simulate_monthly_series)
 
 ALPHA = 0.05

@@ -14,12 +14,12 @@ from osgeo import gdal
 
 from benchutil import peak_rss_mb
 
-from glacier_velocity.core.dates import Interval
-from glacier_velocity.core.grid import Grid
-from glacier_velocity.core.products import StackWriter
-from glacier_velocity.core.raster_io import open_raster, read_band
-from glacier_velocity.core.uncertainty import DEFAULT_SAMPLE, stable_uncertainty
-from glacier_velocity.core.vector_io import write_polygons
+from glacier_velocity.core.io.dates import Interval
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.io.products import StackWriter
+from glacier_velocity.core.io.raster import open_raster, read_band
+from glacier_velocity.core.uncertainty.stable_ground import DEFAULT_SAMPLE, stable_uncertainty
+from glacier_velocity.core.io.vector import write_polygons
 
 SIZE, BANDS, SIGMA, BIAS = 2000, 120, 10.0, 3.0
 

@@ -29,7 +29,7 @@ class DemoContext:
         self.out = os.path.abspath(out)
         self.size = size
         self.scene = None  # manifest (absolute paths), set by the scene step
-        self.model = None  # core.synthetic.SceneModel
+        self.model = None  # core.sampledata.scene.SceneModel
         self.products = {}  # outputs later steps use, by name
         self.sections = []
         os.makedirs(self.out, exist_ok=True)

@@ -85,7 +85,7 @@ def add_string(alg, name, description):
 
 
 def read_options(alg, parameters, context):
-    """Keyword arguments of ``core.image_correlation.correlate_images`` from the options."""
+    """Keyword arguments of ``core.correlation.images.correlate_images`` from the options."""
     window = alg.parameterAsInt(parameters, "WINDOW", context)
     rows = alg.parameterAsInt(parameters, "WINDOW_ROWS", context) or window
     search = alg.parameterAsDouble(parameters, "SEARCH", context)

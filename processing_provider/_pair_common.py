@@ -8,11 +8,11 @@ from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeature
                        QgsProcessingParameterString)
 
 from ..compat import NUMBER_DOUBLE, TYPE_VECTOR_POLYGON
-from ..core.filters import DEFAULT_MAX_SPEED, DEFAULT_SNR
-from ..core.harmonise import DEFAULT_PIXEL
-from ..core.pairsource import PairSource
-from ..core.raster_io import raster_grid
-from ..core.stable import stable_mask
+from ..core.filters.quality import DEFAULT_MAX_SPEED, DEFAULT_SNR
+from ..core.timeseries.harmonise import DEFAULT_PIXEL
+from ..core.io.pairsource import PairSource
+from ..core.io.raster import raster_grid
+from ..core.io.stable import stable_mask
 
 UNIT_KEYS = ["m/yr", "m/day"]
 

@@ -4,7 +4,7 @@ from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeature
                        QgsProcessingParameterFeatureSource, QgsProcessingParameterNumber)
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON, TYPE_VECTOR_TABLE
-from ..core.trends import (DEFAULT_METHOD, DEFAULT_MIN_MONTHS, DEFAULT_MIN_YEARS, METHODS,
+from ..core.trends.pixel import (DEFAULT_METHOD, DEFAULT_MIN_MONTHS, DEFAULT_MIN_YEARS, METHODS,
                            USER_METHODS)
 
 SIGNIFICANCE_HELP = """Why this significance test: monthly velocities carry a seasonal cycle

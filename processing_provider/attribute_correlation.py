@@ -3,7 +3,7 @@
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString)
 
-from ..core.attributes import (ATTRIBUTE_COLUMNS, CORRELATION_COLUMNS, attribute_correlations,
+from ..core.trends.attributes import (ATTRIBUTE_COLUMNS, CORRELATION_COLUMNS, attribute_correlations,
                                glacier_attributes, within_glacier)
 from ._trend_common import COMMON_HELP, add_glaciers, add_table
 from .base import GlacierAlgorithm

@@ -5,7 +5,7 @@ from qgis.core import (QgsProcessingOutputString, QgsProcessingParameterEnum,
                        QgsProcessingParameterRasterLayer)
 
 from ..compat import TYPE_RASTER, TYPE_VECTOR_TABLE
-from ..core.calibration import METHODS, TABLE_COLUMNS, calibrate
+from ..core.fusion.calibration import METHODS, TABLE_COLUMNS, calibrate
 from .base import GlacierAlgorithm
 
 

@@ -2,8 +2,8 @@
 
 from qgis.core import QgsProcessingOutputNumber, QgsProcessingParameterRasterDestination
 
-from ..core.clean import FilterSettings, clean_pair
-from ..core.filters import DEFAULT_MAX_SPEED, DEFAULT_SNR
+from ..core.filters.clean import FilterSettings, clean_pair
+from ..core.filters.quality import DEFAULT_MAX_SPEED, DEFAULT_SNR
 from ._pair_common import (PAIR_HELP, STABLE_HELP, THRESHOLD_HELP, add_pair_inputs, add_stable,
                            add_thresholds, pair_source, stable_on, thresholds)
 from .base import GlacierAlgorithm

@@ -4,7 +4,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
 from ..compat import NUMBER_DOUBLE
-from ..core.image_correlation import correlate_images
+from ..core.correlation.images import correlate_images
 from ._correlation_common import (METHOD_HELP, OPTION_HELP, add_options, add_string, advanced,
                                   read_options)
 from .base import GlacierAlgorithm

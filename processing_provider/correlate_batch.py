@@ -6,8 +6,8 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterFile,
 
 from ..compat import FILE_BEHAVIOR_FOLDER, NUMBER_INTEGER, TYPE_RASTER
 from ..core.errors import InputError
-from ..core.image_correlation import correlate_batch
-from ..core.pairs import form_pairs, list_images
+from ..core.correlation.images import correlate_batch
+from ..core.correlation.pairing import form_pairs, list_images
 from ._correlation_common import METHOD_HELP, OPTION_HELP, add_options, add_string, read_options
 from ._trend_common import add_table
 from .base import GlacierAlgorithm

@@ -4,8 +4,8 @@ from qgis.core import (QgsProcessingParameterFeatureSink, QgsProcessingParameter
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterDestination)
 
 from ..compat import TYPE_RASTER, TYPE_VECTOR_POLYGON, TYPE_VECTOR_TABLE
-from ..core.quality_metrics import COVERAGE_COLUMNS, coverage
-from ..core.uncertainty import open_sources
+from ..core.uncertainty.quality_metrics import COVERAGE_COLUMNS, coverage
+from ..core.uncertainty.stable_ground import open_sources
 from .base import GlacierAlgorithm
 
 

@@ -3,7 +3,7 @@
 from qgis.core import QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER
-from ..core.destripe import DEFAULT_MIN_COVERAGE, DEFAULT_MIN_PIXELS, destripe_file
+from ..core.filters.destripe import DEFAULT_MIN_COVERAGE, DEFAULT_MIN_PIXELS, destripe_file
 from ._pair_common import (PAIR_HELP, STABLE_HELP, add_pair_inputs, add_stable, pair_source,
                            stable_on)
 from .base import GlacierAlgorithm

@@ -4,7 +4,7 @@ from qgis.core import (QgsProcessingParameterMultipleLayers, QgsProcessingParame
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
 
 from ..compat import TYPE_RASTER
-from ..core.fusion import fuse_stacks, parse_class_weights, parse_weights
+from ..core.fusion.weighted import fuse_stacks, parse_class_weights, parse_weights
 from .base import GlacierAlgorithm
 
 

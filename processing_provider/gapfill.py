@@ -4,7 +4,7 @@ from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER
-from ..core.gapfill import CLIP, ESTIMATORS, MIN_AUX, gapfill_stack
+from ..core.fusion.gapfill import CLIP, ESTIMATORS, MIN_AUX, gapfill_stack
 from .base import GlacierAlgorithm
 
 

@@ -7,7 +7,7 @@ from qgis.core import (QgsProcessingOutputFile, QgsProcessingParameterBoolean,
                        QgsProcessingParameterNumber)
 
 from ..compat import NUMBER_INTEGER
-from ..core.synthetic import SIZES, generate_scene
+from ..core.sampledata.scene import SIZES, generate_scene
 from .base import GlacierAlgorithm
 
 

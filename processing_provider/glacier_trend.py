@@ -3,7 +3,7 @@
 from qgis.core import QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer
 
 from ..compat import NUMBER_DOUBLE
-from ..core.glacier_stats import (DEFAULT_MIN_COVERAGE, SUMMARY_COLUMNS, TREND_COLUMNS,
+from ..core.trends.glaciers import (DEFAULT_MIN_COVERAGE, SUMMARY_COLUMNS, TREND_COLUMNS,
                                   glacier_trends)
 from ._trend_common import (COMMON_HELP, SIGNIFICANCE_HELP, add_glaciers, add_method_parameters,
                             add_table, method_options)

@@ -3,8 +3,8 @@
 from qgis.core import (QgsProcessingParameterCrs, QgsProcessingParameterEnum,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
-from ..core.grid import crs_name
-from ..core.harmonise import DEFAULT_PIXEL, harmonise
+from ..core.io.grid import crs_name
+from ..core.timeseries.harmonise import DEFAULT_PIXEL, harmonise
 from ._pair_common import UNIT_KEYS, add_output_grid, reference_grid
 from .base import GlacierAlgorithm
 

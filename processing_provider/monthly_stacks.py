@@ -10,12 +10,12 @@ from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum
                        QgsProcessingUtils)
 
 from ..compat import FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, TYPE_RASTER, TYPE_VECTOR_TABLE
-from ..core.clean import clean_pairs
+from ..core.filters.clean import clean_pairs
 from ..core.errors import InputError
-from ..core.harmonise import DEFAULT_PIXEL, target_grid
-from ..core.monthly import COMBINE, monthly_stacks
-from ..core.pairs import list_images
-from ..core.pairsource import PairSource
+from ..core.timeseries.harmonise import DEFAULT_PIXEL, target_grid
+from ..core.timeseries.monthly import COMBINE, monthly_stacks
+from ..core.correlation.pairing import list_images
+from ..core.io.pairsource import PairSource
 from ._pair_common import STABLE_HELP, add_output_grid, add_stable, reference_grid
 from .base import GlacierAlgorithm
 

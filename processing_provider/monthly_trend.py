@@ -4,8 +4,8 @@ from qgis.core import (QgsProcessingParameterFeatureSource, QgsProcessingParamet
                        QgsProcessingParameterRasterLayer)
 
 from ..compat import TYPE_VECTOR_POLYGON
-from ..core.glacier_stats import MONTHLY_COLUMNS, monthly_trend_table
-from ..core.seasonal import MONTHLY_METHODS, monthly_trend_raster
+from ..core.trends.glaciers import MONTHLY_COLUMNS, monthly_trend_table
+from ..core.trends.seasonal import MONTHLY_METHODS, monthly_trend_raster
 from ._trend_common import (COMMON_HELP, add_glaciers, add_method_parameters, add_table,
                             method_options, optional_output)
 from .base import GlacierAlgorithm

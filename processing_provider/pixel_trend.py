@@ -3,12 +3,12 @@
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer)
 
-from ..core.trends import pixel_trends
+from ..core.trends.pixel import pixel_trends
 from ._trend_common import (COMMON_HELP, SIGNIFICANCE_HELP, add_method_parameters, method_options,
                             optional_output)
 from .base import GlacierAlgorithm
 
-# output parameter -> key of core.trends.pixel_trends, description, created by default
+# output parameter -> key of core.trends.pixel.pixel_trends, description, created by default
 OUTPUTS = (
     ("OUTPUT_TREND", "trend", "Trend (m/yr per decade)", True),
     ("OUTPUT_P", "p", "p-value", True),

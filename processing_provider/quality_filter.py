@@ -6,11 +6,11 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
                        QgsProcessingParameterRasterLayer)
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_LINE
-from ..core.clean import FilterSettings, clean_pair
+from ..core.filters.clean import FilterSettings, clean_pair
 from ..core.errors import InputError
-from ..core.filters import (DEFAULT_MAX_ANGLE, DEFAULT_NMT_THRESHOLD,
+from ..core.filters.quality import (DEFAULT_MAX_ANGLE, DEFAULT_NMT_THRESHOLD,
                             DEFAULT_SPECKLE_SIZE)
-from ..core.flowdir import FlowlineDirection, RasterDirection
+from ..core.filters.flowdir import FlowlineDirection, RasterDirection
 from ._pair_common import (PAIR_HELP, THRESHOLD_HELP, add_pair_inputs, add_thresholds,
                            optional_number, pair_source, positive_or_none, thresholds)
 from .base import GlacierAlgorithm

@@ -4,8 +4,8 @@ from qgis.core import (QgsProcessingParameterFeatureSink, QgsProcessingParameter
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
 
 from ..compat import NUMBER_DOUBLE, TYPE_RASTER, TYPE_VECTOR_TABLE
-from ..core.quality_metrics import AGREEMENT_COLUMNS, reference_agreement
-from ..core.uncertainty import open_sources
+from ..core.uncertainty.quality_metrics import AGREEMENT_COLUMNS, reference_agreement
+from ..core.uncertainty.stable_ground import open_sources
 from .base import GlacierAlgorithm
 
 

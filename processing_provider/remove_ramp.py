@@ -2,7 +2,7 @@
 
 from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterRasterDestination
 
-from ..core.ramp import remove_ramp_file
+from ..core.filters.ramp import remove_ramp_file
 from ._pair_common import (PAIR_HELP, STABLE_HELP, add_pair_inputs, add_stable, pair_source,
                            stable_on)
 from .base import GlacierAlgorithm

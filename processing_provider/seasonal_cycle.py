@@ -4,8 +4,8 @@ from qgis.core import (QgsProcessingParameterFeatureSource, QgsProcessingParamet
                        QgsProcessingParameterRasterLayer)
 
 from ..compat import TYPE_VECTOR_POLYGON
-from ..core.glacier_stats import SEASONAL_COLUMNS, seasonal_cycle_table
-from ..core.seasonal import seasonal_cycle_rasters
+from ..core.trends.glaciers import SEASONAL_COLUMNS, seasonal_cycle_table
+from ..core.trends.seasonal import seasonal_cycle_rasters
 from ._trend_common import COMMON_HELP, add_glaciers, add_table, optional_output
 from .base import GlacierAlgorithm
 

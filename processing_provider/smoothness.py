@@ -4,8 +4,8 @@ from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeature
                        QgsProcessingParameterFeatureSource, QgsProcessingParameterMultipleLayers)
 
 from ..compat import TYPE_RASTER, TYPE_VECTOR_POLYGON, TYPE_VECTOR_TABLE
-from ..core.quality_metrics import SMOOTHNESS_COLUMNS, smoothness
-from ..core.uncertainty import open_sources
+from ..core.uncertainty.quality_metrics import SMOOTHNESS_COLUMNS, smoothness
+from ..core.uncertainty.stable_ground import open_sources
 from .base import GlacierAlgorithm
 
 WINDOWS = [3, 5]

@@ -6,7 +6,7 @@ from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeature
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_RASTER, TYPE_VECTOR_POLYGON, TYPE_VECTOR_TABLE
 from ..core.errors import InputError
-from ..core.uncertainty import DEFAULT_SAMPLE, TABLE_COLUMNS, open_sources, stable_uncertainty
+from ..core.uncertainty.stable_ground import DEFAULT_SAMPLE, TABLE_COLUMNS, open_sources, stable_uncertainty
 from .base import GlacierAlgorithm
 
 UNIT_OPTIONS = [None, "m/yr", "m/day"]

@@ -5,7 +5,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterNumber,
 
 from ..compat import NUMBER_DOUBLE
 from ..core.errors import InputError
-from ..core.temporal import DEFAULT_ALPHA, DEFAULT_LOWER, DEFAULT_UPPER, temporal_filter_file
+from ..core.timeseries.temporal import DEFAULT_ALPHA, DEFAULT_LOWER, DEFAULT_UPPER, temporal_filter_file
 from .base import GlacierAlgorithm
 
 

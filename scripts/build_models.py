@@ -289,7 +289,7 @@ def build_one_pair():
     """Correlate one pair and clean it (a QgsProcessingModelAlgorithm)."""
     qc = _qgis()
     from glacier_velocity.compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON
-    from glacier_velocity.core.filters import DEFAULT_MAX_SPEED, DEFAULT_SNR
+    from glacier_velocity.core.filters.quality import DEFAULT_MAX_SPEED, DEFAULT_SNR
 
     b = ModelBuilder(ONE_PAIR_ID, "One pair to a clean velocity map")
     b.parameter(qc.QgsProcessingParameterRasterLayer("REFERENCE", "Reference (earlier) image"),
@@ -333,7 +333,7 @@ SAMPLE_WINDOWS = {"landsat": 16, "sentinel2": 16, "sentinel1": 32}
 
 def sample_scene_inputs(scene_folder, manifest, min_area=0.1):
     """Inputs of the full model for a sample scene written with image series (its manifest from
-    ``core.synthetic.load_scene``): its series folders, pairing rules and layers."""
+    ``core.sampledata.scene.load_scene``): its series folders, pairing rules and layers."""
     p = manifest["paths"]
     inputs = {"REFERENCE": p["reference_grid"], "UAV": p["uav_v"], "STABLE": p["stable"],
               "GLACIERS": p["glaciers"], "DEM": p["dem"],

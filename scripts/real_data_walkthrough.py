@@ -35,8 +35,8 @@ def qgis_process(*args):
 
 def perito_moreno(out, data=DATA):
     """Warp the 2020-01-01 and 2020-01-21 images, run the one-pair model; return output paths."""
-    from glacier_velocity.core.grid import Grid
-    from glacier_velocity.core.raster_io import warp_to_grid, write_raster
+    from glacier_velocity.core.io.grid import Grid
+    from glacier_velocity.core.io.raster import warp_to_grid, write_raster
 
     grid = Grid.from_bounds(*PERITO_GRID)
     images = []
@@ -63,8 +63,8 @@ def kaskawulsh(out, data=DATA):
     qgis_process("glaciervelocity:cleanpair", "--", f"INPUT={vx}", f"INPUT_VY={vy}",
                  "INPUT_UNITS=1", f"STABLE={bedrock}", f"OUTPUT={clean}")
     # the raw map as a pair product (m/yr), so both are measured the same way
-    from glacier_velocity.core.products import write_pair_product
-    from glacier_velocity.core.raster_io import raster_grid, read_band
+    from glacier_velocity.core.io.products import write_pair_product
+    from glacier_velocity.core.io.raster import raster_grid, read_band
 
     raw = os.path.join(out, "kaskawulsh_raw.tif")
     write_pair_product(raw, raster_grid(vx), read_band(vx) * 365.25, read_band(vy) * 365.25,
@@ -88,8 +88,8 @@ def figures(perito, kask, folder):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from glacier_velocity.core.products import read_pair_product
-    from glacier_velocity.core.raster_io import read_band
+    from glacier_velocity.core.io.products import read_pair_product
+    from glacier_velocity.core.io.raster import read_band
 
     os.makedirs(folder, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)

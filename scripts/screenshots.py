@@ -85,9 +85,9 @@ def _simplex_lsq(A, b):
 def simple_calibration(paths, cal_csv, samples_csv):
     """Constrained least-squares weights of Landsat, Sentinel-2 (primary) and Sentinel-1
     (auxiliary) against the UAV, with the contract's tables. Returns the weight string."""
-    from glacier_velocity.core.dates import match_intervals
-    from glacier_velocity.core.pixel_series import write_csv
-    from glacier_velocity.core.products import read_stack
+    from glacier_velocity.core.io.dates import match_intervals
+    from glacier_velocity.core.io.pixel_series import write_csv
+    from glacier_velocity.core.io.products import read_stack
 
     names = ["landsat_v", "sentinel2_v", "sentinel1_v"]
     uinfo, uav = read_stack(paths["uav_v"])
@@ -127,7 +127,7 @@ def simple_calibration(paths, cal_csv, samples_csv):
 def simple_fusion(paths, weights, out):
     """Weighted mean of the stacks valid at each pixel (weights renormalised), where at least one
     primary stack is valid: the fusion rule of issue 5."""
-    from glacier_velocity.core.products import read_stack, write_stack
+    from glacier_velocity.core.io.products import read_stack, write_stack
 
     names = ["landsat_v", "sentinel2_v", "sentinel1_v"]
     w = [float(x) for x in weights.split(",")]
@@ -149,7 +149,7 @@ def products(work):
     """Scene, calibration tables and fused stack (made once per work folder)."""
     import processing
 
-    from glacier_velocity.core.synthetic import generate_scene, load_scene
+    from glacier_velocity.core.sampledata.scene import generate_scene, load_scene
 
     scene = os.path.join(work, "scene")
     if not os.path.exists(os.path.join(scene, "scene.json")):
@@ -181,7 +181,7 @@ def products(work):
 
 def glacier_pixel(manifest):
     """The fastest pixel with UAV values in every survey (a glacier 1 trunk pixel)."""
-    from glacier_velocity.core.products import read_stack
+    from glacier_velocity.core.io.products import read_stack
 
     _, uav = read_stack(manifest["paths"]["uav_v"])
     _, truth = read_stack(manifest["paths"]["truth_v"])

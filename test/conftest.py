@@ -28,7 +28,7 @@ SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 @pytest.fixture(scope="session")
 def scene_tiny(tmp_path_factory):
     """The tiny (3 km, 10 years) sample scene: ``(folder, manifest, model)``. Built once a session."""
-    from glacier_velocity.core.synthetic import generate_scene, load_scene
+    from glacier_velocity.core.sampledata.scene import generate_scene, load_scene
 
     folder = str(tmp_path_factory.mktemp("scene_tiny"))
     generate_scene(folder, "tiny", 2015, 10, seed=0)
@@ -39,7 +39,7 @@ def scene_tiny(tmp_path_factory):
 @pytest.fixture(scope="session")
 def calibration_tiny(scene_tiny):
     """The tiny scene's UAV calibration (Landsat, Sentinel-2; Sentinel-1 auxiliary), made once."""
-    from glacier_velocity.core.calibration import calibrate
+    from glacier_velocity.core.fusion.calibration import calibrate
 
     p = scene_tiny[1]["paths"]
     return calibrate(p["uav_v"], [p["landsat_v"], p["sentinel2_v"]], p["sentinel1_v"])
@@ -48,7 +48,7 @@ def calibration_tiny(scene_tiny):
 @pytest.fixture(scope="session")
 def fused_tiny(scene_tiny, calibration_tiny, tmp_path_factory):
     """The tiny scene fused with its calibrated weights: ``(fused, count, summary)``, made once."""
-    from glacier_velocity.core.fusion import fuse_stacks
+    from glacier_velocity.core.fusion.weighted import fuse_stacks
 
     p = scene_tiny[1]["paths"]
     folder = tmp_path_factory.mktemp("fused_tiny")

@@ -1,6 +1,6 @@
 """The calibration tab: how each source fits the UAV velocities, and the weights calibrated.
 
-Reads the calibration table and its samples table (see :mod:`..core.pixel_series` for the
+Reads the calibration table and its samples table (see :mod:`..core.io.pixel_series` for the
 columns) from project layers or files, shows the table of weights and fit statistics, and the
 scatters of every source and of the weighted combination against UAV with the 1:1 line.
 """
@@ -15,7 +15,7 @@ from qgis.PyQt.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGri
                                  QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..core.errors import InputError
-from ..core.pixel_series import (parse_calibration, parse_samples, read_table_rows,
+from ..core.io.pixel_series import (parse_calibration, parse_samples, read_table_rows,
                                  samples_companion, samples_table, write_csv)
 from . import plot_widgets
 from .plot_data import layer_rows, table_layers

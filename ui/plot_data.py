@@ -1,5 +1,5 @@
 """What the dock reads from the QGIS project: velocity-stack layers, calibration tables, points
-in each layer's CRS. The plot data themselves come from :mod:`..core.pixel_series`."""
+in each layer's CRS. The plot data themselves come from :mod:`..core.io.pixel_series`."""
 
 import os
 
@@ -7,8 +7,8 @@ from qgis.core import (QgsCoordinateTransform, QgsCsException, QgsProject, QgsRa
                        QgsVectorLayer)
 
 from ..core.errors import InputError
-from ..core.pixel_series import CALIBRATION_COLUMNS
-from ..core.products import QUANTITIES, read_stack_info
+from ..core.io.pixel_series import CALIBRATION_COLUMNS
+from ..core.io.products import QUANTITIES, read_stack_info
 
 _INFO_CACHE = {}  # (path, mtime, size) -> StackInfo or None
 

@@ -2,7 +2,7 @@
 
 Importing this module imports pyqtgraph (after telling it QGIS's Qt binding): the dock imports it
 only once it knows pyqtgraph is installed. Widgets only draw; the data come ready from
-:mod:`..core.pixel_series`.
+:mod:`..core.io.pixel_series`.
 """
 
 import html
@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..compat import pyqtgraph_env
-from ..core.pixel_series import connect_mask
+from ..core.io.pixel_series import connect_mask
 
 pyqtgraph_env()
 

@@ -20,7 +20,7 @@ from qgis.PyQt.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, 
                                  QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from ..core.errors import InputError
-from ..core.pixel_series import StackPixelReader, unique_labels, write_series_csv
+from ..core.io.pixel_series import StackPixelReader, unique_labels, write_series_csv
 from . import plot_widgets
 from .plot_data import layer_file, stack_layers, to_layer_crs
 
@@ -348,7 +348,7 @@ class TimeSeriesTab(QWidget):
         self._redraw()
 
     def export_csv(self, path):
-        """Write the plotted series to CSV (see :func:`core.pixel_series.series_table`)."""
+        """Write the plotted series to CSV (see :func:`core.io.pixel_series.series_table`)."""
         return write_series_csv(path, self.displayed())
 
     def export_image(self, path, width=1600):

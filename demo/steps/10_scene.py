@@ -1,6 +1,6 @@
 """Demo step: the sample scene, generated through the Processing algorithm."""
 
-from glacier_velocity.core.synthetic import load_scene
+from glacier_velocity.core.sampledata.scene import load_scene
 
 TITLE = "Generate the sample scene"
 

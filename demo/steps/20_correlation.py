@@ -4,10 +4,10 @@ compare the velocities with the scene's truth."""
 import numpy as np
 from scipy import ndimage
 
-from glacier_velocity.core.correlation import raised_cosine
-from glacier_velocity.core.dates import DAYS_PER_YEAR, Interval, parse_date
-from glacier_velocity.core.products import read_pair_product
-from glacier_velocity.core.raster_io import raster_grid
+from glacier_velocity.core.correlation.engine import raised_cosine
+from glacier_velocity.core.io.dates import DAYS_PER_YEAR, Interval, parse_date
+from glacier_velocity.core.io.products import read_pair_product
+from glacier_velocity.core.io.raster import raster_grid
 
 TITLE = "Correlation of the image pairs (sub-pixel frequency correlation)"
 STEP, MIN_SNR = 2, 0.5

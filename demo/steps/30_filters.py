@@ -8,12 +8,12 @@ import os
 
 import numpy as np
 
-from glacier_velocity.core.dates import DAYS_PER_YEAR, Interval
-from glacier_velocity.core.products import (read_pair_info, read_pair_product, read_stack,
+from glacier_velocity.core.io.dates import DAYS_PER_YEAR, Interval
+from glacier_velocity.core.io.products import (read_pair_info, read_pair_product, read_stack,
                                             read_stack_info, write_pair_product)
-from glacier_velocity.core.ramp import Ramp
-from glacier_velocity.core.raster_io import raster_grid
-from glacier_velocity.core.synthetic_pair import make_raw_pair
+from glacier_velocity.core.filters.ramp import Ramp
+from glacier_velocity.core.io.raster import raster_grid
+from glacier_velocity.core.sampledata.raw_pair import make_raw_pair
 
 TITLE = "Post-processing: quality filters, ramp removal, monthly stacks, temporal filter"
 

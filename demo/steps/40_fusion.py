@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 
-from glacier_velocity.core.products import read_stack
-from glacier_velocity.core.vector_io import rasterize_mask
+from glacier_velocity.core.io.products import read_stack
+from glacier_velocity.core.io.vector import rasterize_mask
 
 TITLE = "Multi-sensor fusion calibrated on UAV velocities, Sentinel-1 gap filling"
 

@@ -8,9 +8,9 @@ import os
 import numpy as np
 from osgeo import gdal
 
-from glacier_velocity.core.dates import match_intervals
-from glacier_velocity.core.products import read_stack, read_stack_info
-from glacier_velocity.core.uncertainty import expected_speed
+from glacier_velocity.core.io.dates import match_intervals
+from glacier_velocity.core.io.products import read_stack, read_stack_info
+from glacier_velocity.core.uncertainty.stable_ground import expected_speed
 
 TITLE = "Uncertainty and quality metrics: stable ground, coverage, smoothness, UAV agreement"
 SENSORS = ("landsat", "sentinel2", "sentinel1")

@@ -4,8 +4,8 @@ import csv
 
 import numpy as np
 
-from glacier_velocity.core.dates import Interval
-from glacier_velocity.core.raster_io import read_band
+from glacier_velocity.core.io.dates import Interval
+from glacier_velocity.core.io.raster import read_band
 
 TITLE = "Trends, seasonal cycle and attribute correlations"
 

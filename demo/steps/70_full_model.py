@@ -8,9 +8,9 @@ import os
 
 import numpy as np
 
-from glacier_velocity.core.products import read_stack
-from glacier_velocity.core.raster_io import read_band
-from glacier_velocity.core.synthetic import load_scene
+from glacier_velocity.core.io.products import read_stack
+from glacier_velocity.core.io.raster import read_band
+from glacier_velocity.core.sampledata.scene import load_scene
 
 TITLE = "The full model: image folders to fused velocities, uncertainty and trends in one run"
 MODEL_ID = "imagepairstotrends"

@@ -10,10 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
 import numpy as np  # noqa: E402
 from matplotlib import colors  # noqa: E402
 
-from glacier_velocity.core.glacier_stats import glacier_labels, region_series  # noqa: E402
-from glacier_velocity.core.products import read_stack, read_stack_info  # noqa: E402
-from glacier_velocity.core.raster_io import raster_grid, read_band, read_bands  # noqa: E402
-from glacier_velocity.core.vector_io import open_vector  # noqa: E402
+from glacier_velocity.core.trends.glaciers import glacier_labels, region_series  # noqa: E402
+from glacier_velocity.core.io.products import read_stack, read_stack_info  # noqa: E402
+from glacier_velocity.core.io.raster import raster_grid, read_band, read_bands  # noqa: E402
+from glacier_velocity.core.io.vector import open_vector  # noqa: E402
 
 TITLE = "Figures: fused velocities, coverage, calibration, trends, a glacier's time series"
 SENSORS = {"landsat": "Landsat", "sentinel2": "Sentinel-2", "sentinel1": "Sentinel-1"}

@@ -41,12 +41,12 @@ def test_zip_installs_without_tests(tmp_path):
     (archive,) = list(tmp_path.glob("glacier_velocity-*.zip"))
     names = zipfile.ZipFile(archive).namelist()
     assert "glacier_velocity/metadata.txt" in names
-    assert "glacier_velocity/__init__.py" in names and "glacier_velocity/core/synthetic.py" in names
+    assert "glacier_velocity/__init__.py" in names and "glacier_velocity/core/sampledata/scene.py" in names
     assert not [n for n in names if n.startswith(("glacier_velocity/test/", "glacier_velocity/.",
                                                   "glacier_velocity/bench/"))]
     assert not [n for n in names if "__pycache__" in n or n.endswith("Makefile")]
     # the archive imports as a package named glacier_velocity
     zipfile.ZipFile(archive).extractall(tmp_path / "plugins")
     code = ("import sys; sys.path.insert(0, sys.argv[1]); "
-            "from glacier_velocity.core.synthetic import SceneModel; SceneModel('tiny')")
+            "from glacier_velocity.core.sampledata.scene import SceneModel; SceneModel('tiny')")
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "plugins")], check=True)

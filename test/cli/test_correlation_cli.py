@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 
-from glacier_velocity.core.dates import DAYS_PER_YEAR
-from glacier_velocity.core.grid import Grid
-from glacier_velocity.core.products import read_pair_product
-from glacier_velocity.core.raster_io import write_raster
-from glacier_velocity.core.synthetic import band_limited_noise, render_pair_images
+from glacier_velocity.core.io.dates import DAYS_PER_YEAR
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.io.products import read_pair_product
+from glacier_velocity.core.io.raster import write_raster
+from glacier_velocity.core.sampledata.scene import band_limited_noise, render_pair_images
 
 
 def test_correlate_from_the_command_line(qgis_process, tmp_path):

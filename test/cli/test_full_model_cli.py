@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from glacier_velocity.core.products import read_pair_info, read_stack
-from glacier_velocity.core.raster_io import read_band
+from glacier_velocity.core.io.products import read_pair_info, read_stack
+from glacier_velocity.core.io.raster import read_band
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 YEARS = 3  # the trend algorithms need at least 3 years
@@ -29,7 +29,7 @@ def rmse_against_truth(path, truth_path, mask):
 
 @pytest.fixture(scope="module")
 def full_run(qgis_process, build_models, tmp_path_factory):
-    from glacier_velocity.core.synthetic import generate_scene, load_scene
+    from glacier_velocity.core.sampledata.scene import generate_scene, load_scene
 
     folder = str(tmp_path_factory.mktemp("series_scene"))
     generate_scene(folder, "tiny", 2015, YEARS, seed=0, image_series=True)

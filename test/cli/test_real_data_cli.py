@@ -28,8 +28,8 @@ def test_kaskawulsh_filter_and_uncertainty(walkthrough, shared_data, tmp_path):
 
 
 def test_perito_moreno_one_pair_model(walkthrough, shared_data, tmp_path):
-    from glacier_velocity.core.products import read_pair_product
-    from glacier_velocity.core.raster_io import warp_to_grid
+    from glacier_velocity.core.io.products import read_pair_product
+    from glacier_velocity.core.io.raster import warp_to_grid
 
     out = walkthrough.perito_moreno(str(tmp_path), shared_data)
     info, d = read_pair_product(out["clean"])

@@ -3,8 +3,8 @@ or weak texture."""
 
 import numpy as np
 
-from glacier_velocity.core.grid import Grid
-from glacier_velocity.core.products import read_pair_product, write_pair_product
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.io.products import read_pair_product, write_pair_product
 
 
 def test_thresholds_default_and_override(run_alg, tmp_path):

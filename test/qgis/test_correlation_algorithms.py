@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from qgis.core import QgsProcessingException, QgsVectorLayer
 
-from glacier_velocity.core.dates import DAYS_PER_YEAR, Interval, parse_date
-from glacier_velocity.core.grid import Grid
-from glacier_velocity.core.products import read_pair_info, read_pair_product
-from glacier_velocity.core.raster_io import raster_grid, read_band, write_raster
+from glacier_velocity.core.io.dates import DAYS_PER_YEAR, Interval, parse_date
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.io.products import read_pair_info, read_pair_product
+from glacier_velocity.core.io.raster import raster_grid, read_band, write_raster
 
 
 def test_public_parameter_names(provider):

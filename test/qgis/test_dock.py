@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from glacier_velocity.core.pixel_series import read_series_csv, read_table_rows, write_csv
-from glacier_velocity.core.products import read_stack, read_stack_info
+from glacier_velocity.core.io.pixel_series import read_series_csv, read_table_rows, write_csv
+from glacier_velocity.core.io.products import read_stack, read_stack_info
 
 STACKS = ("landsat_v", "sentinel2_v", "sentinel1_v", "uav_v", "truth_v")
 
@@ -349,9 +349,9 @@ def test_dock_without_pyqtgraph_explains_how_to_install(qgis_iface, monkeypatch)
 def test_error_bars_from_band_metadata_on_a_stack_in_another_utm_zone(dock, tmp_path):
     from qgis.core import QgsCoordinateReferenceSystem
 
-    from glacier_velocity.core.dates import Interval
-    from glacier_velocity.core.grid import Grid
-    from glacier_velocity.core.products import write_stack
+    from glacier_velocity.core.io.dates import Interval
+    from glacier_velocity.core.io.grid import Grid
+    from glacier_velocity.core.io.products import write_stack
 
     grid = Grid.from_bounds(300000.0, 3330000.0, 100.0, 4, 5, 32646)
     intervals = [Interval.month(2020, m) for m in (1, 2, 3)]

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from qgis.core import QgsProcessingException, QgsVectorLayer
 
-from glacier_velocity.core.dates import Interval
-from glacier_velocity.core.grid import Grid
-from glacier_velocity.core.products import (read_pair_info, read_pair_product, read_stack,
+from glacier_velocity.core.io.dates import Interval
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.io.products import (read_pair_info, read_pair_product, read_stack,
                                             write_pair_product, write_stack)
-from glacier_velocity.core.raster_io import write_raster
-from glacier_velocity.core.synthetic import SceneModel
-from glacier_velocity.core.synthetic_pair import make_raw_pair
-from glacier_velocity.core.vector_io import rasterize_mask, write_polygons
+from glacier_velocity.core.io.raster import write_raster
+from glacier_velocity.core.sampledata.scene import SceneModel
+from glacier_velocity.core.sampledata.raw_pair import make_raw_pair
+from glacier_velocity.core.io.vector import rasterize_mask, write_polygons
 
 GRID = Grid.from_bounds(600000, 6750000, 60, 60, 80, 32607)
 

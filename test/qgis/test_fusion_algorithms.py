@@ -7,8 +7,8 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException
 
-from glacier_velocity.core.calibration import calibrate
-from glacier_velocity.core.products import read_stack, read_stack_info
+from glacier_velocity.core.fusion.calibration import calibrate
+from glacier_velocity.core.io.products import read_stack, read_stack_info
 
 
 def read_csv(path):

@@ -9,8 +9,8 @@ import pytest
 from qgis.core import QgsProcessingModelAlgorithm
 
 from glacier_velocity.compat import FLAG_OPTIONAL
-from glacier_velocity.core.dates import Interval, parse_date
-from glacier_velocity.core.products import read_pair_product
+from glacier_velocity.core.io.dates import Interval, parse_date
+from glacier_velocity.core.io.products import read_pair_product
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -129,8 +129,8 @@ def test_generate_scene_algorithm(run_alg, tmp_path):
     out = str(tmp_path / "scene")
     result = run_alg("generatescene", {"SIZE": 0, "YEARS": 2, "SEED": 3, "OUTPUT": out})
     assert result["MANIFEST"] == os.path.join(out, "scene.json")
-    from glacier_velocity.core.products import read_stack_info
-    from glacier_velocity.core.synthetic import load_scene
+    from glacier_velocity.core.io.products import read_stack_info
+    from glacier_velocity.core.sampledata.scene import load_scene
 
     manifest, model = load_scene(out)
     info = read_stack_info(manifest["paths"]["landsat_v"])

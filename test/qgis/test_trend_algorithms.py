@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from qgis.core import QgsProcessingException
 
-from glacier_velocity.core.raster_io import read_band, read_bands
+from glacier_velocity.core.io.raster import read_band, read_bands
 
 MIN_AREA = 0.05  # km²: the tiny scene's glaciers are 0.07-0.5 km²
 

@@ -7,8 +7,8 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException
 
-from glacier_velocity.core.quality_metrics import coverage, reference_agreement, smoothness
-from glacier_velocity.core.uncertainty import TABLE_COLUMNS, stable_uncertainty
+from glacier_velocity.core.uncertainty.quality_metrics import coverage, reference_agreement, smoothness
+from glacier_velocity.core.uncertainty.stable_ground import TABLE_COLUMNS, stable_uncertainty
 
 
 def read_csv(path):

@@ -1,0 +1,1 @@
+"""Shared kernel: NaN-aware array statistics and smoothing."""

@@ -1,0 +1,270 @@
+"""Correlate image files into pair products (velocity in m/yr), tile by tile.
+
+:func:`correlate_images` checks the pair's geometry and dates, brings the secondary image onto
+the reference grid (Lanczos resampling, only when the grids differ), optionally down-samples both
+(anti-aliased) to a target resolution, pre-processes them and correlates strips of window rows
+with :mod:`core.correlation.engine`, writing each strip of the pair product as it comes: memory depends
+on the image width, not on its height. :func:`correlate_batch` runs it over many pairs.
+
+Output grid: one pixel per window centre, pixel size = step x the working pixel size, origin at
+the first window's centre minus half a step (see :func:`core.correlation.engine.window_layout`).
+Velocity: east = d_col x pixel width / baseline, north = -d_row x pixel height / baseline, in m/yr
+with the baseline in years of 365.25 days.
+"""
+
+import math
+import os
+
+import numpy as np
+
+from .engine import CorrelatorOptions, context_margin, correlate_windows, window_layout
+from ..io.dates import DAYS_PER_YEAR, acquisition_date, baseline_days
+from ..errors import InputError
+from ..io.grid import Grid, require_overlap, require_projected, require_same_crs
+from .pairing import image_sensor
+from .preprocess import (DEFAULT_SIZE, antialias_sigma, channels, check_method, downsample, halo,
+                         resolve)
+from .preprocess import apply as preprocess_apply
+from ..io.products import PairWriter
+from ..progress import ensure
+from ..io.raster import open_raster, read_band, warp_to_grid
+
+# pixels (per image and channel, at input resolution) held for one strip
+STRIP_PIXELS = 4_000_000
+SNR_BINS = 1000
+
+
+def correlate_images(reference, secondary, output, window=32, step=2, start=None, end=None,
+                     sensor=None, preprocess="auto", filter_size=DEFAULT_SIZE, resolution=None,
+                     search=None, prior=(0.0, 0.0), band=1, min_snr=0.0, progress=None):
+    """Correlate two rasters into a pair product at ``output``; return a summary dict.
+
+    ``window``: side in pixels, or (rows, cols); ``step``: pixels between window centres;
+    ``start``/``end``: acquisition dates (default: from the names or metadata); ``sensor``
+    (default: from the reference's name or metadata); ``preprocess``: a method of
+    :mod:`core.correlation.preprocess`, or 'auto' (chosen by sensor), with ``filter_size`` px;
+    ``resolution``: target pixel size in metres (anti-aliased down-sampling; None keeps the
+    reference's pixels); ``search``: largest displacement in working pixels beyond the prior
+    (None = a quarter of the window); ``prior``: expected displacement (east, north) in metres;
+    ``band``: the band correlated (1-based); ``min_snr``: vectors with a lower SNR are written as
+    NaN (their SNR is kept).
+
+    Summary keys: path, start, end, days, sensor, method (the pre-processing used), valid_share
+    (share of windows with a vector), median_snr, windows, grid (of the product).
+    """
+    progress = ensure(progress)
+    reference, secondary = str(reference), str(secondary)
+    ds_r = open_raster(reference, "reference image")
+    ds_s = open_raster(secondary, "secondary image")
+    grid_r = Grid.from_dataset(ds_r, reference)
+    grid_s = Grid.from_dataset(ds_s, secondary)
+    require_projected(grid_r, reference)
+    require_same_crs(grid_r, grid_s, reference, secondary)
+    require_overlap(grid_r, grid_s, reference, secondary)
+    start = acquisition_date(reference, start, "reference image")
+    end = acquisition_date(secondary, end, "secondary image")
+    days = baseline_days(start, end, f"the pair '{os.path.basename(reference)}' -> "
+                                     f"'{os.path.basename(secondary)}'")
+    years = days / DAYS_PER_YEAR
+    sensor = sensor if sensor else image_sensor(reference)
+    method, filter_size = check_method(resolve(preprocess, sensor), filter_size)
+    window = (int(window), int(window)) if np.isscalar(window) else tuple(int(w) for w in window)
+    step = int(step)
+    if step < 1:
+        raise InputError(f"The step must be at least 1 pixel; got {step}.")
+    for ds, path in ((ds_r, reference), (ds_s, secondary)):
+        if not 1 <= int(band) <= ds.RasterCount:
+            raise InputError(f"'{path}' has {ds.RasterCount} band(s); band {band} was asked for.")
+        _require_content(ds, int(band), path)
+
+    work, factors = _working_grid(grid_r, resolution)
+    options = CorrelatorOptions(window=window, search=search)
+    prior_px = (-float(prior[1]) / work.dy, float(prior[0]) / work.dx)  # (rows down, cols east)
+    (ny, nx), (top0, left0), (oy, ox) = window_layout(work.shape, window, step)
+    if ny <= 0 or nx <= 0:
+        raise InputError(f"'{reference}' ({work.rows} x {work.cols} px at {work.dx:g} m) is smaller "
+                         f"than one step of {step} px.")
+    x0, _, _, y0, _, _ = work.transform
+    out_grid = Grid((x0 + ox * work.dx, step * work.dx, 0.0, y0 - oy * work.dy, 0.0,
+                     -step * work.dy), (ny, nx), work.crs_wkt)
+
+    readers = [_StripReader(ds_r, int(band), grid_r, work, factors, method, filter_size),
+               _StripReader(ds_s, int(band), grid_r, work, factors, method, filter_size,
+                            same=grid_s.same_as(grid_r))]
+    margin = context_margin(options, prior_px)
+    budget_rows = STRIP_PIXELS // max(1, int(work.cols * factors[1] * factors[0] *
+                                             channels(method)))
+    tile = max(1, int((budget_rows - window[0] - 2 * margin) // step))  # output rows per strip
+    meta = {"WINDOW": f"{window[0]}x{window[1]}", "STEP": step, "PREPROCESS": method,
+            "FILTER_SIZE": f"{filter_size:g}", "SEARCH_PX": f"{options.search_px:g}",
+            "PIXEL_M": f"{work.dx:g}", "BASELINE_DAYS": days,
+            "REFERENCE": os.path.basename(reference), "SECONDARY": os.path.basename(secondary),
+            "CORRELATOR": "phase-plane fit with moving raised-cosine taper"}
+    valid = 0
+    hist = np.zeros(SNR_BINS, np.int64)
+    cols = left0 + step * np.arange(nx)
+    writer = PairWriter(output, out_grid, start, end, sensor, meta, inputs=[reference, secondary])
+    try:
+        for i0 in range(0, ny, tile):
+            i1 = min(ny, i0 + tile)
+            part = progress.sub(i0 / ny, i1 / ny)
+            part.check()
+            r_lo = top0 + i0 * step - margin
+            r_hi = top0 + (i1 - 1) * step + window[0] + margin
+            ref_s = readers[0].read(r_lo, r_hi)
+            part.check()
+            sec_s = readers[1].read(r_lo, r_hi)
+            for ds in (ds_r, ds_s):
+                ds.FlushCache()  # drop the read blocks: memory stays per strip, not per image
+            rows = top0 + step * np.arange(i0, i1) - r_lo
+            rr, cc = np.meshgrid(rows, cols, indexing="ij")
+            d_r, d_c, snr = correlate_windows(ref_s, sec_s, rr, cc, options, prior_px,
+                                              progress=part.sub(0.1, 1.0))
+            shape = (i1 - i0, nx)
+            vx = (d_c * work.dx / years).reshape(shape)
+            vy = (-d_r * work.dy / years).reshape(shape)
+            snr = snr.reshape(shape)
+            if min_snr > 0:
+                low = ~(snr >= min_snr)
+                vx[low] = np.nan
+                vy[low] = np.nan
+            good = np.isfinite(vx)
+            valid += int(good.sum())
+            hist += np.histogram(snr[np.isfinite(snr)], SNR_BINS, (0.0, 1.0))[0]
+            writer.write(vx, vy, snr, i0, 0)
+        median = _hist_median(hist)
+        share = valid / float(ny * nx)
+        writer.set_metadata({"VALID_SHARE": f"{share:.4f}", "MEDIAN_SNR": f"{median:.4f}"})
+        writer.close()
+    except BaseException:
+        writer.close()  # a cancelled or failed run leaves no half-written product behind
+        if os.path.exists(str(output)):
+            os.remove(str(output))
+        raise
+    progress.update(1.0)
+    return {"path": str(output), "start": start, "end": end, "days": days, "sensor": sensor,
+            "method": method, "valid_share": share, "median_snr": median, "windows": ny * nx,
+            "grid": out_grid}
+
+
+def correlate_batch(pairs, folder, progress=None, **options):
+    """Correlate every :class:`core.correlation.pairing.Pair` into ``folder`` (pair products named after the
+    pair); returns one index row per pair: pair, reference, secondary, sensor, start, end,
+    baseline_days, valid_share, median_snr, path, status ('ok' or why the pair was skipped).
+
+    A pair that fails on its input (e.g. images that do not overlap) is reported and skipped;
+    cancellation stops the batch.
+    """
+    progress = ensure(progress)
+    os.makedirs(str(folder), exist_ok=True)
+    rows, used = [], set()
+    for k, pair in enumerate(pairs):
+        name = pair.name
+        n = 2
+        while name in used:
+            name, n = f"{pair.name}_{n}", n + 1
+        used.add(name)
+        path = os.path.join(str(folder), name + ".tif")
+        row = {"pair": name, "reference": pair.reference, "secondary": pair.secondary,
+               "sensor": pair.sensor, "start": pair.start.isoformat(),
+               "end": pair.end.isoformat(), "baseline_days": pair.days, "valid_share": None,
+               "median_snr": None, "path": None, "status": "ok"}
+        try:
+            res = correlate_images(pair.reference, pair.secondary, path, start=pair.start,
+                                   end=pair.end, sensor=pair.sensor,
+                                   progress=progress.sub(k / len(pairs), (k + 1) / len(pairs)),
+                                   **options)
+            row.update(valid_share=res["valid_share"], median_snr=res["median_snr"], path=path)
+        except InputError as exc:  # Cancelled is not one: cancelling stops the batch
+            row["status"] = str(exc)
+        rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------ helpers
+
+def _working_grid(grid, resolution):
+    """The grid correlated on: the reference grid, or a coarser one of ``resolution`` metres with
+    the same origin. Returns ``(grid, (rows factor, cols factor))`` in input px per working px."""
+    if resolution is None or float(resolution) <= 0:
+        return grid, (1.0, 1.0)
+    res = float(resolution)
+    if res < max(grid.dx, grid.dy) * (1 - 1e-9):  # both axes must be down-sampled
+        raise InputError(f"The target resolution {res:g} m is finer than the images' "
+                         f"{grid.dx:g} x {grid.dy:g} m pixels: only down-sampling is supported.")
+    fr, fc = res / grid.dy, res / grid.dx
+    if fr < 1 + 1e-9 and fc < 1 + 1e-9:
+        return grid, (1.0, 1.0)
+    x0, _, _, y0, _, _ = grid.transform
+    work = Grid((x0, res, 0.0, y0, 0.0, -res), (int(grid.rows // fr), int(grid.cols // fc)),
+                grid.crs_wkt)
+    return work, (fr, fc)
+
+
+def _require_content(ds, band, path, size=512):
+    """Raise :class:`InputError` when a band has no valid pixel or no contrast (decimated read)."""
+    b = ds.GetRasterBand(band)
+    arr = b.ReadAsArray(buf_xsize=min(ds.RasterXSize, size),
+                        buf_ysize=min(ds.RasterYSize, size)).astype(np.float64)
+    nodata = b.GetNoDataValue()
+    ok = np.isfinite(arr)
+    if nodata is not None and not math.isnan(nodata):
+        ok &= arr != nodata
+    if not ok.any():
+        raise InputError(f"'{path}' is empty: band {band} holds only NoData.")
+    if np.ptp(arr[ok]) == 0:
+        raise InputError(f"'{path}' has no texture: band {band} is constant ({arr[ok][0]:g}).")
+    ds.FlushCache()  # without overviews the decimated read went through every block
+
+
+def _hist_median(hist):
+    """Median of values binned in ``hist`` over [0, 1] (NaN when empty)."""
+    total = hist.sum()
+    if total == 0:
+        return float("nan")
+    k = int(np.searchsorted(np.cumsum(hist), total / 2.0))
+    return (k + 0.5) / hist.size
+
+
+class _StripReader:
+    """Rows of one image on the working grid, pre-processed, NaN outside the image.
+
+    The image is read on the reference grid (directly when it is on it, else warped with
+    Lanczos), down-sampled when the working grid is coarser, then filtered with enough halo
+    rows that strip edges do not show.
+    """
+
+    def __init__(self, ds, band, ref_grid, work, factors, method, size, same=True):
+        self.ds, self.band, self.ref_grid, self.work = ds, band, ref_grid, work
+        self.factors, self.method, self.size, self.same = factors, method, size, same
+        self.halo = halo(method, size)
+
+    def read(self, r0, r1):
+        """Working-grid rows ``[r0, r1)``, full width, pre-processed (2-D, or 3-D channels)."""
+        h = self.halo
+        raw = self._work_rows(r0 - h, r1 + h)
+        out = preprocess_apply(raw, self.method, self.size)
+        return out[..., h:h + (r1 - r0), :]
+
+    def _work_rows(self, r0, r1):
+        fr, fc = self.factors
+        if fr == 1.0 and fc == 1.0:
+            return self._ref_rows(r0, r1)
+        pad = int(math.ceil(4 * antialias_sigma(fr))) + 3  # Gaussian reach + cubic spline
+        f0 = int(math.floor(r0 * fr)) - pad
+        f1 = int(math.ceil(r1 * fr)) + pad
+        fine = self._ref_rows(f0, f1)
+        return downsample(fine, fr, fc, out_shape=(r1 - r0, self.work.cols),
+                          row_offset=r0 * fr - f0)
+
+    def _ref_rows(self, r0, r1):
+        """Rows ``[r0, r1)`` of the reference grid (NaN beyond its edges)."""
+        g = self.ref_grid
+        if not self.same:
+            return warp_to_grid(self.ds, g, "lanczos", bands=[self.band],
+                                window=(r0, 0, r1 - r0, g.cols))[0]
+        out = np.full((r1 - r0, g.cols), np.nan, np.float32)
+        a, b = max(r0, 0), min(r1, g.rows)
+        if b > a:
+            out[a - r0:b - r0] = read_band(self.ds, self.band, (a, 0, b - a, g.cols))
+        return out

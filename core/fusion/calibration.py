@@ -1,0 +1,305 @@
+"""Calibration of the fusion weights against a UAV velocity stack (the reference).
+
+Band matching: each UAV band (a survey interval) is paired, in every source stack, with the band
+that shares the most days with it, provided the shared days are at least half of the UAV
+interval's days (:func:`core.io.dates.match_intervals`; ties go to the band whose middle is nearest).
+A UAV band without such a partner in every source is left out of the calibration.
+
+Harmonisation: every matched source band is resampled onto the UAV grid with nearest neighbour
+(:class:`core.fusion.weighted.BandReader`, i.e. :func:`core.io.raster.warp_to_grid` unless the grids are
+the same), band by band, so no value is smoothed or invented.
+
+Weights: the samples are all (pixel, UAV band) where the UAV and every source are valid. The
+least-squares weights solve ``min Σ (V_uav − Σ_k w_k V_k)²`` subject to ``w_k ≥ 0`` and
+``Σ w_k = 1`` exactly (:func:`simplex_lsq`, a primal active-set method on the KKT system). The
+inverse-variance option sets ``w_k ∝ 1 / mean((V_k − V_uav)²)``: the residual variance about the
+UAV, bias included, so a biased sensor is down-weighted like a noisy one.
+
+Statistics of a source (or of the weighted combination) against the UAV, on the same samples:
+``n``; ``bias`` = mean(V − V_uav); ``rmse``; ``r2`` = squared Pearson correlation; ``slope`` of
+the ordinary least-squares line V = a + slope · V_uav (1 when the source does not stretch speeds).
+All velocities in m/yr.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..io.dates import match_intervals
+from ..errors import InputError
+from .weighted import BandReader, format_weights, stack_infos
+from ..progress import ensure
+from ..io.raster import warp_to_grid
+
+METHODS = ("least_squares", "inverse_variance")
+MIN_SAMPLES_PER_WEIGHT = 10  # fewer matched samples than this per weight is refused
+MAX_SAMPLE_ROWS = 20000
+# the calibration table's columns (a contract with the dock's plots); 'class' is added with CLASSES
+TABLE_COLUMNS = ["source", "sensor", "role", "weight", "n", "bias", "rmse", "r2", "slope"]
+
+
+def simplex_lsq(X, y, tol=1e-12, max_iter=None):
+    """``argmin ||y − X w||²`` subject to ``w ≥ 0`` and ``Σ w = 1`` (float64 weights).
+
+    Primal active-set method for the convex quadratic program (Nocedal & Wright, Algorithm
+    16.3): starts at the best single column (a feasible vertex), solves the KKT system of the
+    equality-constrained problem on the free weights, steps to the nearest blocking bound, and
+    frees the bound with the most negative Lagrange multiplier until all are non-negative.
+    Singular systems (collinear sources) are solved in the least-squares sense.
+    """
+    X = np.asarray(X, np.float64)
+    y = np.asarray(y, np.float64)
+    n, k = X.shape
+    scale = n * max(float(np.mean(y ** 2)), 1e-30)  # unit-free tolerances
+    Q = X.T @ X / scale
+    c = X.T @ y / scale
+    w = np.zeros(k)
+    w[int(np.argmin(np.diag(Q) - 2 * c))] = 1.0
+    active = w == 0
+    for _ in range(max_iter or 20 * k + 20):
+        free = np.flatnonzero(~active)
+        g = Q @ w - c
+        m = free.size
+        kkt = np.zeros((m + 1, m + 1))
+        kkt[:m, :m] = Q[np.ix_(free, free)]
+        kkt[:m, m] = kkt[m, :m] = 1.0
+        rhs = np.concatenate([-g[free], [0.0]])
+        p = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:m]
+        if np.max(np.abs(p)) <= 1e-10:
+            nu = float(np.mean(g[free]))  # multiplier of Σw = 1
+            lam = np.where(active, g - nu, np.inf)  # multipliers of the active bounds w_i >= 0
+            i = int(np.argmin(lam))
+            if lam[i] >= -tol:
+                return w
+            active[i] = False
+            continue
+        alpha, block = 1.0, -1
+        for j, pj in zip(free, p):
+            if pj < 0 and -w[j] / pj < alpha:
+                alpha, block = -w[j] / pj, j
+        w[free] += alpha * p
+        if block >= 0:
+            w[block] = 0.0
+            active[block] = True
+        w = np.maximum(w, 0.0)
+        w /= w.sum()
+    raise RuntimeError("The constrained least-squares weights did not converge.")
+
+
+def inverse_variance_weights(X, y):
+    """Weights ∝ 1 / mean((X_k − y)²), normalised to sum 1."""
+    mse = np.mean((np.asarray(X, np.float64) - np.asarray(y, np.float64)[:, None]) ** 2, axis=0)
+    inv = 1.0 / np.maximum(mse, 1e-12)
+    return inv / inv.sum()
+
+
+def fit_stats(values, reference):
+    """``{n, bias, rmse, r2, slope}`` of ``values`` against ``reference`` (1-D, both valid)."""
+    v = np.asarray(values, np.float64)
+    u = np.asarray(reference, np.float64)
+    n = int(v.size)
+    if n == 0:
+        return {"n": 0, "bias": np.nan, "rmse": np.nan, "r2": np.nan, "slope": np.nan}
+    d = v - u
+    du, dv = u - u.mean(), v - v.mean()
+    suu, svv, suv = float(du @ du), float(dv @ dv), float(du @ dv)
+    r2 = suv ** 2 / (suu * svv) if suu > 0 and svv > 0 else np.nan
+    slope = suv / suu if suu > 0 else np.nan
+    return {"n": n, "bias": float(d.mean()), "rmse": float(np.sqrt(np.mean(d ** 2))),
+            "r2": float(r2), "slope": float(slope)}
+
+
+def source_name(path):
+    """The name a source goes by in tables: its file base name without extension."""
+    return os.path.splitext(os.path.basename(str(path).split("|")[0]))[0]
+
+
+def unique_names(paths):
+    """Base names of ``paths``, made unique by suffixes _2, _3... where they repeat."""
+    out = []
+    for p in paths:
+        name, k = source_name(p), 2
+        while name in out:
+            name, k = f"{source_name(p)}_{k}", k + 1
+        out.append(name)
+    return out
+
+
+@dataclass
+class Samples:
+    """Matched samples: UAV band interval, UAV-grid row/col, UAV value, source values (n, k)."""
+
+    interval: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+    uav: np.ndarray
+    values: np.ndarray
+    classes: np.ndarray = None  # class value per sample (NaN outside any class), or None
+
+
+@dataclass
+class Calibration:
+    """Result of :func:`calibrate`: weights, statistics and matched samples."""
+
+    names: list
+    sensors: list
+    roles: list
+    method: str
+    weights: np.ndarray
+    samples: Samples
+    matches: list  # (UAV interval, [matched source interval per source])
+    class_weights: dict = field(default_factory=dict)  # class value -> weights
+    class_counts: dict = field(default_factory=dict)  # class value -> samples (incl. too few)
+
+    @property
+    def weight_string(self):
+        return format_weights(self.weights)
+
+    def stats_rows(self, weights=None, mask=None, label=None):
+        """One row per source then 'combined' (see the module doc for the statistics)."""
+        w = self.weights if weights is None else weights
+        s = self.samples
+        sel = slice(None) if mask is None else mask
+        u, X = s.uav[sel], s.values[sel]
+        rows = []
+        for k, name in enumerate(self.names):
+            rows.append(dict(source=name, sensor=self.sensors[k], role=self.roles[k],
+                             weight=float(w[k]), **fit_stats(X[:, k], u)))
+        rows.append(dict(source="combined", sensor="", role="combined", weight=float(np.sum(w)),
+                         **fit_stats(X @ w, u)))
+        if label is not None:
+            for r in rows:
+                r["class"] = label
+        return rows
+
+    def table_rows(self):
+        """The calibration table: global rows, then per-class rows when classes were given."""
+        if self.samples.classes is None:
+            return self.stats_rows()
+        rows = self.stats_rows(label="all")
+        for value, w in self.class_weights.items():
+            rows += self.stats_rows(w, self.samples.classes == value, label=_class_label(value))
+        return rows
+
+    def sample_rows(self, max_rows=MAX_SAMPLE_ROWS, seed=0):
+        """Matched samples as table rows (a seeded random subsample when there are more)."""
+        s = self.samples
+        idx = np.arange(s.uav.size)
+        if idx.size > max_rows:
+            idx = np.sort(np.random.default_rng(seed).choice(idx.size, max_rows, replace=False))
+        combined = s.values @ self.weights
+        rows = []
+        for i in idx:
+            row = {"interval": str(s.interval[i]), "row": int(s.row[i]), "col": int(s.col[i]),
+                   "uav": float(s.uav[i])}
+            for k, name in enumerate(self.names):
+                row[f"v_{name}"] = float(s.values[i, k])
+            row["v_combined"] = float(combined[i])
+            rows.append(row)
+        return rows
+
+    def sample_columns(self):
+        return ["interval", "row", "col", "uav"] + [f"v_{n}" for n in self.names] + ["v_combined"]
+
+    def class_weight_string(self):
+        """Per-class weights as 'class:w1,w2,...;class:...' (classes with enough samples)."""
+        return ";".join(f"{_class_label(v)}:{format_weights(w)}"
+                        for v, w in self.class_weights.items())
+
+
+def _class_label(value):
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def collect_samples(reference, sources, classes=None, progress=None):
+    """Match UAV bands with source bands and gather the samples valid in the UAV and every source.
+
+    Returns ``(samples, matches, infos)`` (infos: the sources' :class:`StackInfo`);
+    :class:`InputError` when the stacks hold different quantities (v, vx, vy), no UAV band
+    overlaps a band of every source in time, or no pixel is valid in the UAV and every source.
+    """
+    progress = ensure(progress)
+    ref, *infos = stack_infos([reference] + list(sources),
+                              ["UAV reference stack"] + ["source stack"] * len(sources))
+    idx = [match_intervals(ref.intervals, info.intervals) for info in infos]
+    for info, m in zip(infos, idx):
+        if all(j < 0 for j in m):
+            raise InputError(
+                f"No band of '{info.path}' ({info.intervals[0]} .. {info.intervals[-1]}) overlaps "
+                f"a UAV interval of '{reference}' ({', '.join(map(str, ref.intervals))}) for at "
+                "least half of the UAV interval: no temporal overlap to calibrate on.")
+    bands = [i for i in range(ref.count) if all(m[i] >= 0 for m in idx)]
+    if not bands:
+        raise InputError(f"No UAV interval of '{reference}' is matched by a band of every source "
+                         "(largest overlap, at least half the UAV interval): no common dates.")
+    cls = None
+    if classes:
+        cls = warp_to_grid(classes, ref.grid, "nearest", bands=[1])[0]
+    uav = BandReader(ref, ref.grid)
+    readers = [BandReader(info, ref.grid) for info in infos]
+    parts = {k: [] for k in ("interval", "row", "col", "uav", "values", "classes")}
+    matches = []
+    for b_i, i in enumerate(bands):
+        u = uav.band(i + 1)
+        ok = np.isfinite(u)
+        vals = []
+        for reader, m in zip(readers, idx):
+            if not ok.any():
+                break
+            v = reader.band(m[i] + 1)
+            ok &= np.isfinite(v)
+            vals.append(v)
+        matches.append((ref.intervals[i], [info.intervals[m[i]] for info, m in zip(infos, idx)]))
+        progress.update((b_i + 1) / len(bands))
+        if not ok.any():
+            continue
+        r, c = np.nonzero(ok)
+        parts["interval"].append(np.full(r.size, str(ref.intervals[i]), object))
+        parts["row"].append(r)
+        parts["col"].append(c)
+        parts["uav"].append(u[ok].astype(np.float64))
+        parts["values"].append(np.stack([v[ok] for v in vals], axis=1).astype(np.float64))
+        if cls is not None:
+            parts["classes"].append(cls[ok].astype(np.float64))
+    if not parts["uav"]:
+        raise InputError(f"No pixel is valid in the UAV stack '{reference}' and in every source "
+                         "on the matched dates: the stacks do not overlap in space (or are all "
+                         "NoData there).")
+    samples = Samples(*(np.concatenate(parts[k]) for k in ("interval", "row", "col", "uav",
+                                                            "values")),
+                      classes=np.concatenate(parts["classes"]) if cls is not None else None)
+    return samples, matches, infos
+
+
+def calibrate(reference, primaries, auxiliary=None, method="least_squares", classes=None,
+              progress=None):
+    """Calibrate fusion weights on a UAV stack; weights are in ``primaries`` order then auxiliary.
+
+    ``classes`` is an optional categorical raster (any grid/CRS; NaN or NoData = no class): one
+    weight vector per class value with enough samples is then solved as well.
+    """
+    if method not in METHODS:
+        raise InputError(f"Unknown calibration method '{method}': use one of {', '.join(METHODS)}.")
+    primaries = list(primaries)
+    if not primaries:
+        raise InputError("SOURCES: give at least one primary velocity stack.")
+    sources = primaries + ([auxiliary] if auxiliary else [])
+    samples, matches, infos = collect_samples(reference, sources, classes, progress)
+    k = len(sources)
+    need = MIN_SAMPLES_PER_WEIGHT * k
+    if samples.uav.size < need:
+        raise InputError(f"Only {samples.uav.size} pixels are valid in the UAV stack and every "
+                         f"source on matched dates; at least {need} are needed for {k} weights.")
+    solve = simplex_lsq if method == "least_squares" else inverse_variance_weights
+    weights = solve(samples.values, samples.uav)
+    class_weights, class_counts = {}, {}
+    if samples.classes is not None:
+        for value in np.unique(samples.classes[np.isfinite(samples.classes)]):
+            sel = samples.classes == value
+            class_counts[float(value)] = int(sel.sum())
+            if sel.sum() >= need:
+                class_weights[float(value)] = solve(samples.values[sel], samples.uav[sel])
+    roles = ["primary"] * len(primaries) + (["auxiliary"] if auxiliary else [])
+    return Calibration(unique_names(sources), [i.sensor for i in infos], roles, method, weights,
+                       samples, matches, class_weights, class_counts)

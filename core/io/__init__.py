@@ -1,0 +1,1 @@
+"""Shared kernel: grids, rasters, vectors, dates, the plugin's file formats and readers."""

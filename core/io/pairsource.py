@@ -1,0 +1,199 @@
+"""One velocity pair to post-process: a pair product, or two single-band rasters (vx and vy).
+
+External maps (e.g. a feature-tracking result in m/day as two GeoTIFFs) come in with declared
+units and are read in m/yr, window by window, like the plugin's own pair products. Their dates
+come from the caller, the rasters' metadata (START_DATE/END_DATE) or the file name, which must
+then hold two dates (``20180304-20180405_vx.tif``, ``..._2018-03-04_2018-04-05...``).
+"""
+
+import os
+import re
+
+import numpy as np
+from osgeo import osr
+from scipy import ndimage
+
+from .dates import Interval, baseline_days, baseline_years, parse_date
+from ..errors import InputError
+from .grid import Grid, same_crs
+from .products import UNITS, pair_band_index, read_pair_info, to_m_per_yr
+from .raster import open_raster, read_band, warp_to_grid
+
+_DATE_TOKEN = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2}|\d{8})(?!\d)")
+
+
+def dates_from_name(name):
+    """The first two valid dates in a file's base name as ``(start, end)``, or None."""
+    found = []
+    for token in _DATE_TOKEN.findall(os.path.basename(str(name))):
+        try:
+            found.append(parse_date(token))
+        except InputError:
+            continue  # an 8-digit number that is not a date
+    return (found[0], found[1]) if len(found) >= 2 else None
+
+
+def check_units(units, path=None, metadata=None):
+    """The declared velocity units of an input ('m/yr' or 'm/day'), normalised;
+    :class:`InputError` when they are unknown, or when the UNITS item of ``metadata`` (the
+    header of ``path``) says otherwise."""
+    declared = str(units).strip().lower()
+    if declared not in UNITS:
+        raise InputError(f"Unknown velocity units '{units}': use m/yr or m/day.")
+    file_units = (metadata or {}).get("UNITS", "").strip().lower()
+    if file_units in UNITS and UNITS[file_units] != UNITS[declared]:
+        raise InputError(f"'{path}' says its units are {file_units} but {declared} was declared: "
+                         f"set the input units to {file_units}.")
+    return declared
+
+
+def axis_rotation(source_grid, grid, window=None, step=32):
+    """``(cos β, sin β)`` per pixel of ``grid`` (or a window), β the bearing in ``grid``'s CRS of
+    the source CRS's north axis; velocity components turn as ``vx' = vx cos β + vy sin β``,
+    ``vy' = -vx sin β + vy cos β`` (conformal projections such as UTM). β varies slowly, so it is
+    computed every ``step`` pixels and interpolated bilinearly."""
+    g = grid if window is None else grid.subgrid(*window)
+    src, dst = source_grid.srs(), g.srs()
+    to_src = osr.CoordinateTransformation(dst, src)
+    to_dst = osr.CoordinateTransformation(src, dst)
+    rows = np.unique(np.r_[np.arange(0, g.rows, step), g.rows - 1])
+    cols = np.unique(np.r_[np.arange(0, g.cols, step), g.cols - 1])
+    xs, ys = g.centres()
+    px, py = np.meshgrid(xs[cols], ys[rows])
+    p = np.column_stack([px.ravel(), py.ravel()])
+    ps = np.array(to_src.TransformPoints(p.tolist()))[:, :2]
+    pt, qt = (np.array(to_dst.TransformPoints(q.tolist()))[:, :2]
+              for q in (ps, ps + [0.0, max(source_grid.dy, 1.0)]))  # a step north in the source
+    beta = np.arctan2(qt[:, 0] - pt[:, 0], qt[:, 1] - pt[:, 1]).reshape(px.shape)
+    ri = np.interp(np.arange(g.rows), rows, np.arange(rows.size))
+    ci = np.interp(np.arange(g.cols), cols, np.arange(cols.size))
+    rr, cc = np.meshgrid(ri, ci, indexing="ij")
+    full = ndimage.map_coordinates(beta, [rr, cc], order=1, mode="nearest")
+    return np.cos(full).astype(np.float32), np.sin(full).astype(np.float32)
+
+
+class PairSource:
+    """Read vx, vy (m/yr, east/north) and snr of a pair window by window.
+
+    ``path`` is a pair product, or a single-band vx raster when ``vy_path`` is given. ``units``
+    declares the velocity units of the input ('m/yr' or 'm/day'); a pair product whose UNITS
+    metadata contradicts it is refused. ``start``/``end`` override the dates; ``sensor`` the
+    sensor name. ``snr`` is NaN everywhere when the input has none (two single-band rasters).
+    """
+
+    def __init__(self, path, vy_path=None, units="m/yr", start=None, end=None, sensor=None):
+        self.path = str(path)
+        self.vy_path = str(vy_path) if vy_path else None
+        self.units = check_units(units)
+        self._open = {}
+        if self.vy_path:
+            self._init_components(start, end, sensor)
+        else:
+            self._init_product(start, end, sensor)
+        baseline_days(self.start, self.end, f"'{self.path}'")
+
+    def _init_product(self, start, end, sensor):
+        ds = open_raster(self.path, "pair product")
+        if ds.RasterCount < 2:
+            raise InputError(f"'{self.path}' has a single band: give the vy raster too (INPUT_VY) "
+                             "or a pair product with bands vx, vy, v, snr.")
+        info = read_pair_info(self.path, start, end, sensor)
+        check_units(self.units, self.path, info.metadata)
+        self.grid, self.start, self.end = info.grid, info.start, info.end
+        self.sensor, self.metadata = info.sensor, info.metadata
+        self._bands = {name: pair_band_index(self.path, name) for name in ("vx", "vy")}
+        try:
+            self._bands["snr"] = pair_band_index(self.path, "snr")
+        except InputError:
+            self._bands["snr"] = None
+
+    def _init_components(self, start, end, sensor):
+        for p, what in ((self.path, "vx raster"), (self.vy_path, "vy raster")):
+            self._open[p] = open_raster(p, what)  # kept for read(), see _dataset
+            if self._open[p].RasterCount != 1:
+                raise InputError(f"The {what} '{p}' must have a single band.")
+        self.grid = Grid.from_dataset(self._open[self.path], self.path)
+        if not self.grid.same_as(Grid.from_dataset(self._open[self.vy_path], self.vy_path)):
+            raise InputError(f"The vx raster '{self.path}' and the vy raster '{self.vy_path}' are "
+                             "not on the same grid.")
+        meta = self._open[self.path].GetMetadata() or {}
+        from_name = dates_from_name(self.path) or dates_from_name(self.vy_path)
+        if not start:
+            start = meta.get("START_DATE") or (from_name[0] if from_name else None)
+        if not end:
+            end = meta.get("END_DATE") or (from_name[1] if from_name else None)
+        if not start or not end:
+            raise InputError(
+                f"No dates for '{self.path}': its name holds no two dates (e.g. "
+                "20180304-20180405_vx.tif) and it has no START_DATE/END_DATE metadata. Give the "
+                "start and end dates of the pair.")
+        self.start, self.end = parse_date(start), parse_date(end)
+        self.sensor = sensor or meta.get("SENSOR", "")
+        self.metadata = {}
+        self._bands = None
+
+    @property
+    def interval(self):
+        return Interval(self.start, self.end)
+
+    @property
+    def baseline_years(self):
+        return baseline_years(self.start, self.end, f"'{self.path}'")
+
+    @property
+    def has_snr(self):
+        return bool(self._bands and self._bands.get("snr"))
+
+    def pixel_speed(self):
+        """The speed (m/yr) of one grid pixel of displacement over the pair's baseline."""
+        return max(self.grid.dx, self.grid.dy) / self.baseline_years
+
+    def _dataset(self, path):
+        """An open dataset per file, kept so GDAL's block cache serves overlapping tile reads."""
+        if path not in self._open:
+            self._open[path] = open_raster(path)
+        return self._open[path]
+
+    def read(self, window=None, snr=True):
+        """``(vx, vy, snr)`` float32 arrays of a window (row_off, col_off, rows, cols), m/yr.
+        ``snr=False`` skips reading it (NaN)."""
+        if self._bands is None:
+            vx = read_band(self._dataset(self.path), 1, window)
+            vy = read_band(self._dataset(self.vy_path), 1, window)
+            q = None
+        else:
+            ds = self._dataset(self.path)
+            vx = read_band(ds, self._bands["vx"], window)
+            vy = read_band(ds, self._bands["vy"], window)
+            q = read_band(ds, self._bands["snr"], window) if snr and self._bands["snr"] else None
+        vx = np.asarray(to_m_per_yr(vx, self.units), np.float32)
+        vy = np.asarray(to_m_per_yr(vy, self.units), np.float32)
+        return vx, vy, q if q is not None else np.full(vx.shape, np.nan, np.float32)
+
+    def warp(self, grid, window=None):
+        """``(vx, vy, snr)`` in m/yr resampled by nearest neighbour onto ``grid`` (or a window
+        of it), any CRS (components turned to the new CRS's axes); NaN outside the pair."""
+        if self._bands is None:
+            vx = warp_to_grid(self.path, grid, "nearest", [1], window)[0]
+            vy = warp_to_grid(self.vy_path, grid, "nearest", [1], window)[0]
+            snr = np.full(vx.shape, np.nan, np.float32)
+        else:
+            names = [n for n in ("vx", "vy", "snr") if self._bands[n]]
+            data = warp_to_grid(self.path, grid, "nearest", [self._bands[n] for n in names], window)
+            vx, vy = data[0], data[1]
+            snr = data[2] if len(names) == 3 else np.full(vx.shape, np.nan, np.float32)
+        if not same_crs(self.grid.crs_wkt, grid.crs_wkt):
+            c, s = axis_rotation(self.grid, grid, window)
+            vx, vy = vx * c + vy * s, vy * c - vx * s
+        return (np.asarray(to_m_per_yr(vx, self.units), np.float32),
+                np.asarray(to_m_per_yr(vy, self.units), np.float32), snr)
+
+    def carried_metadata(self):
+        """The input's metadata worth keeping in an output (not dates, sensor or units, which
+        the pair-product writer sets)."""
+        return {k: v for k, v in self.metadata.items()
+                if k not in ("START_DATE", "END_DATE", "SENSOR", "UNITS")}
+
+    def inputs(self):
+        """Input paths (so outputs never overwrite them)."""
+        return [p for p in (self.path, self.vy_path) if p]

@@ -1,0 +1,432 @@
+"""Plot data of the dock, with no QGIS: a pixel's series from velocity stacks, the CSV export of
+plotted series, and the calibration tables written by the weight calibration.
+
+Series are read with 1×1 GDAL windows, so a click on a 300-band stack decompresses one tile per
+band block instead of whole bands. Values are m/yr (converted from the stack's ``UNITS``), NaN where
+the stack has NoData. A series' time axis is the middle date of each band's interval
+(:attr:`Interval.mid`, day resolution): the same date appears in the CSV export.
+
+Calibration contract (the fusion issue writes these, the dock reads them):
+
+* calibration table: one row per source then a ``combined`` row; columns ``source``, ``sensor``,
+  ``role`` ('primary' | 'auxiliary' | 'combined'), ``weight``, ``n``, ``bias`` (m/yr, source minus
+  UAV), ``rmse`` (m/yr), ``r2``, ``slope``;
+* samples table: columns ``interval``, ``row``, ``col``, ``uav`` and ``v_<source>`` for every
+  source (same names as the calibration table) and ``v_combined`` (all m/yr).
+
+Both may be CSV files or tables without geometry (GeoPackage ``file.gpkg|layername=x``, any OGR
+format); in QGIS, rows of a project layer are handed over as dicts to :func:`parse_calibration`
+and :func:`parse_samples`.
+"""
+
+import csv
+import datetime as dt
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from osgeo import gdal
+
+from .dates import parse_date
+from ..errors import InputError
+from .products import read_stack_info, to_m_per_yr
+from .raster import open_raster, read_bands
+
+gdal.UseExceptions()
+
+# Metadata items holding a velocity uncertainty (1 sigma, in the stack's units): per band, else
+# one value for the whole stack. ``V_ERROR`` is ITS_LIVE's name.
+ERROR_KEYS = ("V_ERROR", "ERROR", "UNCERTAINTY")
+FUSED_SENSORS = ("fused", "fusion", "combined", "gapfilled", "gap-filled")
+EPOCH = dt.date(1970, 1, 1)
+
+CALIBRATION_COLUMNS = ("source", "sensor", "role", "weight", "n", "bias", "rmse", "r2", "slope")
+SAMPLE_COLUMNS = ("interval", "row", "col", "uav")
+
+
+# ---------------------------------------------------------------------------- pixel series
+
+@dataclass
+class PixelSeries:
+    """One stack's values at one pixel: ``values[i]`` (m/yr, NaN = no data) over ``intervals[i]``.
+
+    ``errors`` is the 1-sigma uncertainty per band (m/yr) when the stack's metadata gives one,
+    else None. ``x, y`` is the point in the stack's CRS, ``row, col`` the pixel holding it.
+    """
+
+    label: str
+    path: str
+    sensor: str
+    quantity: str
+    intervals: list
+    values: np.ndarray
+    row: int
+    col: int
+    x: float = math.nan
+    y: float = math.nan
+    errors: object = None
+    pinned: bool = False
+
+    @property
+    def dates(self):
+        """The middle date of each band's interval (the plotted time, day resolution)."""
+        return [iv.mid for iv in self.intervals]
+
+    def timestamps(self):
+        """Middle dates as POSIX seconds (UTC midnight), the x values of a date axis."""
+        return np.array([(d - EPOCH).days * 86400.0 for d in self.dates])
+
+    @property
+    def valid(self):
+        """Number of bands with a value."""
+        return int(np.isfinite(self.values).sum())
+
+    @property
+    def is_fused(self):
+        """True for the fused product (drawn on top of the sources)."""
+        return is_fused_sensor(self.sensor)
+
+
+def connect_mask(series, gap_factor=1.5):
+    """Which consecutive points a line joins (``mask[i]``: point i to i+1; last entry False):
+    both valid, and not further apart in time than ``gap_factor`` times the series' median
+    spacing, so sparse series (summer UAV surveys) get no line across the years between them."""
+    t = series.timestamps()
+    ok = np.isfinite(series.values)
+    mask = np.zeros(t.size, bool)
+    if t.size < 2:
+        return mask
+    step = np.diff(t)
+    mask[:-1] = ok[:-1] & ok[1:] & (step <= gap_factor * np.median(step))
+    return mask
+
+
+def is_fused_sensor(sensor):
+    """True when a stack's SENSOR names the fused (or gap-filled) product."""
+    return str(sensor).strip().lower() in FUSED_SENSORS
+
+
+class StackPixelReader:
+    """An open velocity stack answering "the series at this point" with 1×1 windows.
+
+    Keep one reader per stack while the user clicks: the dataset stays open so GDAL's block cache
+    serves neighbouring pixels (dragging) without decompressing the tiles again. Not thread-safe:
+    use one reader from one thread.
+    """
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.info = read_stack_info(self.path)
+        self.ds = open_raster(self.path, "velocity stack")
+        self._inverse = gdal.InvGeoTransform(self.info.grid.transform)
+        if self._inverse is None:
+            raise InputError(f"The geotransform of '{self.path}' cannot be inverted.")
+        self.errors = _stack_errors(self.ds, self.info)
+
+    def pixel(self, x, y):
+        """``(row, col)`` of the pixel holding ``(x, y)`` (stack CRS), or None outside the stack."""
+        col, row = gdal.ApplyGeoTransform(self._inverse, float(x), float(y))
+        if not (math.isfinite(col) and math.isfinite(row)):
+            return None
+        row, col = math.floor(row), math.floor(col)
+        if 0 <= row < self.info.grid.rows and 0 <= col < self.info.grid.cols:
+            return row, col
+        return None
+
+    def read(self, x, y, label=None):
+        """The :class:`PixelSeries` at ``(x, y)`` in the stack's CRS; None when outside the stack."""
+        pix = self.pixel(x, y)
+        if pix is None:
+            return None
+        return self.read_pixel(pix[0], pix[1], label, x, y)
+
+    def read_pixel(self, row, col, label=None, x=math.nan, y=math.nan):
+        """The :class:`PixelSeries` of pixel ``(row, col)``."""
+        values = read_bands(self.ds, None, (row, col, 1, 1), np.float64)[:, 0, 0]
+        values = np.asarray(to_m_per_yr(values, self.info.units), np.float64)
+        return PixelSeries(label or os.path.splitext(os.path.basename(self.path))[0], self.path,
+                           self.info.sensor, self.info.quantity, list(self.info.intervals), values,
+                           int(row), int(col), float(x), float(y), self.errors)
+
+    def close(self):
+        self.ds = None
+
+
+def _stack_errors(ds, info):
+    """Per-band 1-sigma errors (m/yr) from band or dataset metadata, or None when none is given."""
+    default = _error_item(info.metadata)
+    errors = np.full(info.count, np.nan if default is None else default)
+    for i in range(info.count):
+        value = _error_item(ds.GetRasterBand(i + 1).GetMetadata() or {})
+        if value is not None:
+            errors[i] = value
+    if not np.isfinite(errors).any():
+        return None
+    return np.asarray(to_m_per_yr(errors, info.units), np.float64)
+
+
+def _error_item(meta):
+    for key in ERROR_KEYS:
+        if key in meta:
+            try:
+                value = float(meta[key])
+            except ValueError:
+                continue
+            if math.isfinite(value) and value >= 0:
+                return value
+    return None
+
+
+def read_pixel_series(path, x, y, label=None):
+    """The series of the stack ``path`` at ``(x, y)`` (its CRS), or None outside the stack."""
+    reader = StackPixelReader(path)
+    try:
+        return reader.read(x, y, label)
+    finally:
+        reader.close()
+
+
+# ---------------------------------------------------------------------------- CSV export
+
+def unique_labels(labels):
+    """Make labels unique by appending ' (2)', ' (3)'... to repeats, keeping the order."""
+    seen, out = {}, []
+    for label in labels:
+        n = seen.get(label, 0) + 1
+        seen[label] = n
+        out.append(label if n == 1 else f"{label} ({n})")
+    return out
+
+
+def series_table(series):
+    """``(header, rows)`` of plotted series: a ``date`` column (middle dates, ISO, the union of
+    all series' dates, sorted) then one column per series (m/yr, '' where it has no value)."""
+    labels = unique_labels([s.label for s in series])
+    by_date = {}
+    for k, s in enumerate(series):
+        for d, v in zip(s.dates, s.values):
+            by_date.setdefault(d, {})[k] = v
+    rows = []
+    for d in sorted(by_date):
+        cells = by_date[d]
+        rows.append([d.isoformat()] + [_cell(cells.get(k, math.nan)) for k in range(len(series))])
+    return ["date"] + labels, rows
+
+
+def _cell(value):
+    return repr(float(value)) if math.isfinite(value) else ""
+
+
+def write_csv(path, header, rows):
+    """Write a CSV file (comma separated, header line first)."""
+    folder = os.path.dirname(os.path.abspath(str(path)))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def write_series_csv(path, series):
+    """Export plotted series to CSV (see :func:`series_table`)."""
+    header, rows = series_table(series)
+    return write_csv(path, header, rows)
+
+
+def read_series_csv(path):
+    """Read a CSV written by :func:`write_series_csv`: ``(dates, {label: float64 array})``."""
+    rows = read_table_rows(path, "series CSV")
+    if not rows or "date" not in rows[0]:
+        raise InputError(f"The series CSV '{path}' has no 'date' column.")
+    dates = [parse_date(r["date"]) for r in rows]
+    labels = [k for k in rows[0] if k != "date"]
+    return dates, {k: _floats([r[k] for r in rows]) for k in labels}
+
+
+# ---------------------------------------------------------------------------- tables
+
+def read_table_rows(path, what="table"):
+    """Rows of a table file as dicts: CSV with the csv module, anything else through OGR
+    (``file.gpkg|layername=x`` accepted). Values stay as read (text for CSV)."""
+    path = str(path)
+    file_path = path.split("|")[0]
+    if not os.path.exists(file_path):
+        raise InputError(f"The {what} '{file_path}' does not exist.")
+    if file_path.lower().endswith((".csv", ".txt")):
+        with open(file_path, newline="", encoding="utf-8-sig") as f:
+            return [dict(r) for r in csv.DictReader(f)]
+    from .vector import open_vector
+
+    ds, layer = open_vector(path, what)
+    defn = layer.GetLayerDefn()
+    names = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+    rows = [{n: feat.GetField(n) for n in names} for feat in layer]
+    del ds
+    return rows
+
+
+def _float(value):
+    if value is None:
+        return math.nan
+    if isinstance(value, str):
+        value = value.strip()
+        if not value or value.lower() in ("nan", "null", "none"):
+            return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _floats(values):
+    return np.array([_float(v) for v in values], np.float64)
+
+
+@dataclass
+class SourceFit:
+    """One row of a calibration table: a source's weight and its fit against the UAV."""
+
+    source: str
+    sensor: str
+    role: str
+    weight: float
+    n: int
+    bias: float
+    rmse: float
+    r2: float
+    slope: float
+
+    def legend(self, with_weight=True, sep=" · "):
+        """Legend text, e.g. ``landsat (primary) w=0.412 · n=812 · bias=+3.9 · RMSE=14.2 ·
+        R²=0.931`` (``sep`` goes between the name and weight and the statistics)."""
+        head = self.source + (f" ({self.role})" if self.role and self.role != "combined" else "")
+        if with_weight and math.isfinite(self.weight):
+            head += f" w={self.weight:.3f}"
+        stats = (f"n={self.n} · bias={self.bias:+.1f} · RMSE={self.rmse:.1f} · "
+                 f"R²={self.r2:.3f}")
+        return head + sep + stats
+
+
+@dataclass
+class Calibration:
+    """A calibration table: the sources' fits in table order and the weighted combination
+    (global rows); ``classes`` holds per-class fits ``{class label: [SourceFit...]}`` (combined
+    row included) when the table has a ``class`` column."""
+
+    sources: list
+    combined: object = None
+    classes: dict = field(default_factory=dict)
+
+    @property
+    def weights(self):
+        """``{source: weight}``."""
+        return {s.source: s.weight for s in self.sources}
+
+
+def _fit(r):
+    n = _float(r.get("n"))
+    return SourceFit(str(r.get("source") or "").strip(), str(r.get("sensor") or "").strip(),
+                     str(r.get("role") or "").strip().lower(), _float(r.get("weight")),
+                     int(n) if math.isfinite(n) else 0, _float(r.get("bias")),
+                     _float(r.get("rmse")), _float(r.get("r2")), _float(r.get("slope")))
+
+
+def parse_calibration(rows, what="calibration table"):
+    """A :class:`Calibration` from table rows (dicts); :class:`InputError` when columns are missing.
+
+    Rows whose ``class`` column is empty or 'all' are the global fit; other classes (weights per
+    class of a categorical raster) go to ``Calibration.classes``."""
+    if not rows:
+        raise InputError(f"The {what} is empty.")
+    missing = [c for c in ("source", "weight") if c not in rows[0]]
+    if missing:
+        raise InputError(f"The {what} has no column {', '.join(missing)}: expected a table "
+                         f"with columns {', '.join(CALIBRATION_COLUMNS)} (the output of "
+                         "'Calibrate fusion weights').")
+    sources, combined, classes = [], None, {}
+    for r in rows:
+        fit = _fit(r)
+        label = str(r.get("class") or "").strip()
+        if label and label.lower() not in ("all", "none", "null"):
+            classes.setdefault(label, []).append(fit)
+        elif fit.role == "combined" or fit.source.lower() == "combined":
+            combined = fit
+        else:
+            sources.append(fit)
+    return Calibration(sources, combined, classes)
+
+
+@dataclass
+class Samples:
+    """The calibration samples: UAV values and each source's (and the combination's) values."""
+
+    uav: np.ndarray
+    sources: dict = field(default_factory=dict)  # {source: values}, in table column order
+    combined: object = None
+    intervals: list = field(default_factory=list)
+    rows: object = None
+    cols: object = None
+
+
+def parse_samples(rows, what="calibration samples table"):
+    """:class:`Samples` from table rows (dicts with ``uav``, ``v_<source>``, ``v_combined``)."""
+    if not rows:
+        raise InputError(f"The {what} is empty.")
+    names = list(rows[0])
+    if "uav" not in names:
+        raise InputError(f"The {what} has no 'uav' column: expected columns "
+                         f"{', '.join(SAMPLE_COLUMNS)}, v_<source>..., v_combined.")
+    sources = {}
+    for n in names:
+        if n.startswith("v_") and n != "v_combined":
+            sources[n[2:]] = _floats([r[n] for r in rows])
+    combined = _floats([r["v_combined"] for r in rows]) if "v_combined" in names else None
+    return Samples(_floats([r["uav"] for r in rows]), sources, combined,
+                   [str(r.get("interval", "")) for r in rows],
+                   _floats([r.get("row") for r in rows]), _floats([r.get("col") for r in rows]))
+
+
+def samples_table(samples):
+    """``(header, rows)`` of calibration samples, in the samples table's own layout."""
+    header = list(SAMPLE_COLUMNS) + [f"v_{k}" for k in samples.sources]
+    columns = [samples.uav] + list(samples.sources.values())
+    if samples.combined is not None:
+        header.append("v_combined")
+        columns.append(samples.combined)
+    rows = []
+    for i in range(samples.uav.size):
+        head = [samples.intervals[i] if i < len(samples.intervals) else "",
+                _int_cell(samples.rows, i), _int_cell(samples.cols, i)]
+        rows.append(head + [_cell(c[i]) for c in columns])
+    return header, rows
+
+
+def _int_cell(values, i):
+    if values is None or i >= len(values) or not math.isfinite(values[i]):
+        return ""
+    return str(int(values[i]))
+
+
+def samples_companion(path):
+    """The samples table written beside a calibration table, or None: ``<stem>_samples.<ext>``
+    (or ``<stem>-samples.<ext>``) first, else the only file of the folder with 'sample' in its
+    name and the same extension; in a GeoPackage (``file.gpkg|layername=x``) the only other layer
+    with 'sample' in its name."""
+    file_path = str(path).split("|")[0]
+    if "|layername=" in str(path):  # another layer of the same GeoPackage
+        from osgeo import ogr
+
+        ds = ogr.Open(file_path)
+        names = [ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount())] if ds else []
+        found = [n for n in names if "sample" in n.lower()]
+        return f"{file_path}|layername={found[0]}" if len(found) == 1 else None
+    folder, name = os.path.split(os.path.abspath(file_path))
+    stem, ext = os.path.splitext(name)
+    for candidate in (f"{stem}_samples{ext}", f"{stem}-samples{ext}"):
+        if os.path.isfile(os.path.join(folder, candidate)):
+            return os.path.join(folder, candidate)
+    found = [f for f in sorted(os.listdir(folder))
+             if "sample" in f.lower() and f.lower().endswith(ext.lower()) and f != name]
+    return os.path.join(folder, found[0]) if len(found) == 1 else None

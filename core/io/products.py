@@ -1,0 +1,221 @@
+"""The plugin's file formats: pair products and velocity stacks (see README, "Data formats").
+
+Pair product: a 4-band float32 GeoTIFF ``vx, vy, v, snr`` (m/yr east, m/yr north, m/yr speed,
+0-1 quality) with metadata ``START_DATE``, ``END_DATE``, ``SENSOR``, ``UNITS=m/yr``.
+
+Velocity stack: one band per time step, chronological, each band's description the date interval
+``START/END``; metadata ``SENSOR``, ``QUANTITY`` (v, vx or vy), ``UNITS=m/yr``.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .dates import DAYS_PER_YEAR, Interval, baseline_days, parse_date
+from ..errors import InputError
+from .grid import Grid
+from .raster import RasterWriter, open_raster, read_band, read_bands
+
+PAIR_BANDS = ("vx", "vy", "v", "snr")
+QUANTITIES = ("v", "vx", "vy")
+UNITS = {"m/yr": 1.0, "m/day": DAYS_PER_YEAR, "m/d": DAYS_PER_YEAR, "m/a": 1.0}
+SENSORS = ("landsat", "sentinel1", "sentinel2", "uav")
+
+
+def to_m_per_yr(values, units):
+    """Convert velocities given in ``units`` ('m/yr' or 'm/day') to m/yr."""
+    try:
+        factor = UNITS[str(units).strip().lower()]
+    except KeyError:
+        raise InputError(f"Unknown velocity units '{units}': use m/yr or m/day.") from None
+    return values if factor == 1.0 else np.asarray(values) * factor
+
+
+# ---------------------------------------------------------------------------- pair products
+
+@dataclass
+class PairInfo:
+    """What a pair product's header says: grid, dates, sensor."""
+
+    path: str
+    grid: Grid
+    start: object
+    end: object
+    sensor: str
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def interval(self):
+        return Interval(self.start, self.end)
+
+    @property
+    def baseline_days(self):
+        return (self.end - self.start).days
+
+
+def write_pair_product(path, grid, vx, vy, snr, start, end, sensor="", metadata=None, inputs=()):
+    """Write a pair product; ``v`` is computed as hypot(vx, vy). Arrays are m/yr, snr 0-1."""
+    with PairWriter(path, grid, start, end, sensor, metadata, inputs) as w:
+        w.write(vx, vy, snr)
+    return str(path)
+
+
+class _ProductWriter:
+    """Context-manager plumbing shared by the product writers (each wraps a RasterWriter ``_w``)."""
+
+    _w = None
+
+    def close(self):
+        self._w.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class PairWriter(_ProductWriter):
+    """Writes a pair product window by window (for tiled processing)."""
+
+    def __init__(self, path, grid, start, end, sensor="", metadata=None, inputs=()):
+        start, end = parse_date(start), parse_date(end)
+        baseline_days(start, end, f"pair product '{path}'")
+        meta = {"START_DATE": start.isoformat(), "END_DATE": end.isoformat(),
+                "SENSOR": sensor or "", "UNITS": "m/yr"}
+        meta.update(metadata or {})
+        self._w = RasterWriter(path, grid, 4, PAIR_BANDS, meta, inputs=inputs)
+        self.path = str(path)
+
+    def write(self, vx, vy, snr, row_off=0, col_off=0):
+        vx = np.asarray(vx, np.float32)
+        vy = np.asarray(vy, np.float32)
+        for band, arr in enumerate((vx, vy, np.hypot(vx, vy), snr), start=1):
+            self._w.write(band, arr, row_off, col_off)
+
+    def set_metadata(self, items):
+        """Add dataset metadata items (e.g. statistics known only at the end)."""
+        meta = self._w.ds.GetMetadata() or {}
+        meta.update({k: str(v) for k, v in items.items()})
+        self._w.ds.SetMetadata(meta)
+
+
+def read_pair_info(path, start=None, end=None, sensor=None):
+    """Header of a pair product; ``start``/``end``/``sensor`` override what the file says."""
+    ds = open_raster(path, "pair product")
+    meta = ds.GetMetadata() or {}
+    grid = Grid.from_dataset(ds, path)
+    try:
+        s = parse_date(start) if start else parse_date(meta["START_DATE"])
+        e = parse_date(end) if end else parse_date(meta["END_DATE"])
+    except KeyError:
+        raise InputError(f"'{path}' has no START_DATE/END_DATE metadata: it is not a pair "
+                         "product, or give the dates explicitly.") from None
+    baseline_days(s, e, f"'{path}'")
+    return PairInfo(str(path), grid, s, e, sensor or meta.get("SENSOR", ""), meta)
+
+
+def pair_band_index(path, name):
+    """1-based index of band ``name`` (vx, vy, v, snr) of a pair product, by band description."""
+    ds = open_raster(path, "pair product")
+    descs = [ds.GetRasterBand(i + 1).GetDescription().strip().lower()
+             for i in range(ds.RasterCount)]
+    if name in descs:
+        return descs.index(name) + 1
+    if ds.RasterCount >= 4 and not any(descs):
+        return PAIR_BANDS.index(name) + 1
+    raise InputError(f"'{path}' has no '{name}' band (bands: {', '.join(descs) or 'unnamed'}).")
+
+
+def read_pair_product(path, window=None, units="m/yr"):
+    """Read ``(info, {'vx','vy','v','snr'} arrays)``; velocities converted from ``units`` to m/yr."""
+    info = read_pair_info(path)
+    data = {}
+    for name in PAIR_BANDS:
+        arr = read_band(path, pair_band_index(path, name), window)
+        data[name] = arr if name == "snr" else to_m_per_yr(arr, units).astype(np.float32)
+    return info, data
+
+
+# ---------------------------------------------------------------------------- velocity stacks
+
+@dataclass
+class StackInfo:
+    """What a velocity stack's header says: grid, band intervals, sensor, quantity."""
+
+    path: str
+    grid: Grid
+    intervals: list
+    sensor: str
+    quantity: str
+    units: str
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def count(self):
+        return len(self.intervals)
+
+    def decimal_years(self):
+        """Middle of each band's interval as decimal years (float64 array)."""
+        return np.array([iv.decimal_year for iv in self.intervals])
+
+
+def read_stack_info(path, what="velocity stack"):
+    """Header of a velocity stack; :class:`InputError` when a band has no date interval."""
+    ds = open_raster(path, what)
+    meta = ds.GetMetadata() or {}
+    intervals = []
+    for i in range(ds.RasterCount):
+        desc = ds.GetRasterBand(i + 1).GetDescription()
+        if not desc.strip():
+            raise InputError(f"Band {i + 1} of {what} '{path}' has no date interval: stack bands "
+                             "need a description START/END such as 2019-06-03/2019-07-05.")
+        try:
+            intervals.append(Interval.parse(desc))
+        except InputError as exc:
+            raise InputError(f"Band {i + 1} of {what} '{path}': {exc}") from None
+    return StackInfo(str(path), Grid.from_dataset(ds, path), intervals, meta.get("SENSOR", ""),
+                     meta.get("QUANTITY", "v"), meta.get("UNITS", "m/yr"), meta)
+
+
+def read_stack(path, window=None, bands=None):
+    """Read ``(info, array[time, row, col])`` of a stack in m/yr (converted from its UNITS)."""
+    info = read_stack_info(path)
+    arr = read_bands(path, bands, window)
+    return info, to_m_per_yr(arr, info.units).astype(np.float32, copy=False)
+
+
+class StackWriter(_ProductWriter):
+    """Writes a velocity stack band by band and window by window (bounded memory)."""
+
+    def __init__(self, path, grid, intervals, sensor="", quantity="v", metadata=None,
+                 band_metadata=None, inputs=()):
+        if quantity not in QUANTITIES:
+            raise InputError(f"Unknown stack quantity '{quantity}': use one of {QUANTITIES}.")
+        meta = {"SENSOR": sensor or "", "QUANTITY": quantity, "UNITS": "m/yr"}
+        meta.update(metadata or {})
+        self.intervals = list(intervals)
+        self._w = RasterWriter(path, grid, len(self.intervals), [str(iv) for iv in self.intervals],
+                               meta, band_metadata, inputs)
+        self.path = str(path)
+
+    def write(self, band_index, array, row_off=0, col_off=0):
+        """Write time step ``band_index`` (0-based) at ``(row_off, col_off)``."""
+        self._w.write(band_index + 1, array, row_off, col_off)
+
+    def set_band_metadata(self, band_index, items):
+        """Set metadata items of time step ``band_index`` (0-based)."""
+        self._w.set_band_metadata(band_index + 1, items)
+
+
+def write_stack(path, grid, array, intervals, sensor="", quantity="v", metadata=None,
+                band_metadata=None, inputs=()):
+    """Write a ``(time, row, col)`` array (m/yr) as a velocity stack."""
+    arr = np.asarray(array)
+    if arr.ndim != 3 or arr.shape[0] != len(intervals):
+        raise InputError(f"A stack of {arr.shape[0] if arr.ndim == 3 else '?'} bands needs as many "
+                         f"date intervals; {len(intervals)} given.")
+    with StackWriter(path, grid, intervals, sensor, quantity, metadata, band_metadata, inputs) as w:
+        for i in range(arr.shape[0]):
+            w.write(i, arr[i])
+    return str(path)

@@ -1,0 +1,1 @@
+"""The synthetic sample scene with known truth (tests, demo, benchmarks)."""

@@ -1,0 +1,1 @@
+"""Step 3, Time series: harmonisation onto one grid, monthly stacks, temporal filter."""

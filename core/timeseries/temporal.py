@@ -1,0 +1,112 @@
+"""Temporal robust filter of a velocity stack: per pixel and calendar year, values far from the
+year's α-trimmed mean become NaN.
+
+The reference of a pixel in a year is the α-trimmed mean of that year's values: sorted, the
+⌊α·n⌋ lowest and ⌊α·n⌋ highest of the n valid values are dropped and the rest averaged
+(α = 0 is the mean, α → 0.5 the median; α = 0.33 keeps the middle third). A value above
+``upper`` × reference or below ``lower`` × reference is removed. The year of a band is the
+year of its interval's middle. Meant for speed stacks (positive); the same removals can be
+applied to the matching vx and vy stacks. ``min_reference`` (m/yr) leaves pixel-years whose
+reference is slower untested: on stable ground the speed is noise, and ratios of noise are
+meaningless (default 0: test everything).
+"""
+
+from contextlib import ExitStack
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.products import StackWriter, read_stack_info, to_m_per_yr
+from ..progress import ensure
+from ..io.raster import iter_tiles, read_bands
+
+DEFAULT_ALPHA = 0.33
+DEFAULT_LOWER = 0.5
+DEFAULT_UPPER = 1.5
+
+
+def alpha_trimmed_mean(values, alpha=DEFAULT_ALPHA):
+    """NaN-aware α-trimmed mean along axis 0 (NaN where no value)."""
+    if not 0 <= alpha < 0.5:
+        raise InputError(f"alpha must be in [0, 0.5); {alpha} given.")
+    s = np.sort(values, axis=0)  # NaN last
+    n = np.count_nonzero(np.isfinite(s), axis=0)
+    k = np.floor(alpha * n).astype(np.int64)
+    rank = np.arange(s.shape[0]).reshape((-1,) + (1,) * (s.ndim - 1))
+    keep = (rank >= k) & (rank < n - k)
+    count = keep.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(keep, s, 0.0).sum(axis=0) / count
+    return np.where(count > 0, out, np.nan).astype(np.float32)
+
+
+def temporal_filter(stack, years, alpha=DEFAULT_ALPHA, lower=DEFAULT_LOWER, upper=DEFAULT_UPPER,
+                    min_reference=0.0):
+    """Filter a ``(time, rows, cols)`` stack; ``years`` gives each band's calendar year.
+
+    Returns ``(filtered, removed)``, ``removed`` the boolean mask of values set to NaN.
+    """
+    if not 0 < lower < 1 < upper:
+        raise InputError(f"The bounds must satisfy 0 < lower < 1 < upper; {lower} and {upper} "
+                         "given.")
+    years = np.asarray(years)
+    if years.shape != (stack.shape[0],):
+        raise InputError(f"{years.size} band years given for a stack of {stack.shape[0]} bands.")
+    removed = np.zeros(stack.shape, bool)
+    for y in np.unique(years):
+        sel = years == y
+        part = stack[sel]
+        ref = alpha_trimmed_mean(part, alpha)
+        with np.errstate(invalid="ignore"):
+            tested = np.isfinite(ref) & (ref > max(min_reference, 0.0))
+            bad = tested[None] & ((part > upper * ref[None]) | (part < lower * ref[None]))
+        removed[sel] = bad
+    out = stack.copy()
+    out[removed] = np.nan
+    return out, removed
+
+
+def temporal_filter_file(path, output, alpha=DEFAULT_ALPHA, lower=DEFAULT_LOWER,
+                         upper=DEFAULT_UPPER, min_reference=0.0, companions=(), tile=256,
+                         progress=None):
+    """Filter the stack ``path`` into ``output``; ``companions`` are ``(input, output)`` stacks
+    on the same grid and dates (vx, vy) that get the same removals. Returns
+    ``(removed, valid)``: counts of values removed and of values valid before."""
+    progress = ensure(progress)
+    info = read_stack_info(path)
+    if info.quantity != "v":
+        raise InputError(f"'{path}' is a {info.quantity} stack: the ratio test needs speeds (v); "
+                         "filter the v stack and give vx and vy as companions.")
+    comp_infos = []
+    for cin, _ in companions:
+        ci = read_stack_info(cin)
+        if not ci.grid.same_as(info.grid) or ci.intervals != info.intervals:
+            raise InputError(f"'{cin}' does not have the grid and band dates of '{path}'.")
+        comp_infos.append(ci)
+    years = [iv.mid.year for iv in info.intervals]
+    meta = {"TEMPORAL_FILTER": f"alpha={alpha:g} lower={lower:g} upper={upper:g} "
+                               f"min_reference={min_reference:g}"}
+    inputs = [path] + [c for c, _ in companions]
+    removed = valid = 0
+    with ExitStack() as opened:  # closes the writers made so far when one of them fails
+        writers = [opened.enter_context(StackWriter(output, info.grid, info.intervals, info.sensor,
+                                                    "v", meta, inputs=inputs))]
+        writers += [opened.enter_context(StackWriter(cout, ci.grid, ci.intervals, ci.sensor,
+                                                     ci.quantity, meta, inputs=inputs))
+                    for (_, cout), ci in zip(companions, comp_infos)]
+        tiles = list(iter_tiles(info.grid.shape, tile))
+        for t, (window, _, _) in enumerate(tiles):  # all bands of a tile: 120 x 256² ~ 31 MB
+            arr = to_m_per_yr(read_bands(path, None, window), info.units)
+            filtered, bad = temporal_filter(arr, years, alpha, lower, upper, min_reference)
+            removed += int(bad.sum())
+            valid += int(np.isfinite(arr).sum())
+            outs = [filtered]
+            for (cin, _), ci in zip(companions, comp_infos):
+                c = to_m_per_yr(read_bands(cin, None, window), ci.units)
+                c[bad] = np.nan
+                outs.append(c)
+            for w, a in zip(writers, outs):
+                for b in range(a.shape[0]):
+                    w.write(b, a[b], window[0], window[1])
+            progress.update((t + 1) / len(tiles))
+    return removed, valid

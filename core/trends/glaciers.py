@@ -1,0 +1,293 @@
+"""Per-glacier statistics: velocity series, the glacier trend table with significance classes,
+summary shares (overall and by aspect sector), month-resolved trends and the seasonal cycle.
+
+Units: velocities m/yr, trends m/yr per decade, areas km², angles degrees clockwise from north.
+
+A glacier's series is the mean speed over its pixels in each band. Clouds and gaps hide different
+parts of a glacier in different months, and its centre flows faster than its margins, so the
+plain mean of the visible pixels jumps with the gap pattern. The series therefore uses a ratio
+estimator: ``mean_all(m) * sum_visible(v) / sum_visible(m)`` with ``m`` each pixel's mean over
+all bands, i.e. the visible pixels scaled to the whole glacier by their usual share of its flow.
+A band covering less than ``min_coverage`` of the glacier's pixels is left out (NaN).
+"""
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.products import read_stack, read_stack_info
+from ..progress import ensure
+from ..io.raster import warp_to_grid
+from .seasonal import MONTH_NAMES, monthly_trends, seasonal_cycle
+from .terrain import aspect_sector, circular_mean, terrain
+from .pixel import (DEFAULT_METHOD, DEFAULT_MIN_MONTHS, DEFAULT_MIN_YEARS, Calendar, annual_means,
+                     bh_adjust, nanmean_count, series_trends, stack_windows, year_month_means)
+from ..io.vector import rasterize_ids, rasterize_mask
+
+CLASSES = ("significantly accelerating", "significantly decelerating", "no significant trend")
+NOT_COMPUTABLE = "not computable"
+ID_FIELDS = ("id", "rgiid", "glims_id", "glac_id", "glacier_id", "fid")
+NAME_FIELDS = ("name", "glac_name", "glacier_name")
+DEFAULT_MIN_COVERAGE = 0.3
+
+
+def _field(attrs, candidates):
+    lower = {k.lower(): k for k in attrs}
+    for c in candidates:
+        if c in lower and attrs[lower[c]] not in (None, ""):
+            return attrs[lower[c]]
+    return None
+
+
+def glacier_labels(path, grid, min_area=0.0):
+    """Rasterise glacier polygons on ``grid`` keeping those of at least ``min_area`` km².
+
+    Returns ``(labels, glaciers)``: labels int32 1..n (0 elsewhere) and, per kept glacier, a dict
+    with ``id`` (an id/RGIId-like field, else the feature id), ``name`` (a name field or ''),
+    ``area_km2`` (polygon area), ``n_pixels`` and ``attributes`` (all fields).
+    """
+    labels, feats = rasterize_ids(path, grid)
+    keep = [k for k, f in enumerate(feats) if f["area_km2"] >= min_area]
+    if not keep:
+        raise InputError(f"GLACIERS: no polygon of '{path}' has an area of at least {min_area:g} "
+                         f"km² (largest {max(f['area_km2'] for f in feats):.3g} km²): lower "
+                         "MIN_AREA.")
+    lut = np.zeros(len(feats) + 1, np.int32)
+    lut[np.array(keep) + 1] = np.arange(1, len(keep) + 1)
+    labels = lut[labels]
+    counts = np.bincount(labels.ravel(), minlength=len(keep) + 1)
+    glaciers = []
+    for new, k in enumerate(keep, start=1):
+        f = feats[k]
+        gid = _field(f, ID_FIELDS)
+        glaciers.append({"id": gid if gid is not None else f["_fid"],
+                         "name": str(_field(f, NAME_FIELDS) or ""), "area_km2": f["area_km2"],
+                         "n_pixels": int(counts[new]), "attributes": f})
+    return labels, glaciers
+
+
+def region_series(path, labels, n_regions, min_coverage=DEFAULT_MIN_COVERAGE, progress=None):
+    """Mean speed per region and band (ratio estimator, see the module doc).
+
+    ``labels``: int raster on the stack's grid (1..n_regions, 0 outside). Returns
+    ``(series, coverage)``, both ``(bands, n_regions)``: series m/yr (NaN where the band covers
+    less than ``min_coverage`` of the region), coverage the share of the region's pixels valid.
+    Windows without any region pixel are not read.
+    """
+    progress = ensure(progress)
+    info = read_stack_info(path)
+    if labels.shape != info.grid.shape:
+        raise InputError(f"The label raster {labels.shape} does not match the stack "
+                         f"{info.grid.shape}.")
+    n_t, n = info.count, int(n_regions)
+    sum_v, sum_m, count = (np.zeros(n_t * n) for _ in range(3))
+    tot_m, tot_n, n_pix = (np.zeros(n) for _ in range(3))
+    windows = stack_windows(path, info.grid.shape, info.count)
+    for k, (r0, c0, nr, nc) in enumerate(windows):
+        lab = labels[r0:r0 + nr, c0:c0 + nc]
+        sel = lab > 0
+        if sel.any():
+            _, block = read_stack(path, (r0, c0, nr, nc))
+            x = block[:, sel].astype(np.float64)  # (bands, pixels)
+            idx = lab[sel] - 1
+            m = nanmean_count(x, 0)[0]  # each pixel's mean over all bands
+            has_m = np.isfinite(m)
+            valid = np.isfinite(x) & has_m[None]
+            cell = (np.arange(n_t)[:, None] * n + idx[None]).ravel()
+            sum_v += np.bincount(cell, np.where(valid, x, 0).ravel(), n_t * n)
+            sum_m += np.bincount(cell, np.where(valid, m[None], 0).ravel(), n_t * n)
+            count += np.bincount(cell, valid.ravel().astype(float), n_t * n)
+            tot_m += np.bincount(idx, np.where(has_m, m, 0), n)
+            tot_n += np.bincount(idx, has_m.astype(float), n)
+            n_pix += np.bincount(idx, minlength=n)
+        progress.update((k + 1) / len(windows))
+    sum_v, sum_m, count = (a.reshape(n_t, n) for a in (sum_v, sum_m, count))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_m = tot_m / tot_n
+        series = np.where(sum_m > 0, sum_v / sum_m * mean_m[None], sum_v / count)
+        coverage = count / n_pix[None]
+    series = np.where((coverage >= min_coverage) & (count > 0), series, np.nan)
+    return series, np.nan_to_num(coverage)
+
+
+def _aspects(glaciers, labels, grid, dem_path):
+    """Mean aspect (degrees) per glacier: circular mean of the DEM's aspect over its pixels, or
+    an 'aspect' attribute of the polygons when no DEM is given (NaN when neither)."""
+    if dem_path:
+        dem = warp_to_grid(dem_path, grid, "bilinear")[0]
+        _, aspect = terrain(dem, grid.dx, grid.dy)
+        return circular_mean(aspect, labels, len(glaciers))
+    out = []
+    for g in glaciers:
+        value = _field(g["attributes"], ("aspect", "aspect_deg", "mean_aspect"))
+        out.append(float(value) if value is not None else np.nan)
+    return np.array(out, np.float64)
+
+
+def classify(trend, p, alpha=0.05):
+    """'significantly accelerating' / 'significantly decelerating' / 'no significant trend' at
+    ``alpha`` ('not computable' where p is NaN)."""
+    if not np.isfinite(p):
+        return NOT_COMPUTABLE
+    if p < alpha and trend > 0:
+        return CLASSES[0]
+    if p < alpha and trend < 0:
+        return CLASSES[1]
+    return CLASSES[2]
+
+
+TREND_COLUMNS = ("id", "name", "area_km2", "n_pixels", "aspect_deg", "aspect_sector", "v_mean",
+                 "v_first", "v_last", "year_first", "year_last", "n_years", "coverage", "trend",
+                 "ci_low", "ci_high", "p", "q_fdr", "trend_pct", "trend_ols", "trend_sen", "class")
+SUMMARY_COLUMNS = ("group", "n_glaciers", "n_accelerating", "n_decelerating", "n_no_trend",
+                   "share_accelerating_pct", "share_decelerating_pct", "share_no_trend_pct")
+
+
+def glacier_trends(path, glaciers_path, dem_path=None, min_area=1.0, method=DEFAULT_METHOD,
+                   alpha=0.05, min_years=DEFAULT_MIN_YEARS, min_months=DEFAULT_MIN_MONTHS,
+                   min_coverage=DEFAULT_MIN_COVERAGE, progress=None):
+    """The glacier trend table and its summary.
+
+    Returns ``(rows, summary, series)``: ``rows`` one dict per glacier of at least ``min_area``
+    km² with :data:`TREND_COLUMNS` (v_* m/yr: series level and the first/last counting years'
+    annual means; trend, ci_low, ci_high m/yr per decade with the 1 - alpha interval; p of the
+    ``method``'s test; q_fdr its Benjamini-Hochberg adjustment over the glaciers; trend_pct the
+    trend in % of v_mean per decade; class at ``alpha`` on p); ``summary`` rows of
+    :data:`SUMMARY_COLUMNS` for 'all' and the aspect sectors N, E, S, W (shares in % of the
+    computable glaciers of the group); ``series`` the ``(bands, glaciers)`` mean-speed series.
+    """
+    progress = ensure(progress)
+    info = read_stack_info(path)
+    labels, glaciers = glacier_labels(glaciers_path, info.grid, min_area)
+    series, coverage = region_series(path, labels, len(glaciers), min_coverage,
+                                     progress.sub(0.0, 0.9))
+    cal = Calendar(info.intervals)
+    res = series_trends(series, info.intervals, method, alpha, min_years, min_months, cal)
+    aspects = _aspects(glaciers, labels, info.grid, dem_path)
+    z, _, _ = annual_means(year_month_means(series, cal), cal, min_months)
+    q = bh_adjust(res["p"])
+    rows = []
+    for k, g in enumerate(glaciers):
+        years = np.flatnonzero(np.isfinite(z[:, k]))
+        first, last = (years[0], years[-1]) if years.size else (None, None)
+        v_mean = float(res["mean"][k])
+        trend = float(res["trend"][k])
+        rows.append({
+            "id": g["id"], "name": g["name"], "area_km2": float(g["area_km2"]),
+            "n_pixels": g["n_pixels"], "aspect_deg": float(aspects[k]),
+            "aspect_sector": aspect_sector(aspects[k]), "v_mean": v_mean,
+            "v_first": float(z[first, k]) if first is not None else np.nan,
+            "v_last": float(z[last, k]) if last is not None else np.nan,
+            "year_first": int(cal.years[first]) if first is not None else None,
+            "year_last": int(cal.years[last]) if last is not None else None,
+            "n_years": int(res["n_years"][k]), "coverage": float(np.mean(coverage[:, k])),
+            "trend": trend, "ci_low": float(res["ci_low"][k]), "ci_high": float(res["ci_high"][k]),
+            "p": float(res["p"][k]), "q_fdr": float(q[k]),
+            "trend_pct": 100.0 * trend / v_mean if v_mean > 0 else np.nan,
+            "trend_ols": float(res["ols"][k]), "trend_sen": float(res["sen"][k]),
+            "class": classify(trend, float(res["p"][k]), alpha)})
+    progress.update(1.0)
+    return rows, class_summary(rows), series
+
+
+def class_summary(rows):
+    """Shares of the classes among computable glaciers: overall and per aspect sector."""
+    out = []
+    for group in ("all", "N", "E", "S", "W"):
+        sel = [r for r in rows if r["class"] != NOT_COMPUTABLE
+               and (group == "all" or r["aspect_sector"] == group)]
+        counts = [sum(r["class"] == c for r in sel) for c in CLASSES]
+        n = len(sel)
+        out.append({"group": group, "n_glaciers": n, "n_accelerating": counts[0],
+                    "n_decelerating": counts[1], "n_no_trend": counts[2],
+                    **{f"share_{key}_pct": (100.0 * c / n if n else np.nan)
+                       for key, c in zip(("accelerating", "decelerating", "no_trend"), counts)}})
+    return out
+
+
+def _regions(grid, glaciers_path=None, mask_path=None, min_area=0.0):
+    """``(label_sets, regions)`` for per-glacier and/or masked-area tables: a list of
+    ``(labels, n)`` rasters (the mask as one region, the glaciers) and the regions' descriptions
+    in the same order; the whole raster is one region when no polygons are given."""
+    label_sets, regions = [], []
+    if mask_path:
+        mask = rasterize_mask(mask_path, grid, what="mask polygons")
+        if not mask.any():
+            raise InputError(f"MASK: '{mask_path}' covers no pixel of the stack.")
+        label_sets.append((mask.astype(np.int32), 1))
+        regions.append({"id": "mask", "name": "mask"})
+    if glaciers_path:
+        labels, glaciers = glacier_labels(glaciers_path, grid, min_area)
+        label_sets.append((labels, len(glaciers)))
+        regions += [{"id": g["id"], "name": g["name"]} for g in glaciers]
+    if not regions:
+        label_sets.append((np.ones(grid.shape, np.int32), 1))
+        regions.append({"id": "all", "name": "all pixels"})
+    return label_sets, regions
+
+
+def _region_series_all(path, label_sets, progress):
+    """Series of all regions, one pass per label raster, columns concatenated."""
+    parts = []
+    for k, (labels, n) in enumerate(label_sets):
+        sub = progress.sub(k / len(label_sets), (k + 1) / len(label_sets))
+        parts.append(region_series(path, labels, n, progress=sub)[0])
+    return np.concatenate(parts, axis=1)
+
+
+MONTHLY_COLUMNS = ("id", "name", "month", "month_name", "n_years", "v_mean", "trend", "ci_low",
+                   "ci_high", "p", "trend_pct")
+
+
+def monthly_trend_table(path, glaciers_path=None, mask_path=None, method="ols", alpha=0.05,
+                        min_years=DEFAULT_MIN_YEARS, min_area=0.0, progress=None):
+    """Month-resolved trends of the mean speed of a masked area and/or of each glacier.
+
+    Without polygons the whole raster is one region. Rows (:data:`MONTHLY_COLUMNS`): one per
+    region and calendar month; v_mean m/yr, trend/CI m/yr per decade, trend_pct % of the month's
+    mean per decade.
+    """
+    progress = ensure(progress)
+    info = read_stack_info(path)
+    label_sets, regions = _regions(info.grid, glaciers_path, mask_path, min_area)
+    series = _region_series_all(path, label_sets, progress)
+    res = monthly_trends(series, info.intervals, method, alpha, min_years)
+    rows = []
+    for k, reg in enumerate(regions):
+        for m in range(12):
+            mean, trend = float(res["mean"][m, k]), float(res["trend"][m, k])
+            rows.append({"id": reg["id"], "name": reg["name"], "month": m + 1,
+                         "month_name": MONTH_NAMES[m], "n_years": int(res["n_years"][m, k]),
+                         "v_mean": mean, "trend": trend, "ci_low": float(res["ci_low"][m, k]),
+                         "ci_high": float(res["ci_high"][m, k]), "p": float(res["p"][m, k]),
+                         "trend_pct": 100.0 * trend / mean if mean > 0 else np.nan})
+    return rows
+
+
+SEASONAL_COLUMNS = ("id", "name", "month", "month_name", "n_years", "v_mean", "v_std", "anomaly",
+                    "anomaly_pct")
+
+
+def seasonal_cycle_table(path, glaciers_path=None, mask_path=None, min_area=0.0, progress=None):
+    """Seasonal cycle of the mean speed of a masked area and/or of each glacier.
+
+    Rows (:data:`SEASONAL_COLUMNS`): per region and calendar month the mean over the years
+    (v_mean, m/yr), its interannual standard deviation (v_std), and the anomaly from the mean
+    of the twelve monthly means (m/yr and % of it). Also returns the anomaly series
+    ``(bands, regions)`` (m/yr) and the regions: ``(rows, anomalies, regions)``.
+    """
+    progress = ensure(progress)
+    info = read_stack_info(path)
+    label_sets, regions = _regions(info.grid, glaciers_path, mask_path, min_area)
+    series = _region_series_all(path, label_sets, progress)
+    mean, std, n, anomalies = seasonal_cycle(series, info.intervals)
+    level = nanmean_count(mean, 0)[0]
+    rows = []
+    for k, reg in enumerate(regions):
+        for m in range(12):
+            anomaly = float(mean[m, k] - level[k])
+            rows.append({"id": reg["id"], "name": reg["name"], "month": m + 1,
+                         "month_name": MONTH_NAMES[m], "n_years": int(n[m, k]),
+                         "v_mean": float(mean[m, k]), "v_std": float(std[m, k]),
+                         "anomaly": anomaly,
+                         "anomaly_pct": 100.0 * anomaly / level[k] if level[k] > 0 else np.nan})
+    return rows, anomalies, regions

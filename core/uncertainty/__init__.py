@@ -1,0 +1,1 @@
+"""Step 7, Uncertainty: stable-ground statistics, coverage, smoothness, agreement."""

@@ -1,0 +1,131 @@
+"""Weighted multi-sensor fusion: the per-pixel rule, months, counts, accuracy against truth."""
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from glacier_velocity.core.io.dates import Interval
+from glacier_velocity.core.errors import InputError
+from glacier_velocity.core.fusion.weighted import (format_weights, fuse_band, fuse_stacks,
+                                          parse_class_weights, parse_weights)
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.io.products import read_stack, write_stack
+from glacier_velocity.core.io.raster import read_bands, warp_to_grid, write_raster
+
+GRID = Grid.from_bounds(500000, 4000000, 30, 4, 5, 32645)
+NAN = np.nan
+
+
+def test_fuse_band_rule():
+    # pixels: both primaries, one primary, only the auxiliary, none, a zero-weight primary alone
+    a = np.array([[10.0, 10.0, NAN, NAN, NAN]])
+    b = np.array([[20.0, NAN, NAN, NAN, 50.0]])
+    s1 = np.array([[40.0, 40.0, 40.0, NAN, 40.0]])
+    fused, count = fuse_band([a, b, s1], [0.5, 0.3, 0.2], 2)
+    np.testing.assert_allclose(fused[0, :2], [(5 + 6 + 8) / 1.0, (5 + 8) / 0.7], rtol=1e-6)
+    assert np.isnan(fused[0, 2]) and np.isnan(fused[0, 3])  # S1 alone never makes a fused value
+    assert fused[0, 4] == pytest.approx((0.3 * 50 + 0.2 * 40) / 0.5)
+    np.testing.assert_array_equal(count[0], [3, 2, 0, 0, 2])
+    fused0, count0 = fuse_band([a, b, s1], [0.5, 0.0, 0.5], 2)  # b weighs nothing: ignored
+    assert np.isnan(fused0[0, 4]) and count0[0, 4] == 0 and fused0[0, 0] == pytest.approx(25.0)
+    # per-pixel weights (per class)
+    w = np.broadcast_to(np.array([0.5, 0.5, 0.0])[:, None, None], (3, 1, 5)).copy()
+    w[:, 0, 0] = [0.0, 1.0, 0.0]
+    fused_c, _ = fuse_band([a, b, s1], w, 2)
+    assert fused_c[0, 0] == pytest.approx(20.0) and fused_c[0, 1] == pytest.approx(10.0)
+
+
+def test_weight_strings():
+    assert format_weights([0.25, 0.5, 0.25]) == "0.25,0.5,0.25"
+    np.testing.assert_allclose(parse_weights("1, 2,1", 3), [0.25, 0.5, 0.25])
+    with pytest.raises(InputError, match="holds 2 weight.* but 3 stack"):
+        parse_weights("0.5,0.5", 3)
+    with pytest.raises(InputError, match="not a comma-separated list"):
+        parse_weights("0.5,x", 2)
+    with pytest.raises(InputError, match="non-negative"):
+        parse_weights("-0.5,1.5", 2)
+    cw = parse_class_weights("1:0.2,0.8;2:1,0", 2)
+    np.testing.assert_allclose(cw[1.0], [0.2, 0.8])
+    np.testing.assert_allclose(cw[2.0], [1.0, 0.0])
+
+
+def test_months_are_the_union_and_grids_are_harmonised(tmp_path):
+    rng = np.random.default_rng(0)
+    months = [Interval.month(2020, m) for m in range(1, 5)]
+    a = rng.uniform(50, 100, (3, 4, 5)).astype(np.float32)
+    b = rng.uniform(50, 100, (3, 4, 5)).astype(np.float32)
+    pa = write_stack(str(tmp_path / "a.tif"), GRID, a, months[:3], "landsat")
+    pb = write_stack(str(tmp_path / "b.tif"), GRID, b, months[1:], "sentinel2")
+    # the auxiliary on a 10 m grid (a nearest copy): harmonised back exactly
+    fine = Grid.from_bounds(500000, 4000000, 10, 12, 15, 32645)
+    s = rng.uniform(50, 100, (4, 4, 5)).astype(np.float32)
+    ps = write_stack(str(tmp_path / "s.tif"), fine, warp_to_grid(
+        write_stack(str(tmp_path / "s30.tif"), GRID, s, months, "sentinel1"), fine), months,
+        "sentinel1")
+    out, cnt = str(tmp_path / "fused.tif"), str(tmp_path / "count.tif")
+    summary = fuse_stacks([pa, pb], out, "0.5,0.3,0.2", ps, cnt)
+    info, fused = read_stack(out)
+    assert info.intervals == months and info.sensor == "fused" and info.grid.same_as(GRID)
+    np.testing.assert_allclose(fused[0], (0.5 * a[0] + 0.2 * s[0]) / 0.7, rtol=1e-6)
+    np.testing.assert_allclose(fused[1], 0.5 * a[1] + 0.3 * b[0] + 0.2 * s[1], rtol=1e-6)
+    np.testing.assert_allclose(fused[3], (0.3 * b[2] + 0.2 * s[3]) / 0.5, rtol=1e-6)
+    np.testing.assert_array_equal(read_bands(cnt)[:, 0, 0], [2, 3, 3, 2])
+    assert [x["stacks"] for x in summary] == [2, 3, 3, 2]
+    ds = gdal.Open(out)
+    assert ds.GetMetadataItem("WEIGHTS") == "0.5,0.3,0.2"
+    assert ds.GetRasterBand(1).GetMetadataItem("VALID_SHARE") == "1.0000"
+    with pytest.raises(InputError, match="holds 2 weight"):
+        fuse_stacks([pa, pb], str(tmp_path / "x.tif"), "0.5,0.5", ps)
+    with pytest.raises(InputError, match="also an input"):
+        fuse_stacks([pa, pb], pa, "0.5,0.5")
+    vx = write_stack(str(tmp_path / "vx.tif"), GRID, a, months[:3], "landsat", "vx")
+    with pytest.raises(InputError, match="different quantities"):
+        fuse_stacks([pa, vx], str(tmp_path / "x.tif"), "0.5,0.5")
+    nodates = write_raster(str(tmp_path / "nodates.tif"), GRID, a)
+    with pytest.raises(InputError, match="nodates.tif.* no date interval"):
+        fuse_stacks([pa, nodates], str(tmp_path / "x.tif"), "0.5,0.5")
+
+
+def test_per_class_weights(tmp_path):
+    months = [Interval.month(2020, 1)]
+    a = np.full((1, 4, 5), 10.0, np.float32)
+    b = np.full((1, 4, 5), 20.0, np.float32)
+    pa = write_stack(str(tmp_path / "a.tif"), GRID, a, months)
+    pb = write_stack(str(tmp_path / "b.tif"), GRID, b, months)
+    cls = np.ones((4, 5), np.float32)
+    cls[:, 3:] = 2
+    pc = write_raster(str(tmp_path / "cls.tif"), GRID, cls)
+    out = str(tmp_path / "f.tif")
+    fuse_stacks([pa, pb], out, "0.5,0.5", classes=pc, class_weights=parse_class_weights("2:1,0", 2))
+    _, fused = read_stack(out)
+    np.testing.assert_allclose(fused[0, :, :3], 15.0)
+    np.testing.assert_allclose(fused[0, :, 3:], 10.0)
+    with pytest.raises(InputError, match="also an input"):  # the class raster is an input too
+        fuse_stacks([pa, pb], pc, "0.5,0.5", classes=pc, class_weights={2.0: [1, 0]})
+
+
+def test_fused_scene_beats_every_sensor_on_glaciers(scene_tiny, fused_tiny):
+    _, manifest, model = scene_tiny
+    p = manifest["paths"]
+    out, cnt, summary = fused_tiny
+    _, truth = read_stack(p["truth_v"])
+    stacks = {s: read_stack(p[f"{s}_v"])[1] for s in ("landsat", "sentinel2", "sentinel1")}
+    info, fused = read_stack(out)
+    assert info.count == truth.shape[0] == len(summary)
+    glacier = np.broadcast_to(model.labels(info.grid) > 0, truth.shape)
+    every = glacier & np.all([np.isfinite(a) for a in stacks.values()], axis=0)
+    assert every.sum() > 10000
+
+    def rmse(a):
+        return float(np.sqrt(np.mean((a[every] - truth[every]) ** 2)))
+
+    best = min(rmse(a) for a in stacks.values())
+    assert best == pytest.approx(rmse(stacks["sentinel2"]))
+    assert rmse(fused) <= 0.85 * best  # at least 15 % lower than the best single sensor
+    # a fused value exactly where a primary sensor is valid
+    primary = np.isfinite(stacks["landsat"]) | np.isfinite(stacks["sentinel2"])
+    np.testing.assert_array_equal(np.isfinite(fused), primary)
+    count = read_bands(cnt)
+    expect = sum(np.isfinite(a).astype(np.float32) for a in stacks.values()) * primary
+    np.testing.assert_array_equal(count, expect)
+    assert summary[0]["valid_share"] == pytest.approx(float(primary[0].mean()))

@@ -1,0 +1,177 @@
+"""Sentinel-1-guided gap filling: box sums, guards, errors-in-variables, accuracy on the scene."""
+
+import numpy as np
+import pytest
+from osgeo import gdal
+from scipy import ndimage
+
+from glacier_velocity.core.io.dates import Interval
+from glacier_velocity.core.errors import InputError
+from glacier_velocity.core.fusion.gapfill import (CLIP, fill_band, gapfill_stack, local_coefficient,
+                                           nan_gaussian)
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.io.products import read_stack, write_stack
+from glacier_velocity.core.io.raster import warp_to_grid
+
+
+def test_box_sums_match_brute_force():
+    rng = np.random.default_rng(0)
+    f = rng.uniform(20, 80, (17, 23))
+    s = f * rng.uniform(0.8, 1.2, f.shape)
+    f[rng.random(f.shape) < 0.3] = np.nan
+    s[rng.random(f.shape) < 0.1] = np.nan
+    window = 6
+    for estimator in ("ls", "ratio"):
+        a = local_coefficient(f, s, window, 0.0, estimator, min_count=1, clip=(0, np.inf))
+        brute = np.full(f.shape, np.nan)
+        for i in range(f.shape[0]):  # window rows i - W//2 .. i + (W-1)//2, clipped at edges
+            for j in range(f.shape[1]):
+                sl = (slice(max(i - window // 2, 0), i + (window - 1) // 2 + 1),
+                      slice(max(j - window // 2, 0), j + (window - 1) // 2 + 1))
+                ff, ss = f[sl], s[sl]
+                ok = np.isfinite(ff) & np.isfinite(ss)
+                if ok.any():
+                    brute[i, j] = (np.sum(ff[ok] * ss[ok]) / np.sum(ss[ok] ** 2) if estimator == "ls"
+                                   else np.sum(ff[ok]) / np.sum(ss[ok]))
+        np.testing.assert_allclose(a, brute, rtol=1e-5)
+
+
+def test_nan_gaussian_is_normalised_convolution():
+    rng = np.random.default_rng(1)
+    field = rng.normal(size=(40, 40))
+    np.testing.assert_allclose(nan_gaussian(field, 2.0)[10:30, 10:30],
+                               ndimage.gaussian_filter(field, 2.0, truncate=4.0)[10:30, 10:30],
+                               atol=1e-5)
+    flat = np.full((40, 40), 3.0)
+    flat[rng.random(flat.shape) < 0.5] = np.nan
+    flat[:, 30:] = np.nan
+    out = nan_gaussian(flat, 2.0)
+    np.testing.assert_allclose(out[:, :30], 3.0, rtol=1e-6)  # holes do not drag the mean down
+    assert np.isnan(out[:, 39]).all()  # no value within the Gaussian's support (4 sigma)
+
+
+def test_least_squares_coefficient_is_attenuated_by_s1_noise():
+    """Errors in variables: with S = T + e, ΣFS/ΣS² → T²/(T² + σ²); ΣF/ΣS stays ≈ 1."""
+    rng = np.random.default_rng(2)
+    truth, sigma = 30.0, 18.0  # a slow glacier margin against Sentinel-1's noise (m/yr)
+    fused = truth + rng.normal(0, 2, (200, 200))
+    aux = truth + rng.normal(0, sigma, (200, 200))
+    ls = local_coefficient(fused, aux, 10, 2.0, "ls")
+    ratio = local_coefficient(fused, aux, 10, 2.0, "ratio")
+    expected = truth ** 2 / (truth ** 2 + sigma ** 2)  # 0.735
+    assert np.nanmean(ls) == pytest.approx(expected, abs=0.02)
+    assert np.nanmean(ratio) == pytest.approx(1.0, abs=0.02)
+
+
+def test_guards_against_coefficient_explosion():
+    rng = np.random.default_rng(3)
+    fused = rng.uniform(5, 10, (60, 60))
+    aux = np.abs(rng.normal(0, 0.05, (60, 60)))  # S1 near zero (stable ground)
+    aux[:, 30:] = rng.uniform(1.2, 1.5, (60, 30))  # just above the guard: a = F/S ~ 5..8 → clipped
+    fused[::7, :] = np.nan
+    fused[40:, :] = np.nan
+    fused[38, 5] = 7.0  # a lone fused pixel: too few valid pixels in its windows
+    for estimator in ("ls", "ratio"):
+        out, a, stats = fill_band(fused, aux, 10, 2.0, estimator)
+        assert np.all(np.isnan(a[:30, :20]))  # S1 ~ 0: no coefficient, gaps stay empty
+        assert np.nanmax(a) <= CLIP[1] and np.nanmin(a) >= CLIP[0]
+        assert np.isnan(out[55:, :20]).all()  # far from any coefficient: stays NaN
+        gaps = np.isnan(fused)
+        assert stats["filled"] + stats["empty"] == gaps.sum()
+        assert stats["filled"] == int((gaps & np.isfinite(out)).sum()) > 0
+    # the lone pixel alone makes no coefficient
+    lone = np.full((60, 60), np.nan)
+    lone[30, 30] = 50.0
+    assert np.isnan(local_coefficient(lone, np.full((60, 60), 50.0))).all()
+
+
+
+def test_signed_components_are_filled():
+    """A vx stack flowing west (negative values) is filled like a speed: the guard is on |mean S|."""
+    rng = np.random.default_rng(4)
+    truth = np.full((60, 60), -40.0)
+    aux = 1.2 * truth + rng.normal(0, 5, truth.shape)  # S1 overestimates by 20 %
+    fused = truth.copy()
+    fused[20:30, 20:30] = np.nan
+    for estimator in ("ls", "ratio"):
+        out, a, stats = fill_band(fused, aux, 10, 2.0, estimator)
+        assert stats["filled"] == 100 and stats["empty"] == 0
+        assert np.mean(out[20:30, 20:30]) == pytest.approx(-40.0, abs=2.0)
+
+def test_gapfill_stack_other_grid_and_errors(tmp_path):
+    grid = Grid.from_bounds(500000, 4000000, 30, 20, 20, 32645)
+    months = [Interval.month(2020, 1), Interval.month(2020, 2)]
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(40, 60, (2, 20, 20)).astype(np.float32)
+    fused = truth.copy()
+    fused[:, 5:9, 5:9] = np.nan
+    fpath = write_stack(str(tmp_path / "fused.tif"), grid, fused, months, "fused")
+    s30 = write_stack(str(tmp_path / "s30.tif"), grid, truth[:1] * 1.25, months[:1], "sentinel1")
+    fine = Grid.from_bounds(500000, 4000000, 10, 60, 60, 32645)
+    s10 = write_stack(str(tmp_path / "s10.tif"), fine, warp_to_grid(s30, fine), months[:1],
+                      "sentinel1")
+    out = str(tmp_path / "filled.tif")
+    summary = gapfill_stack(fpath, s10, out, window=10, sigma=2.0)
+    info, filled = read_stack(out)
+    assert info.intervals == months
+    np.testing.assert_allclose(filled[0], truth[0], rtol=1e-5)  # a = 1/1.25 everywhere
+    assert np.isnan(filled[1, 5:9, 5:9]).all()  # February has no S1 band: left as it was
+    assert summary[0]["filled_share"] == pytest.approx(16 / 400) and summary[0]["empty"] == 0
+    assert summary[1]["filled"] == 0 and summary[1]["empty_share"] == pytest.approx(16 / 400)
+    ds = gdal.Open(out)
+    assert ds.GetRasterBand(1).GetMetadataItem("FILLED_SHARE") == "0.0400"
+    assert ds.GetRasterBand(2).GetMetadataItem("EMPTY_SHARE") == "0.0400"
+    with pytest.raises(InputError, match="Unknown gap-filling estimator"):
+        gapfill_stack(fpath, s30, str(tmp_path / "x.tif"), estimator="median")
+    with pytest.raises(InputError, match="also an input"):
+        gapfill_stack(fpath, s30, fpath)
+
+
+@pytest.fixture(scope="module")
+def scene_fills(scene_tiny, fused_tiny, tmp_path_factory):
+    """Fused tiny scene, gap-filled with each estimator: {estimator: (fused, filled)}."""
+    _, manifest, _ = scene_tiny
+    p = manifest["paths"]
+    fused = fused_tiny[0]
+    folder = tmp_path_factory.mktemp("gapfill")
+    out = {}
+    for estimator in ("ratio", "ls"):
+        path = str(folder / f"filled_{estimator}.tif")
+        summary = gapfill_stack(fused, p["sentinel1_v"], path, 10, 2.0, estimator)
+        out[estimator] = (read_stack(fused)[1], read_stack(path)[1], summary)
+    return out
+
+
+def test_scene_gapfill_coverage_and_accuracy(scene_tiny, scene_fills):
+    _, manifest, model = scene_tiny
+    p = manifest["paths"]
+    info, truth = read_stack(p["truth_v"])
+    _, s1 = read_stack(p["sentinel1_v"])
+    glacier = np.broadcast_to(model.labels(info.grid) > 0, truth.shape)
+    fused, filled, summary = scene_fills["ratio"]
+    before = np.isfinite(fused)[glacier].mean()
+    after = np.isfinite(filled)[glacier].mean()
+    assert before < 0.9 and after >= 0.97  # the paper: 97.9 % and 99.2 %
+    new = glacier & np.isnan(fused) & np.isfinite(filled)
+    rmse_fill = np.sqrt(np.mean((filled[new] - truth[new]) ** 2))
+    rmse_s1 = np.sqrt(np.mean((s1[new] - truth[new]) ** 2))
+    assert rmse_fill <= 1.15 * rmse_s1
+    # no explosion: fills stay within the clip range of the S1 values they come from
+    ratio = filled[new] / s1[new]
+    assert ratio.min() >= CLIP[0] - 1e-6 and ratio.max() <= CLIP[1] + 1e-6
+    assert np.mean((ratio < 0.25) | (ratio > 4.0)) < 0.005
+    np.testing.assert_array_equal([s["filled"] for s in summary],
+                                  (np.isnan(fused) & np.isfinite(filled)).sum(axis=(1, 2)))
+
+
+def test_scene_ratio_estimator_is_less_biased_than_least_squares(scene_tiny, scene_fills):
+    """The errors-in-variables attenuation on the scene: on glacier fills (true speed > 50 m/yr)
+    the least-squares fills come out lower than the ratio's, and further from the truth."""
+    _, manifest, model = scene_tiny
+    info, truth = read_stack(manifest["paths"]["truth_v"])
+    glacier = np.broadcast_to(model.labels(info.grid) > 0, truth.shape)
+    bias = {}
+    for estimator, (fused, filled, _) in scene_fills.items():
+        new = glacier & np.isnan(fused) & np.isfinite(filled) & (truth > 50)
+        bias[estimator] = float(np.mean(filled[new] - truth[new]))
+    assert bias["ls"] < bias["ratio"] and abs(bias["ratio"]) < abs(bias["ls"])
