@@ -43,7 +43,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft, ndimage
 
 from ..errors import InputError
-from ..filters.quality import nanmedian0, neighbours
+from ..arrays.nanstats import nanmedian0, neighbours
 from ..progress import ensure
 
 TWO_PI = 2.0 * np.pi

@@ -21,12 +21,12 @@ the ordinary least-squares line V = a + slope · V_uav (1 when the source does n
 All velocities in m/yr.
 """
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..io.dates import match_intervals
+from ..io.names import unique_names
 from ..errors import InputError
 from .weighted import BandReader, format_weights, stack_infos
 from ..progress import ensure
@@ -108,22 +108,6 @@ def fit_stats(values, reference):
     slope = suv / suu if suu > 0 else np.nan
     return {"n": n, "bias": float(d.mean()), "rmse": float(np.sqrt(np.mean(d ** 2))),
             "r2": float(r2), "slope": float(slope)}
-
-
-def source_name(path):
-    """The name a source goes by in tables: its file base name without extension."""
-    return os.path.splitext(os.path.basename(str(path).split("|")[0]))[0]
-
-
-def unique_names(paths):
-    """Base names of ``paths``, made unique by suffixes _2, _3... where they repeat."""
-    out = []
-    for p in paths:
-        name, k = source_name(p), 2
-        while name in out:
-            name, k = f"{source_name(p)}_{k}", k + 1
-        out.append(name)
-    return out
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..io.dates import match_intervals, monthly_intervals
 from ..errors import InputError
-from ..filters.quality import nanmedian0
+from ..arrays.nanstats import nanmedian0
 from ..io.pairsource import PairSource
 from ..io.products import StackWriter
 from ..progress import ensure

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..io.dates import match_intervals
 from ..errors import InputError
-from ..filters.quality import nanmedian0, neighbours
+from ..arrays.nanstats import nanmedian0, neighbours
 from ..progress import ensure
 from ..io.raster import RasterWriter, iter_tiles
 from .stable_ground import STRIP_PIXELS, as_source, band_means, describe

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from ..fusion.calibration import source_name
+from ..io.names import source_name
 from ..errors import InputError
 from ..io.grid import Grid
 from ..io.products import pair_band_index, read_pair_info, read_stack_info, to_m_per_yr

@@ -15,7 +15,8 @@ from glacier_velocity.core.io.pairsource import PairSource
 from glacier_velocity.core.io.products import read_stack, read_stack_info, write_pair_product
 from glacier_velocity.core.io.raster import open_raster, raster_grid
 from glacier_velocity.core.sampledata.scene import SENSOR_NOISE
-from glacier_velocity.core.timeseries.temporal import alpha_trimmed_mean, temporal_filter, temporal_filter_file
+from glacier_velocity.core.timeseries.temporal import (alpha_trimmed_mean, temporal_filter,
+                                                      temporal_filter_file)
 
 PAIRS = [("2020-03-02", 16), ("2020-03-10", 16), ("2020-03-05", 20), ("2020-04-03", 16),
          ("2020-05-20", 32), ("2020-06-01", 16), ("2020-06-20", 75)]
