@@ -4,7 +4,7 @@ from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterNumber,
                        QgsProcessingParameterString)
 
 from ..compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER
-from ..core import preprocess
+from ..core.correlation import preprocess
 
 PREPROCESS_KEYS = [preprocess.AUTO] + list(preprocess.METHODS)
 
