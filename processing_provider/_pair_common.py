@@ -45,16 +45,10 @@ def add_thresholds(alg):
                                                   NUMBER_DOUBLE, DEFAULT_MAX_SPEED, minValue=0))
 
 
-def positive_or_none(alg, parameters, name, context):
-    """A threshold parameter's value, or None when it is 0 (switched off)."""
-    value = alg.parameterAsDouble(parameters, name, context)
-    return value if value > 0 else None
-
-
 def thresholds(alg, parameters, context):
     """``{'snr_min': .., 'max_speed': ..}`` for FilterSettings (None where switched off)."""
-    return {"snr_min": positive_or_none(alg, parameters, "SNR_MIN", context),
-            "max_speed": positive_or_none(alg, parameters, "MAX_SPEED", context)}
+    return {"snr_min": alg.positive_or_none(parameters, "SNR_MIN", context),
+            "max_speed": alg.positive_or_none(parameters, "MAX_SPEED", context)}
 
 
 STABLE_HELP = {
@@ -121,10 +115,3 @@ def reference_grid(alg, parameters, context):
     ref = alg.raster_path(parameters, "REFERENCE", context, required=False)
     return raster_grid(ref, "reference raster") if ref else None
 
-
-def optional_number(alg, parameters, name, context):
-    """The value of an optional number parameter, or None when it is left empty."""
-    value = parameters.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return alg.parameterAsDouble(parameters, name, context)

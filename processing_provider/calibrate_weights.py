@@ -1,10 +1,10 @@
 """Calibrate the multi-sensor fusion weights on a UAV velocity stack."""
 
 from qgis.core import (QgsProcessingOutputString, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFeatureSink, QgsProcessingParameterMultipleLayers,
+                       QgsProcessingParameterMultipleLayers,
                        QgsProcessingParameterRasterLayer)
 
-from ..compat import TYPE_RASTER, TYPE_VECTOR_TABLE
+from ..compat import TYPE_RASTER
 from ..core.fusion.calibration import METHODS, TABLE_COLUMNS, calibrate
 from .base import GlacierAlgorithm
 
@@ -62,11 +62,8 @@ samples per weight keep the global weights). Velocities in m/yr."""
                                                      defaultValue=0))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "CLASSES", "Classes for per-class weights", optional=True))
-        self.addParameter(QgsProcessingParameterFeatureSink(
-            "OUTPUT", "Calibration table", TYPE_VECTOR_TABLE))
-        self.addParameter(QgsProcessingParameterFeatureSink(
-            "OUTPUT_SAMPLES", "Matched samples", TYPE_VECTOR_TABLE, optional=True,
-            createByDefault=False))
+        self.add_table("OUTPUT", "Calibration table")
+        self.add_table("OUTPUT_SAMPLES", "Matched samples", optional=True)
         self.addOutput(QgsProcessingOutputString("WEIGHTS", "Weights"))
         self.addOutput(QgsProcessingOutputString("CLASS_WEIGHTS", "Per-class weights"))
 

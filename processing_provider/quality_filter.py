@@ -11,8 +11,8 @@ from ..core.errors import InputError
 from ..core.filters.quality import (DEFAULT_MAX_ANGLE, DEFAULT_NMT_THRESHOLD,
                             DEFAULT_SPECKLE_SIZE)
 from ..core.filters.flowdir import FlowlineDirection, RasterDirection
-from ._pair_common import (PAIR_HELP, THRESHOLD_HELP, add_pair_inputs, add_thresholds,
-                           optional_number, pair_source, positive_or_none, thresholds)
+from ._pair_common import (PAIR_HELP, THRESHOLD_HELP, add_pair_inputs, add_thresholds, pair_source,
+                           thresholds)
 from .base import GlacierAlgorithm
 
 REMOVED = {"snr": "REMOVED_SNR", "speed": "REMOVED_SPEED", "median test": "REMOVED_MEDIAN_TEST",
@@ -109,13 +109,13 @@ returned."""
         mode = self.parameterAsEnum(parameters, "DIRECTION", context)
         settings = FilterSettings(
             **thresholds(self, parameters, context),
-            nmt_threshold=positive_or_none(self, parameters, "NMT_THRESHOLD", context),
-            nmt_epsilon=optional_number(self, parameters, "NMT_EPSILON", context),
+            nmt_threshold=self.positive_or_none(parameters, "NMT_THRESHOLD", context),
+            nmt_epsilon=self.optional_number(parameters, "NMT_EPSILON", context),
             speckle_size=self.parameterAsInt(parameters, "SPECKLE_SIZE", context),
-            speckle_diff=optional_number(self, parameters, "SPECKLE_DIFF", context),
+            speckle_diff=self.optional_number(parameters, "SPECKLE_DIFF", context),
             direction=("smoothed", "given", "given", "none")[mode],
             max_angle=self.parameterAsDouble(parameters, "MAX_ANGLE", context),
-            min_speed=optional_number(self, parameters, "MIN_SPEED", context),
+            min_speed=self.optional_number(parameters, "MIN_SPEED", context),
             median=self.parameterAsBool(parameters, "MEDIAN", context))
         flow = None
         if mode == 1:
