@@ -58,8 +58,7 @@ screenshots: setup
 	QT_QPA_PLATFORM=offscreen $(VPY) scripts/screenshots.py docs
 
 install:
-	mkdir -p "$(QGIS_PROFILE)/python/plugins"
-	ln -sfn "$(CURDIR)" "$(QGIS_PROFILE)/python/plugins/glacier_velocity"
+	scripts/link-plugin "$(QGIS_PROFILE)/python/plugins" >/dev/null
 	@echo "Linked into $(QGIS_PROFILE)/python/plugins/glacier_velocity: enable it in Plugins > Manage and Install Plugins."
 
 uninstall:

@@ -11,6 +11,7 @@ Usage: python scripts/screenshots.py [output folder, default docs]   (make scree
 
 import itertools
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -24,12 +25,8 @@ LAYERS = (("landsat_v", "Landsat"), ("sentinel2_v", "Sentinel-2"), ("sentinel1_v
 
 
 def link_plugin():
-    os.makedirs(PLUGINS, exist_ok=True)
-    link = os.path.join(PLUGINS, "glacier_velocity")
-    if os.path.realpath(link) != ROOT:
-        if os.path.lexists(link):
-            os.remove(link)
-        os.symlink(ROOT, link)
+    subprocess.run([os.path.join(ROOT, "scripts", "link-plugin"), PLUGINS], check=True,
+                   capture_output=True)
     sys.path.insert(0, PLUGINS)
 
 
