@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arrays.nanstats import nmad
 from ..errors import InputError
 from .quality import speed_filter
 from ..io.products import PairWriter
@@ -34,11 +35,6 @@ def design(x, y, order):
     elif order != 1:
         raise InputError(f"The ramp order must be 1 (plane) or 2 (quadratic); {order} given.")
     return np.column_stack(cols)
-
-
-def nmad(x):
-    """Normalised median absolute deviation (a robust standard deviation)."""
-    return 1.4826 * float(np.median(np.abs(x - np.median(x))))
 
 
 @dataclass

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
+from ..arrays.nanstats import nmad
 from ..io.names import source_name
 from ..errors import InputError
 from ..io.grid import Grid
@@ -43,7 +44,6 @@ from ..progress import ensure
 from ..io.raster import open_raster, read_band, warp_to_grid
 from ..io.stable import stable_mask
 
-NMAD_FACTOR = 1.4826
 DEFAULT_SAMPLE = 10000  # points of the optional random sample (the paper's choice)
 STRIP_PIXELS = 1 << 22  # pixels per read window: bounds memory to a few tens of MB per band
 WORKERS = 2  # bands summarised at once: GDAL decoding and numpy's selection release the GIL
@@ -73,7 +73,7 @@ def describe(values):
     se = std / np.sqrt(n)
     median = float(np.median(x))
     return dict(n=n, mean=mean, std=std, se=float(se), e=float(np.hypot(se, mean)), median=median,
-                nmad=float(NMAD_FACTOR * np.median(np.abs(x - median))))
+                nmad=nmad(x, median))
 
 
 def expected_speed(true_speed, sigma):
