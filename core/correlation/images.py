@@ -21,6 +21,7 @@ from .engine import CorrelatorOptions, context_margin, correlate_windows, window
 from ..io.dates import DAYS_PER_YEAR, acquisition_date, baseline_days
 from ..errors import InputError
 from ..io.grid import Grid, require_overlap, require_projected, require_same_crs
+from ..io.names import unique_name
 from .pairing import image_sensor
 from .preprocess import (DEFAULT_SIZE, antialias_sigma, channels, check_method, downsample, halo,
                          resolve)
@@ -159,11 +160,7 @@ def correlate_batch(pairs, folder, progress=None, **options):
     os.makedirs(str(folder), exist_ok=True)
     rows, used = [], set()
     for k, pair in enumerate(pairs):
-        name = pair.name
-        n = 2
-        while name in used:
-            name, n = f"{pair.name}_{n}", n + 1
-        used.add(name)
+        name = unique_name(pair.name, used)
         path = os.path.join(str(folder), name + ".tif")
         row = {"pair": name, "reference": pair.reference, "secondary": pair.secondary,
                "sensor": pair.sensor, "start": pair.start.isoformat(),
