@@ -5,7 +5,7 @@ from qgis.core import (QgsProcessingOutputString, QgsProcessingParameterEnum,
                        QgsProcessingParameterRasterLayer)
 
 from ..compat import TYPE_RASTER
-from ..core.fusion.calibration import METHODS, TABLE_COLUMNS, calibrate
+from ..core.fusion.calibration import METHODS, calibrate
 from .base import GlacierAlgorithm
 
 
@@ -87,8 +87,8 @@ samples per weight keep the global weights). Velocities in m/yr."""
             if value not in cal.class_weights:
                 feedback.pushWarning(f"Class {value:g} has only {n} samples: it keeps the global "
                                      "weights.")
-        columns = TABLE_COLUMNS + (["class"] if classes else [])
-        results = {"OUTPUT": self.write_table(parameters, "OUTPUT", context, rows, columns),
+        results = {"OUTPUT": self.write_table(parameters, "OUTPUT", context, rows,
+                                              cal.table_columns()),
                    "WEIGHTS": cal.weight_string, "CLASS_WEIGHTS": cal.class_weight_string()}
         if self.parameterAsOutputLayer(parameters, "OUTPUT_SAMPLES", context):
             results["OUTPUT_SAMPLES"] = self.write_table(

@@ -27,6 +27,8 @@ import numpy as np
 
 from ..io.dates import match_intervals
 from ..io.names import unique_names
+from ..io.pixel_series import (CALIBRATION_COLUMNS, CLASS_COLUMN, COMBINED, SAMPLE_COLUMNS,
+                               sample_column)
 from ..errors import InputError
 from .weighted import BandReader, format_weights, stack_infos
 from ..progress import ensure
@@ -35,8 +37,6 @@ from ..io.raster import warp_to_grid
 METHODS = ("least_squares", "inverse_variance")
 MIN_SAMPLES_PER_WEIGHT = 10  # fewer matched samples than this per weight is refused
 MAX_SAMPLE_ROWS = 20000
-# the calibration table's columns (a contract with the dock's plots); 'class' is added with CLASSES
-TABLE_COLUMNS = ["source", "sensor", "role", "weight", "n", "bias", "rmse", "r2", "slope"]
 
 
 def simplex_lsq(X, y, tol=1e-12, max_iter=None):
@@ -150,12 +150,17 @@ class Calibration:
         for k, name in enumerate(self.names):
             rows.append(dict(source=name, sensor=self.sensors[k], role=self.roles[k],
                              weight=float(w[k]), **fit_stats(X[:, k], u)))
-        rows.append(dict(source="combined", sensor="", role="combined", weight=float(np.sum(w)),
+        rows.append(dict(source=COMBINED, sensor="", role=COMBINED, weight=float(np.sum(w)),
                          **fit_stats(X @ w, u)))
         if label is not None:
             for r in rows:
-                r["class"] = label
+                r[CLASS_COLUMN] = label
         return rows
+
+    def table_columns(self):
+        """The calibration table's columns (io.pixel_series's format, which the dock reads)."""
+        return list(CALIBRATION_COLUMNS) + ([CLASS_COLUMN] if self.samples.classes is not None
+                                            else [])
 
     def table_rows(self):
         """The calibration table: global rows, then per-class rows when classes were given."""
@@ -175,16 +180,17 @@ class Calibration:
         combined = s.values @ self.weights
         rows = []
         for i in idx:
-            row = {"interval": str(s.interval[i]), "row": int(s.row[i]), "col": int(s.col[i]),
-                   "uav": float(s.uav[i])}
+            row = dict(zip(SAMPLE_COLUMNS, (str(s.interval[i]), int(s.row[i]), int(s.col[i]),
+                                            float(s.uav[i]))))
             for k, name in enumerate(self.names):
-                row[f"v_{name}"] = float(s.values[i, k])
-            row["v_combined"] = float(combined[i])
+                row[sample_column(name)] = float(s.values[i, k])
+            row[sample_column(COMBINED)] = float(combined[i])
             rows.append(row)
         return rows
 
     def sample_columns(self):
-        return ["interval", "row", "col", "uav"] + [f"v_{n}" for n in self.names] + ["v_combined"]
+        return (list(SAMPLE_COLUMNS) + [sample_column(n) for n in self.names]
+                + [sample_column(COMBINED)])
 
     def class_weight_string(self):
         """Per-class weights as 'class:w1,w2,...;class:...' (classes with enough samples)."""

@@ -41,8 +41,16 @@ ERROR_KEYS = ("V_ERROR", "ERROR", "UNCERTAINTY")
 FUSED_SENSORS = ("fused", "fusion", "combined", "gapfilled", "gap-filled")
 EPOCH = dt.date(1970, 1, 1)
 
+# The calibration-table format (module doc): the weight calibration writes it, the dock reads it.
 CALIBRATION_COLUMNS = ("source", "sensor", "role", "weight", "n", "bias", "rmse", "r2", "slope")
+CLASS_COLUMN = "class"  # added when weights are solved per class; 'all' marks the global rows
+COMBINED = "combined"  # source and role of the weighted combination's row
 SAMPLE_COLUMNS = ("interval", "row", "col", "uav")
+
+
+def sample_column(source):
+    """The samples table's column of a source's (or, with COMBINED, the combination's) values."""
+    return f"v_{source}"
 
 
 # ---------------------------------------------------------------------------- pixel series
@@ -301,7 +309,7 @@ class SourceFit:
     def legend(self, with_weight=True, sep=" · "):
         """Legend text, e.g. ``landsat (primary) w=0.412 · n=812 · bias=+3.9 · RMSE=14.2 ·
         R²=0.931`` (``sep`` goes between the name and weight and the statistics)."""
-        head = self.source + (f" ({self.role})" if self.role and self.role != "combined" else "")
+        head = self.source + (f" ({self.role})" if self.role and self.role != COMBINED else "")
         if with_weight and math.isfinite(self.weight):
             head += f" w={self.weight:.3f}"
         stats = (f"n={self.n} · bias={self.bias:+.1f} · RMSE={self.rmse:.1f} · "
@@ -348,10 +356,10 @@ def parse_calibration(rows, what="calibration table"):
     sources, combined, classes = [], None, {}
     for r in rows:
         fit = _fit(r)
-        label = str(r.get("class") or "").strip()
+        label = str(r.get(CLASS_COLUMN) or "").strip()
         if label and label.lower() not in ("all", "none", "null"):
             classes.setdefault(label, []).append(fit)
-        elif fit.role == "combined" or fit.source.lower() == "combined":
+        elif COMBINED in (fit.role, fit.source.lower()):
             combined = fit
         else:
             sources.append(fit)
@@ -378,11 +386,13 @@ def parse_samples(rows, what="calibration samples table"):
     if "uav" not in names:
         raise InputError(f"The {what} has no 'uav' column: expected columns "
                          f"{', '.join(SAMPLE_COLUMNS)}, v_<source>..., v_combined.")
+    prefix, combined_column = sample_column(""), sample_column(COMBINED)
     sources = {}
     for n in names:
-        if n.startswith("v_") and n != "v_combined":
-            sources[n[2:]] = _floats([r[n] for r in rows])
-    combined = _floats([r["v_combined"] for r in rows]) if "v_combined" in names else None
+        if n.startswith(prefix) and n != combined_column:
+            sources[n[len(prefix):]] = _floats([r[n] for r in rows])
+    combined = (_floats([r[combined_column] for r in rows]) if combined_column in names
+                else None)
     return Samples(_floats([r["uav"] for r in rows]), sources, combined,
                    [str(r.get("interval", "")) for r in rows],
                    _floats([r.get("row") for r in rows]), _floats([r.get("col") for r in rows]))
@@ -390,10 +400,10 @@ def parse_samples(rows, what="calibration samples table"):
 
 def samples_table(samples):
     """``(header, rows)`` of calibration samples, in the samples table's own layout."""
-    header = list(SAMPLE_COLUMNS) + [f"v_{k}" for k in samples.sources]
+    header = list(SAMPLE_COLUMNS) + [sample_column(k) for k in samples.sources]
     columns = [samples.uav] + list(samples.sources.values())
     if samples.combined is not None:
-        header.append("v_combined")
+        header.append(sample_column(COMBINED))
         columns.append(samples.combined)
     rows = []
     for i in range(samples.uav.size):
