@@ -164,13 +164,6 @@ def fit_components(grid, vx, vy, stable, order=1):
     return tuple(fit_ramp(xs[cc], ys[rr], a[rr, cc], order, centre, scale) for a in (vx, vy))
 
 
-def remove_ramp(grid, vx, vy, stable, order=1):
-    """Subtract robust ramps fitted on ``stable`` from vx and vy; returns ``(vx, vy, rx, ry)``
-    where ``rx``/``ry`` are the fitted :class:`Ramp` objects."""
-    rx, ry = fit_components(grid, vx, vy, stable, order)
-    return vx - rx.on_grid(grid), vy - ry.on_grid(grid), rx, ry
-
-
 class StableSampler:
     """Collects ``(x, y, vx, vy)`` of valid stable pixels tile by tile, for one fit.
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import gdal
 
-from .dates import parse_date
 from ..errors import InputError
 from .products import read_stack_info, to_m_per_yr
 from .raster import open_raster, read_bands
@@ -186,15 +185,6 @@ def _error_item(meta):
     return None
 
 
-def read_pixel_series(path, x, y, label=None):
-    """The series of the stack ``path`` at ``(x, y)`` (its CRS), or None outside the stack."""
-    reader = StackPixelReader(path)
-    try:
-        return reader.read(x, y, label)
-    finally:
-        reader.close()
-
-
 # ---------------------------------------------------------------------------- CSV export
 
 def unique_labels(labels):
@@ -241,16 +231,6 @@ def write_series_csv(path, series):
     """Export plotted series to CSV (see :func:`series_table`)."""
     header, rows = series_table(series)
     return write_csv(path, header, rows)
-
-
-def read_series_csv(path):
-    """Read a CSV written by :func:`write_series_csv`: ``(dates, {label: float64 array})``."""
-    rows = read_table_rows(path, "series CSV")
-    if not rows or "date" not in rows[0]:
-        raise InputError(f"The series CSV '{path}' has no 'date' column.")
-    dates = [parse_date(r["date"]) for r in rows]
-    labels = [k for k in rows[0] if k != "date"]
-    return dates, {k: _floats([r[k] for r in rows]) for k in labels}
 
 
 # ---------------------------------------------------------------------------- tables

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from glacier_velocity.core.io.pixel_series import read_series_csv, read_table_rows, write_csv
+from glacier_velocity.core.io.pixel_series import read_table_rows, write_csv
+from glacier_velocity.test.helpers import read_series_csv
 from glacier_velocity.core.io.products import read_stack, read_stack_info
 
 STACKS = ("landsat_v", "sentinel2_v", "sentinel1_v", "uav_v", "truth_v")
