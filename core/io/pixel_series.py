@@ -6,7 +6,8 @@ band block instead of whole bands. Values are m/yr (converted from the stack's `
 the stack has NoData. A series' time axis is the middle date of each band's interval
 (:attr:`Interval.mid`, day resolution): the same date appears in the CSV export.
 
-Calibration contract (the fusion issue writes these, the dock reads them):
+Calibration contract (:mod:`core.fusion.calibration` writes these with the constants below, the
+dock reads them):
 
 * calibration table: one row per source then a ``combined`` row; columns ``source``, ``sensor``,
   ``role`` ('primary' | 'auxiliary' | 'combined'), ``weight``, ``n``, ``bias`` (m/yr, source minus
