@@ -61,7 +61,8 @@ screenshots: setup
 	QT_QPA_PLATFORM=offscreen $(VPY) scripts/screenshots.py docs
 
 install:
-	scripts/link-plugin "$(QGIS_PROFILE)/python/plugins" >/dev/null
+	mkdir -p "$(QGIS_PROFILE)/python/plugins"
+	ln -sfn "$(CURDIR)" "$(QGIS_PROFILE)/python/plugins/glacier_velocity"
 	@echo "Linked into $(QGIS_PROFILE)/python/plugins/glacier_velocity: enable it in Plugins > Manage and Install Plugins."
 
 uninstall:

@@ -19,7 +19,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 QGIS_PROCESS = os.path.join(ROOT, "scripts", "qgis-process")
-# the plugin is imported as `glacier_velocity` (also on a fresh clone, before any test made the link)
+# the plugin is imported as glacier_velocity through .build/plugins, made on a fresh clone too
 sys.path.insert(0, subprocess.run([os.path.join(ROOT, "scripts", "link-plugin")], check=True,
                                   capture_output=True, text=True).stdout.strip())
 

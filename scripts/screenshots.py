@@ -15,7 +15,6 @@ import sys
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLUGINS = os.path.join(ROOT, ".build", "plugins")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 LAYERS = (("landsat_v", "Landsat"), ("sentinel2_v", "Sentinel-2"), ("sentinel1_v", "Sentinel-1"),
@@ -23,9 +22,8 @@ LAYERS = (("landsat_v", "Landsat"), ("sentinel2_v", "Sentinel-2"), ("sentinel1_v
 
 
 def link_plugin():
-    subprocess.run([os.path.join(ROOT, "scripts", "link-plugin"), PLUGINS], check=True,
-                   capture_output=True)
-    sys.path.insert(0, PLUGINS)
+    sys.path.insert(0, subprocess.run([os.path.join(ROOT, "scripts", "link-plugin")], check=True,
+                                      capture_output=True, text=True).stdout.strip())
 
 
 def start_qgis():
