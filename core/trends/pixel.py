@@ -441,7 +441,8 @@ def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEF
     try:
         for k, win in enumerate(windows):
             r0, c0, nr, nc = win
-            res = series_trends(stack.read(win), info.intervals, method, alpha, min_years, min_months, cal)
+            res = series_trends(stack.read(win), info.intervals, method, alpha, min_years,
+                                min_months, cal)
             p_all[r0:r0 + nr, c0:c0 + nc] = res["p"]
             for key, w in writers.items():
                 if key != "significant":
