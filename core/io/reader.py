@@ -1,0 +1,215 @@
+"""The one reader: any band of a pair product or velocity stack brought onto any target grid.
+
+:class:`GridReader` reads band ``b`` of one raster onto a window of a target :class:`Grid`: a plain
+windowed read when the raster already is on that grid, else a nearest-neighbour warp of just that
+window (every output value is an input value; memory holds one window). The dataset stays open
+(one per thread: GDAL datasets are not thread-safe) so GDAL's block cache serves band after band.
+
+Vector quantities change with the CRS. Velocity components ``vx``/``vy`` (east/north of the
+source CRS's axes, m/yr) and bearings (degrees clockwise from the source's north) are turned to
+the target CRS's axes by the local grid convergence: per output pixel the source's east and north
+unit steps are transformed into the target CRS (:func:`axis_directions`), and a vector
+``vx·ê + vy·n̂`` is expressed in the target's axes (:func:`rotate_components`). The speed needs
+no rotation. A component cannot be turned without its companion, so :class:`ComponentReader`
+refuses a lone vx or vy stack across a change of CRS unless the companion is given or found by
+the stack naming convention (``…_vx.tif`` ↔ ``…_vy.tif``, :func:`companion_path`).
+"""
+
+import os
+import re
+import threading
+
+import numpy as np
+from osgeo import osr
+from scipy import ndimage
+
+from ..errors import InputError
+from .grid import Grid, crs_name, same_crs
+from .products import to_m_per_yr
+from .raster import open_raster, read_band, warp_to_grid
+
+COMPONENTS = ("vx", "vy")
+ROTATION_STEP = 16  # pixels between exact convergence computations (it varies by ~1e-4°/km)
+_SUFFIX = re.compile(r"([_-])(vx|vy)(?=\.[^.]+$|$)", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------------------- rotation
+
+def _metric_scale(srs, lat):
+    """x scale of a local east step: cos(latitude) for a geographic CRS (degrees), else 1."""
+    return np.cos(np.radians(lat)) if srs.IsGeographic() else 1.0
+
+
+def axis_directions(source_grid, grid, window=None, step=ROTATION_STEP):
+    """Unit vectors, in ``grid``'s CRS axes, of the source CRS's east and north at every pixel of
+    ``grid`` (or a window ``(row_off, col_off, rows, cols)`` of it): ``(ex, ey, nx, ny)`` float64
+    arrays of the window's shape. They are computed exactly every ``step`` pixels (and at the
+    window's last row and column) by transforming a one-source-pixel step east and north, then
+    interpolated bilinearly; geographic CRSs are measured in local metres (east × cos latitude)."""
+    g = grid if window is None else grid.subgrid(*window)
+    src, dst = source_grid.srs(), g.srs()
+    to_src = osr.CoordinateTransformation(dst, src)
+    to_dst = osr.CoordinateTransformation(src, dst)
+    rows = np.unique(np.r_[np.arange(0, g.rows, step), g.rows - 1])
+    cols = np.unique(np.r_[np.arange(0, g.cols, step), g.cols - 1])
+    xs, ys = g.centres()
+    px, py = np.meshgrid(xs[cols], ys[rows])
+    ps = np.array(to_src.TransformPoints(np.column_stack([px.ravel(), py.ravel()])))[:, :2]
+    h = max(min(source_grid.dx, source_grid.dy), 1e-9)
+    src_scale = _metric_scale(src, ps[:, 1])
+    base = np.array(to_dst.TransformPoints(ps))[:, :2]
+    dirs = []
+    for offset in (np.column_stack([np.full(len(ps), h) / src_scale, np.zeros(len(ps))]),
+                   np.column_stack([np.zeros(len(ps)), np.full(len(ps), h)])):
+        moved = np.array(to_dst.TransformPoints(ps + offset))[:, :2] - base
+        moved[:, 0] *= _metric_scale(dst, base[:, 1])
+        moved /= np.hypot(moved[:, 0], moved[:, 1])[:, None]
+        dirs += [moved[:, 0].reshape(px.shape), moved[:, 1].reshape(px.shape)]
+    ri = np.interp(np.arange(g.rows), rows, np.arange(rows.size))
+    ci = np.interp(np.arange(g.cols), cols, np.arange(cols.size))
+    rr, cc = np.meshgrid(ri, ci, indexing="ij")
+    out = [ndimage.map_coordinates(d, [rr, cc], order=1, mode="nearest") for d in dirs]
+    ex, ey, nx, ny = out
+    e_norm, n_norm = np.hypot(ex, ey), np.hypot(nx, ny)
+    return ex / e_norm, ey / e_norm, nx / n_norm, ny / n_norm
+
+
+def rotate_components(vx, vy, source_grid, grid, window=None):
+    """``(vx, vy)`` given in ``source_grid``'s CRS axes (float arrays on ``grid``'s window)
+    expressed in ``grid``'s CRS axes (float32); unchanged when both CRSs are the same. In a
+    conformal projection such as UTM this is a rotation by the grid convergence (speed kept)."""
+    vx, vy = np.asarray(vx, np.float32), np.asarray(vy, np.float32)
+    if same_crs(source_grid.crs_wkt, grid.crs_wkt):
+        return vx, vy
+    ex, ey, nx, ny = axis_directions(source_grid, grid, window)
+    return ((vx * ex + vy * nx).astype(np.float32), (vx * ey + vy * ny).astype(np.float32))
+
+
+def rotate_bearings(bearings, source_grid, grid, window=None):
+    """Bearings (degrees clockwise from north, NaN kept) measured in ``source_grid``'s CRS, as
+    bearings in ``grid``'s CRS (0–360), turned like velocity components."""
+    b = np.radians(np.asarray(bearings, np.float64))
+    x, y = rotate_components(np.sin(b), np.cos(b), source_grid, grid, window)
+    return (np.degrees(np.arctan2(x, y)) % 360.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- readers
+
+class GridReader:
+    """Bands of one raster read onto windows of a target ``grid`` (nearest neighbour), as
+    float32 with NaN NoData in the file's units. ``grid`` None reads on the raster's own grid."""
+
+    def __init__(self, path, grid=None, what="raster"):
+        self.path, self.what = str(path), what
+        ds = open_raster(self.path, what)
+        self.source_grid = Grid.from_dataset(ds, self.path)
+        self.count = ds.RasterCount
+        self.grid = grid or self.source_grid
+        self.same_grid = self.source_grid.same_as(self.grid)
+        self.same_crs = same_crs(self.source_grid.crs_wkt, self.grid.crs_wkt)
+        self._local = threading.local()
+        self._local.ds = ds
+
+    def dataset(self):
+        """This thread's open dataset of the raster."""
+        ds = getattr(self._local, "ds", None)
+        if ds is None:
+            ds = self._local.ds = open_raster(self.path, self.what)
+        return ds
+
+    def read(self, band, window=None):
+        """Band ``band`` (1-based) on ``grid`` or its ``window`` (row_off, col_off, rows, cols)."""
+        if self.same_grid:
+            return read_band(self.dataset(), band, window)
+        return warp_to_grid(self.dataset(), self.grid, "nearest", [band], window)[0]
+
+    def read_vector(self, band_x, band_y, y_reader=None, window=None):
+        """``(vx, vy)`` of bands ``band_x`` (this raster) and ``band_y`` (of ``y_reader``, default
+        this raster) on ``grid``, turned to its CRS's axes (file units)."""
+        vx = self.read(band_x, window)
+        vy = (y_reader or self).read(band_y, window)
+        if self.same_crs:
+            return vx, vy
+        return rotate_components(vx, vy, self.source_grid, self.grid, window)
+
+    def read_bearings(self, band=1, window=None):
+        """Bearings (degrees from north) of ``band`` on ``grid``, turned to its CRS's north."""
+        b = self.read(band, window)
+        return b if self.same_crs else rotate_bearings(b, self.source_grid, self.grid, window)
+
+
+def companion_path(path, quantity):
+    """The file of the other component by the stack naming convention (``…_vx.tif`` ↔
+    ``…_vy.tif``), when ``path`` is named after ``quantity`` and that file exists; else None."""
+    if quantity not in COMPONENTS:
+        return None
+    head, name = os.path.split(str(path))
+    m = _SUFFIX.search(name)
+    if not m or m.group(2).lower() != quantity:
+        return None
+    other = "vy" if quantity == "vx" else "vx"
+    other = other.upper() if m.group(2).isupper() else other
+    candidate = os.path.join(head, name[:m.start(2)] + other + name[m.end(2):])
+    return candidate if os.path.exists(candidate) else None
+
+
+class ComponentReader:
+    """Bands of one quantity (v, vx, vy or another scalar) of a raster on a target grid, in m/yr
+    when ``units`` is given (else file units).
+
+    Reading ``vx`` or ``vy`` across a change of CRS needs the other component at the same step:
+    ``companion`` (its path; band ``b`` of the companion pairs with band ``b`` unless
+    ``companion_bands`` maps them), else the file found by :func:`companion_path`, else
+    :class:`InputError` naming the file. Speed and other scalars are only resampled."""
+
+    def __init__(self, path, grid=None, quantity="v", units=None, companion=None,
+                 companion_bands=None, what="velocity stack"):
+        self.reader = GridReader(path, grid, what)
+        self.path, self.quantity, self.units = str(path), quantity, units
+        self.grid, self.source_grid = self.reader.grid, self.reader.source_grid
+        self.other = None
+        self.companion_bands = companion_bands
+        if quantity in COMPONENTS and not self.reader.same_crs:
+            companion = companion or companion_path(path, quantity)
+            if not companion:
+                other = "vy" if quantity == "vx" else "vx"
+                raise InputError(
+                    f"'{path}' holds {quantity} only and is in {crs_name(self.source_grid.crs_wkt)}"
+                    f", not the target's {crs_name(self.grid.crs_wkt)}: a velocity component "
+                    f"cannot be turned to the new CRS's axes without its {other} companion. Give "
+                    f"the {other} stack too (named like it with _{other}, e.g. ..._{other}.tif), "
+                    f"or reproject onto a grid in {crs_name(self.source_grid.crs_wkt)}.")
+            self.other = (self.reader if str(companion) == self.path
+                          else GridReader(companion, grid, f"{quantity} companion"))
+            if not self.other.source_grid.same_as(self.source_grid):
+                raise InputError(f"The companion '{companion}' of '{path}' is not on the same grid.")
+            if companion_bands is None and self.other.count != self.reader.count:
+                raise InputError(f"The companion '{companion}' has {self.other.count} band(s) but "
+                                 f"'{path}' has {self.reader.count}: one band per time step.")
+
+    def band(self, band, window=None):
+        """Band ``band`` (1-based) of the quantity on the target grid (or its window)."""
+        if self.other is None:
+            arr = self.reader.read(band, window)
+        else:
+            band_other = self.companion_bands[band] if self.companion_bands else band
+            if self.quantity == "vx":
+                arr = self.reader.read_vector(band, band_other, self.other, window)[0]
+            else:
+                arr = self.other.read_vector(band_other, band, self.reader, window)[1]
+        return arr if self.units is None else np.asarray(to_m_per_yr(arr, self.units), np.float32)
+
+
+class StackReader(ComponentReader):
+    """A velocity stack (:class:`~core.io.products.StackInfo`) read band by band on ``grid``
+    in m/yr: ``band(b)`` by 1-based index, ``read(interval)`` the band of exactly that interval."""
+
+    def __init__(self, info, grid=None, companion=None):
+        super().__init__(info.path, grid, info.quantity, info.units, companion)
+        self.info = info
+        self.band_of = {iv: i + 1 for i, iv in enumerate(info.intervals)}
+
+    def read(self, interval, window=None):
+        """The band of exactly ``interval`` in m/yr, or None when the stack has none."""
+        b = self.band_of.get(interval)
+        return None if b is None else self.band(b, window)
