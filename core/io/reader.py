@@ -40,36 +40,45 @@ def _metric_scale(srs, lat):
     return np.cos(np.radians(lat)) if srs.IsGeographic() else 1.0
 
 
-def axis_directions(source_grid, grid, window=None, step=ROTATION_STEP):
-    """Unit vectors, in ``grid``'s CRS axes, of the source CRS's east and north at every pixel of
-    ``grid`` (or a window ``(row_off, col_off, rows, cols)`` of it): ``(ex, ey, nx, ny)`` float64
-    arrays of the window's shape. They are computed exactly every ``step`` pixels (and at the
-    window's last row and column) by transforming a one-source-pixel step east and north, then
-    interpolated bilinearly; geographic CRSs are measured in local metres (east × cos latitude)."""
-    g = grid if window is None else grid.subgrid(*window)
-    src, dst = source_grid.srs(), g.srs()
-    to_src = osr.CoordinateTransformation(dst, src)
+def directions_at(source_grid, crs_wkt, points):
+    """Unit vectors, in the axes of CRS ``crs_wkt``, of the source CRS's east and north at
+    ``points`` ((n, 2) in the source CRS): ``(ex, ey, nx, ny)`` float64 arrays of n. A step of
+    one source pixel east and north is transformed; geographic CRSs are measured in local metres
+    (east × cos latitude)."""
+    src = source_grid.srs()
+    dst = Grid((0.0, 1.0, 0.0, 0.0, 0.0, -1.0), (1, 1), crs_wkt).srs()
     to_dst = osr.CoordinateTransformation(src, dst)
-    rows = np.unique(np.r_[np.arange(0, g.rows, step), g.rows - 1])
-    cols = np.unique(np.r_[np.arange(0, g.cols, step), g.cols - 1])
-    xs, ys = g.centres()
-    px, py = np.meshgrid(xs[cols], ys[rows])
-    ps = np.array(to_src.TransformPoints(np.column_stack([px.ravel(), py.ravel()])))[:, :2]
+    ps = np.asarray(points, np.float64).reshape(-1, 2)
     h = max(min(source_grid.dx, source_grid.dy), 1e-9)
     src_scale = _metric_scale(src, ps[:, 1])
     base = np.array(to_dst.TransformPoints(ps))[:, :2]
-    dirs = []
+    out = []
     for offset in (np.column_stack([np.full(len(ps), h) / src_scale, np.zeros(len(ps))]),
                    np.column_stack([np.zeros(len(ps)), np.full(len(ps), h)])):
         moved = np.array(to_dst.TransformPoints(ps + offset))[:, :2] - base
         moved[:, 0] *= _metric_scale(dst, base[:, 1])
         moved /= np.hypot(moved[:, 0], moved[:, 1])[:, None]
-        dirs += [moved[:, 0].reshape(px.shape), moved[:, 1].reshape(px.shape)]
+        out += [moved[:, 0], moved[:, 1]]
+    return tuple(out)
+
+
+def axis_directions(source_grid, grid, window=None, step=ROTATION_STEP):
+    """:func:`directions_at` every pixel of ``grid`` (or a window ``(row_off, col_off, rows,
+    cols)`` of it), as arrays of the window's shape. The directions are computed exactly every
+    ``step`` pixels (and at the window's last row and column), then interpolated bilinearly."""
+    g = grid if window is None else grid.subgrid(*window)
+    to_src = osr.CoordinateTransformation(g.srs(), source_grid.srs())
+    rows = np.unique(np.r_[np.arange(0, g.rows, step), g.rows - 1])
+    cols = np.unique(np.r_[np.arange(0, g.cols, step), g.cols - 1])
+    xs, ys = g.centres()
+    px, py = np.meshgrid(xs[cols], ys[rows])
+    ps = np.array(to_src.TransformPoints(np.column_stack([px.ravel(), py.ravel()])))[:, :2]
+    dirs = directions_at(source_grid, g.crs_wkt, ps)
     ri = np.interp(np.arange(g.rows), rows, np.arange(rows.size))
     ci = np.interp(np.arange(g.cols), cols, np.arange(cols.size))
     rr, cc = np.meshgrid(ri, ci, indexing="ij")
-    out = [ndimage.map_coordinates(d, [rr, cc], order=1, mode="nearest") for d in dirs]
-    ex, ey, nx, ny = out
+    ex, ey, nx, ny = (ndimage.map_coordinates(d.reshape(px.shape), [rr, cc], order=1,
+                                              mode="nearest") for d in dirs)
     e_norm, n_norm = np.hypot(ex, ey), np.hypot(nx, ny)
     return ex / e_norm, ey / e_norm, nx / n_norm, ny / n_norm
 
@@ -176,9 +185,10 @@ class ComponentReader:
                 raise InputError(
                     f"'{path}' holds {quantity} only and is in {crs_name(self.source_grid.crs_wkt)}"
                     f", not the target's {crs_name(self.grid.crs_wkt)}: a velocity component "
-                    f"cannot be turned to the new CRS's axes without its {other} companion. Give "
-                    f"the {other} stack too (named like it with _{other}, e.g. ..._{other}.tif), "
-                    f"or reproject onto a grid in {crs_name(self.source_grid.crs_wkt)}.")
+                    f"cannot be turned to the new CRS's axes without its {other} companion. Put "
+                    f"the {other} stack beside it, named like it with _{other} (e.g. "
+                    f"flow_vx.tif and flow_vy.tif), or give it explicitly (Harmonise: "
+                    f"INPUT_COMPANION), or use a grid in {crs_name(self.source_grid.crs_wkt)}.")
             self.other = (self.reader if str(companion) == self.path
                           else GridReader(companion, grid, f"{quantity} companion"))
             if not self.other.source_grid.same_as(self.source_grid):
