@@ -157,9 +157,10 @@ class PairSource:
             vx, vy = readers[0].read_vector(1, 1, readers[1], window)
             snr = np.full(vx.shape, np.nan, np.float32)
         else:
-            vx, vy = readers[0].read_vector(self._bands["vx"], self._bands["vy"], None, window)
-            snr = (readers[0].read(self._bands["snr"], window) if self._bands["snr"]
-                   else np.full(vx.shape, np.nan, np.float32))
+            names = [n for n in ("vx", "vy", "snr") if self._bands[n]]
+            data = readers[0].read_bands([self._bands[n] for n in names], window)
+            vx, vy = readers[0].turn(data[0], data[1], window)
+            snr = data[2] if len(names) == 3 else np.full(vx.shape, np.nan, np.float32)
         return (np.asarray(to_m_per_yr(vx, self.units), np.float32),
                 np.asarray(to_m_per_yr(vy, self.units), np.float32), snr)
 

@@ -26,7 +26,7 @@ from scipy import ndimage
 from ..errors import InputError
 from .grid import Grid, crs_name, same_crs
 from .products import to_m_per_yr
-from .raster import open_raster, read_band, warp_to_grid
+from .raster import open_raster, read_bands, warp_to_grid
 
 COMPONENTS = ("vx", "vy")
 ROTATION_STEP = 16  # pixels between exact convergence computations (it varies by ~1e-4°/km)
@@ -128,18 +128,29 @@ class GridReader:
 
     def read(self, band, window=None):
         """Band ``band`` (1-based) on ``grid`` or its ``window`` (row_off, col_off, rows, cols)."""
+        return self.read_bands([band], window)[0]
+
+    def read_bands(self, bands, window=None):
+        """Bands (1-based list) as a ``(band, rows, cols)`` array, all from one warp, so the
+        values of a pixel come from the same source pixel."""
         if self.same_grid:
-            return read_band(self.dataset(), band, window)
-        return warp_to_grid(self.dataset(), self.grid, "nearest", [band], window)[0]
+            return read_bands(self.dataset(), bands, window)
+        return warp_to_grid(self.dataset(), self.grid, "nearest", list(bands), window)
+
+    def turn(self, vx, vy, window=None):
+        """Components read from this raster (source CRS axes) in the target CRS's axes."""
+        if self.same_crs:
+            return vx, vy
+        return rotate_components(vx, vy, self.source_grid, self.grid, window)
 
     def read_vector(self, band_x, band_y, y_reader=None, window=None):
         """``(vx, vy)`` of bands ``band_x`` (this raster) and ``band_y`` (of ``y_reader``, default
         this raster) on ``grid``, turned to its CRS's axes (file units)."""
-        vx = self.read(band_x, window)
-        vy = (y_reader or self).read(band_y, window)
-        if self.same_crs:
-            return vx, vy
-        return rotate_components(vx, vy, self.source_grid, self.grid, window)
+        if y_reader is None or y_reader is self:
+            vx, vy = self.read_bands([band_x, band_y], window)
+        else:
+            vx, vy = self.read(band_x, window), y_reader.read(band_y, window)
+        return self.turn(vx, vy, window)
 
     def read_bearings(self, band=1, window=None):
         """Bearings (degrees from north) of ``band`` on ``grid``, turned to its CRS's north."""
