@@ -59,3 +59,15 @@ def test_lone_vx_stack_is_refused_and_an_explicit_companion_works(zone_flow):
     harmonise(lone, zone_flow.path("same.tif"), pixel=60)
     same = read_stack(zone_flow.path("same.tif"))[1]
     assert np.isfinite(same).mean() > 0.8 and np.all(same[np.isfinite(same)] == 100.0)
+
+
+def test_monthly_stacks_of_pairs_from_another_zone(zone_flow):
+    from glacier_velocity.core.timeseries.monthly import monthly_stacks
+
+    pairs = [zone_flow.pair("LC08_20200703_20200719_pair.tif"),
+             zone_flow.pair("LC08_20200705_20200721_pair.tif")]
+    outs = {q: zone_flow.path(f"m46_{q}.tif") for q in ("vx", "vy", "v")}
+    monthly_stacks(pairs, zone_flow.grid46, outs, tile=16)
+    (_, x), (_, y), (_, v) = (read_stack(outs[q]) for q in ("vx", "vy", "v"))
+    assert bearing_error(zone_flow, x[0], y[0]) < 0.1
+    np.testing.assert_allclose(v[np.isfinite(v)], 100.0, rtol=1e-5)
