@@ -36,15 +36,22 @@ _SUFFIX = re.compile(r"([_-])(vx|vy)(?=\.[^.]+$|$)", re.IGNORECASE)
 # ---------------------------------------------------------------------------- rotation
 
 def _metric_scale(srs, lat):
-    """x scale of a local east step: cos(latitude) for a geographic CRS (degrees), else 1."""
-    return np.cos(np.radians(lat)) if srs.IsGeographic() else 1.0
+    """East-step scale of a CRS relative to its north step, in ground metres per unit: for a
+    geographic CRS (degrees) N cos φ / M (prime-vertical over meridian radius of curvature of its
+    ellipsoid), else 1."""
+    if not srs.IsGeographic():
+        return 1.0
+    inv_f = srs.GetInvFlattening()
+    e2 = 0.0 if not inv_f else (2.0 - 1.0 / inv_f) / inv_f
+    s2 = np.sin(np.radians(lat)) ** 2
+    return np.cos(np.radians(lat)) * (1.0 - e2 * s2) / (1.0 - e2)
 
 
 def directions_at(source_grid, crs_wkt, points):
     """Unit vectors, in the axes of CRS ``crs_wkt``, of the source CRS's east and north at
     ``points`` ((n, 2) in the source CRS): ``(ex, ey, nx, ny)`` float64 arrays of n. A step of
-    one source pixel east and north is transformed; geographic CRSs are measured in local metres
-    (east × cos latitude)."""
+    one source pixel east and north is transformed; geographic CRSs are measured in local ground
+    metres (:func:`_metric_scale`)."""
     src = source_grid.srs()
     dst = Grid((0.0, 1.0, 0.0, 0.0, 0.0, -1.0), (1, 1), crs_wkt).srs()
     to_dst = osr.CoordinateTransformation(src, dst)

@@ -112,3 +112,25 @@ def test_same_grid_is_a_plain_read(zone_flow, tmp_path):
     r = GridReader(path, zone_flow.grid45)
     assert r.same_grid
     np.testing.assert_array_equal(r.read(1, (3, 4, 5, 6)), read_band(path, 1, (3, 4, 5, 6)))
+
+
+def test_geographic_axes_give_the_textbook_convergence(zone_flow):
+    # UTM 45N grid north seen in true (geographic) axes at 89.6° E, 29.6° N: bearing
+    # γ = atan(tan(λ − λ0) sin φ) with λ0 = 87° E (its ellipsoidal terms are below 1e-4° here)
+    from osgeo import osr
+
+    from glacier_velocity.core.io.grid import crs_to_wkt
+    from glacier_velocity.core.io.reader import directions_at
+
+    geo = osr.SpatialReference()
+    geo.ImportFromEPSG(4326)
+    geo.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    x, y, _ = osr.CoordinateTransformation(geo, zone_flow.grid45.srs()).TransformPoint(89.6, 29.6)
+    ex, ey, nx, ny = directions_at(zone_flow.grid45, crs_to_wkt(4326), [[x, y]])
+    gamma = np.degrees(np.arctan(np.tan(np.radians(2.6)) * np.sin(np.radians(29.6))))
+    assert abs(np.degrees(np.arctan2(nx[0], ny[0])) - gamma) < 1e-3
+    assert abs(ex[0] * nx[0] + ey[0] * ny[0]) < 1e-5  # measured in ground metres: perpendicular
+    # and back: a geographic grid's true east, seen in 45N, is γ the other way
+    g4326 = Grid.from_bounds(89.6, 29.6, 0.001, 1, 1, 4326)
+    ex, ey, nx, ny = directions_at(g4326, zone_flow.grid45.crs_wkt, [[89.6005, 29.5995]])
+    assert abs(np.degrees(np.arctan2(nx[0], ny[0])) + gamma) < 1e-3
