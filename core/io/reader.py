@@ -21,7 +21,6 @@ import threading
 
 import numpy as np
 from osgeo import osr
-from scipy import ndimage
 
 from ..errors import InputError
 from .grid import Grid, crs_name, same_crs
@@ -30,6 +29,7 @@ from .raster import open_raster, read_bands, warp_to_grid
 
 COMPONENTS = ("vx", "vy")
 ROTATION_STEP = 16  # pixels between exact convergence computations (it varies by ~1e-4°/km)
+DIRECTION_CACHE_PIXELS = 1 << 22  # per-pixel directions kept for windows up to this (64 MB)
 _SUFFIX = re.compile(r"([_-])(vx|vy)(?=\.[^.]+$|$)", re.IGNORECASE)
 
 
@@ -69,10 +69,32 @@ def directions_at(source_grid, crs_wkt, points):
     return tuple(out)
 
 
-def axis_directions(source_grid, grid, window=None, step=ROTATION_STEP):
-    """:func:`directions_at` every pixel of ``grid`` (or a window ``(row_off, col_off, rows,
-    cols)`` of it), as arrays of the window's shape. The directions are computed exactly every
-    ``step`` pixels (and at the window's last row and column), then interpolated bilinearly."""
+def _linear_index(n, knots):
+    """``(j, t)``: positions 0..n-1 lie between knots ``j`` and ``j + 1`` at fraction ``t``
+    (``knots`` sorted integer positions, the first 0 and the last n-1)."""
+    pos = np.arange(n)
+    if knots.size == 1:
+        return np.zeros(n, int), np.zeros(n)
+    j = np.clip(np.searchsorted(knots, pos, side="right") - 1, 0, knots.size - 2)
+    return j, (pos - knots[j]) / (knots[j + 1] - knots[j])
+
+
+def _bilinear(values, rows, cols, shape):
+    """``values`` given at knots ``rows`` x ``cols`` interpolated bilinearly onto ``shape``,
+    one axis after the other (two gathers, no per-pixel coordinate search)."""
+    jr, tr = _linear_index(shape[0], rows)
+    jc, tc = _linear_index(shape[1], cols)
+    v = np.vstack([values, values[-1:]])  # a knot past the end (weight 0 for a single knot)
+    v = v[jr] * (1.0 - tr)[:, None] + v[jr + 1] * tr[:, None]
+    v = np.hstack([v, v[:, -1:]])
+    return v[:, jc] * (1.0 - tc) + v[:, jc + 1] * tc
+
+
+def direction_lattice(source_grid, grid, window=None, step=ROTATION_STEP):
+    """The exact :func:`directions_at` every ``step`` pixels of ``grid``'s window (and at its last
+    row and column): ``(rows, cols, (ex, ey, nx, ny))``, the knots' pixel rows and columns in
+    the window and four arrays of (rows, cols). Small (1/step² of the window), so readers keep it
+    per window instead of transforming points again for every band."""
     g = grid if window is None else grid.subgrid(*window)
     to_src = osr.CoordinateTransformation(g.srs(), source_grid.srs())
     rows = np.unique(np.r_[np.arange(0, g.rows, step), g.rows - 1])
@@ -81,31 +103,40 @@ def axis_directions(source_grid, grid, window=None, step=ROTATION_STEP):
     px, py = np.meshgrid(xs[cols], ys[rows])
     ps = np.array(to_src.TransformPoints(np.column_stack([px.ravel(), py.ravel()])))[:, :2]
     dirs = directions_at(source_grid, g.crs_wkt, ps)
-    ri = np.interp(np.arange(g.rows), rows, np.arange(rows.size))
-    ci = np.interp(np.arange(g.cols), cols, np.arange(cols.size))
-    rr, cc = np.meshgrid(ri, ci, indexing="ij")
-    ex, ey, nx, ny = (ndimage.map_coordinates(d.reshape(px.shape), [rr, cc], order=1,
-                                              mode="nearest") for d in dirs)
-    e_norm, n_norm = np.hypot(ex, ey), np.hypot(nx, ny)
-    return ex / e_norm, ey / e_norm, nx / n_norm, ny / n_norm
+    return rows, cols, tuple(d.reshape(px.shape) for d in dirs)
 
 
-def rotate_components(vx, vy, source_grid, grid, window=None):
+def axis_directions(source_grid, grid, window=None, step=ROTATION_STEP, lattice=None):
+    """:func:`directions_at` every pixel of ``grid`` (or a window ``(row_off, col_off, rows,
+    cols)`` of it), as arrays of the window's shape: the :func:`direction_lattice` (given, or
+    computed) interpolated bilinearly (float32)."""
+    if window is None:
+        window = (0, 0) + tuple(grid.shape)
+    rows, cols, dirs = lattice or direction_lattice(source_grid, grid, window, step)
+    # unit vectors ``step`` pixels apart differ by ~1e-6 rad: their linear blend keeps unit
+    # length to ~1e-13, so no renormalisation is needed
+    return tuple(_bilinear(d, rows, cols, window[2:]).astype(np.float32) for d in dirs)
+
+
+def rotate_components(vx, vy, source_grid, grid, window=None, lattice=None, directions=None):
     """``(vx, vy)`` given in ``source_grid``'s CRS axes (float arrays on ``grid``'s window)
     expressed in ``grid``'s CRS axes (float32); unchanged when both CRSs are the same. In a
-    conformal projection such as UTM this is a rotation by the grid convergence (speed kept)."""
+    conformal projection such as UTM this is a rotation by the grid convergence (speed kept).
+    ``lattice`` (the window's :func:`direction_lattice`) or ``directions`` (its
+    :func:`axis_directions`), when already known."""
     vx, vy = np.asarray(vx, np.float32), np.asarray(vy, np.float32)
     if same_crs(source_grid.crs_wkt, grid.crs_wkt):
         return vx, vy
-    ex, ey, nx, ny = axis_directions(source_grid, grid, window)
-    return ((vx * ex + vy * nx).astype(np.float32), (vx * ey + vy * ny).astype(np.float32))
+    ex, ey, nx, ny = directions or axis_directions(source_grid, grid, window, lattice=lattice)
+    return vx * ex + vy * nx, vx * ey + vy * ny
 
 
-def rotate_bearings(bearings, source_grid, grid, window=None):
+def rotate_bearings(bearings, source_grid, grid, window=None, directions=None):
     """Bearings (degrees clockwise from north, NaN kept) measured in ``source_grid``'s CRS, as
     bearings in ``grid``'s CRS (0–360), turned like velocity components."""
     b = np.radians(np.asarray(bearings, np.float64))
-    x, y = rotate_components(np.sin(b), np.cos(b), source_grid, grid, window)
+    x, y = rotate_components(np.sin(b), np.cos(b), source_grid, grid, window,
+                             directions=directions)
     return (np.degrees(np.arctan2(x, y)) % 360.0).astype(np.float32)
 
 
@@ -125,6 +156,8 @@ class GridReader:
         self.same_crs = same_crs(self.source_grid.crs_wkt, self.grid.crs_wkt)
         self._local = threading.local()
         self._local.ds = ds
+        self._lattices = {}  # window -> direction_lattice, when the CRS changes
+        self._last = None  # (window, axis_directions) of the last window turned
 
     def dataset(self):
         """This thread's open dataset of the raster."""
@@ -144,11 +177,28 @@ class GridReader:
             return read_bands(self.dataset(), bands, window)
         return warp_to_grid(self.dataset(), self.grid, "nearest", list(bands), window)
 
+    def directions(self, window=None):
+        """:func:`axis_directions` of a window of the target grid. The small lattice of exact
+        values is kept per window; the per-pixel arrays of the last window (when it has at most
+        :data:`DIRECTION_CACHE_PIXELS`), so band after band of one window costs one
+        interpolation."""
+        key = tuple(window) if window is not None else None
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        if key not in self._lattices:
+            self._lattices[key] = direction_lattice(self.source_grid, self.grid, window)
+        dirs = axis_directions(self.source_grid, self.grid, window, lattice=self._lattices[key])
+        shape = self.grid.shape if window is None else window[2:]
+        if shape[0] * shape[1] <= DIRECTION_CACHE_PIXELS:
+            self._last = (key, dirs)
+        return dirs
+
     def turn(self, vx, vy, window=None):
         """Components read from this raster (source CRS axes) in the target CRS's axes."""
         if self.same_crs:
             return vx, vy
-        return rotate_components(vx, vy, self.source_grid, self.grid, window)
+        return rotate_components(vx, vy, self.source_grid, self.grid, window,
+                                 directions=self.directions(window))
 
     def read_vector(self, band_x, band_y, y_reader=None, window=None):
         """``(vx, vy)`` of bands ``band_x`` (this raster) and ``band_y`` (of ``y_reader``, default
@@ -162,7 +212,9 @@ class GridReader:
     def read_bearings(self, band=1, window=None):
         """Bearings (degrees from north) of ``band`` on ``grid``, turned to its CRS's north."""
         b = self.read(band, window)
-        return b if self.same_crs else rotate_bearings(b, self.source_grid, self.grid, window)
+        if self.same_crs:
+            return b
+        return rotate_bearings(b, self.source_grid, self.grid, window, self.directions(window))
 
 
 def companion_path(path, quantity):

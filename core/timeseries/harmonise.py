@@ -97,8 +97,8 @@ def harmonise(path, output, grid=None, pixel=DEFAULT_PIXEL, crs=None, units="m/y
     inputs = [path] + ([reader.other.path] if reader.other is not None else [])
     with StackWriter(output, grid, info.intervals, info.sensor, info.quantity, meta, band_meta,
                      inputs=inputs) as w:
-        for b in range(info.count):
-            for window, _, _ in tiles:
+        for t, (window, _, _) in enumerate(tiles):  # tile by tile: one window's rotation
+            for b in range(info.count):            # serves all its bands
                 w.write(b, reader.band(b + 1, window), window[0], window[1])
-            progress.update((b + 1) / info.count)
+                progress.update((t + (b + 1) / info.count) / len(tiles))
     return kind, grid
