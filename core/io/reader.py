@@ -7,9 +7,10 @@ window (every output value is an input value; memory holds one window). The data
 
 Vector quantities change with the CRS. Velocity components ``vx``/``vy`` (east/north of the
 source CRS's axes, m/yr) and bearings (degrees clockwise from the source's north) are turned to
-the target CRS's axes by the local grid convergence: per output pixel the source's east and north
-unit steps are transformed into the target CRS (:func:`axis_directions`), and a vector
-``vx·ê + vy·n̂`` is expressed in the target's axes (:func:`rotate_components`). The speed needs
+the target CRS's axes by the local grid convergence: per output pixel, the directions of the
+source's east and north in the target CRS (:func:`axis_directions`: unit steps transformed with
+OSR every 16 pixels, interpolated between, ~1e-8° off), and a vector ``vx·ê + vy·n̂`` expressed
+in the target's axes (:func:`rotate_components`). The speed needs
 no rotation. A component cannot be turned without its companion, so :class:`ComponentReader`
 refuses a lone vx or vy stack across a change of CRS unless the companion is given or found by
 the stack naming convention (``…_vx.tif`` ↔ ``…_vy.tif``, :func:`companion_path`).
@@ -183,8 +184,9 @@ class GridReader:
         :data:`DIRECTION_CACHE_PIXELS`), so band after band of one window costs one
         interpolation."""
         key = tuple(window) if window is not None else None
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]
+        last = self._last  # one read: another thread may replace it
+        if last is not None and last[0] == key:
+            return last[1]
         if key not in self._lattices:
             self._lattices[key] = direction_lattice(self.source_grid, self.grid, window)
         dirs = axis_directions(self.source_grid, self.grid, window, lattice=self._lattices[key])
