@@ -217,12 +217,11 @@ def _error_item(meta):
     return None
 
 
-def read_pixel_series(path, x, y, label=None, axes_crs=None):
-    """The series of the stack ``path`` at ``(x, y)`` (its CRS), or None outside the stack;
-    ``axes_crs``: see :meth:`StackPixelReader.read`."""
+def read_pixel_series(path, x, y, label=None):
+    """The series of the stack ``path`` at ``(x, y)`` (its CRS), or None outside the stack."""
     reader = StackPixelReader(path)
     try:
-        return reader.read(x, y, label, axes_crs)
+        return reader.read(x, y, label)
     finally:
         reader.close()
 

@@ -8,9 +8,17 @@ from osgeo import osr
 
 from glacier_velocity.core.errors import InputError
 from glacier_velocity.core.io.grid import Grid, crs_to_wkt
-from glacier_velocity.core.io.pixel_series import StackPixelReader, read_pixel_series
+from glacier_velocity.core.io.pixel_series import StackPixelReader
 
 UTM46 = crs_to_wkt(32646)
+
+
+def read_pixel_series(path, x, y, axes_crs=None):
+    reader = StackPixelReader(path)
+    try:
+        return reader.read(x, y, axes_crs=axes_crs)
+    finally:
+        reader.close()
 
 
 def click(zone_flow, row=12, col=30):
