@@ -245,29 +245,49 @@ class ComponentReader:
 
     def __init__(self, path, grid=None, quantity="v", units=None, companion=None,
                  companion_bands=None, what="velocity stack"):
-        self.reader = GridReader(path, grid, what)
         self.path, self.quantity, self.units = str(path), quantity, units
+        self.companion_bands = companion_bands
+        # checked before any dataset is kept open: an error's traceback must not hold datasets
+        # (QGIS tears GDAL down at exit before it would release them)
+        companion = self._companion(grid, companion, what)
+        self.reader = GridReader(path, grid, what)
         self.grid, self.source_grid = self.reader.grid, self.reader.source_grid
         self.other = None
-        self.companion_bands = companion_bands
-        if quantity in COMPONENTS and not self.reader.same_crs:
-            companion = companion or companion_path(path, quantity)
-            if not companion:
-                other = "vy" if quantity == "vx" else "vx"
-                raise InputError(
-                    f"'{path}' holds {quantity} only and is in {crs_name(self.source_grid.crs_wkt)}"
-                    f", not the target's {crs_name(self.grid.crs_wkt)}: a velocity component "
-                    f"cannot be turned to the new CRS's axes without its {other} companion. Put "
-                    f"the {other} stack beside it, named like it with _{other} (e.g. "
-                    f"flow_vx.tif and flow_vy.tif), or give it explicitly (Harmonise: "
-                    f"INPUT_COMPANION), or use a grid in {crs_name(self.source_grid.crs_wkt)}.")
+        if companion is not None:
             self.other = (self.reader if str(companion) == self.path
                           else GridReader(companion, grid, f"{quantity} companion"))
-            if not self.other.source_grid.same_as(self.source_grid):
-                raise InputError(f"The companion '{companion}' of '{path}' is not on the same grid.")
-            if companion_bands is None and self.other.count != self.reader.count:
-                raise InputError(f"The companion '{companion}' has {self.other.count} band(s) but "
-                                 f"'{path}' has {self.reader.count}: one band per time step.")
+
+    def _companion(self, grid, companion, what):
+        """The companion's path when vx/vy change CRS (None otherwise), checked."""
+        if self.quantity not in COMPONENTS:
+            return None
+        ds = open_raster(self.path, what)
+        source, count = Grid.from_dataset(ds, self.path), ds.RasterCount
+        ds = None
+        target = grid or source
+        if same_crs(source.crs_wkt, target.crs_wkt):
+            return None
+        companion = companion or companion_path(self.path, self.quantity)
+        if not companion:
+            other = "vy" if self.quantity == "vx" else "vx"
+            raise InputError(
+                f"'{self.path}' holds {self.quantity} only and is in {crs_name(source.crs_wkt)}, "
+                f"not the target's {crs_name(target.crs_wkt)}: a velocity component cannot be "
+                f"turned to the new CRS's axes without its {other} companion. Put the {other} "
+                f"stack beside it, named like it with _{other} (e.g. flow_vx.tif and "
+                f"flow_vy.tif), or give it explicitly (Harmonise: INPUT_COMPANION), or use a grid "
+                f"in {crs_name(source.crs_wkt)}.")
+        if str(companion) != self.path:
+            ds = open_raster(companion, f"{self.quantity} companion")
+            other_grid, other_count = Grid.from_dataset(ds, str(companion)), ds.RasterCount
+            ds = None
+            if not other_grid.same_as(source):
+                raise InputError(f"The companion '{companion}' of '{self.path}' is not on the "
+                                 "same grid.")
+            if self.companion_bands is None and other_count != count:
+                raise InputError(f"The companion '{companion}' has {other_count} band(s) but "
+                                 f"'{self.path}' has {count}: one band per time step.")
+        return companion
 
     def band(self, band, window=None):
         """Band ``band`` (1-based) of the quantity on the target grid (or its window)."""
