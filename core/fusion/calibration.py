@@ -6,8 +6,8 @@ interval's days (:func:`core.io.dates.match_intervals`; ties go to the band whos
 A UAV band without such a partner in every source is left out of the calibration.
 
 Harmonisation: every matched source band is resampled onto the UAV grid with nearest neighbour
-(:class:`core.fusion.weighted.BandReader`, i.e. :func:`core.io.raster.warp_to_grid` unless the grids are
-the same), band by band, so no value is smoothed or invented.
+(:class:`core.io.reader.StackReader`: a plain read when the grids are the same; vx/vy stacks in
+another CRS turned to the UAV grid's axes), band by band, so no value is smoothed or invented.
 
 Weights: the samples are all (pixel, UAV band) where the UAV and every source are valid. The
 least-squares weights solve ``min Σ (V_uav − Σ_k w_k V_k)²`` subject to ``w_k ≥ 0`` and
@@ -30,9 +30,9 @@ from ..io.names import unique_names
 from ..io.pixel_series import (CALIBRATION_COLUMNS, CLASS_COLUMN, COMBINED, SAMPLE_COLUMNS,
                                sample_column)
 from ..errors import InputError
-from .weighted import BandReader, format_weights, stack_infos
+from .weighted import format_weights, stack_infos
 from ..progress import ensure
-from ..io.raster import warp_to_grid
+from ..io.reader import GridReader, StackReader
 
 METHODS = ("least_squares", "inverse_variance")
 MIN_SAMPLES_PER_WEIGHT = 10  # fewer matched samples than this per weight is refused
@@ -225,9 +225,9 @@ def collect_samples(reference, sources, classes=None, progress=None):
                          "(largest overlap, at least half the UAV interval): no common dates.")
     cls = None
     if classes:
-        cls = warp_to_grid(classes, ref.grid, "nearest", bands=[1])[0]
-    uav = BandReader(ref, ref.grid)
-    readers = [BandReader(info, ref.grid) for info in infos]
+        cls = GridReader(classes, ref.grid, "class raster").read(1)
+    uav = StackReader(ref, ref.grid)
+    readers = [StackReader(info, ref.grid) for info in infos]
     parts = {k: [] for k in ("interval", "row", "col", "uav", "values", "classes")}
     matches = []
     for b_i, i in enumerate(bands):

@@ -31,7 +31,9 @@ from osgeo import gdal
 
 from ..errors import InputError
 from .products import read_stack_info, to_m_per_yr
+from .grid import crs_name, same_crs
 from .raster import open_raster, read_bands
+from .reader import COMPONENTS, companion_path, directions_at
 
 gdal.UseExceptions()
 
@@ -131,6 +133,7 @@ class StackPixelReader:
         if self._inverse is None:
             raise InputError(f"The geotransform of '{self.path}' cannot be inverted.")
         self.errors = _stack_errors(self.ds, self.info)
+        self._companion = None  # the other component's reader, opened on first need
 
     def pixel(self, x, y):
         """``(row, col)`` of the pixel holding ``(x, y)`` (stack CRS), or None outside the stack."""
@@ -142,23 +145,59 @@ class StackPixelReader:
             return row, col
         return None
 
-    def read(self, x, y, label=None):
-        """The :class:`PixelSeries` at ``(x, y)`` in the stack's CRS; None when outside the stack."""
+    def read(self, x, y, label=None, axes_crs=None):
+        """The :class:`PixelSeries` at ``(x, y)`` in the stack's CRS; None when outside the stack.
+
+        ``axes_crs`` (WKT, e.g. the map canvas's CRS): a vx or vy series is given in that CRS's
+        axes, so stacks of several CRSs plotted together agree (turned by the grid convergence at
+        the point, :func:`core.io.reader.directions_at`; needs the companion stack named like it
+        with _vy/_vx, else :class:`InputError`). Speeds are never turned."""
         pix = self.pixel(x, y)
         if pix is None:
             return None
-        return self.read_pixel(pix[0], pix[1], label, x, y)
+        return self.read_pixel(pix[0], pix[1], label, x, y, axes_crs)
 
-    def read_pixel(self, row, col, label=None, x=math.nan, y=math.nan):
-        """The :class:`PixelSeries` of pixel ``(row, col)``."""
-        values = read_bands(self.ds, None, (row, col, 1, 1), np.float64)[:, 0, 0]
-        values = np.asarray(to_m_per_yr(values, self.info.units), np.float64)
+    def read_pixel(self, row, col, label=None, x=math.nan, y=math.nan, axes_crs=None):
+        """The :class:`PixelSeries` of pixel ``(row, col)`` (``axes_crs``: see :meth:`read`)."""
+        values = self._values(row, col)
+        if (axes_crs and self.info.quantity in COMPONENTS
+                and not same_crs(axes_crs, self.info.grid.crs_wkt)):
+            values = self._turned(values, row, col, axes_crs)
         return PixelSeries(label or os.path.splitext(os.path.basename(self.path))[0], self.path,
                            self.info.sensor, self.info.quantity, list(self.info.intervals), values,
                            int(row), int(col), float(x), float(y), self.errors)
 
+    def _values(self, row, col):
+        values = read_bands(self.ds, None, (row, col, 1, 1), np.float64)[:, 0, 0]
+        return np.asarray(to_m_per_yr(values, self.info.units), np.float64)
+
+    def _turned(self, values, row, col, axes_crs):
+        """``values`` (this stack's component at pixel row, col) in the axes of ``axes_crs``."""
+        if self._companion is None:
+            path = companion_path(self.path, self.info.quantity)
+            if path is None:
+                other = "vy" if self.info.quantity == "vx" else "vx"
+                raise InputError(f"'{self.path}' holds {self.info.quantity} only: to show it in "
+                                 f"the map's {crs_name(axes_crs)} axes its {other} companion "
+                                 f"(named like it with _{other}) is needed; or set the map to "
+                                 f"{crs_name(self.info.grid.crs_wkt)}.")
+            companion = StackPixelReader(path)
+            if (not companion.info.grid.same_as(self.info.grid)
+                    or companion.info.intervals != self.info.intervals):
+                raise InputError(f"The companion '{path}' of '{self.path}' is not on the same grid "
+                                 "with the same bands.")
+            self._companion = companion
+        other = self._companion._values(row, col)
+        vx, vy = (values, other) if self.info.quantity == "vx" else (other, values)
+        x0, dx, _, y0, _, dy = self.info.grid.transform
+        ex, ey, nx, ny = directions_at(self.info.grid, axes_crs,
+                                       [[x0 + (col + 0.5) * dx, y0 + (row + 0.5) * dy]])
+        return vx * ex[0] + vy * nx[0] if self.info.quantity == "vx" else vx * ey[0] + vy * ny[0]
+
     def close(self):
         self.ds = None
+        if self._companion is not None:
+            self._companion.close()
 
 
 def _stack_errors(ds, info):
