@@ -39,6 +39,15 @@ def icon(name="glacier_velocity.svg"):
     return QIcon(os.path.join(ICON_DIR, name))
 
 
+SCHEDULER_HELP = ("where the work runs: empty = on this computer (all its cores); "
+                  "tcp://host:port = an existing Dask cluster (a dask-scheduler with dask-workers "
+                  "that have numpy, scipy and GDAL; the plugin sends its own code to them); "
+                  "local:N = N worker processes on this computer for this run. On a cluster the "
+                  "inputs and outputs must be on storage every worker sees under the same path "
+                  "(a shared file system); needs the Python package distributed (Debian "
+                  "python3-distributed).")
+
+
 def advanced(param):
     """``param`` flagged as advanced (shown under "Advanced Parameters")."""
     param.setFlags(param.flags() | FLAG_ADVANCED)
@@ -107,6 +116,12 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
     def add_string(self, name, description):
         """An optional string parameter."""
         self.addParameter(QgsProcessingParameterString(name, description, optional=True))
+
+    def add_scheduler(self):
+        """The advanced DASK_SCHEDULER parameter (see :mod:`core.cluster`); help in
+        :data:`SCHEDULER_HELP`."""
+        self.addParameter(advanced(QgsProcessingParameterString(
+            "DASK_SCHEDULER", "Dask scheduler (empty = this computer)", optional=True)))
 
     def add_table(self, name, description, optional=False):
         """A table output (feature sink without geometry); an optional one is off by default."""

@@ -9,10 +9,19 @@ from ..core.errors import InputError
 from ..core.correlation.images import correlate_batch
 from ..core.correlation.pairing import form_pairs, list_images
 from ._correlation_common import METHOD_HELP, OPTION_HELP, add_options, read_options
-from .base import GlacierAlgorithm
+from .base import SCHEDULER_HELP, GlacierAlgorithm
 
 COLUMNS = ["pair", "sensor", "start", "end", "baseline_days", "valid_share", "median_snr",
-           "reference", "secondary", "path", "status"]
+           "reference", "secondary", "path", "status", "worker"]
+
+
+CLUSTER_HELP = (
+    "Scaling out: with DASK_SCHEDULER the pairs run on a Dask cluster, one pair per task, with "
+    "the same results; the images and the OUTPUT folder must then be on storage every worker "
+    "sees under the same path. Each product is written under a temporary name and renamed when "
+    "complete; a worker that dies has its pairs redone by another; the index table's worker "
+    "column says which worker made each product. Progress follows the finished pairs, and "
+    "Cancel cancels the pairs not yet done.")
 
 
 class CorrelateBatchAlgorithm(GlacierAlgorithm):
@@ -28,6 +37,8 @@ pair, the earlier one as reference. Products are named <sensor>_<start>_<end>.ti
 A pair that cannot be correlated (e.g. its images do not overlap) is skipped and its reason is
 written in the index table's status column.
 
+""" + CLUSTER_HELP + """
+
 """ + METHOD_HELP
     PARAM_HELP = dict(
         OPTION_HELP,
@@ -39,7 +50,9 @@ written in the index table's status column.
                "names or metadata.",
         OUTPUT="folder receiving the pair products.",
         OUTPUT_TABLE="index: one row per pair with pair, sensor, start, end, baseline_days, "
-                     "valid_share, median_snr, reference, secondary, path and status.",
+                     "valid_share, median_snr, reference, secondary, path, status and worker "
+                     "(the Dask worker that made the product, or local).",
+        DASK_SCHEDULER=SCHEDULER_HELP,
         PAIRS="number of pair products written.",
     )
 
@@ -54,6 +67,7 @@ written in the index table's status column.
                                                        NUMBER_INTEGER, 40, minValue=1))
         self.add_string("SENSOR", "Sensor (forced on all images)")
         add_options(self)
+        self.add_scheduler()
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Output folder"))
         self.add_table("OUTPUT_TABLE", "Pair index")
         self.addOutput(QgsProcessingOutputNumber("PAIRS", "Pair products written"))
@@ -74,6 +88,8 @@ written in the index table's status column.
         feedback.pushInfo(f"{len(pairs)} pairs from {len(images)} images.")
         out_folder = self.parameterAsString(parameters, "OUTPUT", context)
         rows = correlate_batch(pairs, out_folder, progress=self.progress(feedback),
+                               scheduler=self.parameterAsString(parameters, "DASK_SCHEDULER",
+                                                                context),
                                **read_options(self, parameters, context))
         written = 0
         for row in rows:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cluster import atomic_output, remove_parts, run_tasks, worker_name
 from .engine import CorrelatorOptions, context_margin, correlate_windows, window_layout
 from ..io.dates import DAYS_PER_YEAR, acquisition_date, baseline_days
 from ..errors import InputError
@@ -185,34 +186,47 @@ def _correlate_strips(readers, layout, tile, margin, options, prior_px, years, m
     return valid, hist
 
 
-def correlate_batch(pairs, folder, progress=None, **options):
+def correlate_batch(pairs, folder, progress=None, scheduler=None, **options):
     """Correlate every :class:`core.correlation.pairing.Pair` into ``folder`` (pair products named after the
     pair); returns one index row per pair: pair, reference, secondary, sensor, start, end,
-    baseline_days, valid_share, median_snr, path, status ('ok' or why the pair was skipped).
+    baseline_days, valid_share, median_snr, path, status ('ok' or why the pair was skipped) and
+    worker (the Dask worker that made it, or 'local').
 
+    ``scheduler``: where the pairs run (:mod:`core.cluster`; empty = here, one after the other),
+    one pair per task; each product is written under a temporary name and renamed when complete.
     A pair that fails on its input (e.g. images that do not overlap) is reported and skipped;
     cancellation stops the batch.
     """
-    progress = ensure(progress)
-    os.makedirs(str(folder), exist_ok=True)
-    rows, used = [], set()
-    for k, pair in enumerate(pairs):
-        name = unique_name(pair.name, used)
-        path = os.path.join(str(folder), name + ".tif")
-        row = {"pair": name, "reference": pair.reference, "secondary": pair.secondary,
-               "sensor": pair.sensor, "start": pair.start.isoformat(),
-               "end": pair.end.isoformat(), "baseline_days": pair.days, "valid_share": None,
-               "median_snr": None, "path": None, "status": "ok"}
-        try:
-            res = correlate_images(pair.reference, pair.secondary, path, start=pair.start,
-                                   end=pair.end, sensor=pair.sensor,
-                                   progress=progress.sub(k / len(pairs), (k + 1) / len(pairs)),
+    folder = str(folder)
+    os.makedirs(folder, exist_ok=True)
+    used, tasks = set(), []
+    for pair in pairs:
+        tasks.append((pair, os.path.join(folder, unique_name(pair.name, used) + ".tif"), options))
+    visible = [folder] + [p for pair in pairs for p in (pair.reference, pair.secondary)]
+    try:
+        return run_tasks(correlate_pair_task, tasks, scheduler, progress, visible,
+                         key="correlate")
+    finally:
+        remove_parts(folder, [os.path.basename(t[1]) for t in tasks])
+
+
+def correlate_pair_task(task, progress=None):
+    """One pair of a batch: ``task = (pair, product path, correlate_images options)``; returns its
+    index row (see :func:`correlate_batch`)."""
+    pair, path, options = task
+    row = {"pair": os.path.basename(path)[:-len(".tif")], "reference": pair.reference,
+           "secondary": pair.secondary, "sensor": pair.sensor, "start": pair.start.isoformat(),
+           "end": pair.end.isoformat(), "baseline_days": pair.days, "valid_share": None,
+           "median_snr": None, "path": None, "status": "ok", "worker": worker_name()}
+    try:
+        with atomic_output(path) as tmp:
+            res = correlate_images(pair.reference, pair.secondary, tmp, start=pair.start,
+                                   end=pair.end, sensor=pair.sensor, progress=progress,
                                    **options)
-            row.update(valid_share=res["valid_share"], median_snr=res["median_snr"], path=path)
-        except InputError as exc:  # Cancelled is not one: cancelling stops the batch
-            row["status"] = str(exc)
-        rows.append(row)
-    return rows
+        row.update(valid_share=res["valid_share"], median_snr=res["median_snr"], path=path)
+    except InputError as exc:  # Cancelled is not one: cancelling stops the batch
+        row["status"] = str(exc)
+    return row
 
 
 # ------------------------------------------------------------------ helpers

@@ -1,0 +1,258 @@
+"""Running on a real Dask cluster (core.cluster): a scheduler and worker processes started here on
+127.0.0.1, without the plugin on their path, give the local run's products; a worker killed in the
+middle of a batch costs nothing; bad set-ups are clear errors."""
+
+import datetime as dt
+import glob
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from glacier_velocity.core import cluster
+from glacier_velocity.core.correlation import images as IC
+from glacier_velocity.core.correlation.pairing import form_pairs
+from glacier_velocity.core.errors import InputError
+from glacier_velocity.core.io.products import read_pair_product
+from glacier_velocity.core.io.raster import write_raster
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.sampledata.scene import band_limited_noise, render_pair_images
+
+distributed = pytest.importorskip("distributed")
+OPTIONS = dict(window=32, step=4, preprocess="none")
+
+
+# ------------------------------------------------------------------ a cluster of processes
+
+class ProcessCluster:
+    """``dask-scheduler`` and ``dask-worker`` processes on 127.0.0.1 (no nanny: killing a worker
+    loses it), started in a folder where the plugin is not importable."""
+
+    def __init__(self, folder, workers=2, env=None, user=None):
+        self.folder = folder
+        os.makedirs(folder, exist_ok=True)
+        self.procs = {}
+        base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        sched_file = os.path.join(folder, "scheduler.json")
+        self.scheduler = subprocess.Popen(
+            ["dask-scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+             "--scheduler-file", sched_file], cwd=folder, env=base,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait(lambda: os.path.exists(sched_file) and os.path.getsize(sched_file) > 0, 30)
+        time.sleep(0.2)
+        with open(sched_file) as f:
+            self.address = json.load(f)["address"]
+        self.scratch = []
+        for k in range(workers):
+            local = os.path.join(folder, f"w{k}")
+            if user:  # a folder another user can enter (pytest's are root's only)
+                local = tempfile.mkdtemp(prefix="gv-worker-")
+                os.chmod(local, 0o777)
+                self.scratch.append(local)
+            os.makedirs(local, exist_ok=True)
+            cmd = ["dask-worker", self.address, "--nthreads", "1", "--no-nanny", "--name",
+                   f"w{k}", "--host", "127.0.0.1", "--no-dashboard", "--local-directory", local]
+            if user:
+                cmd = ["runuser", "-u", user, "--"] + cmd
+            self.procs[f"w{k}"] = subprocess.Popen(
+                cmd, cwd=local, env=dict(base, **(env or {})), stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+        with distributed.Client(self.address, timeout=20) as client:
+            client.wait_for_workers(workers, timeout=60)
+            self.worker_addresses = {info["name"]: addr for addr, info in
+                                     client.scheduler_info()["workers"].items()}
+
+    def kill(self, name):
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait()
+
+    def close(self):
+        for p in list(self.procs.values()) + [self.scheduler]:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        for d in self.scratch:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _wait(predicate, timeout):
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "cluster not ready"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("cluster"))
+    c = ProcessCluster(folder)
+    yield c
+    c.close()
+
+
+# ------------------------------------------------------------------ a batch of pairs
+
+def write_batch(folder, n_images, shape=(160, 160), seed=0):
+    """``n_images`` textures moving 0.4 px east per 10 days; every consecutive two form a pair."""
+    rng = np.random.default_rng(seed)
+    o = 3
+    fine = band_limited_noise((shape[0] * o, shape[1] * o), rng, 0.3 / o)
+    g = Grid.from_bounds(500000, 5000000, 10.0, shape[0], shape[1], 32632)
+    paths = []
+    for k in range(n_images):
+        _, img = render_pair_images(fine, np.full(fine.shape, 0.4 * k * o), np.zeros(fine.shape), o)
+        img = img + 0.01 * img.std() * rng.standard_normal(img.shape)
+        day = dt.date(2020, 1, 1) + dt.timedelta(days=10 * k)
+        paths.append(write_raster(os.path.join(folder, f"img_{day:%Y%m%d}.tif"), g,
+                                  img.astype(np.float32)))
+    return form_pairs(paths, 5, 15)
+
+
+def same_products(rows_a, rows_b):
+    assert [r["pair"] for r in rows_a] == [r["pair"] for r in rows_b]
+    for a, b in zip(rows_a, rows_b):
+        assert a["status"] == b["status"] == "ok"
+        pa, pb = read_pair_product(a["path"])[1], read_pair_product(b["path"])[1]
+        for band in ("vx", "vy", "v", "snr"):
+            assert np.array_equal(pa[band], pb[band], equal_nan=True), (a["pair"], band)
+
+
+def test_workers_get_the_core_without_the_plugin_and_match_the_local_run(dask_cluster,
+                                                                         tmp_path):
+    with distributed.Client(dask_cluster.address, timeout=10) as client:
+        # before the run: the workers cannot import the plugin
+        found = client.run(lambda: importlib.util.find_spec("glacier_velocity") is not None)
+    assert set(found.values()) == {False}
+    pairs = write_batch(str(tmp_path), 7)
+    assert len(pairs) == 6
+    local = IC.correlate_batch(pairs, str(tmp_path / "local"), **OPTIONS)
+    remote = IC.correlate_batch(pairs, str(tmp_path / "remote"), scheduler=dask_cluster.address,
+                                **OPTIONS)
+    same_products(local, remote)
+    assert {r["worker"] for r in local} == {"local"}
+    assert {r["worker"] for r in remote} <= set(dask_cluster.worker_addresses.values())
+    assert len({r["worker"] for r in remote}) == 2  # both workers took pairs
+    # 0.4 px east per 10 days at 10 m pixels = 4 m / 10 days
+    assert abs(np.nanmedian(read_pair_product(remote[0]["path"])[1]["vx"]) - 0.4 * 365.25) < 1.0
+    assert not glob.glob(str(tmp_path / "remote" / ".*"))
+
+
+def test_a_worker_killed_mid_run_costs_nothing(tmp_path):
+    c = ProcessCluster(str(tmp_path / "cluster"))
+    try:
+        pairs = write_batch(str(tmp_path), 13, shape=(256, 256), seed=1)
+        out = tmp_path / "out"
+        seen = {}
+
+        def killer():
+            _wait(lambda: len(glob.glob(str(out / "*.tif"))) >= 2, 120)
+            seen["at_kill"] = len(glob.glob(str(out / "*.tif")))
+            seen["parts"] = glob.glob(str(out / ".*.part.tif"))
+            c.kill("w0")
+
+        t = threading.Thread(target=killer)
+        t.start()
+        rows = IC.correlate_batch(pairs, str(out), scheduler=c.address, **OPTIONS)
+        t.join()
+        assert seen["at_kill"] < len(pairs)  # killed while pairs were left
+        assert c.procs["w0"].poll() is not None
+        assert [r["status"] for r in rows] == ["ok"] * len(pairs)
+        products = sorted(os.listdir(out))
+        assert products == sorted(r["pair"] + ".tif" for r in rows)  # each once, no leftovers
+        assert len(set(products)) == len(pairs) == 12
+        # after the kill the survivor made the rest; every product is whole and right
+        assert c.worker_addresses["w1"] in {r["worker"] for r in rows}
+        local = IC.correlate_batch(pairs, str(tmp_path / "local"), **OPTIONS)
+        same_products(local, rows)
+    finally:
+        c.close()
+
+
+# ------------------------------------------------------------------ bad set-ups
+
+def test_unreachable_scheduler_is_a_clear_error_within_10_s(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    pairs = write_batch(str(tmp_path), 2)
+    t0 = time.monotonic()
+    with pytest.raises(InputError, match=rf"DASK_SCHEDULER: no Dask scheduler answers at "
+                                         rf"tcp://127.0.0.1:{port}"):
+        IC.correlate_batch(pairs, str(tmp_path / "out"), scheduler=f"tcp://127.0.0.1:{port}",
+                           **OPTIONS)
+    assert time.monotonic() - t0 < 12
+
+
+def test_scheduler_values_and_missing_distributed(monkeypatch):
+    assert cluster.parse_scheduler("") is None and cluster.parse_scheduler(None) is None
+    assert cluster.parse_scheduler(" local:3 ") == ("local", 3)
+    assert cluster.parse_scheduler("tcp://127.0.0.1:8786") == ("tcp", "tcp://127.0.0.1:8786")
+    for bad in ("local:0", "local:x", "127.0.0.1:8786", "tcp://host"):
+        with pytest.raises(InputError, match="DASK_SCHEDULER"):
+            cluster.parse_scheduler(bad)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # not installed
+    with pytest.raises(InputError, match="python3-distributed"):
+        cluster.run_tasks(cluster.check_worker, [[]], "local:1")
+
+
+def test_core_zip_is_the_core_package_without_qgis(tmp_path):
+    path = cluster.core_zip(str(tmp_path))
+    names = zipfile.ZipFile(path).namelist()
+    assert "glacier_velocity/__init__.py" in names
+    assert "glacier_velocity/core/correlation/images.py" in names
+    assert not [n for n in names if not n.startswith("glacier_velocity/core/")
+                and n != "glacier_velocity/__init__.py"]
+    # importable on its own, in a fresh interpreter without the plugin
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "import glacier_velocity.core.correlation.images as m; "
+            "assert 'qgis' not in sys.modules; print(m.__file__)")
+    out = subprocess.run([sys.executable, "-c", code, path], cwd=str(tmp_path),
+                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+                         capture_output=True, text=True, check=True).stdout
+    assert path in out
+
+
+def test_a_worker_without_gdal_is_named(tmp_path):
+    fake = tmp_path / "nogdal" / "osgeo"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'osgeo'\")\n")
+    c = ProcessCluster(str(tmp_path / "cluster"), workers=1,
+                       env={"PYTHONPATH": str(tmp_path / "nogdal")})
+    try:
+        pairs = write_batch(str(tmp_path), 2)
+        with pytest.raises(InputError, match=r"cannot import osgeo.gdal \(Debian python3-gdal"):
+            IC.correlate_batch(pairs, str(tmp_path / "out"), scheduler=c.address, **OPTIONS)
+        assert not glob.glob(str(tmp_path / "out" / "*"))
+    finally:
+        c.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"),
+                    reason="needs root to run a worker as another user")
+def test_a_path_workers_cannot_see_is_named(tmp_path):
+    hidden = tmp_path / "private"
+    hidden.mkdir()
+    os.chmod(hidden, 0o700)  # root's only: the worker runs as nobody
+    c = ProcessCluster(str(tmp_path / "cluster"), workers=1, user="nobody")
+    try:
+        pairs = write_batch(str(hidden), 2)
+        out = hidden / "out"
+        with pytest.raises(InputError, match=rf"cannot see '{hidden}"):
+            IC.correlate_batch(pairs, str(out), scheduler=c.address, **OPTIONS)
+    finally:
+        c.close()
