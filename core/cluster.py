@@ -115,6 +115,7 @@ def run_tasks(fn, tasks, scheduler=None, progress=None, visible=(), key="task", 
         for k, task in enumerate(tasks):
             res = fn(task, progress=progress.sub(k / len(tasks), (k + 1) / len(tasks)))
             _store(results, k, res, on_result)
+            progress.update((k + 1) / len(tasks))
         return results
     with connect(where) as client:
         prepare_workers(client, visible)

@@ -5,7 +5,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterRasterDe
 
 from ..core.trends.pixel import pixel_trends
 from ._trend_common import COMMON_HELP, SIGNIFICANCE_HELP, add_method_parameters, method_options
-from .base import GlacierAlgorithm
+from .base import SCHEDULER_HELP, GlacierAlgorithm
 
 # output parameter -> key of core.trends.pixel.pixel_trends, description, created by default
 OUTPUTS = (
@@ -34,7 +34,12 @@ pixel has fewer than MIN_YEARS valid years.
 
 The trend raster holds the chosen method's slope (OLS for ols_annual, Theil-Sen for sen_annual,
 seasonal Kendall slope for seasonal_mk); the OLS and Theil-Sen slopes of the annual means are
-optional outputs whatever the method. The stack is processed tile by tile (bounded memory)."""
+optional outputs whatever the method. The stack is processed tile by tile (bounded memory).
+
+""" + ("With DASK_SCHEDULER the tiles are computed on a Dask cluster, one tile per task, with the "
+       "same results: the stack must then be on storage every worker sees under the same path; "
+       "the outputs are written by this computer. Progress follows the finished tiles, and "
+       "Cancel cancels the tiles not yet done.")
     PARAM_HELP = dict(
         COMMON_HELP,
         OUTPUT_TREND="trend of the chosen method, m/yr per decade.",
@@ -46,6 +51,7 @@ optional outputs whatever the method. The stack is processed tile by tile (bound
         OUTPUT_TREND_OLS="OLS slope of the annual means, m/yr per decade (optional).",
         OUTPUT_TREND_SEN="Theil-Sen slope of the annual means, m/yr per decade (optional).",
         OUTPUT_N_YEARS="number of counting years per pixel (optional).",
+        DASK_SCHEDULER=SCHEDULER_HELP,
         N_COMPUTABLE="number of pixels with a trend.",
         N_SIGNIFICANT="number of pixels significant after FDR control.",
     )
@@ -53,6 +59,7 @@ optional outputs whatever the method. The stack is processed tile by tile (bound
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Velocity stack"))
         add_method_parameters(self)
+        self.add_scheduler()
         for name, _, description, default in OUTPUTS:
             self.addParameter(QgsProcessingParameterRasterDestination(
                 name, description, optional=not default, createByDefault=default))
@@ -70,7 +77,8 @@ optional outputs whatever the method. The stack is processed tile by tile (bound
                 paths[name] = path
         summary = pixel_trends(stack, {key: paths[name] for name, key, _, _ in OUTPUTS
                                        if name in paths}, progress=self.progress(feedback),
-                               **options)
+                               scheduler=self.parameterAsString(parameters, "DASK_SCHEDULER",
+                                                                context), **options)
         feedback.pushInfo(
             f"{summary['computable']} pixels with a trend, {summary['significant']} significant "
             f"after FDR control ({100 * summary['share_significant']:.1f} %; p <= "

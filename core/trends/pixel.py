@@ -46,6 +46,7 @@ Many pixels: the significance mask controls the false discovery rate over all co
 import numpy as np
 from scipy import stats
 
+from ..cluster import parse_scheduler, run_tasks
 from ..errors import InputError
 from ..io.products import StackFile
 from ..progress import ensure
@@ -409,7 +410,7 @@ OUTPUT_DESCRIPTIONS = {
 
 
 def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEFAULT_MIN_YEARS,
-                 min_months=DEFAULT_MIN_MONTHS, progress=None):
+                 min_months=DEFAULT_MIN_MONTHS, progress=None, scheduler=None):
     """Per-pixel trends of the stack at ``path``, written as float32 GeoTIFFs.
 
     ``outputs`` maps keys of :data:`OUTPUT_KEYS` to file paths (any subset): ``trend``, ``ci_low``,
@@ -417,7 +418,9 @@ def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEF
     ``sen`` (OLS and Theil-Sen slopes of the annual means), ``n_years`` and ``significant`` (1
     where significant after Benjamini-Hochberg over all computable pixels, 0 where not, NaN where
     not computable). The stack is read window by window with all bands (bounded memory); the
-    p-values of the whole raster are kept (one float32 band) for the FDR step. Returns a summary
+    p-values of the whole raster are kept (one float32 band) for the FDR step. ``scheduler``:
+    where the windows are computed (:mod:`core.cluster`; empty = here), one window per task; the
+    stack must then be on storage the workers see, the outputs are written here. Returns a summary
     dict (computable and significant pixel counts, BH p threshold, method).
     """
     _check_options(method, alpha, min_years, min_months)
@@ -437,17 +440,22 @@ def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEF
     writers = {k: RasterWriter(p, info.grid, 1, [OUTPUT_DESCRIPTIONS[k]], meta, inputs=[path])
                for k, p in outputs.items() if p}
     p_all = np.full(info.grid.shape, np.nan, np.float32)
+    # here the open stack serves every window; a worker opens the file by its path
+    source = stack if parse_scheduler(scheduler) is None else path
+    keys = sorted(set(writers) - {"significant"} | {"p"})
+    options = (cal, method, alpha, min_years, min_months, keys)
     windows = stack.windows()
+
+    def store(k, res):
+        r0, c0, nr, nc = windows[k]
+        p_all[r0:r0 + nr, c0:c0 + nc] = res["p"]
+        for key, w in writers.items():
+            if key != "significant":
+                w.write(1, res[key], r0, c0)
+
     try:
-        for k, win in enumerate(windows):
-            r0, c0, nr, nc = win
-            res = series_trends(stack.read(win), info.intervals, method, alpha, min_years,
-                                min_months, cal)
-            p_all[r0:r0 + nr, c0:c0 + nc] = res["p"]
-            for key, w in writers.items():
-                if key != "significant":
-                    w.write(1, res[key], r0, c0)
-            progress.update(0.95 * (k + 1) / len(windows))
+        run_tasks(trend_window, [(source, win, options) for win in windows], scheduler,
+                  progress.sub(0.0, 0.95), visible=[path], key="pixel-trends", on_result=store)
         mask, threshold = significance_mask(p_all, alpha)
         if "significant" in writers:
             writers["significant"].write(1, mask, 0, 0)
@@ -461,3 +469,16 @@ def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEF
     return {"method": method, "computable": n_ok, "significant": n_sig,
             "share_significant": n_sig / n_ok if n_ok else float("nan"),
             "bh_p_threshold": threshold}
+
+
+def trend_window(task, progress=None):
+    """One window of :func:`pixel_trends`: ``task = (stack (open StackFile or path), window,
+    (calendar, method, alpha, min_years, min_months, result keys))``; returns the float32 arrays
+    of the keys."""
+    source, win, (cal, method, alpha, min_years, min_months, keys) = task
+    stack = source if isinstance(source, StackFile) else StackFile(source)
+    values = stack.read(win)
+    if progress is not None:
+        progress.check()
+    res = series_trends(values, None, method, alpha, min_years, min_months, cal)
+    return {k: res[k].astype(np.float32) for k in keys}

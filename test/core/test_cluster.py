@@ -256,3 +256,29 @@ def test_a_path_workers_cannot_see_is_named(tmp_path):
             IC.correlate_batch(pairs, str(out), scheduler=c.address, **OPTIONS)
     finally:
         c.close()
+
+
+def test_pixel_trends_on_the_cluster_match_the_local_run(dask_cluster, tmp_path, monkeypatch):
+    from glacier_velocity.core.io.products import StackFile, write_stack
+    from glacier_velocity.core.io.raster import read_band
+    from glacier_velocity.core.trends.pixel import pixel_trends
+    from glacier_velocity.test.helpers import simulate_monthly_series
+
+    values, intervals = simulate_monthly_series(60 * 80, sigma=0.1, trend=0.2, seed=2)
+    path = str(tmp_path / "stack.tif")
+    write_stack(path, Grid.from_bounds(500000, 5000000, 30.0, 60, 80, 32632),
+                values.reshape(-1, 60, 80), intervals)
+    windows = StackFile.windows
+    monkeypatch.setattr(StackFile, "windows", lambda self, budget_mb=1: windows(self, 1))
+    assert len(StackFile(path).windows()) >= 3  # several tiles, so several tasks
+    keys = ("trend", "p", "significant", "ci_low", "n_years")
+    runs = {}
+    for where, scheduler in (("local", None), ("remote", dask_cluster.address)):
+        outputs = {k: str(tmp_path / f"{where}_{k}.tif") for k in keys}
+        runs[where] = pixel_trends(path, outputs, scheduler=scheduler), outputs
+    assert runs["local"][0] == runs["remote"][0]
+    for k in keys:
+        a, b = (read_band(runs[w][1][k]) for w in ("local", "remote"))
+        assert np.array_equal(a, b, equal_nan=True), k
+    # mean 100 m/yr, +20 % per decade: 20 m/yr per decade
+    assert abs(np.median(read_band(runs["remote"][1]["trend"])) - 20.0) < 2.0
