@@ -103,7 +103,11 @@ def _help_full():
          "GLACIERS": "glacier outline polygons (e.g. RGI): coverage, glacier trends, attributes.",
          "DEM": "elevation model (any grid and CRS): glacier aspect, slope and elevation.",
          "MIN_YEARS": "minimum number of valid years for a trend (at least 3).",
-         "MIN_AREA": "glaciers smaller than this (km²) are left out of the glacier tables."}
+         "MIN_AREA": "glaciers smaller than this (km²) are left out of the glacier tables.",
+         "DASK_SCHEDULER": "where the pair correlations and pixel trends run: empty = this "
+                           "computer; tcp://host:port = a Dask cluster; local:N = N local worker "
+                           "processes. On a cluster, every folder and file must be on storage the "
+                           "workers see under the same path."}
     for s in SENSORS:
         n = SENSOR_NAMES[s]
         d = SENSOR_DEFAULTS[s]
@@ -216,6 +220,7 @@ def build_full():
     qc = _qgis()
     from glacier_velocity.compat import (FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, NUMBER_INTEGER,
                                          TYPE_VECTOR_POLYGON)
+    from glacier_velocity.processing_provider.base import advanced
 
     b = ModelBuilder(FULL_ID, "Image pairs to trends (full chain)")
     for k, s in enumerate(SENSORS):
@@ -241,13 +246,16 @@ def build_full():
         6, 9)
     b.parameter(qc.QgsProcessingParameterNumber(
         "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, 1.0, minValue=0.0), 6, 10)
+    b.parameter(advanced(qc.QgsProcessingParameterString(
+        "DASK_SCHEDULER", "Dask scheduler (empty = this computer)", optional=True)), 0, 9)
 
     for k, s in enumerate(SENSORS):
         n, key = SENSOR_NAMES[s], s.upper()
         b.child(f"{s}_pairs", "correlatebatch", f"Correlate {n} pairs",
                 {"FOLDER": b.p(f"{key}_FOLDER"), "MIN_DAYS": b.p(f"{key}_MIN_DAYS"),
                  "MAX_DAYS": b.p(f"{key}_MAX_DAYS"), "WINDOW": b.p(f"{key}_WINDOW"),
-                 "STEP": b.p(f"{key}_STEP")}, 1, 3 * k,
+                 "STEP": b.p(f"{key}_STEP"), "DASK_SCHEDULER": b.p("DASK_SCHEDULER")},
+                1, 3 * k,
                 _outputs(FULL_OUTPUTS, f"{s}_pairs"))
         b.child(f"{s}_stack", "monthlystacks", f"{n} monthly stack",
                 {"FOLDER": b.c(f"{s}_pairs"), "REFERENCE": b.p("REFERENCE"),
@@ -274,7 +282,8 @@ def build_full():
             {"INPUT": products, "GLACIERS": b.p("GLACIERS")}, 5, 4,
             _outputs(FULL_OUTPUTS, "coverage"))
     b.child("pixel_trends", "pixeltrend", "Pixel trends",
-            {"INPUT": b.c("gapfill"), "MIN_YEARS": b.p("MIN_YEARS")}, 6, 2,
+            {"INPUT": b.c("gapfill"), "MIN_YEARS": b.p("MIN_YEARS"),
+             "DASK_SCHEDULER": b.p("DASK_SCHEDULER")}, 6, 2,
             _outputs(FULL_OUTPUTS, "pixel_trends"))
     b.child("glacier_trends", "glaciertrend", "Glacier trends",
             {"INPUT": b.c("gapfill"), "GLACIERS": b.p("GLACIERS"), "DEM": b.p("DEM"),
