@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cluster import atomic_output, remove_parts, run_tasks, worker_name
+from ..cluster import atomic_output, parse_scheduler, remove_parts, run_tasks, worker_name
 from .engine import CorrelatorOptions, context_margin, correlate_windows, window_layout
 from ..io.dates import DAYS_PER_YEAR, acquisition_date, baseline_days
 from ..errors import InputError
@@ -39,7 +39,8 @@ SNR_BINS = 1000
 
 def correlate_images(reference, secondary, output, window=32, step=2, start=None, end=None,
                      sensor=None, preprocess="auto", filter_size=DEFAULT_SIZE, resolution=None,
-                     search=None, prior=(0.0, 0.0), band=1, min_snr=0.0, progress=None):
+                     search=None, prior=(0.0, 0.0), band=1, min_snr=0.0, progress=None,
+                     scheduler=None):
     """Correlate two rasters into a pair product at ``output``; return a summary dict.
 
     ``window``: side in pixels, or (rows, cols); ``step``: pixels between window centres;
@@ -50,52 +51,37 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     reference's pixels); ``search``: largest displacement in working pixels beyond the prior
     (None = a quarter of the window); ``prior``: expected displacement (east, north) in metres;
     ``band``: the band correlated (1-based); ``min_snr``: vectors with a lower SNR are written as
-    NaN (their SNR is kept).
+    NaN (their SNR is kept); ``scheduler``: where the strips are correlated (:mod:`core.cluster`;
+    empty = here), one strip per task, the product written here.
 
     Summary keys: path, start, end, days, sensor, method (the pre-processing used), valid_share
     (share of windows with a vector), median_snr, windows, grid (of the product).
     """
     progress = ensure(progress)
-    reference, secondary = str(reference), str(secondary)
-    (ds_r, grid_r), (ds_s, grid_s) = _open_pair(reference, secondary)
-    start = acquisition_date(reference, start, "reference image")
-    end = acquisition_date(secondary, end, "secondary image")
-    days = baseline_days(start, end, f"the pair '{os.path.basename(reference)}' -> "
-                                     f"'{os.path.basename(secondary)}'")
-    sensor = sensor if sensor else image_sensor(reference)
-    method, filter_size = check_method(resolve(preprocess, sensor), filter_size)
-    window = (int(window), int(window)) if np.isscalar(window) else tuple(int(w) for w in window)
-    step = int(step)
-    if step < 1:
-        raise InputError(f"The step must be at least 1 pixel; got {step}.")
-    for ds, path in ((ds_r, reference), (ds_s, secondary)):
-        if not 1 <= int(band) <= ds.RasterCount:
-            raise InputError(f"'{path}' has {ds.RasterCount} band(s); band {band} was asked for.")
-        _require_content(ds, int(band), path)
+    args = dict(reference=str(reference), secondary=str(secondary), window=window, step=step,
+                start=start, end=end, sensor=sensor, preprocess=preprocess,
+                filter_size=filter_size, resolution=resolution, search=search, prior=prior,
+                band=band, min_snr=min_snr)
+    job = _PairJob(**args)
+    layout = job.layout
+    writer = PairWriter(output, layout.grid, job.start, job.end, job.sensor, job.meta,
+                        inputs=[job.reference, job.secondary])
+    strips = [(i0, min(layout.ny, i0 + job.tile)) for i0 in range(0, layout.ny, job.tile)]
+    valid, hist = [0], np.zeros(SNR_BINS, np.int64)
 
-    work, factors = _working_grid(grid_r, resolution)
-    layout = _Layout.of(work, window, step, reference)
-    options = CorrelatorOptions(window=window, search=search)
-    prior_px = (-float(prior[1]) / work.dy, float(prior[0]) / work.dx)  # (rows down, cols east)
-    readers = [_StripReader(ds_r, int(band), grid_r, work, factors, method, filter_size),
-               _StripReader(ds_s, int(band), grid_r, work, factors, method, filter_size,
-                            same=grid_s.same_as(grid_r))]
-    margin = context_margin(options, prior_px)
-    budget_rows = STRIP_PIXELS // max(1, int(work.cols * factors[1] * factors[0] *
-                                             channels(method)))
-    tile = max(1, int((budget_rows - window[0] - 2 * margin) // step))  # output rows per strip
-    meta = {"WINDOW": f"{window[0]}x{window[1]}", "STEP": step, "PREPROCESS": method,
-            "FILTER_SIZE": f"{filter_size:g}", "SEARCH_PX": f"{options.search_px:g}",
-            "PIXEL_M": f"{work.dx:g}", "BASELINE_DAYS": days,
-            "REFERENCE": os.path.basename(reference), "SECONDARY": os.path.basename(secondary),
-            "CORRELATOR": "phase-plane fit with moving raised-cosine taper"}
-    writer = PairWriter(output, layout.grid, start, end, sensor, meta,
-                        inputs=[reference, secondary])
+    def store(k, res):
+        vx, vy, snr = res
+        valid[0] += int(np.isfinite(vx).sum())
+        hist[:] += np.histogram(snr[np.isfinite(snr)], SNR_BINS, (0.0, 1.0))[0]
+        writer.write(vx, vy, snr, strips[k][0], 0)
+
+    # here the open images serve every strip; a worker opens them by their paths
+    source = job if parse_scheduler(scheduler) is None else args
     try:
-        valid, hist = _correlate_strips(readers, layout, tile, margin, options, prior_px,
-                                        days / DAYS_PER_YEAR, min_snr, writer, progress)
+        run_tasks(correlate_strip, [(source, s) for s in strips], scheduler, progress,
+                  visible=[job.reference, job.secondary], key="strip", on_result=store)
         median = _hist_median(hist)
-        share = valid / float(layout.ny * layout.nx)
+        share = valid[0] / float(layout.ny * layout.nx)
         writer.set_metadata({"VALID_SHARE": f"{share:.4f}", "MEDIAN_SNR": f"{median:.4f}"})
         writer.close()
     except BaseException:
@@ -104,9 +90,57 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
             os.remove(str(output))
         raise
     progress.update(1.0)
-    return {"path": str(output), "start": start, "end": end, "days": days, "sensor": sensor,
-            "method": method, "valid_share": share, "median_snr": median,
-            "windows": layout.ny * layout.nx, "grid": layout.grid}
+    return {"path": str(output), "start": job.start, "end": job.end, "days": job.days,
+            "sensor": job.sensor, "method": job.method, "valid_share": share,
+            "median_snr": median, "windows": layout.ny * layout.nx, "grid": layout.grid}
+
+
+class _PairJob:
+    """A pair opened and checked (geometry, dates, bands, content), with everything its strips
+    need: readers, window layout, strip height ``tile`` (product rows), search margin, options.
+    Built from :func:`correlate_images`' arguments, here or again on a worker."""
+
+    def __init__(self, reference, secondary, window, step, start, end, sensor, preprocess,
+                 filter_size, resolution, search, prior, band, min_snr):
+        (ds_r, grid_r), (ds_s, grid_s) = _open_pair(reference, secondary)
+        self.reference, self.secondary = reference, secondary
+        self.start = acquisition_date(reference, start, "reference image")
+        self.end = acquisition_date(secondary, end, "secondary image")
+        self.days = days = baseline_days(
+            self.start, self.end,
+            f"the pair '{os.path.basename(reference)}' -> '{os.path.basename(secondary)}'")
+        self.sensor = sensor if sensor else image_sensor(reference)
+        method, filter_size = check_method(resolve(preprocess, self.sensor), filter_size)
+        self.method = method
+        window = (int(window), int(window)) if np.isscalar(window) else tuple(int(w) for w in window)
+        step = int(step)
+        if step < 1:
+            raise InputError(f"The step must be at least 1 pixel; got {step}.")
+        for ds, path in ((ds_r, reference), (ds_s, secondary)):
+            if not 1 <= int(band) <= ds.RasterCount:
+                raise InputError(f"'{path}' has {ds.RasterCount} band(s); band {band} was asked "
+                                 "for.")
+            _require_content(ds, int(band), path)
+        work, factors = _working_grid(grid_r, resolution)
+        self.layout = _Layout.of(work, window, step, reference)
+        self.options = options = CorrelatorOptions(window=window, search=search)
+        # prior in working pixels (rows down, cols east)
+        self.prior_px = (-float(prior[1]) / work.dy, float(prior[0]) / work.dx)
+        self.readers = [_StripReader(ds_r, int(band), grid_r, work, factors, method, filter_size),
+                        _StripReader(ds_s, int(band), grid_r, work, factors, method, filter_size,
+                                     same=grid_s.same_as(grid_r))]
+        self.margin = context_margin(options, self.prior_px)
+        budget_rows = STRIP_PIXELS // max(1, int(work.cols * factors[1] * factors[0] *
+                                                 channels(method)))
+        self.tile = max(1, int((budget_rows - window[0] - 2 * self.margin) // step))
+        self.years = days / DAYS_PER_YEAR
+        self.min_snr = min_snr
+        self.meta = {"WINDOW": f"{window[0]}x{window[1]}", "STEP": step, "PREPROCESS": method,
+                     "FILTER_SIZE": f"{filter_size:g}", "SEARCH_PX": f"{options.search_px:g}",
+                     "PIXEL_M": f"{work.dx:g}", "BASELINE_DAYS": days,
+                     "REFERENCE": os.path.basename(reference),
+                     "SECONDARY": os.path.basename(secondary),
+                     "CORRELATOR": "phase-plane fit with moving raised-cosine taper"}
 
 
 def _open_pair(reference, secondary):
@@ -148,42 +182,37 @@ class _Layout:
         return cls(ny, nx, top0, left0, step, window, grid)
 
 
-def _correlate_strips(readers, layout, tile, margin, options, prior_px, years, min_snr, writer,
-                      progress):
-    """Correlate the product ``tile`` rows at a time (image rows read with ``margin`` for the
-    search) and write each strip; returns ``(valid vectors, SNR histogram)``."""
+def correlate_strip(task, progress=None):
+    """Product rows ``[i0, i1)`` of a pair: ``task = (pair (a _PairJob, or the arguments to
+    build one), (i0, i1))``; returns ``(vx, vy, snr)`` (m/yr, m/yr, 0-1) arrays of those rows."""
+    source, (i0, i1) = task
+    job = source if isinstance(source, _PairJob) else _PairJob(**source)
+    progress = ensure(progress)
+    layout, readers = job.layout, job.readers
     work = readers[0].work
-    step, (ny, nx) = layout.step, (layout.ny, layout.nx)
-    valid = 0
-    hist = np.zeros(SNR_BINS, np.int64)
+    step, nx = layout.step, layout.nx
     cols = layout.left0 + step * np.arange(nx)
-    for i0 in range(0, ny, tile):
-        i1 = min(ny, i0 + tile)
-        part = progress.sub(i0 / ny, i1 / ny)
-        part.check()
-        r_lo = layout.top0 + i0 * step - margin
-        r_hi = layout.top0 + (i1 - 1) * step + layout.window[0] + margin
-        ref_s = readers[0].read(r_lo, r_hi)
-        part.check()
-        sec_s = readers[1].read(r_lo, r_hi)
-        for reader in readers:
-            reader.ds.FlushCache()  # drop the read blocks: memory stays per strip, not per image
-        rows = layout.top0 + step * np.arange(i0, i1) - r_lo
-        rr, cc = np.meshgrid(rows, cols, indexing="ij")
-        d_r, d_c, snr = correlate_windows(ref_s, sec_s, rr, cc, options, prior_px,
-                                          progress=part.sub(0.1, 1.0))
-        shape = (i1 - i0, nx)
-        vx = (d_c * work.dx / years).reshape(shape)
-        vy = (-d_r * work.dy / years).reshape(shape)
-        snr = snr.reshape(shape)
-        if min_snr > 0:
-            low = ~(snr >= min_snr)
-            vx[low] = np.nan
-            vy[low] = np.nan
-        valid += int(np.isfinite(vx).sum())
-        hist += np.histogram(snr[np.isfinite(snr)], SNR_BINS, (0.0, 1.0))[0]
-        writer.write(vx, vy, snr, i0, 0)
-    return valid, hist
+    progress.check()
+    r_lo = layout.top0 + i0 * step - job.margin
+    r_hi = layout.top0 + (i1 - 1) * step + layout.window[0] + job.margin
+    ref_s = readers[0].read(r_lo, r_hi)
+    progress.check()
+    sec_s = readers[1].read(r_lo, r_hi)
+    for reader in readers:
+        reader.ds.FlushCache()  # drop the read blocks: memory stays per strip, not per image
+    rows = layout.top0 + step * np.arange(i0, i1) - r_lo
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    d_r, d_c, snr = correlate_windows(ref_s, sec_s, rr, cc, job.options, job.prior_px,
+                                      progress=progress.sub(0.1, 1.0))
+    shape = (i1 - i0, nx)
+    vx = (d_c * work.dx / job.years).reshape(shape)
+    vy = (-d_r * work.dy / job.years).reshape(shape)
+    snr = snr.reshape(shape)
+    if job.min_snr > 0:
+        low = ~(snr >= job.min_snr)
+        vx[low] = np.nan
+        vy[low] = np.nan
+    return vx, vy, snr
 
 
 def correlate_batch(pairs, folder, progress=None, scheduler=None, **options):
@@ -193,7 +222,8 @@ def correlate_batch(pairs, folder, progress=None, scheduler=None, **options):
     worker (the Dask worker that made it, or 'local').
 
     ``scheduler``: where the pairs run (:mod:`core.cluster`; empty = here, one after the other),
-    one pair per task; each product is written under a temporary name and renamed when complete.
+    one pair per task (a batch of one pair: its strips, the product written here, ``worker`` the
+    scheduler); each product is written under a temporary name and renamed when complete.
     A pair that fails on its input (e.g. images that do not overlap) is reported and skipped;
     cancellation stops the batch.
     """
@@ -204,6 +234,11 @@ def correlate_batch(pairs, folder, progress=None, scheduler=None, **options):
         tasks.append((pair, os.path.join(folder, unique_name(pair.name, used) + ".tif"), options))
     visible = [folder] + [p for pair in pairs for p in (pair.reference, pair.secondary)]
     try:
+        if len(tasks) == 1 and parse_scheduler(scheduler) is not None:
+            # one pair: its strips are the tasks, the product is written here
+            pair, path, _ = tasks[0]
+            return [correlate_pair_task((pair, path, dict(options, scheduler=scheduler)),
+                                        progress)]
         return run_tasks(correlate_pair_task, tasks, scheduler, progress, visible,
                          key="correlate")
     finally:
@@ -217,7 +252,8 @@ def correlate_pair_task(task, progress=None):
     row = {"pair": os.path.basename(path)[:-len(".tif")], "reference": pair.reference,
            "secondary": pair.secondary, "sensor": pair.sensor, "start": pair.start.isoformat(),
            "end": pair.end.isoformat(), "baseline_days": pair.days, "valid_share": None,
-           "median_snr": None, "path": None, "status": "ok", "worker": worker_name()}
+           "median_snr": None, "path": None, "status": "ok",
+           "worker": options.get("scheduler") or worker_name()}
     try:
         with atomic_output(path) as tmp:
             res = correlate_images(pair.reference, pair.secondary, tmp, start=pair.start,

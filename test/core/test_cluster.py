@@ -282,3 +282,18 @@ def test_pixel_trends_on_the_cluster_match_the_local_run(dask_cluster, tmp_path,
         assert np.array_equal(a, b, equal_nan=True), k
     # mean 100 m/yr, +20 % per decade: 20 m/yr per decade
     assert abs(np.median(read_band(runs["remote"][1]["trend"])) - 20.0) < 2.0
+
+
+def test_a_single_pair_goes_out_in_strips(dask_cluster, tmp_path, monkeypatch):
+    pairs = write_batch(str(tmp_path), 2, shape=(256, 256), seed=3)
+    local = IC.correlate_batch(pairs, str(tmp_path / "local"), **OPTIONS)
+    monkeypatch.setattr(IC, "STRIP_PIXELS", 20000)  # several strips, so several tasks
+    with distributed.Client(dask_cluster.address, timeout=10) as client:
+        with distributed.get_task_stream(client=client) as stream:
+            remote = IC.correlate_batch(pairs, str(tmp_path / "remote"),
+                                        scheduler=dask_cluster.address, **OPTIONS)
+    strips = [t for t in stream.data if str(t["key"]).startswith("strip-")]
+    assert len(strips) >= 3 and len({t["worker"] for t in strips}) == 2
+    same_products(local, remote)
+    assert remote[0]["worker"] == dask_cluster.address
+    assert not glob.glob(str(tmp_path / "remote" / ".*"))
