@@ -22,7 +22,7 @@ from glacier_velocity.core import cluster
 from glacier_velocity.core.correlation.images import correlate_batch
 from glacier_velocity.core.correlation.pairing import form_pairs
 from glacier_velocity.core.io.grid import Grid
-from glacier_velocity.core.io.products import StackWriter
+from glacier_velocity.core.io.products import StackFile, StackWriter
 from glacier_velocity.core.io.raster import write_raster
 from glacier_velocity.core.sampledata.scene import band_limited_noise, render_pair_images
 from glacier_velocity.core.trends.pixel import pixel_trends
@@ -101,9 +101,7 @@ def trends(tmp, rows=2000, cols=2000, years=10):
     res = {}
     for where, scheduler in (("local", None), ("dask", "local:2")):
         outputs = {k: os.path.join(tmp, f"{where}_{k}.tif") for k in ("trend", "p", "significant")}
-        res[where] = timed(lambda: pixel_trends(path, outputs, scheduler=scheduler))
-    from glacier_velocity.core.io.products import StackFile
-
+        res[where] = timed(lambda o=outputs, s=scheduler: pixel_trends(path, o, scheduler=s))
     with StackFile(path) as s:
         tiles = len(s.windows())
     (t_local, cpu_local, s_local), (t_dask, _, s_dask) = res["local"], res["dask"]

@@ -36,7 +36,7 @@ import zipfile
 from .errors import InputError
 from .progress import ensure
 
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 8  # the scheduler must answer within 10 s, set-up included
 PARAMETER = "DASK_SCHEDULER"
 # what a worker must import, with the Debian package that provides it
 WORKER_PACKAGES = (("numpy", "python3-numpy"), ("scipy", "python3-scipy"),
@@ -44,6 +44,11 @@ WORKER_PACKAGES = (("numpy", "python3-numpy"), ("scipy", "python3-scipy"),
 PART_SUFFIX = ".part.tif"
 _POLL_S = 0.2
 _CORE = os.path.dirname(os.path.abspath(__file__))
+
+
+class ClusterError(InputError):
+    """The cluster cannot run the work (no scheduler, a worker lacking a package or a path):
+    it stops the whole run, unlike an input error of one task (e.g. one bad pair of a batch)."""
 
 
 def parse_scheduler(value):
@@ -55,12 +60,12 @@ def parse_scheduler(value):
     if text.startswith("local:"):
         n = text[len("local:"):]
         if not n.isdigit() or int(n) < 1:
-            raise InputError(f"{PARAMETER}: 'local:N' needs a whole number of workers >= 1, not "
+            raise ClusterError(f"{PARAMETER}: 'local:N' needs a whole number of workers >= 1, not "
                              f"'{text}'.")
         return "local", int(n)
     if text.startswith("tcp://") and ":" in text[len("tcp://"):]:
         return "tcp", text
-    raise InputError(f"{PARAMETER}: '{text}' is neither empty (run here), tcp://host:port (a "
+    raise ClusterError(f"{PARAMETER}: '{text}' is neither empty (run here), tcp://host:port (a "
                      "running Dask scheduler) nor local:N (N local worker processes).")
 
 
@@ -179,7 +184,7 @@ def connect(where):
     except (OSError, dist.TimeoutError) as exc:
         if cluster is not None:
             cluster.close()
-        raise InputError(f"{PARAMETER}: no Dask scheduler answers at {address} within "
+        raise ClusterError(f"{PARAMETER}: no Dask scheduler answers at {address} within "
                          f"{CONNECT_TIMEOUT_S} s ({type(exc).__name__}). Start one with "
                          "'dask-scheduler' (and workers with 'dask-worker ADDRESS'), check the "
                          "address, port and firewall, or leave the parameter empty to run "
@@ -206,11 +211,11 @@ def prepare_workers(client, visible=()):
     reports = client.run(check_worker, paths)
     for worker, (missing, unseen) in sorted(reports.items()):
         if missing:
-            raise InputError(f"The Dask worker {worker} cannot import {', '.join(missing)}: "
+            raise ClusterError(f"The Dask worker {worker} cannot import {', '.join(missing)}: "
                              "install it there (workers need numpy, scipy and GDAL's Python "
                              "bindings, not QGIS).")
         if unseen:
-            raise InputError(f"The Dask worker {worker} cannot see '{unseen[0]}'"
+            raise ClusterError(f"The Dask worker {worker} cannot see '{unseen[0]}'"
                              + (f" (and {len(unseen) - 1} more paths)" if len(unseen) > 1 else "")
                              + ": inputs and outputs must be on storage every worker sees, under "
                                "the same path (a shared file system).")
@@ -280,7 +285,7 @@ def _distributed():
     try:
         return importlib.import_module("distributed")
     except ImportError:
-        raise InputError(f"{PARAMETER}: running on a Dask cluster needs the Python package "
+        raise ClusterError(f"{PARAMETER}: running on a Dask cluster needs the Python package "
                          "'distributed' (Debian: apt install python3-distributed; pip: "
                          "distributed); leave the parameter empty to run here.") from None
 

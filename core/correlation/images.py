@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cluster import atomic_output, parse_scheduler, remove_parts, run_tasks, worker_name
+from ..cluster import ClusterError, atomic_output, parse_scheduler, remove_parts, run_tasks, worker_name
 from .engine import CorrelatorOptions, context_margin, correlate_windows, window_layout
 from ..io.dates import DAYS_PER_YEAR, acquisition_date, baseline_days
 from ..errors import InputError
@@ -260,7 +260,9 @@ def correlate_pair_task(task, progress=None):
                                    end=pair.end, sensor=pair.sensor, progress=progress,
                                    **options)
         row.update(valid_share=res["valid_share"], median_snr=res["median_snr"], path=path)
-    except InputError as exc:  # Cancelled is not one: cancelling stops the batch
+    except ClusterError:  # stops the batch, as cancelling does
+        raise
+    except InputError as exc:
         row["status"] = str(exc)
     return row
 
