@@ -8,7 +8,8 @@ PY := /usr/bin/python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 DEB_PACKAGES := qgis python3-qgis python3-gdal python3-scipy python3-skimage python3-pyqtgraph \
-                python3-matplotlib python3-venv python3-pip gdal-bin
+                python3-matplotlib python3-venv python3-pip gdal-bin \
+                python3-netcdf4 python3-xarray python3-dask python3-zarr
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 export QT_QPA_PLATFORM ?= offscreen
