@@ -23,11 +23,13 @@ class ExportCubeAlgorithm(GlacierAlgorithm):
         "(deflate) in chunks of the whole series of 10 x 10 pixels, so one pixel's history is read at "
         'once, and the stacks are read tile by tile, so memory stays bounded. The file is written under a'
         ' temporary name and moved into place when complete.\n\n'
-        'All stacks must share one grid and the same band intervals. A NetCDF cube also works where the '
-        'plugin takes a stack (the time-series and trend algorithms, the dock) when given as '
-        'NETCDF:"cube.nc":v (the source QGIS shows when the cube\'s variable v is added as a layer); GDAL '
-        'reads Zarr only layer by layer, so use NetCDF there. Needs the Python packages xarray, netCDF4 '
-        'and dask (and zarr for .zarr).')
+        "All stacks must share one grid and the same band intervals. A NetCDF cube also works "
+        "where the plugin takes a stack (the time-series, fusion and trend algorithms, the dock): "
+        "add its variable v (or vx, vy) as a raster layer (the Add Raster Layer dialog offers "
+        "each variable; the layer source reads NETCDF:\"cube.nc\":v) and choose that layer. GDAL reads "
+        "Zarr only layer by layer, so use NetCDF there, or import a Zarr cube with 'Import ITS_LIVE "
+        "granules or cube'. Needs the Python packages xarray, netCDF4 and dask (and zarr for "
+        ".zarr).")
     PARAM_HELP = {
         "INPUT": "velocity stack of the speed v (m/yr).",
         "INPUT_VX": "stack of vx (m/yr, east), same grid and dates (optional; TICOI needs vx and "
