@@ -94,17 +94,18 @@ def write_granule(path, vx, vy, start, end, transform, epsg=32645, mission="S", 
 
 
 def write_cube(path, vx, vy, starts, ends, satellites, transform, epsg=32645, v_error=None,
-               vx_error=None, vy_error=None, chunks=None, units="meter/year", dates=True):
+               vx_error=None, vy_error=None, chunks=None, units="meter/year", dates=True,
+               shape=None):
     """An ITS_LIVE datacube ``(mid_date, y, x)`` of int16 m/yr (NaN = fill). ``starts``/``ends``
     are datetimes; ``satellites`` the ``satellite_img1`` codes ("1A", "2A", "8"...);
     ``vx_error``/``vy_error`` 1-D per layer; chunks default to ITS_LIVE's (N ≤ 20000, 10, 10).
-    ``vx``/``vy``/``v_error`` may be callables ``f(layer) -> 2-D array``, so that a big cube is
-    written block by block without holding it in memory."""
+    ``vx``/``vy``/``v_error`` may be callables ``f(row0, row1) -> (N, row1 - row0, cols)``
+    (give ``shape=(rows, cols)``), so that a big cube is written strip of chunks by strip of
+    chunks, each chunk once, without holding the cube in memory."""
     import netCDF4
 
     n = len(starts)
-    first = vx(0) if callable(vx) else vx[0]
-    rows, cols = first.shape
+    rows, cols = shape or np.shape(vx)[1:]
     chunks = chunks or (min(n, 20000), min(rows, 10), min(cols, 10))
     d1, d2 = _days(starts), _days(ends)
     with netCDF4.Dataset(path, "w") as nc:
@@ -132,23 +133,20 @@ def write_cube(path, vx, vy, starts, ends, satellites, transform, epsg=32645, v_
                 var[:] = values
                 var.units = units
         fields = [("vx", vx), ("vy", vy)] + ([("v_error", v_error)] if v_error is not None else [])
-        vars_ = {}
+        out = {}
         for name, _ in fields + [("v", None)]:
             var = nc.createVariable(name, "i2", ("mid_date", "y", "x"), fill_value=FILL,
                                     zlib=True, complevel=1, chunksizes=chunks)
             var.units = units
             var.grid_mapping = "mapping"
             var.set_auto_maskandscale(False)
-            vars_[name] = var
-        block = max(1, min(n, chunks[0]))
-        for b0 in range(0, n, block):
-            b1 = min(n, b0 + block)
-            layer = {}
-            for name, values in fields:
-                layer[name] = (np.stack([values(i) for i in range(b0, b1)]) if callable(values)
-                               else np.asarray(values[b0:b1]))
-            layer["v"] = np.hypot(layer["vx"], layer["vy"])
-            for name, values in layer.items():
-                vars_[name][b0:b1] = np.where(np.isfinite(values), np.round(values),
-                                              FILL).astype(np.int16)
+            out[name] = var
+        for r0 in range(0, rows, chunks[1]):
+            r1 = min(rows, r0 + chunks[1])
+            strip = {name: np.asarray(f(r0, r1) if callable(f) else np.asarray(f)[:, r0:r1])
+                     for name, f in fields}
+            strip["v"] = np.hypot(strip["vx"], strip["vy"])
+            for name, values in strip.items():
+                out[name][:, r0:r1, :] = np.where(np.isfinite(values), np.round(values),
+                                                  FILL).astype(np.int16)
     return str(path)
