@@ -9,6 +9,7 @@ window (the fastest possible read, all of it in memory at once).
 
 import datetime as dt
 import os
+import subprocess
 import tempfile
 import time
 
@@ -17,9 +18,14 @@ import numpy as np
 from benchutil import peak_rss_mb
 
 from glacier_velocity.core.io import cubes
-from glacier_velocity.core.io.itslive import import_itslive
+from glacier_velocity.core.io.dates import Interval
+from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.io.itslive import export_stacks, import_itslive
+from glacier_velocity.core.io.products import write_stack
 from glacier_velocity.core.sampledata.itslive import write_cube
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+TICOI_PY = os.path.join(os.path.dirname(HERE), ".build", "ticoi-venv", "bin", "python")
 N, ROWS, COLS, WIN = 1000, 500, 500, 100
 GT = (400000.0, 120.0, 0.0, 3300000.0, 0.0, -120.0)
 
@@ -81,6 +87,30 @@ def main():
               f"{t_base:.2f} s (ratio {timings['default'] / t_base:.1f}x)")
         print(f"import of the window to {N} pair products: {t_import:.1f} s "
               f"({1000 * t_import / N:.1f} ms per GeoTIFF written); peak RSS {peak_rss_mb():.0f} MB")
+        ticoi_check(tmp)
+
+
+def ticoi_check(tmp):
+    """exportcube's NetCDF and Zarr cubes loaded by TICOI's generic loader (its own venv)."""
+    if not os.path.exists(TICOI_PY):
+        print("TICOI loader check skipped: no .build/ticoi-venv (make ticoi-venv, issue 16)")
+        return
+    rng = np.random.default_rng(0)
+    grid = Grid.from_bounds(400000, 3300000, 30, 20, 25, 32645)
+    months = [Interval.month(2020 + k // 12, k % 12 + 1) for k in range(18)]
+    arrays = {"vx": rng.normal(50, 5, (18, 20, 25)).astype(np.float32),
+              "vy": rng.normal(-20, 5, (18, 20, 25)).astype(np.float32)}
+    arrays["vx"][3, 4, 5] = arrays["vy"][3, 4, 5] = np.nan
+    arrays["v"] = np.hypot(arrays["vx"], arrays["vy"])
+    stacks = {q: write_stack(os.path.join(tmp, f"{q}.tif"), grid, a, months, "landsat", quantity=q)
+              for q, a in arrays.items()}
+    out = [export_stacks(os.path.join(tmp, f"ticoi.{ext}"), stacks) for ext in ("nc", "zarr")]
+    truth = os.path.join(tmp, "truth.npz")
+    np.savez(truth, vx=arrays["vx"], vy=arrays["vy"],
+             date1=[iv.start.isoformat() for iv in months],
+             date2=[iv.end.isoformat() for iv in months])
+    subprocess.run([TICOI_PY, os.path.join(HERE, "ticoi_cube_check.py"), truth] + out,
+                   check=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
 
 
 if __name__ == "__main__":
