@@ -80,24 +80,25 @@ def subdataset_name(path, variable):
     return f'{fmt}:"{path}":{"/" if fmt == "ZARR" else ""}{variable}'
 
 
-def _xarray(path, zarr=False):
-    """xarray (and the backend a file needs), or :class:`InputError` naming the packages."""
+def _xarray(path, zarr=False, write=False):
+    """xarray (and the backend a file needs; dask to write), or :class:`InputError` naming the
+    missing packages."""
     missing = []
     try:
         import xarray
     except ImportError:
         xarray = None
         missing.append("xarray")
-    backend = "zarr" if zarr else "netCDF4"
-    try:
-        __import__(backend)
-    except ImportError:
-        missing.append(backend)
+    for name in ("zarr" if zarr else "netCDF4",) + (("dask",) if write else ()):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         raise InputError(
             f"Reading or writing '{path}' needs the Python package(s) {', '.join(missing)}, which "
             "are not installed: on Debian/Ubuntu install python3-xarray python3-netcdf4 "
-            "python3-zarr; with OSGeo4W or pip, xarray netCDF4 zarr.")
+            "python3-dask python3-zarr; with OSGeo4W or pip, xarray netCDF4 dask zarr.")
     return xarray
 
 
@@ -437,7 +438,7 @@ def export_cube(output, grid, intervals, readers, sensor="", attrs=None, errors=
     ``vy_error`` to 1-D per-layer errors (m/yr). Chunks are (all dates up to 20000, 10, 10): a
     pixel's whole series is one chunk. Data are read block by block (never all in memory) and
     written under a temporary name moved into place when complete."""
-    xr = _xarray(output, str(output).rstrip("/").lower().endswith(".zarr"))
+    xr = _xarray(output, str(output).rstrip("/").lower().endswith(".zarr"), write=True)
     import dask
     import dask.array as da
 

@@ -98,6 +98,26 @@ def test_granule_grid_from_geotransform_alone(tmp_path):
     np.testing.assert_array_equal(data["vx"], vx)
 
 
+def test_south_up_granule_and_cube_are_flipped_north_up(granule, cube, tmp_path):
+    """Rows stored south to north (y ascending, no GeoTransform) give the same products."""
+    for path, window in ((granule[0], None), (cube[0], (GT[0] + 240, GT[3] - 1200,
+                                                        GT[0] + 1200, GT[3] - 360, ""))):
+        flipped = str(tmp_path / ("flipped_" + os.path.basename(path)))
+        with xr.open_dataset(path, mask_and_scale=False, decode_times=False) as ds:
+            up = ds.isel(y=slice(None, None, -1))
+            del up["mapping"].attrs["GeoTransform"]
+            up.to_netcdf(flipped)
+        a = import_itslive(path, str(tmp_path / "a"), extent=window)
+        b = import_itslive(flipped, str(tmp_path / "b"), extent=window)
+        assert len(a) == len(b) > 0
+        for pa, pb in zip(a, b):
+            ia, da = read_pair_product(pa)
+            ib, db = read_pair_product(pb)
+            assert ia.grid == ib.grid and ia.interval == ib.interval
+            for q in ("vx", "vy", "v"):
+                np.testing.assert_array_equal(da[q], db[q])
+
+
 def test_granule_folder_filters_and_extent(tmp_path):
     folder = tmp_path / "granules"
     folder.mkdir()
@@ -336,6 +356,16 @@ def test_pair_cube_out_of_date_order_is_not_a_stack(tmp_path):
     with pytest.raises(InputError, match="out of date order") as err:
         read_stack_info(subdataset_name(path, "vx"))
     assert "Import ITS_LIVE" in str(err.value)
+
+
+def test_cancelled_export_leaves_nothing(stacks, tmp_path):
+    from glacier_velocity.core.errors import Cancelled
+    from glacier_velocity.core.progress import Progress
+
+    with pytest.raises(Cancelled):
+        export_stacks(str(tmp_path / "c.nc"), stacks[0],
+                      progress=Progress(is_cancelled=lambda: True))
+    assert not [f for f in os.listdir(tmp_path) if f.endswith((".nc", ".part"))]
 
 
 def test_export_refuses_mismatched_stacks(stacks, tmp_path):
