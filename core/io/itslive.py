@@ -101,7 +101,8 @@ def _unique_name(folder, sensor, interval, taken):
 
 def _write_pair(path, grid, interval, sensor, data, meta):
     """A pair product (5th band v_error when given), written under a temporary name first."""
-    tmp = path + ".part.tif"
+    # hidden and without a raster extension, so a folder listing never takes a partial file
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.part")
     with PairWriter(tmp, grid, interval.start, interval.end, sensor, meta,
                     extra_bands=("v_error",) if "v_error" in data else ()) as w:
         snr = np.full(data["vx"].shape, np.nan, np.float32)
