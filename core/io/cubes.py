@@ -426,16 +426,14 @@ class _LazyStack:
         return out
 
 
-def export_cube(output, grid, intervals, readers, sensor="", attrs=None, errors=None,
-                progress=None):
+def export_cube(output, grid, intervals, readers, sensor="", attrs=None, progress=None):
     """Write a CF-1.8 cube with ITS_LIVE names: NetCDF (``.nc``) or Zarr (a ``.zarr`` folder).
 
     ``readers`` maps variable names (``v``, ``vx``, ``vy``, ``v_error``) to
     ``read(time_slice, window) -> float32 (time, rows, cols)`` functions (m/yr, NaN = no data).
     ``intervals`` are the layers' date intervals: ``acquisition_date_img1/2`` (and TICOI's
     ``date1``/``date2``) hold their ends, ``mid_date`` their midpoints and ``date_dt`` their
-    lengths, all in days since 1970-01-01 / days. ``errors`` optionally maps ``vx_error`` /
-    ``vy_error`` to 1-D per-layer errors (m/yr). Chunks are (all dates up to 20000, 10, 10): a
+    lengths, all in days since 1970-01-01 / days. Chunks are (all dates up to 20000, 10, 10): a
     pixel's whole series is one chunk. Data are read block by block (never all in memory) and
     written under a temporary name moved into place when complete."""
     xr = _xarray(output, str(output).rstrip("/").lower().endswith(".zarr"), write=True)
@@ -476,9 +474,6 @@ def export_cube(output, grid, intervals, readers, sensor="", attrs=None, errors=
                                   "date2": ("second acquisition (TICOI)", end)}.items():
         ds[name] = ("mid_date", values, dict(date_attrs, long_name=label))
     ds["date_dt"] = ("mid_date", end - start, {"units": "days", "long_name": "time separation"})
-    for name, values in (errors or {}).items():
-        ds[name] = ("mid_date", np.asarray(values, np.float32),
-                    {"units": VELOCITY_UNITS, "long_name": f"{name[:2]} error (1 sigma)"})
     ds["mapping"] = ((), np.int32(0), _grid_mapping_attrs(grid))
     srs = grid.srs()
     ds.attrs = {"Conventions": "CF-1.8", "title": "Velocity cube",
