@@ -33,7 +33,9 @@ class ImportItsLiveAlgorithm(GlacierAlgorithm):
         "repeated dates): bands vx, vy, v (ITS_LIVE's own speed) and snr (unknown in ITS_LIVE, left "
         'NoData: the SNR filter keeps such pixels and monthly weighting counts them as 1), plus a fifth '
         "band v_error when the source has it; metadata VX_ERROR and VY_ERROR hold ITS_LIVE's 1-sigma "
-        'errors of the pair (m/yr), DATE_DT its time separation. Each file is written under a temporary '
+        'errors of the pair (m/yr) and V_ERROR their root mean square, the per-component error that '
+        'the temporal inversion (invertseries) reads; DATE_DT holds the time separation. Each file is '
+        'written under a temporary '
         'name and renamed when complete. Needs the Python packages xarray and netCDF4 (and zarr for .zarr'
         ' cubes).')
     PARAM_HELP = {

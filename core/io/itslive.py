@@ -12,7 +12,8 @@ Each granule or cube layer becomes a pair product ``<sensor>_<YYYYMMDD>_<YYYYMMD
 (bands ``vx, vy, v, snr`` and a fifth band ``v_error`` when the source has it; SNR is unknown,
 NaN, which the SNR filter keeps and monthly weighting counts as 1). ITS_LIVE's own ``v`` is kept
 (not recomputed from the rounded components). Metadata: ``VX_ERROR``/``VY_ERROR`` (1-sigma m/yr
-of the pair: a cube's ``vx_error``/``vy_error``, a granule's ``error`` attribute of vx/vy),
+of the pair: a cube's ``vx_error``/``vy_error``, a granule's ``error`` attribute of vx/vy) and
+``V_ERROR`` (their root mean square: the per-component error the temporal inversion reads),
 ``DATE_DT`` (days), ``SATELLITE`` (the raw code), ``SOURCE=ITS_LIVE`` and ``SOURCE_FILE``.
 
 The other way, :func:`export_stacks` writes velocity stacks as one cube with ITS_LIVE names
@@ -58,6 +59,16 @@ def _attr_float(attrs, *keys):
         if math.isfinite(value):
             return value
     return None
+
+
+def _error_metadata(vx_error, vy_error):
+    """Metadata of a pair's 1-sigma errors (m/yr): ``VX_ERROR``, ``VY_ERROR`` and ``V_ERROR``,
+    the error per component the inversion reads, sqrt of the mean of their squares."""
+    meta = {k: v for k, v in (("VX_ERROR", vx_error), ("VY_ERROR", vy_error))
+            if v is not None and math.isfinite(v)}
+    if meta:
+        meta["V_ERROR"] = math.sqrt(sum(v * v for v in meta.values()) / len(meta))
+    return meta
 
 
 # ---------------------------------------------------------------------------- what to import
@@ -199,10 +210,8 @@ def _read_granule(path, extent, start, end, min_days, max_days, sensors):
             data[n] = arr[::-1] if flip else arr
         meta = {"SOURCE": "ITS_LIVE", "SOURCE_FILE": os.path.basename(path), "DATE_DT": days,
                 "SATELLITE": code}
-        for n, key in (("vx", "VX_ERROR"), ("vy", "VY_ERROR")):
-            value = _attr_float(ds[n].attrs, "error", "error_stationary")
-            if value is not None:
-                meta[key] = value
+        meta.update(_error_metadata(_attr_float(ds["vx"].attrs, "error", "error_stationary"),
+                                    _attr_float(ds["vy"].attrs, "error", "error_stationary")))
         return grid.subgrid(r0, c0, nr, nc), interval, sensor, data, meta
     finally:
         ds.close()
@@ -233,7 +242,8 @@ def _import_cube(path, output_folder, extent, start, end, min_days, max_days, se
             meta = {"SOURCE": "ITS_LIVE", "SOURCE_FILE": os.path.basename(path),
                     "DATE_DT": float(info.date_dt[i]), "SATELLITE": info.satellites[i],
                     "CUBE_LAYER": i}
-            meta.update({key: float(v[i]) for key, v in errors.items() if np.isfinite(v[i])})
+            meta.update(_error_metadata(*(float(errors[k][i]) if k in errors else None
+                                          for k in ("VX_ERROR", "VY_ERROR"))))
             out = _unique_name(output_folder, sensor, info.intervals[i], taken)
             written.append(_write_pair(out, grid, info.intervals[i], sensor, data, meta))
         return written

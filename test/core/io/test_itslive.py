@@ -84,6 +84,7 @@ def test_granule_round_trip(granule, tmp_path):
     np.testing.assert_array_equal(read_band(out[0], 5), err.astype(np.float32))
     meta = info.metadata
     assert (float(meta["VX_ERROR"]), float(meta["VY_ERROR"])) == (3.5, 4.5)
+    assert float(meta["V_ERROR"]) == pytest.approx(np.sqrt((3.5 ** 2 + 4.5 ** 2) / 2))
     assert meta["SATELLITE"] == "L8" and abs(float(meta["DATE_DT"]) - 16.0) < 1e-3
     assert not [f for f in os.listdir(tmp_path / "out") if "part" in f]
 
@@ -203,6 +204,7 @@ def test_cube_round_trip_window_dates_and_sensors(cube, tmp_path):
         np.testing.assert_array_equal(data["vx"], truth.astype(np.float32))
         np.testing.assert_array_equal(data["vy"], np.round(vy[i, 4:12, 10:25]).astype(np.float32))
         assert float(info.metadata["VX_ERROR"]) == i + 1 and "VY_ERROR" not in info.metadata
+        assert float(info.metadata["V_ERROR"]) == i + 1
         assert int(info.metadata["CUBE_LAYER"]) == i
 
 
