@@ -81,7 +81,9 @@ class ImportItsLiveAlgorithm(GlacierAlgorithm):
                 extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum(),
                           crs.toWkt() if crs.isValid() else "")
         max_days = self.parameterAsDouble(parameters, "MAX_DAYS", context)
-        sensors = [SENSOR_FILTERS[i] for i in self.parameterAsEnums(parameters, "SENSORS", context)]
+        # unset, QGIS 3.22 answers [0] (the first option), not "none ticked"
+        sensors = ([SENSOR_FILTERS[i] for i in self.parameterAsEnums(parameters, "SENSORS", context)]
+                   if parameters.get("SENSORS") not in (None, "", []) else [])
         folder = self.parameterAsString(parameters, "OUTPUT", context)
         written = import_itslive(
             source, folder, extent,

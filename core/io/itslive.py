@@ -225,12 +225,16 @@ def _import_cube(path, output_folder, extent, start, end, min_days, max_days, se
         layers = select_layers(info, start, end, min_days, max_days,
                                (lambda i: names[info.satellites[i]] in sensors) if sensors else None)
         if layers.size == 0:
+            asked = [f"{k} {v}" for k, v in (("START_DATE", start), ("END_DATE", end),
+                                              ("MIN_DAYS", min_days), ("MAX_DAYS", max_days),
+                                              ("SENSORS", ", ".join(sorted(sensors))))
+                     if v not in (None, "")]
             raise InputError(f"'{path}' has no layer in the requested dates, baselines and sensors "
-                             f"(its {info.count} pairs span "
+                             f"({'; '.join(asked)}): its {info.count} pairs span "
                              f"{min(iv.start for iv in info.intervals)} to "
                              f"{max(iv.end for iv in info.intervals)}, baselines "
                              f"{np.min(info.date_dt):g}-{np.max(info.date_dt):g} days, sensors "
-                             f"{', '.join(sorted(set(names.values()))) or 'unknown'}).")
+                             f"{', '.join(sorted(set(names.values()))) or 'unknown'}.")
         window = window_of(info.grid, extent, path)
         grid = info.grid.subgrid(*window)
         errors = {key: np.asarray(ds[n].values, np.float64)
