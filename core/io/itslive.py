@@ -221,6 +221,10 @@ def _import_cube(path, output_folder, extent, start, end, min_days, max_days, se
     ds = open_dataset(path, "ITS_LIVE cube")
     try:
         info = read_cube_info(path, ds)
+        missing = [n for n in ("vx", "vy") if n not in info.variables]
+        if missing:
+            raise InputError(f"'{path}' has no {' or '.join(missing)} on (mid_date, y, x): pair "
+                             "products need both velocity components.")
         names = {s: sensor_name(s) for s in set(info.satellites)}
         layers = select_layers(info, start, end, min_days, max_days,
                                (lambda i: names[info.satellites[i]] in sensors) if sensors else None)

@@ -261,6 +261,13 @@ def test_cube_bad_input(cube, tmp_path):
         import_itslive(units, str(tmp_path / "o"))
 
 
+def test_speed_only_cube_cannot_become_pairs(stacks, tmp_path):
+    out = export_stacks(str(tmp_path / "v.nc"), {"v": stacks[0]["v"]})
+    with pytest.raises(InputError, match="has no vx or vy") as err:
+        import_itslive(out, str(tmp_path / "o"))
+    assert "v.nc" in str(err.value)
+
+
 def test_missing_netcdf4_is_a_clear_error(granule, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "netCDF4", None)  # import netCDF4 now raises ImportError
     with pytest.raises(InputError, match="netCDF4") as err:
