@@ -228,8 +228,12 @@ def window_of(grid, extent, path):
         src.ImportFromWkt(wkt)
         src.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
         if not src.IsSame(grid.srs()):
-            ct = osr.CoordinateTransformation(src, grid.srs())
-            xmin, ymin, xmax, ymax = ct.TransformBounds(xmin, ymin, xmax, ymax, 21)
+            try:
+                ct = osr.CoordinateTransformation(src, grid.srs())
+                xmin, ymin, xmax, ymax = ct.TransformBounds(xmin, ymin, xmax, ymax, 21)
+            except RuntimeError as exc:
+                raise InputError(f"The EXTENT cannot be transformed to the CRS of '{path}': "
+                                 f"{exc}") from None
     x0, dx, _, y0, _, dy = grid.transform
     c0 = max(int(math.floor((xmin - x0) / dx)), 0)
     c1 = min(int(math.ceil((xmax - x0) / dx)), grid.cols)
