@@ -500,10 +500,10 @@ def export_cube(output, grid, intervals, readers, sensor="", attrs=None, progres
                               "_FillValue": np.float32("nan"), "dtype": "float32"}
     encoding["mapping"] = no_fill
     folder = os.path.dirname(os.path.abspath(output))
-    os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{os.path.basename(output)}.part")
-    _remove(tmp)
     try:
+        os.makedirs(folder, exist_ok=True)
+        _remove(tmp)
         with dask.config.set(scheduler="synchronous"):  # netCDF4 is not thread-safe
             if zarr:
                 ds.to_zarr(tmp, mode="w", encoding=encoding, consolidated=True)
@@ -511,6 +511,8 @@ def export_cube(output, grid, intervals, readers, sensor="", attrs=None, progres
                 ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
         _remove(output)
         os.replace(tmp, output)
+    except OSError as exc:
+        raise InputError(f"OUTPUT '{output}' cannot be written: {exc}") from None
     finally:
         _remove(tmp)
     return output
