@@ -297,3 +297,22 @@ def test_a_single_pair_goes_out_in_strips(dask_cluster, tmp_path, monkeypatch):
     same_products(local, remote)
     assert remote[0]["worker"] == dask_cluster.address
     assert not glob.glob(str(tmp_path / "remote" / ".*"))
+
+
+def test_cancel_cancels_the_futures(dask_cluster, tmp_path):
+    from glacier_velocity.core.errors import Cancelled
+    from glacier_velocity.core.progress import Progress
+
+    pairs = write_batch(str(tmp_path), 13, shape=(256, 256), seed=4)
+    seen = []
+    out = tmp_path / "out"
+    with pytest.raises(Cancelled):
+        IC.correlate_batch(pairs, str(out), scheduler=dask_cluster.address,
+                           progress=Progress(seen.append, lambda: len(seen) >= 1), **OPTIONS)
+    assert seen and seen[0] < 1.0
+    time.sleep(3)  # a pair that was running finishes its own product; the queued ones never run
+    made = glob.glob(str(out / "*.tif"))
+    assert 1 <= len(made) <= 4 < len(pairs)
+    assert not glob.glob(str(out / ".*"))
+    with distributed.Client(dask_cluster.address, timeout=10) as client:
+        assert not client.who_has()  # nothing of the run is left on the cluster
