@@ -37,6 +37,7 @@ from .errors import InputError
 from .progress import ensure
 
 CONNECT_TIMEOUT_S = 8  # the scheduler must answer within 10 s, set-up included
+WORKERS_TIMEOUT_S = 60  # a worker starting on a busy machine (or a batch job) takes a while
 PARAMETER = "DASK_SCHEDULER"
 # what a worker must import, with the Debian package that provides it
 WORKER_PACKAGES = (("numpy", "python3-numpy"), ("scipy", "python3-scipy"),
@@ -173,9 +174,11 @@ def connect(where):
     cluster = None
     if kind == "local":
         _spawn_with_python()
-        # loopback only, no dashboard: a run's private cluster is not offered to the network
+        # loopback only, no dashboard (its HTTP server on a free loopback port): a run's private
+        # cluster is not offered to the network
         cluster = dist.LocalCluster(n_workers=arg, threads_per_worker=1, processes=True,
-                                    host="127.0.0.1", dashboard_address=None)
+                                    host="127.0.0.1", dashboard_address=None,
+                                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
         address = cluster.scheduler_address
     else:
         address = arg
@@ -201,7 +204,12 @@ def prepare_workers(client, visible=()):
     """Ship ``core`` to every worker, then check each can import the scientific stack and see
     ``visible`` paths; :class:`InputError` naming the worker and what it lacks."""
     if not client.scheduler_info().get("workers"):
-        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        try:
+            client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+        except TimeoutError:
+            raise ClusterError(f"{PARAMETER}: the Dask scheduler at {client.scheduler.address} "
+                               f"has no worker after {WORKERS_TIMEOUT_S} s: start some with "
+                               "'dask-worker ADDRESS'.") from None
     folder = tempfile.mkdtemp(prefix="gv-core-")
     try:
         client.upload_file(core_zip(folder))

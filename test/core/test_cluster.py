@@ -46,6 +46,7 @@ class ProcessCluster:
         sched_file = os.path.join(folder, "scheduler.json")
         self.scheduler = subprocess.Popen(
             ["dask-scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+             "--dashboard-address", "127.0.0.1:0",
              "--scheduler-file", sched_file], cwd=folder, env=base,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait(lambda: os.path.exists(sched_file) and os.path.getsize(sched_file) > 0, 30)
