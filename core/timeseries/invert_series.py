@@ -19,6 +19,7 @@ velocity stack (bands ``START/END``). The speed stack names its error stack in t
 ``ERROR_OF``; by default the error stack is ``<speed stack>_error.tif`` beside the speed stack.
 """
 
+import datetime as dt
 import math
 import os
 from contextlib import ExitStack
@@ -133,8 +134,13 @@ def _tile_side(n_pairs, memory_mb):
 
 def _span(sources, start=None, end=None):
     """Indices of the pairs that overlap the output span and the span ``(first, last)`` days."""
-    first = parse_date(start) if start else min(s.start for s in sources)
-    last = parse_date(end) if end else max(s.end for s in sources)
+    one_day = dt.timedelta(days=1)
+    first = parse_date(start) if start else None
+    last = parse_date(end) if end else None
+    if first is None:
+        first = min([s.start for s in sources] + ([last - one_day] if last else []))
+    if last is None:
+        last = max([s.end for s in sources] + [first + one_day])
     if last <= first:
         raise InputError(f"The output span {first} to {last} is empty: END_DATE must be after "
                          "START_DATE.")
