@@ -1,13 +1,16 @@
 """Regular velocity series (calendar months or every N days) by temporal inversion of
 overlapping pair products of any sensors and baselines."""
 
+import os
+
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterFeatureSink,
                        QgsProcessingParameterFeatureSource, QgsProcessingParameterFile,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 
-from ..compat import FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, TYPE_RASTER, TYPE_VECTOR_TABLE
+from ..compat import (FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, TYPE_FILE, TYPE_RASTER,
+                      TYPE_VECTOR_TABLE)
 from ..core.correlation.pairing import list_images
 from ..core.errors import InputError
 from ..core.io.pairsource import PairSource
@@ -53,8 +56,9 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
         "(NaN): values are never extrapolated into gaps without pairs. The speed stack's metadata "
         "item ERROR_STACK names its error stack; without OUTPUT_ERROR, the error stack is written "
         "beside OUTPUT as &lt;name&gt;_error.tif, so the velocity dock finds it.\n\n"
-        "Pair products come from SOURCES and/or every raster in FOLDER (e.g. the output folder of "
-        "\"Correlate image pairs (batch)\"). They go onto the REFERENCE raster's grid, or a "
+        "Pair products come from SOURCES and/or every raster in FOLDER and FOLDERS (e.g. the "
+        "output folders of \"Correlate image pairs (batch)\"). They go onto the REFERENCE "
+        "raster's grid, or a "
         f"{DEFAULT_PIXEL:g} m grid (PIXEL_SIZE) over the first pair when all pairs share one CRS; "
         "pairs are read directly when they are on that grid, else resampled by nearest neighbour. "
         "START_DATE and END_DATE limit the series; pairs outside are left out. The work goes tile by "
@@ -64,6 +68,8 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
         "SOURCES": "pair products of any sensors (bands vx, vy, v, snr; START_DATE/END_DATE); "
                    "optional when FOLDER is given.",
         "FOLDER": "folder whose raster files (pair products) are added to SOURCES.",
+        "FOLDERS": "more folders of pair products, e.g. one per sensor from Correlate image "
+                   "pairs (batch) in a model.",
         "REFERENCE": "raster whose grid the stacks take (needed when the pairs are in several "
                      "CRS).",
         "PIXEL_SIZE": f"pixel size without a reference, m (default {DEFAULT_PIXEL:g}).",
@@ -94,6 +100,9 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
                                                                TYPE_RASTER, optional=True))
         self.addParameter(QgsProcessingParameterFile("FOLDER", "Folder of pair products",
                                                      behavior=FILE_BEHAVIOR_FOLDER, optional=True))
+        self.addParameter(QgsProcessingParameterMultipleLayers("FOLDERS", "More folders of pair "
+                                                               "products", TYPE_FILE,
+                                                               optional=True))
         add_output_grid(self)
         self.addParameter(QgsProcessingParameterNumber(
             "SPACING_DAYS", "Interval length in days (0 = calendar months)", NUMBER_DOUBLE, 0,
@@ -124,8 +133,11 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
 
     def process(self, parameters, context, feedback):
         paths = self.raster_paths(parameters, "SOURCES", context)
-        folder = self.parameterAsFile(parameters, "FOLDER", context)
-        if folder:
+        folders = [self.parameterAsFile(parameters, "FOLDER", context)]
+        folders += self.parameterAsFileList(parameters, "FOLDERS", context)
+        for folder in filter(None, folders):
+            if not os.path.isdir(folder):
+                raise InputError(f"FOLDER / FOLDERS: '{folder}' is not a folder.")
             paths += list_images(folder)
         if not paths:
             raise InputError("SOURCES / FOLDER: give pair products, or a folder that holds some.")

@@ -22,6 +22,7 @@ velocity stack (bands ``START/END``). The speed stack names its error stack in t
 import datetime as dt
 import math
 import os
+import time
 from contextlib import ExitStack
 
 import numpy as np
@@ -163,7 +164,8 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
     ``robust`` one of :data:`ROBUST`; ``error_rows`` the errors table (:func:`pair_errors`).
     ``log(message)`` receives stage messages. Returns ``(rows, summary)``: one dict per band
     (``band``, ``interval``, ``n_pairs``, ``pairs_per_pixel``, ``residual_rms``, ``coverage``)
-    and a dict of what was found (``regularisation``, ``scale``, ``gcv``, ``pairs``, ...).
+    and a dict of what was found (``regularisation``, ``scale``, ``gcv``, ``pairs``, ...;
+    ``seconds``: wall and CPU seconds of the sample stage and of the tiles).
     """
     progress = ensure(progress)
     log = log or (lambda message: None)
@@ -202,6 +204,7 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
         f"{len(bands)} band(s) written.")
 
     # 1. the coefficient and the robust scale, on a sample spread over the grid
+    clock = (time.perf_counter(), time.process_time())
     step = max(1, math.ceil(max(grid.rows, grid.cols) / SAMPLE_PIXELS))
     x0, _, _, y1 = grid.bounds
     sample_grid = Grid.from_bounds(x0, y1, grid.dx * step, math.ceil(grid.rows / step),
@@ -224,6 +227,8 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
         scale = robust_scale(u[np.isfinite(u)])
         log(f"Regularisation {lam:.3g} (given); robust scale {scale:.2f} of the stated errors.")
     del sx, sy
+    seconds = {"sample": (time.perf_counter() - clock[0], time.process_time() - clock[1])}
+    clock = (time.perf_counter(), time.process_time())
 
     # 2. tile by tile
     side = _tile_side(len(sources), memory_mb)
@@ -294,6 +299,7 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
             if os.path.exists(path):
                 os.remove(path)
         raise
+    seconds["tiles"] = (time.perf_counter() - clock[0], time.process_time() - clock[1])
     total = grid.rows * grid.cols
     table = []
     touches = d.touches[:, bands]
@@ -306,7 +312,7 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
                       "coverage": float(acc["covered"][i] / total)})
     summary = {"regularisation": lam, "scale": scale, "gcv": scores, "pairs": len(sources),
                "intervals": out_intervals, "bandwidth": d.b, "tiles": len(tiles),
-               "names": names}
+               "names": names, "seconds": seconds}
     return table, summary
 
 
