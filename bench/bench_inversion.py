@@ -14,6 +14,7 @@
 
 import datetime as dt
 import os
+import functools
 import subprocess
 import sys
 import tempfile
@@ -72,7 +73,7 @@ def run_ticoi(series, paths, sigma_rows, intervals, tmp):
 
 
 def accuracy(tmp):
-    series = pair_series(size=24, years=2, n_pairs=240, seed=0)
+    series = pair_series(size=40, years=2, n_pairs=240, seed=0)
     paths = series.write(os.path.join(tmp, "pairs"))
     rows = [{"sensor": s, "displacement_error": e}
             for s, e in series.displacement_errors().items()]
@@ -133,6 +134,9 @@ def scale(tmp, size=128):
     print(f"extrapolated to 1000 x 1000 px (x{factor:.0f} the tiles): {(sw + tw * factor) / 60:.1f}"
           f" min wall here, {(sc + tc * factor) / 60 / 2:.1f} min of CPU over 2 cores "
           f"(target < 10 min); peak memory {peak_rss_mb():.0f} MB (target < 2048)")
+
+
+print = functools.partial(print, flush=True)  # noqa: A001 (lines appear as they come)
 
 
 def main():

@@ -29,6 +29,7 @@ bridges it inside the solve but no value is reported there. A pixel that keeps l
 import datetime as dt
 
 import numpy as np
+from scipy import sparse
 
 from ..arrays import banded
 from ..errors import InputError
@@ -36,10 +37,11 @@ from ..io.dates import Interval
 
 ROBUST = ("tukey", "huber", "none")
 ROBUST_C = {"tukey": 4.685, "huber": 1.345}
-MAX_ITERATIONS = 10
+MAX_ITERATIONS = 8
+GCV_ITERATIONS = 4  # robust iterations of each candidate scored by GCV
 MIN_KEPT_SHARE = 0.5
 # GCV candidates of the dimensionless coefficient λ (see the module docstring)
-CANDIDATES = tuple(float(x) for x in np.logspace(-1.5, 2.0, 15))
+CANDIDATES = tuple(float(x) for x in np.logspace(-1.2, 1.8, 11))
 PRIOR_DOF = 4.0  # pseudo-residuals at the stated errors that steady the variance factor
 RIDGE = 1e-8  # keeps pixels without any pair factorisable (they are masked anyway)
 
@@ -89,7 +91,8 @@ def bandwidth(A):
 
 
 class Design:
-    """The design of one inversion: ``A`` and what the batched solve needs from it.
+    """The design of one inversion: ``A`` and what the batched solve needs from it, as sparse
+    matrices (a pair touches a few intervals only).
 
     ``G`` (``K (b + 1)`` × pairs) holds, per pair, the band entries ``a_jk a_j,k-d`` of its outer
     product, so that the band of ``Aᵀ W A`` for all pixels is one product ``G @ W``; ``reg`` is the
@@ -105,7 +108,10 @@ class Design:
         G = np.zeros((K, w, P))
         for d in range(w):
             G[d:, d, :] = (self.A[:, d:] * self.A[:, :K - d]).T
-        self.G = G.reshape(K * w, P)
+        self.G = sparse.csr_matrix(G.reshape(K * w, P).astype(np.float32))
+        self.A_sparse = sparse.csr_matrix(self.A.astype(np.float32))
+        self.At_sparse = self.A_sparse.T.tocsr()
+        self.touches = sparse.csr_matrix((self.A > 0).T.astype(np.float32))  # K × pairs
         reg = np.zeros((K, w))
         reg[:, 0] = 2.0
         reg[0, 0] = reg[-1, 0] = 1.0
@@ -114,14 +120,14 @@ class Design:
         if w > 1:
             reg[1:, 1] = -1.0
         self.reg = reg
-        self.touches = (self.A > 0).astype(np.float64)
 
 
 def _robust_weights(u, method):
-    c = ROBUST_C[method]
-    if method == "tukey":
-        return np.where(u < c, (1.0 - (u / c) ** 2) ** 2, 0.0)
-    return np.where(u <= c, 1.0, c / np.maximum(u, 1e-12))
+    c = np.float32(ROBUST_C[method])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if method == "tukey":
+            return np.where(u < c, (1 - (u / c) ** 2) ** 2, np.float32(0))
+        return np.where(u <= c, np.float32(1), c / u)
 
 
 def robust_scale(u):
@@ -134,60 +140,63 @@ def robust_scale(u):
 def invert_pixels(design_, yx, yy, sigma, lam, sigma_ref, robust="tukey", scale=None,
                   iterations=MAX_ITERATIONS):
     """Invert pairs ``yx``, ``yy`` (pairs × pixels, m/yr, NaN = missing) with errors ``sigma``
-    (pairs, or pairs × pixels, m/yr) and coefficient ``lam`` (dimensionless).
+    (pairs, m/yr) and coefficient ``lam`` (dimensionless).
 
     ``scale`` fixes the robust scale (else it is estimated from these pixels at each iteration).
     Returns a dict of ``(K, n)`` arrays ``vx``, ``vy``, ``sigma`` (1σ of each component, m/yr;
     NaN where empty) and ``n_pairs`` (kept pairs overlapping each interval), and per pixel
     ``chi2``, ``dof``, ``trace`` (effective parameters), ``kept``, ``valid``; ``weights`` (pairs ×
-    pixels, final) and the residuals ``rx``, ``ry``.
+    pixels, final) and the residuals ``rx``, ``ry`` (NaN where missing). Pair-sized arrays are
+    float32, the normal equations float64.
     """
     if robust not in ROBUST:
         raise InputError(f"Unknown robust reweighting '{robust}': use one of {', '.join(ROBUST)}.")
-    A, K, w = design_.A, design_.K, design_.b + 1
-    n = yx.shape[1]
+    K, w = design_.K, design_.b + 1
+    P, n = yx.shape
     valid = np.isfinite(yx) & np.isfinite(yy)
-    sig = np.asarray(sigma, np.float64)
-    if sig.ndim == 1:
-        sig = sig[:, None]
-    base = np.where(valid, 1.0 / sig ** 2, 0.0)
-    Y = np.stack([np.where(valid, yx, 0.0), np.where(valid, yy, 0.0)], axis=1)  # (P, 2, n)
+    inv_sig = (1.0 / np.asarray(sigma, np.float64)).astype(np.float32)[:, None]
+    base = np.where(valid, inv_sig ** 2, np.float32(0))
+    Y = np.empty((P, 2, n), np.float32)
+    Y[:, 0] = np.where(valid, yx, 0)
+    Y[:, 1] = np.where(valid, yy, 0)
     w_ref = 1.0 / sigma_ref ** 2
     reg = (lam ** 2 * w_ref * design_.reg + RIDGE * w_ref * (np.arange(w) == 0))[:, :, None]
     weight = np.ones_like(base)
     for it in range(iterations + 1):
         W = base * weight
-        normal = (design_.G @ W).reshape(K, w, n)
+        normal = (design_.G @ W).reshape(K, w, n).astype(np.float64)
         L = banded.cholesky(normal + reg)
-        rhs = np.einsum("pk,pcn->kcn", A, Y * W[:, None, :])
-        X = banded.solve(L, rhs)  # (K, 2, n)
-        R = np.where(valid[:, None, :], Y - np.einsum("pk,kcn->pcn", A, X), np.nan)
-        u = np.sqrt(0.5 * (R[:, 0] ** 2 + R[:, 1] ** 2)) / sig
+        rhs = (design_.At_sparse @ (Y * W[:, None, :]).reshape(P, 2 * n)).reshape(K, 2, n)
+        X = banded.solve(L, rhs.astype(np.float64))  # (K, 2, n)
+        R = Y - (design_.A_sparse @ X.reshape(K, 2 * n).astype(np.float32)).reshape(P, 2, n)
+        u = np.sqrt(0.5 * (R[:, 0] ** 2 + R[:, 1] ** 2)) * inv_sig
         if robust == "none" or it == iterations:
             break
         s = robust_scale(u[valid]) if scale is None else scale
-        new = np.where(valid, _robust_weights(np.nan_to_num(u / s, nan=np.inf), robust), 0.0)
-        change = float(np.max(np.abs(new - weight))) if new.size else 0.0
-        weight = new
-        if change < 1e-3:
+        new = np.where(valid, _robust_weights(u / np.float32(s), robust), np.float32(0))
+        changed = np.count_nonzero(np.abs(new - weight) > 0.01)
+        weight = new.astype(np.float32, copy=False)
+        if changed <= 1e-3 * max(np.count_nonzero(valid), 1):
             break
     W = base * weight
-    kept = (W > 0).sum(axis=0)
+    kept_mask = W > 0
+    kept = kept_mask.sum(axis=0)
     n_valid = valid.sum(axis=0)
     Z = banded.inverse_band(L)
     trace = banded.band_dot(Z, normal)
-    chi2 = np.nansum(W * (R[:, 0] ** 2 + R[:, 1] ** 2), axis=0)
+    R[:, :, ~valid.any(axis=0)] = 0
+    chi2 = np.einsum("pn,pn->n", W, R[:, 0] ** 2 + R[:, 1] ** 2, dtype=np.float64)
     dof = 2.0 * (kept - trace)
     s2 = (chi2 + 2 * PRIOR_DOF) / (np.maximum(dof, 0.0) + 2 * PRIOR_DOF)
-    n_pairs = design_.touches.T @ (W > 0)
+    n_pairs = design_.touches @ kept_mask.astype(np.float32)
     empty = (n_pairs == 0) | ~(kept >= np.maximum(MIN_KEPT_SHARE * n_valid, 1))[None, :]
     empty |= ~np.isfinite(L[:, 0])
     sd = np.sqrt(s2[None, :] * Z[:, 0])
-    out = {"vx": np.where(empty, np.nan, X[:, 0]), "vy": np.where(empty, np.nan, X[:, 1]),
-           "sigma": np.where(empty, np.nan, sd), "n_pairs": np.where(empty, 0, n_pairs),
-           "chi2": chi2, "dof": dof, "trace": trace, "kept": kept, "valid": n_valid,
-           "weights": W, "rx": R[:, 0], "ry": R[:, 1]}
-    return out
+    R[~np.broadcast_to(valid[:, None, :], R.shape)] = np.nan
+    return {"vx": np.where(empty, np.nan, X[:, 0]), "vy": np.where(empty, np.nan, X[:, 1]),
+            "sigma": np.where(empty, np.nan, sd), "n_pairs": np.where(empty, 0, n_pairs),
+            "chi2": chi2, "dof": dof, "trace": trace, "kept": kept, "valid": n_valid,
+            "weights": W, "rx": R[:, 0], "ry": R[:, 1]}
 
 
 def gcv_score(result):
@@ -209,7 +218,8 @@ def choose_regularisation(design_, yx, yy, sigma, sigma_ref, robust="tukey",
         raise InputError("No pixel has valid pair values to choose the regularisation from.")
     scores = []
     for i, lam in enumerate(candidates):
-        res = invert_pixels(design_, yx, yy, sigma, lam, sigma_ref, robust)
+        res = invert_pixels(design_, yx, yy, sigma, lam, sigma_ref, robust,
+                            iterations=GCV_ITERATIONS)
         scores.append(gcv_score(res))
         if progress is not None:
             progress.update((i + 1) / len(candidates))

@@ -10,7 +10,7 @@ per pair product, or a displacement error in metres per sensor), the pair's own 
 
 The regularisation coefficient (unless given) and the robust scale are found once, on a sample
 of pixels spread over the whole grid (every pair resampled onto a coarse grid), so tiles share
-them and no seams appear. Then tile by tile (memory bounded by ``memory_mb``), the pairs of the
+them and no seams appear. Then tile by tile (memory bounded by ``memory_mb``, MB), the pairs of the
 tile are read and inverted in batches of pixels; the stacks are written band by band.
 
 Outputs: speed (magnitude of vx, vy), vx, vy and the 1σ error of the speed per band, each a
@@ -23,6 +23,7 @@ import datetime as dt
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import numpy as np
@@ -41,8 +42,9 @@ from .inversion import (ROBUST, Design, choose_regularisation, design, interval_
 DEFAULT_NOISE_PX = 0.1
 ERROR_METADATA = ("V_ERROR", "ERROR", "UNCERTAINTY")
 ERROR_COLUMNS = ("error", "std", "nmad", "e", "rmse")
-SAMPLE_PIXELS = 48  # the coarse sample grid has at most this many pixels per side
-OUTPUT_KEYS = ("v", "vx", "vy", "error")
+SAMPLE_PIXELS = 32  # the coarse sample grid has at most this many pixels per side
+# batches solved at once, in threads: numpy and scipy.sparse release the GIL in the heavy steps
+WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
 def error_stack_path(path):
@@ -127,10 +129,15 @@ def _read(source, grid, window):
 
 
 def _tile_side(n_pairs, memory_mb):
-    """Side of square tiles whose pair data and batch work fit ``memory_mb``."""
-    per_pixel = n_pairs * 8 * 14  # float32 inputs + float64 work arrays per pair and pixel
-    side = int(math.sqrt(memory_mb * 2 ** 20 / per_pixel))
+    """Side of square tiles whose pair values (vx, vy float32) fill half of ``memory_mb``."""
+    side = int(math.sqrt(memory_mb / 2 * 2 ** 20 / (8 * n_pairs)))
     return int(min(max(side // 16 * 16, 16), 1024))
+
+
+def _batch_pixels(n_pairs, memory_mb):
+    """Pixels per batch whose work arrays (about 64 bytes per pair and pixel) fill a quarter of
+    ``memory_mb``."""
+    return int(max(64, memory_mb / 4 * 2 ** 20 / (64 * n_pairs)))
 
 
 def _span(sources, start=None, end=None):
@@ -154,7 +161,7 @@ def _span(sources, start=None, end=None):
 
 
 def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
-                  regularisation=None, robust="tukey", error_rows=None, memory_mb=512,
+                  regularisation=None, robust="tukey", error_rows=None, memory_mb=1024,
                   progress=None, log=None):
     """Invert the pair products ``paths`` onto ``grid`` and write the stacks ``outputs`` (a
     dict with 'v' required and any of 'vx', 'vy', 'error'; file paths).
@@ -233,7 +240,7 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
     # 2. tile by tile
     side = _tile_side(len(sources), memory_mb)
     tiles = list(iter_tiles(grid.shape, side))
-    batch = max(256, side * side // 4)
+    batch = _batch_pixels(len(sources), memory_mb)
     names = {q: os.path.basename(p) for q, p in outputs.items()}
     meta = {"METHOD": "temporal inversion", "REGULARISATION": f"{lam:.6g}",
             "ROBUST": robust, "N_PAIRS": len(sources),
@@ -261,6 +268,7 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
                     inputs=inputs))
                 written.append(path)
             work = progress.sub(0.1, 1.0)
+            pool = opened.enter_context(ThreadPoolExecutor(WORKERS))
             for t, (window, _, _) in enumerate(tiles):
                 rows, cols = window[2:]
                 yx = np.empty((len(sources), rows * cols), np.float32)
@@ -272,19 +280,21 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
                         work.update((t + 0.3 * j / len(sources)) / len(tiles))
                 result = {q: np.full((n_bands, rows * cols), np.nan, np.float32)
                           for q in ("vx", "vy", "sigma")}
+                chunks = []
                 for b0 in range(0, rows * cols, batch):
-                    sl = slice(b0, min(b0 + batch, rows * cols))
-                    has = np.isfinite(yx[:, sl]).any(axis=0)
-                    if not has.any():
-                        continue
-                    idx = np.flatnonzero(has) + b0
-                    r = invert_pixels(d, yx[:, idx].astype(np.float64),
-                                      yy[:, idx].astype(np.float64), sigma, lam, sigma_ref,
-                                      robust, scale)
-                    for q in ("vx", "vy", "sigma"):
-                        result[q][:, idx] = r[q][bands]
-                    _accumulate(acc, r, d, bands)
-                    work.update((t + 0.3 + 0.7 * min(b0 + batch, rows * cols) / (rows * cols))
+                    has = np.isfinite(yx[:, b0:b0 + batch]).any(axis=0)
+                    if has.any():
+                        chunks.append(np.flatnonzero(has) + b0)
+                for c0 in range(0, len(chunks), WORKERS):  # WORKERS batches at a time
+                    running = [(idx, pool.submit(invert_pixels, d, yx[:, idx], yy[:, idx], sigma,
+                                                 lam, sigma_ref, robust, scale))
+                               for idx in chunks[c0:c0 + WORKERS]]
+                    for idx, future in running:
+                        r = future.result()
+                        for q in ("vx", "vy", "sigma"):
+                            result[q][:, idx] = r[q][bands]
+                        _accumulate(acc, r, d, bands)
+                    work.update((t + 0.3 + 0.7 * min(c0 + WORKERS, len(chunks)) / len(chunks))
                                 / len(tiles))
                 speed = np.hypot(result["vx"], result["vy"])
                 arrays = {"v": speed, "vx": result["vx"], "vy": result["vy"],
@@ -302,9 +312,9 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
     seconds["tiles"] = (time.perf_counter() - clock[0], time.process_time() - clock[1])
     total = grid.rows * grid.cols
     table = []
-    touches = d.touches[:, bands]
+    touching = np.asarray(d.touches[bands].sum(axis=1)).ravel()
     for i, iv in enumerate(out_intervals):
-        table.append({"band": i + 1, "interval": str(iv), "n_pairs": int(touches[:, i].sum()),
+        table.append({"band": i + 1, "interval": str(iv), "n_pairs": int(touching[i]),
                       "pairs_per_pixel": float(acc["pairs"][i] / acc["covered"][i])
                       if acc["covered"][i] else 0.0,
                       "residual_rms": float(np.sqrt(acc["res2"][i] / acc["nres"][i]))
@@ -329,6 +339,6 @@ def _accumulate(acc, r, d, bands):
     acc["pairs"] += np.where(ok, r["n_pairs"][bands], 0).sum(axis=1)
     kept = r["weights"] > 0
     res2 = np.where(kept, 0.5 * (r["rx"] ** 2 + r["ry"] ** 2), 0.0)
-    touches = d.touches[:, bands]
-    acc["res2"] += touches.T @ res2.sum(axis=1)
-    acc["nres"] += touches.T @ kept.sum(axis=1)
+    touches = d.touches[bands]
+    acc["res2"] += touches @ res2.sum(axis=1, dtype=np.float64)
+    acc["nres"] += touches @ kept.sum(axis=1).astype(np.float64)
