@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.dates import DAYS_PER_YEAR, parse_date
 from ..io.grid import Grid, same_crs
+from ..io.names import source_name
 from ..io.pairsource import PairSource
 from ..io.products import StackWriter
 from ..io.raster import iter_tiles
@@ -41,7 +42,7 @@ from .inversion import (ROBUST, Design, choose_regularisation, design, interval_
 
 DEFAULT_NOISE_PX = 0.1
 ERROR_METADATA = ("V_ERROR", "ERROR", "UNCERTAINTY")
-ERROR_COLUMNS = ("error", "std", "nmad", "e", "rmse")
+ERROR_COLUMNS = ("error", "nmad", "std", "e", "rmse")  # robust spread first
 SAMPLE_PIXELS = 32  # the coarse sample grid has at most this many pixels per side
 # batches solved at once, in threads: numpy and scipy.sparse release the GIL in the heavy steps
 WORKERS = max(1, min(2, os.cpu_count() or 1))
@@ -78,8 +79,8 @@ def pair_errors(sources, rows=None):
     """``(sigma, origin)``: 1σ velocity error per pair and component (m/yr) and where each came
     from ('table', 'metadata' or 'default'); see the module docstring. ``rows`` are the errors
     table's rows as dicts: columns ``product`` (file name, with or without extension) and one of
-    ``error``/``std``/``nmad``/``e``/``rmse`` (m/yr; rows of ``quantity`` v are divided by √2, as
-    the speed of noisy components is), or ``sensor`` and ``displacement_error`` (m)."""
+    ``error``/``nmad``/``std``/``e``/``rmse`` (the first present; m/yr; rows of the components vx
+    and vy, else of the speed v divided by √2), or ``sensor`` and ``displacement_error`` (m)."""
     by_product, by_sensor = {}, {}
     for row in rows or []:
         low = {str(k).strip().lower(): v for k, v in row.items()}
@@ -88,24 +89,29 @@ def pair_errors(sources, rows=None):
             q = str(low.get("quantity") or "vx").strip().lower()
             if col is None or q not in ("v", "vx", "vy") or str(low.get("band", "1")) == "0":
                 continue
-            value = _number(low[col]) / (math.sqrt(2.0) if q == "v" else 1.0)
-            name = os.path.splitext(os.path.basename(str(low["product"])))[0]
-            by_product.setdefault(name, []).append(value)
+            kind = "v" if q == "v" else "xy"
+            by_product.setdefault(source_name(low["product"]), {}).setdefault(kind, []).append(
+                _number(low[col]))
         elif low.get("sensor") not in (None, "") and math.isfinite(
                 _number(low.get("displacement_error"))):
             by_sensor[str(low["sensor"]).strip().lower()] = _number(low["displacement_error"])
+    # the components' spread where the table has it; else the speed's over √2 (rough: the speed
+    # of noisy components is not Gaussian)
+    by_product = {k: math.sqrt(np.mean(np.square(v["xy"]))) if "xy" in v
+                  else math.sqrt(np.mean(np.square(v["v"]))) / math.sqrt(2.0)
+                  for k, v in by_product.items()}
     if rows and not by_product and not by_sensor:
         raise InputError("The errors table has no usable rows: it needs columns 'product' and "
                          "'error' (or std, nmad, e; m/yr), or 'sensor' and 'displacement_error' "
                          "(m).")
     sigma, origin = [], []
     for s in sources:
-        name = os.path.splitext(os.path.basename(s.path))[0]
+        name = source_name(s.path)
         years = (s.end - s.start).days / DAYS_PER_YEAR
         meta = next((_number(s.metadata.get(k)) for k in ERROR_METADATA
                      if math.isfinite(_number(s.metadata.get(k)))), math.nan)
         if name in by_product:
-            sigma.append(math.sqrt(np.mean(np.square(by_product[name]))))
+            sigma.append(by_product[name])
             origin.append("table")
         elif (s.sensor or "").lower() in by_sensor:
             sigma.append(by_sensor[s.sensor.lower()] / years)

@@ -177,6 +177,24 @@ def test_pair_errors_from_table_metadata_and_default(case):
         pair_errors(sources, [{"foo": 1}])
 
 
+def test_pair_errors_from_the_stable_ground_table(tmp_path):
+    """The Stable-ground uncertainty table of the pairs (over a scene that does not move) gives
+    each pair's error: the NMAD of its components, within 15 % of the true noise."""
+    from glacier_velocity.core.io.raster import write_raster
+    from glacier_velocity.core.uncertainty.stable_ground import stable_uncertainty
+
+    series = pair_series(size=32, years=1, n_pairs=12, seed=5)
+    series.base[:] = 0.0
+    paths = series.write(str(tmp_path / "pairs"))
+    mask = str(tmp_path / "stable.tif")
+    write_raster(mask, series.grid, np.ones(series.grid.shape, np.float32))
+    rows = stable_uncertainty(paths, mask_raster=mask)
+    sigma, origin = pair_errors([PairSource(p) for p in paths], rows)
+    truth = [series.displacement_errors()[s] / ((e - b).days / 365.25) for s, b, e in series.pairs]
+    assert origin == ["table"] * len(paths)
+    np.testing.assert_allclose(sigma, truth, rtol=0.15)
+
+
 def _pair(path, start, end, epsg=32645, dates=True):
     grid = Grid.from_bounds(420000, 3330000, 30, 4, 4, epsg)
     v = np.full((4, 4), 50.0, np.float32)
