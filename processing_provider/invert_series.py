@@ -49,7 +49,7 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
         f"the pair's own metadata (V_ERROR, ERROR or UNCERTAINTY, m/yr), else {DEFAULT_NOISE_PX:g} "
         "pixel of the pair's grid of displacement over its baseline. WEIGHTS_TABLE may be the table "
         "of \"Stable-ground uncertainty\" run on the pair products (one row per product: columns "
-        "product, quantity and std, nmad or e in m/yr), or a table of columns sensor and "
+        "product, quantity and nmad, std or e in m/yr; the vx and vy rows count), or a table of columns sensor and "
         "displacement_error (m, one row per sensor).\n\n"
         "OUTPUT_ERROR is the 1 sigma of the speed per band, from the inverse of the normal matrix "
         "scaled by the pixel's weighted residuals. An interval that no kept pair overlaps stays empty "
@@ -79,7 +79,7 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
         "REGULARISATION": "coefficient of the first-difference regularisation (dimensionless, "
                           "see above); empty = chosen by generalised cross-validation.",
         "ROBUST": "robust reweighting against outlier pairs: Tukey (default), Huber or none.",
-        "WEIGHTS_TABLE": "pair errors: a table with columns product and std/nmad/e (m/yr; e.g. "
+        "WEIGHTS_TABLE": "pair errors: a table with columns product and nmad/std/e (m/yr; e.g. "
                          "the Stable-ground uncertainty table of the pairs), or sensor and "
                          "displacement_error (m). Optional.",
         "OUTPUT": "speed stack (m/yr): magnitude of the inverted vx and vy, one band per "
