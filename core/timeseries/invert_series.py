@@ -147,20 +147,21 @@ def _batch_pixels(n_pairs, memory_mb):
 
 
 def _span(sources, start=None, end=None):
-    """Indices of the pairs that overlap the output span and the span ``(first, last)`` days."""
+    """Indices of the pairs that overlap the output span and the span: ``first`` day and the day
+    after the last (``end`` is the last day, inclusive; a pair covers ``start .. end - 1``)."""
     one_day = dt.timedelta(days=1)
     first = parse_date(start) if start else None
-    last = parse_date(end) if end else None
+    last = parse_date(end) + one_day if end else None
     if first is None:
         first = min([s.start for s in sources] + ([last - one_day] if last else []))
     if last is None:
         last = max([s.end for s in sources] + [first + one_day])
     if last <= first:
-        raise InputError(f"The output span {first} to {last} is empty: END_DATE must be after "
-                         "START_DATE.")
+        raise InputError(f"The output span {first} to {last - one_day} is empty: END_DATE must "
+                         "be after START_DATE.")
     keep = [i for i, s in enumerate(sources) if s.start < last and s.end > first]
     if not keep:
-        raise InputError(f"No pair overlaps the output span {first} to {last}: the pairs run "
+        raise InputError(f"No pair overlaps the output span {first} to {last - one_day}: the pairs run "
                          f"from {min(s.start for s in sources)} to "
                          f"{max(s.end for s in sources)}.")
     return keep, first, last
@@ -192,8 +193,8 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
     sources = [PairSource(p) for p in paths]
     keep, first, last = _span(sources, start, end)
     if len(keep) < len(sources):
-        log(f"{len(sources) - len(keep)} pair(s) outside the output span {first} to {last} "
-            "are left out.")
+        log(f"{len(sources) - len(keep)} pair(s) outside the output span from {first} are left "
+            "out.")
     sources = [sources[i] for i in keep]
     if len(sources) < 2:
         raise InputError("Only one pair overlaps the output span: the inversion needs at least "
