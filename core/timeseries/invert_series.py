@@ -135,15 +135,15 @@ def _read(source, grid, window):
 
 
 def _tile_side(n_pairs, memory_mb):
-    """Side of square tiles whose pair values (vx, vy float32) fill half of ``memory_mb``."""
-    side = int(math.sqrt(memory_mb / 2 * 2 ** 20 / (8 * n_pairs)))
+    """Side of square tiles whose pair values (vx, vy float32) fill 40 % of ``memory_mb``."""
+    side = int(math.sqrt(0.4 * memory_mb * 2 ** 20 / (8 * n_pairs)))
     return int(min(max(side // 16 * 16, 16), 1024))
 
 
 def _batch_pixels(n_pairs, memory_mb):
-    """Pixels per batch whose work arrays (about 64 bytes per pair and pixel) fill a quarter of
-    ``memory_mb``."""
-    return int(max(64, memory_mb / 4 * 2 ** 20 / (64 * n_pairs)))
+    """Pixels per batch such that the :data:`WORKERS` batches in flight, about 96 bytes of work
+    arrays per pair and pixel each, fill 40 % of ``memory_mb``."""
+    return int(max(64, 0.4 * memory_mb * 2 ** 20 / (96 * n_pairs * WORKERS)))
 
 
 def _span(sources, start=None, end=None):
