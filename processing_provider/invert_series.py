@@ -18,7 +18,7 @@ from ..core.timeseries.harmonise import DEFAULT_PIXEL
 from ..core.timeseries.inversion import ROBUST
 from ..core.timeseries.invert_series import (DEFAULT_NOISE_PX, error_stack_path, inversion_grid,
                                              invert_series)
-from ._pair_common import add_output_grid, optional_number, reference_grid
+from ._pair_common import add_output_grid, reference_grid
 from .base import GlacierAlgorithm
 
 TABLE_COLUMNS = ["band", "interval", "n_pairs", "pairs_per_pixel", "residual_rms", "coverage"]
@@ -161,7 +161,7 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
             paths, grid, outputs, spacing_days=spacing,
             start=self.parameterAsString(parameters, "START_DATE", context).strip() or None,
             end=self.parameterAsString(parameters, "END_DATE", context).strip() or None,
-            regularisation=optional_number(self, parameters, "REGULARISATION", context),
+            regularisation=self.optional_number(parameters, "REGULARISATION", context),
             robust=ROBUST[self.parameterAsEnum(parameters, "ROBUST", context)],
             error_rows=rows, progress=self.progress(feedback), log=feedback.pushInfo)
         empty = [r["interval"] for r in table if not r["coverage"]]
