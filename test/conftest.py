@@ -5,18 +5,14 @@ The plugin is imported as the package ``glacier_velocity`` through a link in ``.
 """
 
 import os
+import subprocess
 import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLUGINS = os.path.join(ROOT, ".build", "plugins")
-LINK = os.path.join(PLUGINS, "glacier_velocity")
-os.makedirs(PLUGINS, exist_ok=True)
-if os.path.realpath(LINK) != ROOT:
-    if os.path.lexists(LINK):
-        os.remove(LINK)
-    os.symlink(ROOT, LINK)
+PLUGINS = subprocess.run([os.path.join(ROOT, "scripts", "link-plugin")], check=True,
+                         capture_output=True, text=True).stdout.strip()
 if PLUGINS not in sys.path:
     sys.path.insert(0, PLUGINS)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
