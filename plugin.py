@@ -1,5 +1,7 @@
 """The plugin object: registers the Processing provider, and in the GUI adds the dock and menus."""
 
+import sys
+
 from qgis.core import QgsApplication
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import QAction
@@ -59,3 +61,19 @@ class GlacierVelocityPlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        _hand_modules_to_unloader()
+
+
+def _hand_modules_to_unloader():
+    """Let QGIS's unloader remove every module of the plugin from ``sys.modules``.
+
+    QGIS (Plugin Manager, ZIP upgrade, ``reloadPlugin``) deletes only the modules its import hook
+    recorded in ``qgis.utils._plugin_modules``; parent packages imported on the way
+    (``core.fusion`` for ``core.fusion.weighted``) are never recorded, and a stale one would serve
+    old code after an upgrade. Outside a tracked session (qgis_process, tests) nothing changes.
+    """
+    import qgis.utils
+
+    tracked = getattr(qgis.utils, "_plugin_modules", {}).get(__package__)
+    if tracked is not None:
+        tracked.update(m for m in sys.modules if m.split(".")[0] == __package__)
