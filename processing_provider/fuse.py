@@ -12,18 +12,20 @@ class FuseAlgorithm(GlacierAlgorithm):
     ALG_ID = "fuse"
     DISPLAY_NAME = "Fuse velocity stacks"
     GROUP = "fusion"
-    HELP = """Fuses the velocity stacks of several sensors into one stack (m/yr) with weights, e.g.
-those of "Calibrate fusion weights on UAV velocities".
-
-Per pixel and time step the fused value is the weighted mean of the stacks valid there, the
-weights renormalised over them; a stack of weight 0 never contributes. A pixel gets a fused value
-only where at least one primary stack (SOURCES) is valid: the auxiliary stack (Sentinel-1) adds its
-weighted value there, and elsewhere only serves the gap filling ("Gap-fill a fused stack").
-
-Time steps are the union of the stacks' band intervals; a stack contributes to a time step through
-its band with exactly that interval (monthly stacks share calendar months). The output is on the
-grid of the first source; other stacks are resampled onto it with nearest neighbour. Band metadata
-STACKS, VALID_SHARE and MEAN_SOURCES summarise each time step. Memory holds one band per stack."""
+    HELP = (
+        "Fuses the velocity stacks of several sensors into one stack (m/yr) with weights, e.g. "
+        "those of \"Calibrate fusion weights on UAV velocities\".\n\n"
+        "Per pixel and time step the fused value is the weighted mean of the stacks valid there, "
+        "the weights renormalised over them; a stack of weight 0 never contributes. A pixel gets a "
+        "fused value only where at least one primary stack (SOURCES) is valid: the auxiliary stack "
+        "(Sentinel-1) adds its weighted value there, and elsewhere only serves the gap filling "
+        "(\"Gap-fill a fused stack\").\n\n"
+        "Time steps are the union of the stacks' band intervals; a stack contributes to a time "
+        "step through its band with exactly that interval (monthly stacks share calendar months). "
+        "The output is on the grid of the first source; other stacks are resampled onto it with "
+        "nearest neighbour. Band metadata STACKS, VALID_SHARE and MEAN_SOURCES summarise each time "
+        "step. Memory holds one band per stack."
+    )
     PARAM_HELP = {
         "SOURCES": "primary velocity stacks (bands named START/END), in the order of WEIGHTS.",
         "AUXILIARY": "optional auxiliary stack (Sentinel-1), weighted last.",
