@@ -42,10 +42,18 @@ COMMON_HELP = {
 }
 
 
-def add_method_parameters(alg, methods=USER_METHODS, default=DEFAULT_METHOD, min_months=True):
+def method_labels(methods, descriptions=METHODS):
+    """Readable choices for the METHOD enum, e.g. 'OLS on annual means, Student t test
+    (ols_annual)': the enum's values (indices in ``methods``) stay what scripts pass."""
+    return [f"{descriptions[k][:1].upper()}{descriptions[k][1:]} ({k})" for k in methods]
+
+
+def add_method_parameters(alg, methods=USER_METHODS, default=DEFAULT_METHOD, min_months=True,
+                          descriptions=METHODS):
     """METHOD, ALPHA, MIN_YEARS (and MIN_MONTHS) parameters."""
     alg.addParameter(QgsProcessingParameterEnum(
-        "METHOD", "Trend method", options=list(methods), defaultValue=list(methods).index(default)))
+        "METHOD", "Trend method", options=method_labels(methods, descriptions),
+        defaultValue=list(methods).index(default)))
     alg.addParameter(QgsProcessingParameterNumber(
         "ALPHA", "Significance level", NUMBER_DOUBLE, 0.05, minValue=0.001, maxValue=0.49))
     alg.addParameter(QgsProcessingParameterNumber(

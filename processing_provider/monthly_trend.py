@@ -49,7 +49,8 @@ class MonthlyTrendAlgorithm(GlacierAlgorithm):
         add_glaciers(self, optional=True, min_area=0.0)
         self.addParameter(QgsProcessingParameterFeatureSource(
             "MASK", "Mask polygons (one area)", [TYPE_VECTOR_POLYGON], optional=True))
-        add_method_parameters(self, self.METHODS, "ols", min_months=False)
+        add_method_parameters(self, self.METHODS, "ols", min_months=False,
+                              descriptions=MONTHLY_METHODS)
         add_table(self, "OUTPUT_TABLE", "Month-resolved trends")
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_RASTER", "Per-pixel month trends (12 bands)", optional=True,

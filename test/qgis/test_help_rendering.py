@@ -79,3 +79,19 @@ def test_model_help_renders_as_paragraphs(provider, render):
     for model in models:
         shown = render(model.create())
         assert len(shown) >= 2 and len(shown[1]) > 200, model.id()  # one whole description
+
+
+def test_enum_choices_are_readable(provider):
+    """Dialog choices are words, not codes; the codes stay in brackets and the values (indices)
+    stay what scripts pass (pixeltrend METHOD=0 is ols_annual)."""
+    from glacier_velocity.core.trends.pixel import USER_METHODS
+
+    for alg in provider.algorithms():
+        for p in alg.parameterDefinitions():
+            if p.type() == "enum":
+                for option in p.options():
+                    assert not re.fullmatch(r"[a-z0-9]+_[a-z0-9_]+", option), \
+                        f"{alg.id()} {p.name()}: '{option}' is a code"
+    options = provider.algorithm("pixeltrend").parameterDefinition("METHOD").options()
+    assert options[0] == "OLS on annual means, Student t test (ols_annual)"
+    assert [o.rsplit("(", 1)[1].rstrip(")") for o in options] == list(USER_METHODS)
