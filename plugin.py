@@ -20,6 +20,7 @@ class GlacierVelocityPlugin:
         self.provider = None  # keep a reference, or models lose the algorithms
         self.dock = None
         self.actions = []  # (action, in_menu): every action added, to remove in unload()
+        self.edit_model = None  # the toolbox's "Edit a copy in the modeler" entry
 
     def initProcessing(self):  # noqa: N802 (QGIS's name)
         if self.provider is None:
@@ -31,6 +32,10 @@ class GlacierVelocityPlugin:
         if self.iface is None:
             return
         from .ui.dock import GlacierVelocityDock
+        from .ui.edit_model import EditShippedModelAction, register
+
+        self.edit_model = EditShippedModelAction()
+        register(self.edit_model)
 
         self.dock = GlacierVelocityDock(self.iface)
         self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
@@ -52,6 +57,11 @@ class GlacierVelocityPlugin:
                 self.iface.removePluginMenu(MENU, action)
             self.iface.removeToolBarIcon(action)
         self.actions = []
+        if self.edit_model is not None:
+            from .ui.edit_model import deregister
+
+            deregister(self.edit_model)
+            self.edit_model = None
         if self.dock is not None:
             self.dock.close_tools()
             if self.iface is not None:

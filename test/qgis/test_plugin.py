@@ -102,6 +102,42 @@ def test_gui_load_and_unload(qgis_app, qgis_canvas, no_provider):
     assert QgsApplication.processingRegistry().providerById("glaciervelocity") is None
 
 
+def test_shipped_models_offered_for_editing(qgis_app, qgis_canvas, no_provider, monkeypatch):
+    """The toolbox's context menu of a shipped model opens a copy in the modeler (no file path:
+    saving asks where, the shipped file is never overwritten); not offered for algorithms."""
+    import sys
+
+    import glacier_velocity
+
+    sys.path.insert(0, "/usr/share/qgis/python/plugins")  # the Processing plugin (toolbox)
+    import processing.modeler.ModelerDialog as modeler
+    from processing.gui.ProviderActions import ProviderContextMenuActions
+
+    monkeypatch.setattr(modeler, "iface", None)  # pytest-qgis' iface lacks the desktop's iconSize()
+    iface = RecordingIface(qgis_canvas)
+    plugin = glacier_velocity.classFactory(iface)
+    plugin.initGui()
+    try:
+        action = plugin.edit_model
+        assert action in ProviderContextMenuActions.actions
+        registry = QgsApplication.processingRegistry()
+        action.setData(registry.algorithmById("glaciervelocity:fuse"), None)
+        assert not action.isEnabled()
+        shipped = registry.algorithmById("glaciervelocity:imagepairstotrends")
+        action.setData(shipped, None)
+        assert action.isEnabled()
+        dialog = action.execute()
+        try:
+            opened = dialog.model()
+            assert set(opened.childAlgorithms()) == set(shipped.childAlgorithms())
+            assert opened.sourceFilePath() == ""
+        finally:
+            dialog.close()
+    finally:
+        plugin.unload()
+    assert action not in ProviderContextMenuActions.actions
+
+
 def test_provider_groups_and_help(provider):
     algs = provider.algorithms()
     assert algs, "no algorithm registered"
