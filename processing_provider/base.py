@@ -101,10 +101,12 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def progress(feedback):
-        """A core :class:`Progress` that reports to ``feedback`` and stops when it is cancelled."""
+        """A core :class:`Progress` that reports to ``feedback`` (fraction to the progress bar,
+        stages of the work as log lines) and stops when it is cancelled."""
         if feedback is None:
             return Progress()
-        return Progress(lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
+        return Progress(lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled,
+                        log=feedback.pushInfo)
 
     # ---------------------------------------------------------------- inputs
     def raster_path(self, parameters, name, context, required=True):

@@ -204,3 +204,40 @@ def test_algorithm_reference_is_current(provider, load_script):
     module = load_script("document_algorithms")
     with open(module.TARGET) as f:
         assert f.read() == module.render(provider), "run `make docs` to refresh docs/ALGORITHMS.md"
+
+
+class LoggingFeedback:
+    """A QgsProcessingFeedback that keeps the log lines an algorithm pushes."""
+
+    def __new__(cls):
+        from qgis.core import QgsProcessingFeedback
+
+        class Feedback(QgsProcessingFeedback):
+            def __init__(self):
+                super().__init__()
+                self.lines = []
+
+            def pushInfo(self, info):  # noqa: N802 (QGIS's name)
+                self.lines.append(info)
+                super().pushInfo(info)
+
+        return Feedback()
+
+
+def test_long_algorithms_log_their_stages(run_alg, scene_tiny, tmp_path):
+    """The core's progress stages reach the Processing log as lines, in order."""
+    p = scene_tiny[1]["paths"]
+    feedback = LoggingFeedback()
+    run_alg("stableuncertainty", {"INPUT": [p["landsat_v"], p["sentinel2_v"]], "STABLE": p["stable"],
+                                  "SAMPLE_SIZE": 200, "OUTPUT_TABLE": str(tmp_path / "s.csv")},
+            feedback)
+    stages = [line for line in feedback.lines if line.startswith("Product ")]
+    assert stages == ["Product 1 of 2: landsat_v", "Product 2 of 2: sentinel2_v"]
+
+    from glacier_velocity.core.progress import Progress
+
+    seen = []
+    progress = Progress(log=seen.append)
+    progress.sub(0.0, 0.5, "Reading").stage("Pass 1 of 2")
+    progress.sub(0.5, 1.0).stage("Writing")
+    assert seen == ["Reading", "Pass 1 of 2", "Writing"]
