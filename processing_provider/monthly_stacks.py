@@ -131,7 +131,8 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
             paths, grid, outputs, COMBINE[self.parameterAsEnum(parameters, "COMBINE", context)],
             self.parameterAsDouble(parameters, "MIN_FRACTION", context),
             self.parameterAsString(parameters, "SENSOR", context).strip() or None,
-            progress=self.progress(feedback).sub(start, 1.0))
+            progress=self.progress(feedback).sub(
+                start, 1.0, f"Stacking {len(paths)} pair products by calendar month"))
         for r in rows:
             feedback.pushInfo(f"{r['month']}: {r['n_pairs']} pair(s) {r['pairs']}")
         if left_out:
