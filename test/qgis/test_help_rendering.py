@@ -43,6 +43,10 @@ def test_help_renders_as_paragraphs(provider, render):
     algs = [a for a in provider.algorithms() if isinstance(a, GlacierAlgorithm)]
     assert len(algs) >= 20
     for alg in algs:
+        # written as paragraphs: a line break only between paragraphs or before a list item
+        hard = re.search(r"[^\n]\n(?!\n|- |\d+\. )", alg.HELP)
+        assert not hard, f"{alg.id()}: HELP is hard-wrapped at " \
+                         f"{alg.HELP[max(hard.start() - 40, 0):hard.end() + 20]!r}"
         shown = render(alg.create())
         assert shown[0] == alg.displayName()  # the dialog's title
         body = shown[1:]
