@@ -80,10 +80,10 @@ def _hand_modules_to_unloader():
     QGIS (Plugin Manager, ZIP upgrade, ``reloadPlugin``) deletes only the modules its import hook
     recorded in ``qgis.utils._plugin_modules``; parent packages imported on the way
     (``core.fusion`` for ``core.fusion.weighted``) are never recorded, and a stale one would serve
-    old code after an upgrade. Outside a tracked session (qgis_process, tests) nothing changes.
+    old code after an upgrade. Outside a tracked session (qgis_process, tests) nothing changes;
+    qgis.utils is not imported here (importing it installs QGIS's import hook as a side effect).
     """
-    import qgis.utils
-
-    tracked = getattr(qgis.utils, "_plugin_modules", {}).get(__package__)
+    utils = sys.modules.get("qgis.utils")
+    tracked = getattr(utils, "_plugin_modules", {}).get(__package__)
     if tracked is not None:
         tracked.update(m for m in sys.modules if m.split(".")[0] == __package__)
