@@ -3,13 +3,14 @@
 Where :class:`~.scene.SceneModel` has elliptic tongues narrower than a correlation window, this
 scene (``generate_scene(..., scene='valley')``) has what the paper's Kangri Karpo glaciers have: a
 valley glacier whose trunk is 1.5–1.8 km wide (at size 'small', a 7.5 km scene; sizes scale the
-geometry, not the speeds) with an icefall flowing at up to 560 m/yr (700 m/yr at the seasonal peak), three tributaries 300–800 m
-wide joining it, a side valley glacier, and three glaciers under 1 km². Valley walls rise steeply
-(up to ~55°) from the margins, so the Sentinel-1-like images have layover (slopes facing the
-sensor steeper than the incidence angle) and shadow (slopes facing away steeper than its
-complement) where no offset can be measured; optical images have clouds that favour the upper
-basin and winter, and winter snow above a seasonal snow line that hides the texture; the ice
-surface decorrelates with the baseline (e-folding 150 days on ice, 3000 days on rock).
+geometry, not the speeds) with an icefall flowing at up to 560 m/yr (700 m/yr at the seasonal
+peak), three tributaries 300–800 m wide joining it, a side valley glacier, and three glaciers
+under 1 km². Valley walls rise steeply (up to ~55°) from the margins, so the Sentinel-1-like
+images have layover (slopes facing the sensor steeper than the incidence angle) and shadow (slopes
+facing away steeper than its complement) where no offset can be measured; optical images have
+clouds that favour the upper basin and winter, and winter snow above a seasonal snow line that
+hides the texture; the ice surface decorrelates with the baseline (e-folding 150 days on ice, 3000
+days on rock).
 
 Each glacier is a set of branches: smooth centre lines (cubic splines through control points in
 fractions of the scene side, x east, y south) with a half-width and a centre-line speed given at
