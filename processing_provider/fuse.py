@@ -4,6 +4,7 @@ from qgis.core import (QgsProcessingParameterMultipleLayers, QgsProcessingParame
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
 
 from ..compat import TYPE_RASTER
+from ..core.errors import InputError
 from ..core.fusion.weighted import fuse_stacks, parse_class_weights, parse_weights
 from .base import GlacierAlgorithm
 
@@ -23,7 +24,12 @@ weighted value there, and elsewhere only serves the gap filling ("Gap-fill a fus
 Time steps are the union of the stacks' band intervals; a stack contributes to a time step through
 its band with exactly that interval (monthly stacks share calendar months). The output is on the
 grid of the first source; other stacks are resampled onto it with nearest neighbour. Band metadata
-STACKS, VALID_SHARE and MEAN_SOURCES summarise each time step. Memory holds one band per stack."""
+STACKS, VALID_SHARE and MEAN_SOURCES summarise each time step. Memory holds one band per stack.
+
+Per-pixel uncertainty: with ERRORS (one 1 σ in m/yr per stack, e.g. the calibration's ERRORS, each
+sensor's RMSE against the UAV), OUTPUT_ERROR receives the 1 σ of every fused value, sqrt(Σ w² σ²) /
+Σ w over the stacks that contributed there (independent errors through the renormalised weighted
+mean), one band per time step (m/yr). Gap-fill a fused stack takes it as FUSED_ERROR."""
     PARAM_HELP = {
         "SOURCES": "primary velocity stacks (bands named START/END), in the order of WEIGHTS.",
         "AUXILIARY": "optional auxiliary stack (Sentinel-1), weighted last.",
@@ -35,6 +41,10 @@ STACKS, VALID_SHARE and MEAN_SOURCES summarise each time step. Memory holds one 
         "OUTPUT": "fused velocity stack (m/yr, float32, NaN NoData).",
         "OUTPUT_COUNT": "optional stack with the number of stacks that contributed to each pixel "
                         "and time step (0 where there is no fused value).",
+        "ERRORS": "optional comma-separated 1 σ errors (m/yr), one per stack in WEIGHTS order "
+                  "(e.g. the ERRORS output of the calibration); needed by OUTPUT_ERROR.",
+        "OUTPUT_ERROR": "optional stack of the fused values' 1 σ (m/yr, one band per time step; "
+                        "e.g. fused_error.tif beside fused.tif).",
     }
 
     def initAlgorithm(self, config=None):
@@ -47,9 +57,13 @@ STACKS, VALID_SHARE and MEAN_SOURCES summarise each time step. Memory holds one 
             "CLASSES", "Classes for per-class weights", optional=True))
         self.addParameter(QgsProcessingParameterString(
             "CLASS_WEIGHTS", "Per-class weights", optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            "ERRORS", "Errors per stack, 1 sigma m/yr (comma-separated)", optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused velocity stack"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_COUNT", "Contributing stacks", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_ERROR", "Fused error (1 sigma)", optional=True, createByDefault=False))
 
     def process(self, parameters, context, feedback):
         sources = self.raster_paths(parameters, "SOURCES", context)
@@ -63,8 +77,13 @@ STACKS, VALID_SHARE and MEAN_SOURCES summarise each time step. Memory holds one 
             feedback.pushWarning("CLASSES is given without CLASS_WEIGHTS: every pixel uses WEIGHTS.")
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         count_output = self.parameterAsOutputLayer(parameters, "OUTPUT_COUNT", context) or None
+        errors = self.parameterAsString(parameters, "ERRORS", context).strip() or None
+        error_output = self.parameterAsOutputLayer(parameters, "OUTPUT_ERROR", context) or None
+        if error_output and not errors:
+            raise InputError("OUTPUT_ERROR needs ERRORS: one 1 sigma error (m/yr) per stack, e.g. "
+                             "the ERRORS output of Calibrate fusion weights.")
         summary = fuse_stacks(sources, output, weights, auxiliary, count_output, classes,
-                              class_weights, self.progress(feedback))
+                              class_weights, self.progress(feedback), errors, error_output)
         for s in summary:
             feedback.pushInfo(f"{s['interval']}: {s['stacks']} stack(s), fused on "
                               f"{100 * s['valid_share']:.1f} % of pixels, {s['mean_sources']:.2f} "
@@ -72,4 +91,6 @@ STACKS, VALID_SHARE and MEAN_SOURCES summarise each time step. Memory holds one 
         results = {"OUTPUT": output}
         if count_output:
             results["OUTPUT_COUNT"] = count_output
+        if error_output:
+            results["OUTPUT_ERROR"] = error_output
         return results

@@ -99,3 +99,79 @@ def sigma_coverage(data, sigma, true, mask, z=1.96):
     m = np.broadcast_to(mask, data.shape) & np.isfinite(data) & np.isfinite(sigma)
     inside = np.abs(data[m] - true[m]) <= z * sigma[m]
     return (float(inside.mean()) if inside.size else float("nan")), int(m.sum())
+
+
+def assess_chain(truth_path, labels, stacks, fused, filled, aux, filled_error=None):
+    """Issue 15's figures of one chain run against the truth.
+
+    ``stacks``: {sensor: monthly stack path} (each judged on its own valid pixels); ``fused``,
+    ``filled`` (gap-filled), ``aux`` (the Sentinel-1 stack the fills were made from) and
+    ``filled_error`` (its 1 σ stack) paths; ``labels`` the glacier ids on the truth grid.
+    Returns a dict: 'sensors' {sensor: errors}, 'fused', 'filled' (errors), 'all_valid'
+    {product: rmse on the pixel-months where every sensor is valid}, 'fills' (:func:`fills`),
+    'amplitudes' {gid: (product, truth)}, 'sigma_coverage' (share, n) on the glaciers.
+    """
+    tinfo, truth = read_stack(truth_path)
+    glacier = labels > 0
+    out = {"sensors": {s: against_truth(p, tinfo, truth, glacier) for s, p in stacks.items()}}
+    info, f, true = aligned(fused, tinfo, truth)
+    g = read_stack(filled)[1]
+    a = aligned(aux, tinfo, truth)[1] if aux else None
+    out["fused"], out["filled"] = errors_on(f, true, glacier), errors_on(g, true, glacier)
+    sensor_data = {s: aligned(p, tinfo, truth)[1] for s, p in stacks.items()}
+    if all(d.shape == true.shape for d in sensor_data.values()):
+        every = all_valid(sensor_data.values(), true, glacier)
+        out["all_valid"] = {k: errors_on(d, true, every)["rmse"]
+                            for k, d in dict(sensor_data, filled=g).items()}
+        out["all_valid_n"] = int(every.sum())
+    if a is not None and a.shape == true.shape:
+        out["fills"] = fills(f, g, true, a, glacier)
+    out["amplitudes"] = seasonal_amplitudes(g, true, labels, info.intervals)
+    if filled_error:
+        out["sigma_coverage"] = sigma_coverage(g, read_stack(filled_error)[1], true, glacier)
+    return out
+
+
+def format_assessment(res, names=None):
+    """Markdown lines of :func:`assess_chain`'s figures beside issue 15's targets."""
+    names = names or {}
+    lines = ["| product | RMSE on glaciers (m/yr) | bias | glacier pixel-months valid |",
+             "|---|---|---|---|"]
+    for s, e in res["sensors"].items():
+        lines.append(f"| {names.get(s, s)} | {e['rmse']:.1f} | {e['bias']:+.1f} | "
+                     f"{100 * e['share']:.1f} % |")
+    for label, key in (("fused", "fused"), ("fused + gap-filled", "filled")):
+        e = res[key]
+        lines.append(f"| **{label}** | {e['rmse']:.1f} | {e['bias']:+.1f} | "
+                     f"{100 * e['share']:.1f} % |")
+    best = min(res["sensors"], key=lambda s: res["sensors"][s]["rmse"])
+    lines += ["", f"Best single sensor: {names.get(best, best)} ({res['sensors'][best]['rmse']:.1f} "
+              f"m/yr on its own valid pixels); fused + gap-filled {res['filled']['rmse']:.1f} "
+              "(target: at most the best sensor's)."]
+    if "all_valid" in res:
+        av = res["all_valid"]
+        best_av = min(v for k, v in av.items() if k != "filled")
+        lines.append(f"On the {res['all_valid_n']} glacier pixel-months where every sensor is "
+                     "valid: " + ", ".join(f"{names.get(k, k)} {v:.1f}" for k, v in av.items())
+                     + f" m/yr: {100 * (1 - av['filled'] / best_av):.0f} % below the best sensor "
+                     "(target ≥ 15 %).")
+    lines.append(f"Glacier coverage after gap filling {100 * res['filled']['share']:.1f} % "
+                 "(target ≥ 97 %).")
+    fl = res.get("fills", {})
+    if fl.get("n"):
+        lines.append(f"Fills alone: {fl['n']} glacier pixel-months, RMSE {fl['rmse']:.1f} m/yr, "
+                     f"mean error {fl['bias']:+.1f} (raw Sentinel-1 there {fl['aux_rmse']:.1f})."
+                     + (f" On ice faster than {FAST_ICE:g} m/yr ({fl['fast_n']}): mean error "
+                        f"{fl['fast_bias']:+.1f} m/yr = {100 * fl['fast_rel_bias']:+.1f} % of the "
+                        f"true speed (target within ±3 %), RMSE {fl['fast_rmse']:.1f} against raw "
+                        f"Sentinel-1 {fl['aux_fast_rmse']:.1f} (target: at most)."
+                        if fl.get("fast_n") else ""))
+    amps = res["amplitudes"]
+    lines.append("Seasonal amplitude (gap-filled / true, m/yr; target within 10 %): " + "; ".join(
+        f"glacier {gid} {p:.1f} / {t:.1f} ({100 * (p / t - 1):+.0f} %)" for gid, (p, t) in
+        amps.items() if t > 0) + ".")
+    if "sigma_coverage" in res:
+        share, n = res["sigma_coverage"]
+        lines.append(f"Truth within ±1.96 σ of the gap-filled error for {100 * share:.1f} % of "
+                     f"{n} glacier pixel-months (target 95 ± 3 %).")
+    return lines
