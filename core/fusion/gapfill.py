@@ -42,11 +42,13 @@ Coefficient fields (``coefficient``):
   window one is increased by the spread of the temporal coefficients inside the window (how much
   the coefficient itself varies across the neighbourhood it is borrowed from).
 
-Per-pixel uncertainty (``error_output``, 1 σ in m/yr per band): a fill ``a·S`` errs by the
-coefficient's error times S and by S's own noise times a; the second is estimated from the
-residual variance of F − a·S (which holds the fused error σ_F too, subtracted when the fused
-stack's error is given), smoothed over ``2·sigma`` pixels. Pixels that were valid keep the fused
-stack's error (``fused_error``), or NaN without one.
+Per-pixel uncertainty (``error_output``, 1 σ in m/yr per band): a fill ``a·S`` stands in for
+the fused value the pixel would have had, so it errs by the scatter of F − a·S about it (the
+residual variance, smoothed over ``2·sigma`` pixels), by the coefficient's error times S, and by
+the error of that fused value (the fused error of the neighbourhood, from ``fused_error``):
+``σ² = resid + S² var(a) + σ_F²``. Pixels that were valid keep the fused stack's error, or NaN
+without one. On the tiny scene's full model the truth lies within ±1.96 σ for 95 % of the
+glacier fills (see the tests).
 """
 
 import numpy as np
@@ -207,12 +209,19 @@ def fill_band(fused, aux, window=10, sigma=2.0, estimator=DEFAULT_ESTIMATOR, tem
     fill = gap & np.isfinite(a) & np.isfinite(aux)
     out = fused.copy()
     out[fill] = a[fill] * aux[fill]
-    # noise of a·S: residual variance of F − a·S less the fused part of it, smoothed
-    noise = resid if fused_error is None else np.maximum(resid - fused_error ** 2, 0.25 * resid)
-    noise = nan_gaussian(noise, 2.0 * max(sigma, 1.0), truncate=TRUNCATE)
-    error = (np.full(fused.shape, np.nan, np.float32) if fused_error is None
-             else np.asarray(fused_error, np.float32).copy())
-    error[fill] = np.sqrt(aux[fill] ** 2 * var[fill] + noise[fill])
+    # a fill errs by the scatter of F − a·S (the residual variance, smoothed), by the
+    # coefficient's error times S, and by the fused error it was fitted to reproduce (the
+    # neighbourhood's, since the pixel itself has none)
+    var_fill = nan_gaussian(resid, 2.0 * max(sigma, 1.0), truncate=TRUNCATE) + aux ** 2 * var
+    if fused_error is None:
+        error = np.full(fused.shape, np.nan, np.float32)
+    else:
+        error = np.asarray(fused_error, np.float32).copy()
+        around = nan_gaussian(error ** 2, float(window), truncate=TRUNCATE)
+        known = np.isfinite(error)
+        typical = float(np.mean(error[known] ** 2)) if known.any() else 0.0
+        var_fill = var_fill + np.where(np.isfinite(around), around, typical)
+    error[fill] = np.sqrt(var_fill[fill])
     stats = {"filled": int(fill.sum()), "empty": int((gap & ~fill).sum()), "pixels": int(gap.size)}
     return out, a, stats, error
 
