@@ -1,5 +1,7 @@
 """Fuse velocity stacks of several sensors with calibrated weights."""
 
+import os
+
 from qgis.core import (QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
 
@@ -24,7 +26,9 @@ weighted value there, and elsewhere only serves the gap filling ("Gap-fill a fus
 Time steps are the union of the stacks' band intervals; a stack contributes to a time step through
 its band with exactly that interval (monthly stacks share calendar months). The output is on the
 grid of the first source; other stacks are resampled onto it with nearest neighbour. Band metadata
-STACKS, VALID_SHARE and MEAN_SOURCES summarise each time step. Memory holds one band per stack.
+STACKS, VALID_SHARE, MEAN_SOURCES and VALUE_SHARES (each stack's share of the fused values,
+its renormalised weight averaged over the fused pixels) summarise each time step; the log gives
+the shares over the whole stack. Memory holds one band per stack.
 
 Per-pixel uncertainty: with ERRORS (one 1 σ in m/yr per stack, e.g. the calibration's ERRORS, each
 sensor's RMSE against the UAV), OUTPUT_ERROR receives the 1 σ of every fused value, sqrt(Σ w² σ²) /
@@ -88,6 +92,13 @@ mean), one band per time step (m/yr). Gap-fill a fused stack takes it as FUSED_E
             feedback.pushInfo(f"{s['interval']}: {s['stacks']} stack(s), fused on "
                               f"{100 * s['valid_share']:.1f} % of pixels, {s['mean_sources']:.2f} "
                               "contributing on average")
+        names = [os.path.basename(p) for p in sources + ([auxiliary] if auxiliary else [])]
+        fused_steps = [s for s in summary if s["valid_share"] > 0]
+        if fused_steps:
+            shares = [sum(s["shares"][k] * s["valid_share"] for s in fused_steps)
+                      / sum(s["valid_share"] for s in fused_steps) for k in range(len(names))]
+            feedback.pushInfo("Share of the fused values: " + ", ".join(
+                f"{n} {100 * v:.1f} %" for n, v in zip(names, shares)))
         results = {"OUTPUT": output}
         if count_output:
             results["OUTPUT_COUNT"] = count_output

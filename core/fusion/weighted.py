@@ -120,6 +120,20 @@ def fuse_band(values, weights, n_primary, errors=None):
     return fused, count, error
 
 
+def value_shares(values, weights, valid):
+    """Each stack's share of the fused values of one time step: the mean over the ``valid``
+    fused pixels of its renormalised weight there (shares sum to 1 where anything is fused)."""
+    ws = []
+    for k, v in enumerate(values):
+        w = np.asarray(weights[k], np.float32)
+        ws.append(np.zeros(valid.shape, np.float32) if v is None
+                  else np.where(np.isfinite(v) & (w > 0), w, np.float32(0)))
+    den = np.sum(ws, axis=0)
+    if not valid.any():
+        return [0.0] * len(ws)
+    return [float(np.mean(w[valid] / den[valid])) for w in ws]
+
+
 class BandReader:
     """Reads bands of a stack (:class:`StackInfo`) on a target grid, in m/yr: a plain read on the
     stack's own grid, else a nearest-neighbour warp (values kept, not smoothed). The dataset stays
@@ -225,11 +239,13 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
             valid = np.isfinite(fused)
             item = {"interval": str(iv), "stacks": sum(x is not None for x in bands),
                     "valid_share": float(valid.mean()),
-                    "mean_sources": float(count[valid].mean()) if valid.any() else 0.0}
+                    "mean_sources": float(count[valid].mean()) if valid.any() else 0.0,
+                    "shares": value_shares(bands, pixel_w, valid)}
             writer.write(b, fused)
             writer.set_band_metadata(b, {"STACKS": item["stacks"],
                                          "VALID_SHARE": f"{item['valid_share']:.4f}",
-                                         "MEAN_SOURCES": f"{item['mean_sources']:.3f}"})
+                                         "MEAN_SOURCES": f"{item['mean_sources']:.3f}",
+                                         "VALUE_SHARES": format_weights(item["shares"])})
             if counter is not None:
                 counter.write(b + 1, count)
             summary.append(item)

@@ -66,6 +66,16 @@ def test_scene_fused_error_is_calibrated(scene_tiny, fused_tiny):
     assert n > 10000 and 0.92 <= share <= 0.99, share
 
 
+def test_value_shares():
+    from glacier_velocity.core.fusion.weighted import value_shares
+
+    a = np.array([[10.0, 10.0, NAN]])
+    b = np.array([[20.0, NAN, 30.0]])
+    valid = np.array([[True, True, True]])
+    shares = value_shares([a, b, None], [0.25, 0.75, 0.5], valid)
+    np.testing.assert_allclose(shares, [(0.25 + 1 + 0) / 3, (0.75 + 0 + 1) / 3, 0.0])
+
+
 def test_weight_strings():
     assert format_weights([0.25, 0.5, 0.25]) == "0.25,0.5,0.25"
     np.testing.assert_allclose(parse_weights("1, 2,1", 3), [0.25, 0.5, 0.25])
