@@ -32,7 +32,9 @@ from glacier_velocity.core.sampledata.scene import generate_scene, load_scene  #
 from glacier_velocity.core.timeseries.temporal import temporal_filter_file  # noqa: E402
 
 SENSORS = ("landsat", "sentinel2", "sentinel1")
-NAMES = {"landsat": "Landsat", "sentinel2": "Sentinel-2", "sentinel1": "Sentinel-1"}
+NAMES = {"landsat": "Landsat", "sentinel2": "Sentinel-2", "sentinel1": "Sentinel-1",
+         "landsat_filtered": "Landsat, filtered", "sentinel2_filtered": "Sentinel-2, filtered",
+         "sentinel1_filtered": "Sentinel-1, filtered"}
 YEARS = 3
 
 
@@ -69,8 +71,10 @@ def chain_from_stacks(folder, out, size):
         gapfill_stack(fused, filtered["sentinel1"], filled, coefficient=coefficient,
                       fused_error=fused_err, error_output=error)
         print(f"\n--- gap filling, {coefficient} coefficient ({time.perf_counter() - t1:.1f} s)")
-        res = assess_chain(p["truth_v"], labels, {s: p[f"{s}_v"] for s in SENSORS}, fused,
-                           filled, filtered["sentinel1"], error)
+        stacks = dict({s: p[f"{s}_v"] for s in SENSORS},
+                      **{f"{s}_filtered": filtered[s] for s in SENSORS})
+        res = assess_chain(p["truth_v"], labels, stacks, fused, filled, filtered["sentinel1"],
+                           error)
         print("\n".join(format_assessment(res, NAMES)))
 
 
@@ -116,19 +120,19 @@ def from_images(work, size):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--from-images", action="store_true")
+    parser.add_argument("--stacks-only", action="store_true")
     parser.add_argument("--size", default="small")
     parser.add_argument("--keep", help="work folder to keep (scenes are reused from it)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or tmp
         os.makedirs(work, exist_ok=True)
-        if args.from_images:
+        out = os.path.join(work, "chain")
+        os.makedirs(out, exist_ok=True)
+        chain_from_stacks(os.path.join(work, "valley_stacks_scene"), out, args.size)
+        if not args.stacks_only:
+            print("\n=== the shipped full model from images")
             from_images(work, args.size)
-        else:
-            out = os.path.join(work, "chain")
-            os.makedirs(out, exist_ok=True)
-            chain_from_stacks(os.path.join(work, "valley_stacks_scene"), out, args.size)
 
 
 if __name__ == "__main__":
