@@ -55,8 +55,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
-from .weighted import BandReader, stack_infos
+from .weighted import stack_infos
 from ..io.products import StackWriter
+from ..io.reader import StackReader
 from ..progress import ensure
 from ..arrays.smoothing import nan_gaussian
 
@@ -263,8 +264,8 @@ def gapfill_stack(fused_path, aux_path, output, window=10, sigma=2.0, estimator=
     if sigma < 0:
         raise InputError(f"SIGMA must not be negative (got {sigma}).")
     grid = fused_info.grid
-    fused, aux = BandReader(fused_info, grid), BandReader(aux_info, grid)
-    err_in = BandReader(infos[2], grid) if fused_error else None
+    fused, aux = StackReader(fused_info, grid), StackReader(aux_info, grid)
+    err_in = StackReader(infos[2], grid) if fused_error else None
     if err_in is not None and infos[2].intervals != fused_info.intervals:
         raise InputError(f"FUSED_ERROR: '{fused_error}' does not have the bands (intervals) of "
                          f"the fused stack '{fused_path}'.")
