@@ -8,7 +8,8 @@ PY := /usr/bin/python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 DEB_PACKAGES := qgis python3-qgis python3-gdal python3-scipy python3-pyqtgraph \
-                python3-matplotlib python3-venv python3-pip gdal-bin
+                python3-matplotlib python3-venv python3-pip gdal-bin \
+                python3-netcdf4 python3-xarray python3-dask python3-zarr
 # scikit-image is not a plugin dependency: only the correlation benchmark's baseline uses it
 BENCH_DEB_PACKAGES := python3-skimage
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

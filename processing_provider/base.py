@@ -31,6 +31,7 @@ GROUPS = {
     "uncertainty": "Uncertainty",
     "trends": "Trends",
     "sampledata": "Sample data",
+    "io": "Import and export",
 }
 
 

@@ -106,7 +106,7 @@ def test_provider_groups_and_help(provider):
     algs = provider.algorithms()
     assert algs, "no algorithm registered"
     allowed = {"Correlation", "Filters", "Time series", "Fusion", "Uncertainty", "Trends",
-               "Sample data"}
+               "Sample data", "Import and export"}
     from glacier_velocity.processing_provider.base import GlacierAlgorithm
 
     for alg in algs:
