@@ -51,6 +51,8 @@ class CalibrateWeightsAlgorithm(GlacierAlgorithm):
                    "fusion's WEIGHTS parameter.",
         "CLASS_WEIGHTS": "per-class weights 'class:w1,w2,...;class:...' (empty without CLASSES), "
                          "for the fusion's CLASS_WEIGHTS parameter.",
+        "ERRORS": "each stack's RMSE against the UAV (m/yr, bias included), comma-separated in "
+                  "WEIGHTS order: the 1 σ per stack for the fusion's ERRORS parameter.",
     }
     METHOD_LABELS = ["Least squares, w ≥ 0 and Σw = 1 (default)", "Inverse variance"]
 
@@ -68,6 +70,7 @@ class CalibrateWeightsAlgorithm(GlacierAlgorithm):
         self.add_table("OUTPUT_SAMPLES", "Matched samples", optional=True)
         self.addOutput(QgsProcessingOutputString("WEIGHTS", "Weights"))
         self.addOutput(QgsProcessingOutputString("CLASS_WEIGHTS", "Per-class weights"))
+        self.addOutput(QgsProcessingOutputString("ERRORS", "Errors (RMSE against the UAV)"))
 
     def process(self, parameters, context, feedback):
         reference = self.raster_path(parameters, "REFERENCE", context)
@@ -91,7 +94,8 @@ class CalibrateWeightsAlgorithm(GlacierAlgorithm):
                                      "weights.")
         results = {"OUTPUT": self.write_table(parameters, "OUTPUT", context, rows,
                                               cal.table_columns()),
-                   "WEIGHTS": cal.weight_string, "CLASS_WEIGHTS": cal.class_weight_string()}
+                   "WEIGHTS": cal.weight_string, "CLASS_WEIGHTS": cal.class_weight_string(),
+                   "ERRORS": cal.error_string}
         if self.parameterAsOutputLayer(parameters, "OUTPUT_SAMPLES", context):
             results["OUTPUT_SAMPLES"] = self.write_table(
                 parameters, "OUTPUT_SAMPLES", context, cal.sample_rows(), cal.sample_columns())

@@ -1,10 +1,13 @@
 """Fuse velocity stacks of several sensors with calibrated weights."""
 
+import os
+
 from qgis.core import (QgsProcessingException, QgsProcessingParameterFeatureSource,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
 
 from ..compat import TYPE_RASTER, TYPE_VECTOR_TABLE
+from ..core.errors import InputError
 from ..core.fusion.weighted import fuse_stacks, parse_class_weights, parse_weights
 from ..core.io.pixel_series import parse_calibration
 from .base import GlacierAlgorithm
@@ -25,8 +28,15 @@ class FuseAlgorithm(GlacierAlgorithm):
         "Time steps are the union of the stacks' band intervals; a stack contributes to a time "
         "step through its band with exactly that interval (monthly stacks share calendar months). "
         "The output is on the grid of the first source; other stacks are resampled onto it with "
-        "nearest neighbour. Band metadata STACKS, VALID_SHARE and MEAN_SOURCES summarise each time "
-        "step. Memory holds one band per stack."
+        "nearest neighbour. Band metadata STACKS, VALID_SHARE, MEAN_SOURCES and VALUE_SHARES (each "
+        "stack's share of the fused values, its renormalised weight averaged over the fused "
+        "pixels) summarise each time step; the log gives the shares over the whole stack. Memory "
+        "holds one band per stack.\n\n"
+        "Per-pixel uncertainty: with ERRORS (one 1 σ in m/yr per stack, e.g. the calibration's "
+        "ERRORS, each sensor's RMSE against the UAV), OUTPUT_ERROR receives the 1 σ of every fused "
+        "value, sqrt(Σ w² σ²) / Σ w over the stacks that contributed there (independent errors "
+        "through the renormalised weighted mean), one band per time step (m/yr). Gap-fill a fused "
+        "stack takes it as FUSED_ERROR."
     )
     PARAM_HELP = {
         "SOURCES": "primary velocity stacks (bands named START/END), in the order of WEIGHTS.",
@@ -43,6 +53,10 @@ class FuseAlgorithm(GlacierAlgorithm):
         "OUTPUT": "fused velocity stack (m/yr, float32, NaN NoData).",
         "OUTPUT_COUNT": "optional stack with the number of stacks that contributed to each pixel "
                         "and time step (0 where there is no fused value).",
+        "ERRORS": "optional comma-separated 1 σ errors (m/yr), one per stack in WEIGHTS order "
+                  "(e.g. the ERRORS output of the calibration); needed by OUTPUT_ERROR.",
+        "OUTPUT_ERROR": "optional stack of the fused values' 1 σ (m/yr, one band per time step; "
+                        "e.g. fused_error.tif beside fused.tif).",
     }
 
     def initAlgorithm(self, config=None):
@@ -59,9 +73,13 @@ class FuseAlgorithm(GlacierAlgorithm):
             "CLASSES", "Classes for per-class weights", optional=True))
         self.addParameter(QgsProcessingParameterString(
             "CLASS_WEIGHTS", "Per-class weights", optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            "ERRORS", "Errors per stack, 1 sigma m/yr (comma-separated)", optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused velocity stack"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_COUNT", "Contributing stacks", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_ERROR", "Fused error (1 sigma)", optional=True, createByDefault=False))
 
     def process(self, parameters, context, feedback):
         sources = self.raster_paths(parameters, "SOURCES", context)
@@ -75,15 +93,29 @@ class FuseAlgorithm(GlacierAlgorithm):
             feedback.pushWarning("CLASSES is given without CLASS_WEIGHTS: every pixel uses WEIGHTS.")
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         count_output = self.parameterAsOutputLayer(parameters, "OUTPUT_COUNT", context) or None
+        errors = self.parameterAsString(parameters, "ERRORS", context).strip() or None
+        error_output = self.parameterAsOutputLayer(parameters, "OUTPUT_ERROR", context) or None
+        if error_output and not errors:
+            raise InputError("OUTPUT_ERROR needs ERRORS: one 1 sigma error (m/yr) per stack, e.g. "
+                             "the ERRORS output of Calibrate fusion weights.")
         summary = fuse_stacks(sources, output, weights, auxiliary, count_output, classes,
-                              class_weights, self.progress(feedback))
+                              class_weights, self.progress(feedback), errors, error_output)
         for s in summary:
             feedback.pushInfo(f"{s['interval']}: {s['stacks']} stack(s), fused on "
                               f"{100 * s['valid_share']:.1f} % of pixels, {s['mean_sources']:.2f} "
                               "contributing on average")
+        names = [os.path.basename(p) for p in sources + ([auxiliary] if auxiliary else [])]
+        fused_steps = [s for s in summary if s["valid_share"] > 0]
+        if fused_steps:
+            shares = [sum(s["shares"][k] * s["valid_share"] for s in fused_steps)
+                      / sum(s["valid_share"] for s in fused_steps) for k in range(len(names))]
+            feedback.pushInfo("Share of the fused values: " + ", ".join(
+                f"{n} {100 * v:.1f} %" for n, v in zip(names, shares)))
         results = {"OUTPUT": output}
         if count_output:
             results["OUTPUT_COUNT"] = count_output
+        if error_output:
+            results["OUTPUT_ERROR"] = error_output
         return results
 
     def weights(self, parameters, context, count, feedback):

@@ -7,7 +7,7 @@ from qgis.core import (QgsProcessingOutputFile, QgsProcessingParameterBoolean,
                        QgsProcessingParameterNumber)
 
 from ..compat import NUMBER_INTEGER
-from ..core.sampledata.scene import SIZES, generate_scene
+from ..core.sampledata.scene import SCENES, SIZES, generate_scene
 from .base import GlacierAlgorithm
 
 
@@ -30,7 +30,10 @@ class GenerateSceneAlgorithm(GlacierAlgorithm):
         "exactly those images."
     )
     PARAM_HELP = {
-        "SIZE": "side of the scene: tiny 3 km, small 6 km (default), medium 12 km, large 24 km.",
+        "SCENE": "landscape: ellipses (four elliptic tongues, default) or valley (the realistic "
+                 "dendritic valley glacier).",
+        "SIZE": "side of the scene: tiny 3 km, small 6 km (default), medium 12 km, large 24 km "
+                "(the valley scene 1.25 times that).",
         "FIRST_YEAR": "first calendar year of the monthly series.",
         "YEARS": "number of years of monthly velocities (10 gives 120 months).",
         "SEED": "random seed; the same seed gives the same scene.",
@@ -42,6 +45,8 @@ class GenerateSceneAlgorithm(GlacierAlgorithm):
     SIZE_KEYS = list(SIZES)
 
     def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterEnum(
+            "SCENE", "Scene", options=list(SCENES), defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             "SIZE", "Scene size", options=[f"{k} ({SIZES[k] / 1000:g} km)" for k in self.SIZE_KEYS],
             defaultValue=self.SIZE_KEYS.index("small")))
@@ -59,11 +64,13 @@ class GenerateSceneAlgorithm(GlacierAlgorithm):
     def process(self, parameters, context, feedback):
         folder = self.parameterAsString(parameters, "OUTPUT", context)
         size = self.SIZE_KEYS[self.parameterAsEnum(parameters, "SIZE", context)]
+        scene = SCENES[self.parameterAsEnum(parameters, "SCENE", context)]
         generate_scene(folder, size,
                        self.parameterAsInt(parameters, "FIRST_YEAR", context),
                        self.parameterAsInt(parameters, "YEARS", context),
                        self.parameterAsInt(parameters, "SEED", context),
                        self.progress(feedback),
-                       image_series=self.parameterAsBoolean(parameters, "IMAGE_SERIES", context))
-        feedback.pushInfo(f"Sample scene ({size}) written to {folder}")
+                       image_series=self.parameterAsBoolean(parameters, "IMAGE_SERIES", context),
+                       scene=scene)
+        feedback.pushInfo(f"Sample scene ({scene}, {size}) written to {folder}")
         return {"OUTPUT": folder, "MANIFEST": os.path.join(folder, "scene.json")}

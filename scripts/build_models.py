@@ -56,7 +56,9 @@ FULL_OUTPUTS = (
        ("calibration", "OUTPUT_SAMPLES", "table", "Calibration samples (UAV and each sensor)"),
        ("fusion", "OUTPUT", "raster", "Fused monthly speed stack"),
        ("fusion", "OUTPUT_COUNT", "raster", "Sensors contributing per pixel and month"),
+       ("fusion", "OUTPUT_ERROR", "raster", "Fused speed error (1 sigma, m/yr)"),
        ("gapfill", "OUTPUT", "raster", "Fused and gap-filled monthly speed stack"),
+       ("gapfill", "OUTPUT_ERROR", "raster", "Fused and gap-filled speed error (1 sigma, m/yr)"),
        ("uncertainty", "OUTPUT_TABLE", "table", "Stable-ground uncertainty table"),
        ("coverage", "OUTPUT_TABLE", "table", "Coverage table (glaciers, per stack and month)"),
        ("coverage", "OUTPUT", "raster", "Valid months per pixel (one band per stack)"),
@@ -79,7 +81,9 @@ are cleaned with the default chain and stable-ground ramp removal (Landsat and S
 Sentinel-1 SNR stays low under speckle, so its pairs go uncleaned), stacked by calendar month on
 the REFERENCE grid (Monthly stacks) and filtered in time (Temporal robust filter). The fusion
 weights are calibrated on the UAV velocity stack (Landsat and Sentinel-2 primary, Sentinel-1
-auxiliary), the stacks fused with them and the gaps filled from Sentinel-1. Then: stable-ground
+auxiliary), the stacks fused with them and the gaps filled from Sentinel-1 (window and per-pixel
+temporal coefficients combined), each with its per-pixel 1 sigma error (fusion:OUTPUT_ERROR,
+gapfill:OUTPUT_ERROR, m/yr) from the sensors' RMSE against the UAV. Then: stable-ground
 uncertainty and glacier coverage of every stack, pixel trends with FDR significance, glacier
 trends and classes, and glacier attributes correlated with velocity (DEM). Velocities in m/yr,
 trends in m/yr per decade. Every product is a model output named <step>:<output>, e.g.
@@ -273,9 +277,11 @@ def build_full():
              "AUXILIARY": b.c("sentinel1_filtered")}, 4, 2, _outputs(FULL_OUTPUTS, "calibration"))
     b.child("fusion", "fuse", "Fuse the stacks",
             {"SOURCES": primary, "AUXILIARY": b.c("sentinel1_filtered"),
-             "WEIGHTS_TABLE": b.c("calibration")}, 4, 4, _outputs(FULL_OUTPUTS, "fusion"))
+             "WEIGHTS_TABLE": b.c("calibration"), "ERRORS": b.c("calibration", "ERRORS")},
+             4, 4, _outputs(FULL_OUTPUTS, "fusion"))
     b.child("gapfill", "gapfill", "Gap-fill with Sentinel-1",
-            {"FUSED": b.c("fusion"), "AUXILIARY": b.c("sentinel1_filtered")}, 4, 6,
+            {"FUSED": b.c("fusion"), "AUXILIARY": b.c("sentinel1_filtered"),
+             "FUSED_ERROR": b.c("fusion", "OUTPUT_ERROR")}, 4, 6,
             _outputs(FULL_OUTPUTS, "gapfill"))
     products = every + [b.c("fusion"), b.c("gapfill")]
     b.child("uncertainty", "stableuncertainty", "Stable-ground uncertainty",
@@ -345,7 +351,10 @@ SAMPLE_WINDOWS = {"landsat": 16, "sentinel2": 16, "sentinel1": 32}
 
 def sample_scene_inputs(scene_folder, manifest, min_area=0.1):
     """Inputs of the full model for a sample scene written with image series (its manifest from
-    ``core.sampledata.scene.load_scene``): its series folders, pairing rules and layers."""
+    ``core.sampledata.scene.load_scene``): its series folders, pairing rules and layers. The
+    valley scene's glaciers are wide enough for the model's default windows."""
+    windows = ({s: SENSOR_DEFAULTS[s]["WINDOW"] for s in SENSORS}
+               if manifest.get("scene") == "valley" else SAMPLE_WINDOWS)
     p = manifest["paths"]
     inputs = {"REFERENCE": p["reference_grid"], "UAV": p["uav_v"], "STABLE": p["stable"],
               "GLACIERS": p["glaciers"], "DEM": p["dem"],
@@ -355,7 +364,7 @@ def sample_scene_inputs(scene_folder, manifest, min_area=0.1):
         inputs.update({f"{s.upper()}_FOLDER": os.path.join(scene_folder, "series", s),
                        f"{s.upper()}_MIN_DAYS": rule["min_days"],
                        f"{s.upper()}_MAX_DAYS": rule["max_days"],
-                       f"{s.upper()}_WINDOW": SAMPLE_WINDOWS[s]})
+                       f"{s.upper()}_WINDOW": windows[s]})
     return inputs
 
 

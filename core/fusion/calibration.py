@@ -141,6 +141,14 @@ class Calibration:
     def weight_string(self):
         return format_weights(self.weights)
 
+    @property
+    def error_string(self):
+        """Each source's RMSE against the UAV (m/yr, bias included), comma-separated in weight
+        order: the 1 σ per stack that the fusion propagates into its per-pixel error."""
+        s = self.samples
+        return format_weights([fit_stats(s.values[:, k], s.uav)["rmse"]
+                               for k in range(len(self.names))])
+
     def stats_rows(self, weights=None, mask=None, label=None):
         """One row per source then 'combined' (see the module doc for the statistics)."""
         w = self.weights if weights is None else weights
