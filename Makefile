@@ -20,9 +20,14 @@ export XDG_RUNTIME_DIR ?= $(CURDIR)/.build/runtime
 DEMO_SIZE ?= tiny
 PYTEST := $(VPY) -m pytest -ra --timeout=1200
 
-.PHONY: setup deb test test-core test-qgis demo bench ticoi-venv install uninstall zip lint screenshots docs clean
+.PHONY: link setup deb test test-core test-qgis demo bench ticoi-venv install uninstall zip lint screenshots \
+        docs clean
 
 setup: deb $(VENV)/.stamp
+
+# .build/plugins/glacier_velocity -> this checkout, before anything imports the plugin
+link:
+	@scripts/link-plugin >/dev/null
 
 # Debian's QGIS 3.22 and scientific stack; only what is missing is installed.
 deb:
@@ -44,13 +49,13 @@ $(VENV)/.stamp: requirements-dev.txt
 
 test: setup test-core test-qgis
 
-test-core: setup
+test-core: setup link
 	$(PYTEST) -p no:qgis test/core
 
-test-qgis: setup
+test-qgis: setup link
 	$(PYTEST) test/qgis test/cli
 
-demo: setup
+demo: setup link
 	$(VPY) demo/run_demo.py --out demo_output --size $(DEMO_SIZE)
 
 bench: setup ticoi-venv
@@ -67,7 +72,7 @@ $(TICOI_VENV)/.stamp:
 	touch $@
 
 # The dock rendered offscreen on the sample scene: docs/timeseries.png, docs/calibration.png.
-screenshots: setup
+screenshots: setup link
 	QT_QPA_PLATFORM=offscreen $(VPY) scripts/screenshots.py docs
 
 install:
@@ -79,7 +84,7 @@ uninstall:
 	rm -f "$(QGIS_PROFILE)/python/plugins/glacier_velocity"
 
 # docs/ALGORITHMS.md, generated from the algorithms (a test checks it is current).
-docs: setup
+docs: setup link
 	$(VPY) scripts/document_algorithms.py
 
 zip:

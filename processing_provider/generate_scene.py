@@ -7,7 +7,7 @@ from qgis.core import (QgsProcessingOutputFile, QgsProcessingParameterBoolean,
                        QgsProcessingParameterNumber)
 
 from ..compat import NUMBER_INTEGER
-from ..core.sampledata.scene import SIZES, generate_scene
+from ..core.sampledata.scene import SCENES, SIZES, generate_scene
 from .base import GlacierAlgorithm
 
 
@@ -15,19 +15,25 @@ class GenerateSceneAlgorithm(GlacierAlgorithm):
     ALG_ID = "generatescene"
     DISPLAY_NAME = "Generate sample scene"
     GROUP = "sampledata"
-    HELP = """Writes a synthetic glacier scene with known truth, to try every algorithm of the plugin
-and to check its numbers: four glaciers (accelerating, decelerating, steady, and a small one) on
-stable ground in UTM 45N; image pairs (Landsat-like 15 m and Sentinel-2-like 10 m with clouds,
-Sentinel-1-like 10 m with speckle); monthly speed stacks per sensor on a 30 m grid (m/yr) with
-noise, bias, gaps and outliers; a UAV stack over a small footprint; the DEM, glacier and stable
-ground polygons (vectors.gpkg) and the truth (true stacks, trend in m/yr per decade, flow
-direction). scene.json lists every file and the true numbers. The same size, years and seed
-always give the same scene. With IMAGE_SERIES, each sensor also gets an image pair every 30
-days under series/<sensor>/ (revisit baselines: Landsat 16, Sentinel-2 10, Sentinel-1 12 days),
-the input of the whole chain from images to trends; scene.json's series_rules give the
-MIN_DAYS/MAX_DAYS that pair exactly those images."""
+    HELP = (
+        "Writes a synthetic glacier scene with known truth, to try every algorithm of the plugin "
+        "and to check its numbers: four glaciers (accelerating, decelerating, steady, and a small "
+        "one) on stable ground in UTM 45N; image pairs (Landsat-like 15 m and Sentinel-2-like 10 m "
+        "with clouds, Sentinel-1-like 10 m with speckle); monthly speed stacks per sensor on a 30 "
+        "m grid (m/yr) with noise, bias, gaps and outliers; a UAV stack over a small footprint; "
+        "the DEM, glacier and stable ground polygons (vectors.gpkg) and the truth (true stacks, "
+        "trend in m/yr per decade, flow direction). scene.json lists every file and the true "
+        "numbers. The same size, years and seed always give the same scene. With IMAGE_SERIES, "
+        "each sensor also gets an image pair every 30 days under series/<sensor>/ (revisit "
+        "baselines: Landsat 16, Sentinel-2 10, Sentinel-1 12 days), the input of the whole chain "
+        "from images to trends; scene.json's series_rules give the MIN_DAYS/MAX_DAYS that pair "
+        "exactly those images."
+    )
     PARAM_HELP = {
-        "SIZE": "side of the scene: tiny 3 km, small 6 km (default), medium 12 km, large 24 km.",
+        "SCENE": "landscape: ellipses (four elliptic tongues, default) or valley (the realistic "
+                 "dendritic valley glacier).",
+        "SIZE": "side of the scene: tiny 3 km, small 6 km (default), medium 12 km, large 24 km "
+                "(the valley scene 1.25 times that).",
         "FIRST_YEAR": "first calendar year of the monthly series.",
         "YEARS": "number of years of monthly velocities (10 gives 120 months).",
         "SEED": "random seed; the same seed gives the same scene.",
@@ -39,6 +45,8 @@ MIN_DAYS/MAX_DAYS that pair exactly those images."""
     SIZE_KEYS = list(SIZES)
 
     def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterEnum(
+            "SCENE", "Scene", options=list(SCENES), defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             "SIZE", "Scene size", options=[f"{k} ({SIZES[k] / 1000:g} km)" for k in self.SIZE_KEYS],
             defaultValue=self.SIZE_KEYS.index("small")))
@@ -56,11 +64,13 @@ MIN_DAYS/MAX_DAYS that pair exactly those images."""
     def process(self, parameters, context, feedback):
         folder = self.parameterAsString(parameters, "OUTPUT", context)
         size = self.SIZE_KEYS[self.parameterAsEnum(parameters, "SIZE", context)]
+        scene = SCENES[self.parameterAsEnum(parameters, "SCENE", context)]
         generate_scene(folder, size,
                        self.parameterAsInt(parameters, "FIRST_YEAR", context),
                        self.parameterAsInt(parameters, "YEARS", context),
                        self.parameterAsInt(parameters, "SEED", context),
                        self.progress(feedback),
-                       image_series=self.parameterAsBoolean(parameters, "IMAGE_SERIES", context))
-        feedback.pushInfo(f"Sample scene ({size}) written to {folder}")
+                       image_series=self.parameterAsBoolean(parameters, "IMAGE_SERIES", context),
+                       scene=scene)
+        feedback.pushInfo(f"Sample scene ({scene}, {size}) written to {folder}")
         return {"OUTPUT": folder, "MANIFEST": os.path.join(folder, "scene.json")}

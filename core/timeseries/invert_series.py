@@ -268,11 +268,12 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
                 m = dict(meta)
                 if q == "v" and "error" in outputs:
                     m["ERROR_STACK"] = _relative(outputs["error"], path)
-                if q == "error":
-                    m.update({"ERROR_OF": _relative(outputs["v"], path), "STATISTIC": "1 sigma"})
+                if q == "error":  # the error-stack convention of fuse/gapfill, plus ERROR_OF
+                    m.update({"ERROR_OF": _relative(outputs["v"], path),
+                              "ERROR": "1 sigma, m/yr"})
                 writers[q] = opened.enter_context(StackWriter(
-                    path, grid, out_intervals, sensor, "v" if q == "error" else q, m,
-                    inputs=inputs))
+                    path, grid, out_intervals, "error" if q == "error" else sensor,
+                    "v" if q == "error" else q, m, inputs=inputs))
                 written.append(path)
             work = progress.sub(0.1, 1.0)
             pool = opened.enter_context(ThreadPoolExecutor(WORKERS))

@@ -124,7 +124,8 @@ def test_outputs_metadata_table_and_error_stack_convention(case):
     lam = case["summary"]["regularisation"]
     assert float(meta["REGULARISATION"]) == pytest.approx(lam, rel=1e-5)
     err_meta = open_raster(out["error"]).GetMetadata()
-    assert err_meta["ERROR_OF"] == "v.tif" and err_meta["STATISTIC"] == "1 sigma"
+    assert err_meta["ERROR_OF"] == "v.tif" and err_meta["ERROR"] == "1 sigma, m/yr"
+    assert err_meta["SENSOR"] == "error"
     # GCV picks an interior minimum of its candidates
     scores = dict(case["summary"]["gcv"])
     assert min(scores) < lam < max(scores)
