@@ -27,7 +27,7 @@ from .preprocess import (DEFAULT_SIZE, antialias_sigma, channels, check_method, 
 from .preprocess import apply as preprocess_apply
 from ..io.products import PairWriter
 from ..progress import ensure
-from ..io.raster import open_raster, read_band, warp_to_grid
+from ..io.raster import check_readable, read_band, warp_to_grid
 
 # pixels (per image and channel, at input resolution) held for one strip
 STRIP_PIXELS = 4_000_000
@@ -54,8 +54,8 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     """
     progress = ensure(progress)
     reference, secondary = str(reference), str(secondary)
-    ds_r = open_raster(reference, "reference image")
-    ds_s = open_raster(secondary, "secondary image")
+    ds_r = check_readable(reference, "reference image")
+    ds_s = check_readable(secondary, "secondary image")
     grid_r = Grid.from_dataset(ds_r, reference)
     grid_s = Grid.from_dataset(ds_s, secondary)
     require_projected(grid_r, reference)
@@ -137,9 +137,7 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
         writer.set_metadata({"VALID_SHARE": f"{share:.4f}", "MEDIAN_SNR": f"{median:.4f}"})
         writer.close()
     except BaseException:
-        writer.close()  # a cancelled or failed run leaves no half-written product behind
-        if os.path.exists(str(output)):
-            os.remove(str(output))
+        writer.abort()  # a cancelled or failed run leaves no half-written product behind
         raise
     progress.update(1.0)
     return {"path": str(output), "start": start, "end": end, "days": days, "sensor": sensor,
@@ -175,8 +173,11 @@ def correlate_batch(pairs, folder, progress=None, **options):
                                    progress=progress.sub(k / len(pairs), (k + 1) / len(pairs)),
                                    **options)
             row.update(valid_share=res["valid_share"], median_snr=res["median_snr"], path=path)
-        except InputError as exc:  # Cancelled is not one: cancelling stops the batch
-            row["status"] = str(exc)
+        except (InputError, RuntimeError, OSError, MemoryError) as exc:
+            # a damaged image (GDAL's RuntimeError), a file system error or a pair too large is
+            # this pair's problem: recorded, the batch goes on. Cancelled is none of them:
+            # cancelling stops the batch.
+            row["status"] = f"skipped: {exc}"
         rows.append(row)
     return rows
 

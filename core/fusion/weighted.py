@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..io.grid import require_crs
 from ..io.products import StackWriter, read_stack_info, to_m_per_yr
 from ..progress import ensure
-from ..io.raster import RasterWriter, open_raster, read_band, warp_to_grid
+from ..io.raster import RasterWriter, all_or_none, open_raster, read_band, warp_to_grid
 
 
 def format_weights(weights):
@@ -174,7 +174,7 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
         counter = RasterWriter(count_output, grid, len(intervals), [str(iv) for iv in intervals],
                                {"SENSOR": "fused", "QUANTITY": "count", "UNITS": "stacks",
                                 "SOURCES": names}, inputs=inputs + [output])
-    try:
+    with all_or_none([writer, counter]):
         for b, iv in enumerate(intervals):
             bands = [r.read(iv) for r in readers]
             fused, count = fuse_band(bands, pixel_w, len(primaries))
@@ -190,8 +190,4 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
                 counter.write(b + 1, count)
             summary.append(item)
             progress.update((b + 1) / len(intervals))
-    finally:
-        writer.close()
-        if counter is not None:
-            counter.close()
     return summary

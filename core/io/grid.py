@@ -26,6 +26,9 @@ class Grid:
     def from_dataset(cls, ds, name="raster"):
         """The grid of an open GDAL dataset; rotated or non-north-up grids are refused."""
         gt = tuple(float(v) for v in ds.GetGeoTransform())
+        if gt == (0.0, 1.0, 0.0, 0.0, 0.0, 1.0):  # GDAL's answer when the file has none
+            raise InputError(f"'{name}' has no georeferencing (no geotransform: not a georeferenced "
+                             "raster, or its header is damaged or truncated).")
         if gt[2] != 0 or gt[4] != 0 or gt[5] >= 0:
             raise InputError(f"'{name}' has a rotated or south-up geotransform {gt}: warp it to a "
                              "north-up grid first.")

@@ -16,7 +16,7 @@ from scipy import ndimage
 from .dates import Interval, baseline_days, baseline_years, parse_date
 from ..errors import InputError
 from .grid import Grid, same_crs
-from .products import UNITS, pair_band_index, read_pair_info, to_m_per_yr
+from .products import UNITS, declared_units, pair_band_index, read_pair_info, to_m_per_yr
 from .raster import open_raster, read_band, warp_to_grid
 
 _DATE_TOKEN = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2}|\d{8})(?!\d)")
@@ -40,8 +40,8 @@ def check_units(units, path=None, metadata=None):
     declared = str(units).strip().lower()
     if declared not in UNITS:
         raise InputError(f"Unknown velocity units '{units}': use m/yr or m/day.")
-    file_units = (metadata or {}).get("UNITS", "").strip().lower()
-    if file_units in UNITS and UNITS[file_units] != UNITS[declared]:
+    file_units = declared_units(metadata, path, declared)
+    if UNITS[file_units] != UNITS[declared]:
         raise InputError(f"'{path}' says its units are {file_units} but {declared} was declared: "
                          f"set the input units to {file_units}.")
     return declared
@@ -112,6 +112,7 @@ class PairSource:
             self._open[p] = open_raster(p, what)  # kept for read(), see _dataset
             if self._open[p].RasterCount != 1:
                 raise InputError(f"The {what} '{p}' must have a single band.")
+            check_units(self.units, p, self._open[p].GetMetadata())
         self.grid = Grid.from_dataset(self._open[self.path], self.path)
         if not self.grid.same_as(Grid.from_dataset(self._open[self.vy_path], self.vy_path)):
             raise InputError(f"The vx raster '{self.path}' and the vy raster '{self.vy_path}' are "

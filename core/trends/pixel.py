@@ -50,7 +50,7 @@ from ..io.dates import Interval
 from ..errors import InputError
 from ..io.products import read_stack, read_stack_info
 from ..progress import ensure
-from ..io.raster import RasterWriter, iter_tiles, open_raster
+from ..io.raster import RasterWriter, all_or_none, iter_tiles, open_raster
 
 METHODS = {
     "ols_annual": "OLS on annual means, Student t test",
@@ -460,7 +460,7 @@ def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEF
                for k, p in outputs.items() if p}
     p_all = np.full(info.grid.shape, np.nan, np.float32)
     windows = stack_windows(path, info.grid.shape, info.count)
-    try:
+    with all_or_none(writers.values()):
         for k, win in enumerate(windows):
             r0, c0, nr, nc = win
             _, block = read_stack(path, win)
@@ -473,9 +473,6 @@ def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEF
         mask, threshold = significance_mask(p_all, alpha)
         if "significant" in writers:
             writers["significant"].write(1, mask, 0, 0)
-    finally:
-        for w in writers.values():
-            w.close()
     progress.update(1.0)
     n_ok = int(np.isfinite(p_all).sum())
     n_sig = int(np.nansum(mask))

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.products import QUANTITIES, StackWriter, read_stack, read_stack_info
 from ..progress import ensure
-from ..io.raster import RasterWriter
+from ..io.raster import RasterWriter, all_or_none
 from .pixel import (DECADE, DEFAULT_MIN_YEARS, Calendar, nanmean_count, ols_trend, sen_trend,
                      stack_windows, year_month_means)
 
@@ -102,7 +102,7 @@ def monthly_trend_raster(path, output, method="ols", alpha=0.05, min_years=DEFAU
         writers.append(RasterWriter(p_output, info.grid, 12, [f"{m} p-value" for m in MONTH_NAMES],
                                     meta, inputs=[path]))
     windows = stack_windows(path, info.grid.shape, info.count)
-    try:
+    with all_or_none(writers):
         for k, (r0, c0, nr, nc) in enumerate(windows):
             _, block = read_stack(path, (r0, c0, nr, nc))
             res = monthly_trends(block.reshape(info.count, -1), None, method, alpha, min_years,
@@ -111,9 +111,6 @@ def monthly_trend_raster(path, output, method="ols", alpha=0.05, min_years=DEFAU
                 for m in range(12):
                     w.write(m + 1, res[key][m].reshape(nr, nc), r0, c0)
             progress.update((k + 1) / len(windows))
-    finally:
-        for w in writers:
-            w.close()
 
 
 def seasonal_cycle_rasters(path, mean_output=None, anomalies_output=None, progress=None):
@@ -134,7 +131,7 @@ def seasonal_cycle_rasters(path, mean_output=None, anomalies_output=None, progre
                              {"ANOMALY": "value minus the mean of its calendar month",
                               "SOURCE": path}, inputs=[path])
     windows = stack_windows(path, info.grid.shape, info.count)
-    try:
+    with all_or_none((mean_w, anom_w)):
         for k, (r0, c0, nr, nc) in enumerate(windows):
             _, block = read_stack(path, (r0, c0, nr, nc))
             mean, _, _, anomalies = seasonal_cycle(block.reshape(info.count, -1), None, cal)
@@ -145,7 +142,3 @@ def seasonal_cycle_rasters(path, mean_output=None, anomalies_output=None, progre
                 for b in range(info.count):
                     anom_w.write(b, anomalies[b].reshape(nr, nc), r0, c0)
             progress.update((k + 1) / len(windows))
-    finally:
-        for w in (mean_w, anom_w):
-            if w is not None:
-                w.close()
