@@ -3,11 +3,12 @@ into place only when it is complete.
 
 A run that fails, is cancelled or is killed (SIGTERM, SIGKILL, a crash) therefore never leaves a
 half-written product at the destination: an old file there stays as it was and no new file
-appears. The temporary name is recognisable, ``.<name>.gvpart-<pid><ext>`` (hidden, the writing
-process id, the destination's extension so drivers that pick the format by extension still work),
-so the next run that writes into the same folder removes the leftovers of processes that are no
-longer alive (:func:`remove_leftovers`). Side files a driver writes beside the temporary file
-(``.aux.xml``, shapefile parts, GeoPackage journals) move or go with it.
+appears. The temporary name is recognisable, ``.<name>.gvpart-<pid><ext>`` (hidden, except for
+tables, see :func:`temporary_path`; the writing process id; the destination's extension, so
+drivers that pick the format by extension still work), so the next run that writes into the same
+folder removes the leftovers of processes that are no longer alive (:func:`remove_leftovers`).
+Side files a driver writes beside the temporary file (``.aux.xml``, shapefile parts, GeoPackage
+journals) move or go with it.
 """
 
 import contextlib
@@ -17,27 +18,33 @@ import re
 from ..errors import InputError
 
 TAG = ".gvpart-"
-_LEFTOVER = re.compile(r"^\..*\.gvpart-(\d+)(\.[^/]*)?$")
+_LEFTOVER = re.compile(r"^.*\.gvpart-(\d+)(\.[^/]*)?$")
 
 
-def temporary_path(path):
-    """The temporary name :func:`commit` moves to ``path``: ``.<stem>.gvpart-<pid><ext>``."""
+def temporary_path(path, hidden=True):
+    """The temporary name :func:`commit` moves to ``path``: ``.<stem>.gvpart-<pid><ext>``
+    (without the leading dot when not ``hidden``: QGIS names a GeoPackage table after the part of
+    the file name before its first dot)."""
     folder, base = os.path.split(os.path.abspath(str(path)))
     stem, ext = os.path.splitext(base)
-    return os.path.join(folder, f".{stem}{TAG}{os.getpid()}{ext}")
+    return os.path.join(folder, f"{'.' if hidden else ''}{stem}{TAG}{os.getpid()}{ext}")
 
 
 def prepare_folder(path, what="output"):
     """Create the folder of ``path`` and remove dead runs' leftovers there; :class:`InputError`
     naming the folder when it cannot be created (a path under a file, a read-only disk)."""
     folder = os.path.dirname(os.path.abspath(str(path)))
+    ancestor = folder
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise InputError(f"The {what} '{path}' cannot be created: '{ancestor}' is a file, not a "
+                         "folder.")
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise InputError(f"The folder of the {what} '{path}' cannot be created: "
                          f"{exc.strerror or exc}.") from None
-    if not os.path.isdir(folder):
-        raise InputError(f"The folder of the {what} '{path}' is not a folder.")
     remove_leftovers(folder)
     return folder
 
