@@ -15,7 +15,7 @@ neighbour, band by band. Memory holds one band of each stack at a time.
 import numpy as np
 
 from ..errors import InputError
-from ..io.grid import require_crs
+from ..io.grid import crs_name, require_crs, require_overlap, same_crs
 from ..io.products import StackWriter, read_stack_info, to_m_per_yr
 from ..progress import ensure
 from ..io.raster import RasterWriter, all_or_none, open_raster, read_band, warp_to_grid
@@ -127,6 +127,15 @@ def stack_infos(paths, what):
     if len(quantities) > 1:
         raise InputError(f"The stacks hold different quantities ({', '.join(sorted(quantities))}): "
                          "combine stacks of one quantity (v, vx or vy).")
+    first = infos[0]
+    for info in infos[1:]:
+        # a stack that does not overlap the first would contribute nothing, silently
+        require_overlap(first.grid, info.grid, first.path, info.path)
+        if info.quantity in ("vx", "vy") and not same_crs(first.grid.crs_wkt, info.grid.crs_wkt):
+            raise InputError(f"'{info.path}' holds {info.quantity} in {crs_name(info.grid.crs_wkt)}"
+                             f" but '{first.path}' is in {crs_name(first.grid.crs_wkt)}: east and "
+                             "north components change with the CRS; harmonise it onto the first "
+                             "stack's grid first (Harmonise onto a reference grid).")
     return infos
 
 

@@ -17,7 +17,7 @@ from .dates import Interval, baseline_days, baseline_years, parse_date
 from ..errors import InputError
 from .grid import Grid, same_crs
 from .products import UNITS, declared_units, pair_band_index, read_pair_info, to_m_per_yr
-from .raster import open_raster, read_band, warp_to_grid
+from .raster import check_readable, open_raster, read_band, warp_to_grid
 
 _DATE_TOKEN = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2}|\d{8})(?!\d)")
 
@@ -198,3 +198,17 @@ class PairSource:
     def inputs(self):
         """Input paths (so outputs never overwrite them)."""
         return [p for p in (self.path, self.vy_path) if p]
+
+
+def readable_pairs(paths):
+    """``(sources, skipped)``: a :class:`PairSource` for every path that opens as a pair product
+    and reads to its last block, and ``(path, reason)`` for each of the others, so that a folder
+    with one damaged or foreign file is processed without it."""
+    sources, skipped = [], []
+    for p in paths:
+        try:
+            check_readable(p, "pair product")
+            sources.append(PairSource(p))
+        except (InputError, RuntimeError, OSError) as exc:
+            skipped.append((str(p), str(exc).strip()))
+    return sources, skipped
