@@ -17,7 +17,8 @@ import os
 
 import numpy as np
 
-from .engine import CorrelatorOptions, context_margin, correlate_windows, window_layout
+from .engine import (CorrelatorOptions, context_margin, correlate_windows, window_layout,
+                     working_memory)
 from ..io.dates import DAYS_PER_YEAR, acquisition_date, baseline_days
 from ..errors import InputError
 from ..io.grid import Grid, require_overlap, require_projected, require_same_crs
@@ -27,6 +28,7 @@ from .preprocess import (DEFAULT_SIZE, antialias_sigma, channels, check_method, 
 from .preprocess import apply as preprocess_apply
 from ..io.products import PairWriter
 from ..progress import ensure
+from ..arrays.memory import require_memory
 from ..io.raster import check_readable, read_band, warp_to_grid
 
 # pixels (per image and channel, at input resolution) held for one strip
@@ -80,6 +82,10 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     work, factors = _working_grid(grid_r, resolution)
     options = CorrelatorOptions(window=window, search=search)
     prior_px = (-float(prior[1]) / work.dy, float(prior[0]) / work.dx)  # (rows down, cols east)
+    if window[0] > work.rows or window[1] > work.cols:
+        raise InputError(f"The window ({window[1]} x {window[0]} px) is larger than the image "
+                         f"'{reference}' ({work.cols} x {work.rows} px at {work.dx:g} m): use a "
+                         "smaller WINDOW (or a finer RESOLUTION).")
     (ny, nx), (top0, left0), (oy, ox) = window_layout(work.shape, window, step)
     if ny <= 0 or nx <= 0:
         raise InputError(f"'{reference}' ({work.rows} x {work.cols} px at {work.dx:g} m) is smaller "
@@ -95,6 +101,7 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     budget_rows = STRIP_PIXELS // max(1, int(work.cols * factors[1] * factors[0] *
                                              channels(method)))
     tile = max(1, int((budget_rows - window[0] - 2 * margin) // step))  # output rows per strip
+    _require_memory(work, window, step, tile, margin, method, options)
     meta = {"WINDOW": f"{window[0]}x{window[1]}", "STEP": step, "PREPROCESS": method,
             "FILTER_SIZE": f"{filter_size:g}", "SEARCH_PX": f"{options.search_px:g}",
             "PIXEL_M": f"{work.dx:g}", "BASELINE_DAYS": days,
@@ -200,6 +207,18 @@ def _working_grid(grid, resolution):
     work = Grid((x0, res, 0.0, y0, 0.0, -res), (int(grid.rows // fr), int(grid.cols // fc)),
                 grid.crs_wkt)
     return work, (fr, fc)
+
+
+def _require_memory(work, window, step, tile, margin, method, options):
+    """Refuse at once a search range or window whose strips and windows cannot fit in memory:
+    two pre-processed image strips (with temporaries, x3) and the windows in work."""
+    strip_rows = tile * step + window[0] + 2 * margin
+    strips = 3 * 2 * channels(method) * 4 * work.cols * strip_rows
+    needed = strips + working_memory(options, channels(method))
+    require_memory(needed, f"WINDOW {window[1]} x {window[0]} px with a search range of "
+                   f"{options.search_px:g} px (SEARCH)",
+                   "Use a smaller SEARCH (a known offset goes into PRIOR_EAST / PRIOR_NORTH "
+                   "instead), a smaller WINDOW or a coarser RESOLUTION.")
 
 
 def _require_content(ds, band, path, size=512):

@@ -208,8 +208,11 @@ def read_stack_info(path, what="velocity stack"):
         except InputError as exc:
             raise InputError(f"Band {i + 1} of {what} '{path}': {exc}") from None
     check_chronological(intervals, path, what)
+    quantity = meta.get("QUANTITY", "v")
+    # velocities must be in known units; other quantities (counts) keep theirs
+    units = declared_units(meta, path) if quantity in QUANTITIES else meta.get("UNITS", "")
     return StackInfo(str(path), Grid.from_dataset(ds, path), intervals, meta.get("SENSOR", ""),
-                     meta.get("QUANTITY", "v"), declared_units(meta, path), meta)
+                     quantity, units, meta)
 
 
 def read_stack(path, window=None, bands=None):
