@@ -36,6 +36,7 @@ from ..errors import InputError
 from ..io.grid import Grid, crs_to_wkt
 from ..io.products import write_stack
 from ..io.raster import write_raster
+from ..io.atomic import atomic_file
 from ..io.vector import write_polygons
 
 EPSG = 32645
@@ -428,16 +429,19 @@ def generate_scene(folder, size="small", first_year=2015, years=10, seed=0, prog
     glacier_polys = [(model.outline(g), {"id": g.gid, "name": g.name, "aspect": g.bearing,
                                          "true_class": g.expected_class})
                      for g in model.glaciers]
-    paths["glaciers"] = write_polygons(gpkg, "glaciers", model.crs_wkt, glacier_polys,
-                                       {"id": "int", "name": "str", "aspect": "float",
-                                        "true_class": "str"}, overwrite_file=True)
     x0, y0, x1, y1 = ref.bounds
     inset = 2 * REF_PIXEL
     frame = np.array([[x0 + inset, y1 - inset], [x1 - inset, y1 - inset],
                       [x1 - inset, y0 + inset], [x0 + inset, y0 + inset]])
     holes = [model.outline(g, scale=1.3) for g in model.glaciers]
-    paths["stable"] = write_polygons(gpkg, "stable", model.crs_wkt,
-                                     [([frame] + holes, {"id": 1})], {"id": "int"})
+    with atomic_file(gpkg) as tmp:  # both layers, or the file stays as it was
+        write_polygons(tmp, "glaciers", model.crs_wkt, glacier_polys,
+                       {"id": "int", "name": "str", "aspect": "float", "true_class": "str"},
+                       overwrite_file=True)
+        write_polygons(tmp, "stable", model.crs_wkt, [([frame] + holes, {"id": 1})],
+                       {"id": "int"})
+    paths["glaciers"] = f"{gpkg}|layername=glaciers"
+    paths["stable"] = f"{gpkg}|layername=stable"
     progress.update(0.05)
 
     # truth stacks
@@ -501,7 +505,8 @@ def generate_scene(folder, size="small", first_year=2015, years=10, seed=0, prog
         "sensor_noise": {k: asdict(v) for k, v in SENSOR_NOISE.items()},
         "seasonal_amplitude": SEASONAL_AMPLITUDE,
     }
-    with open(p("scene.json"), "w") as f:
+    # written last and atomically: a scene.json says the scene is complete
+    with atomic_file(p("scene.json")) as tmp, open(tmp, "w") as f:
         json.dump(manifest, f, indent=1)
     return manifest
 
