@@ -26,6 +26,7 @@ from .pairing import image_sensor
 from .preprocess import (DEFAULT_SIZE, antialias_sigma, channels, check_method, downsample, halo,
                          resolve)
 from .preprocess import apply as preprocess_apply
+from ..io.atomic import make_folder
 from ..io.products import PairWriter
 from ..progress import ensure
 from ..arrays.memory import require_memory
@@ -161,7 +162,7 @@ def correlate_batch(pairs, folder, progress=None, **options):
     cancellation stops the batch.
     """
     progress = ensure(progress)
-    os.makedirs(str(folder), exist_ok=True)
+    make_folder(folder)
     rows, used = [], set()
     for k, pair in enumerate(pairs):
         name = pair.name

@@ -30,23 +30,28 @@ def temporary_path(path, hidden=True):
     return os.path.join(folder, f"{'.' if hidden else ''}{stem}{TAG}{os.getpid()}{ext}")
 
 
-def prepare_folder(path, what="output"):
-    """Create the folder of ``path`` and remove dead runs' leftovers there; :class:`InputError`
-    naming the folder when it cannot be created (a path under a file, a read-only disk)."""
-    folder = os.path.dirname(os.path.abspath(str(path)))
+def make_folder(folder, what="output folder"):
+    """Create ``folder`` (and its parents) and remove dead runs' leftovers in it;
+    :class:`InputError` naming it when it cannot be (a path under a file, a read-only disk)."""
+    folder = os.path.abspath(str(folder))
     ancestor = folder
     while not os.path.exists(ancestor):
         ancestor = os.path.dirname(ancestor)
     if not os.path.isdir(ancestor):
-        raise InputError(f"The {what} '{path}' cannot be created: '{ancestor}' is a file, not a "
-                         "folder.")
+        raise InputError(f"The {what} '{folder}' cannot be created: '{ancestor}' is a file, not "
+                         "a folder.")
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"The folder of the {what} '{path}' cannot be created: "
-                         f"{exc.strerror or exc}.") from None
+        raise InputError(f"The {what} '{folder}' cannot be created: {exc.strerror or exc}.") \
+            from None
     remove_leftovers(folder)
     return folder
+
+
+def prepare_folder(path, what="output"):
+    """Create the folder of the file ``path`` (see :func:`make_folder`); returns it."""
+    return make_folder(os.path.dirname(os.path.abspath(str(path))), f"folder of the {what}")
 
 
 def _alive(pid):

@@ -36,7 +36,7 @@ from ..errors import InputError
 from ..io.grid import Grid, crs_to_wkt
 from ..io.products import write_stack
 from ..io.raster import write_raster
-from ..io.atomic import atomic_file
+from ..io.atomic import atomic_file, make_folder
 from ..io.vector import write_polygons
 
 EPSG = 32645
@@ -406,7 +406,7 @@ def generate_scene(folder, size="small", first_year=2015, years=10, seed=0, prog
 
     progress = ensure(progress)
     model = SceneModel(size, first_year, years, seed)
-    os.makedirs(folder, exist_ok=True)
+    make_folder(folder, "scene folder")
     for sub in ("images", "stacks", "truth"):
         os.makedirs(os.path.join(folder, sub), exist_ok=True)
     ref = model.grid(REF_PIXEL)
