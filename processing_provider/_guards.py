@@ -18,10 +18,11 @@ import math
 import os
 
 from qgis.core import (QgsFeature, QgsFeatureSink, QgsProcessingContext,
-                       QgsProcessingOutputLayerDefinition, QgsProcessingParameterNumber)
+                       QgsProcessingOutputLayerDefinition, QgsProcessingParameterFolderDestination,
+                       QgsProcessingParameterNumber)
 
 from ..core.errors import InputError
-from ..core.io.atomic import commit, discard, prepare_folder, temporary_path
+from ..core.io.atomic import check_creatable, commit, discard, prepare_folder, temporary_path
 from ..core.io.raster import check_readable
 
 # Destination values that are not plain files (kept as QGIS writes them)
@@ -70,12 +71,15 @@ def destination_file(parameters, name, context):
 
 
 def check_destinations(alg, parameters, context):
-    """:class:`InputError` when two output parameters are given the same file."""
+    """:class:`InputError` when an output cannot be created where it is asked for (a file stands
+    where a folder is needed) or two output parameters are given the same file."""
     seen = {}
     for p in alg.destinationParameterDefinitions():
         path = destination_file(parameters, p.name(), context)
         if not path:
             continue
+        is_folder = isinstance(p, QgsProcessingParameterFolderDestination)
+        check_creatable(path, f"output {p.name()}", folder=is_folder)
         key = os.path.realpath(path)
         if key in seen:
             raise InputError(f"{seen[key]} and {p.name()} are both '{path}': give each output "

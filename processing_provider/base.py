@@ -142,7 +142,7 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
         user = layer.source() if layer is not None else str(parameters.get(name) or "")
         copy = path.split("|")[0]
         if user and copy != user.split("|")[0]:
-            self._user_names[copy] = f"{user.split('|')[0]} ({name})"
+            self._user_names[copy] = user
 
     # ---------------------------------------------------------------- outputs
     def write_table(self, parameters, name, context, rows, columns=None):

@@ -30,16 +30,28 @@ def temporary_path(path, hidden=True):
     return os.path.join(folder, f"{'.' if hidden else ''}{stem}{TAG}{os.getpid()}{ext}")
 
 
+def check_creatable(path, what="output", folder=False):
+    """:class:`InputError` when the file (or, with ``folder``, the folder) ``path`` cannot be
+    created because a file stands where a folder is needed. Creates nothing: checked before any
+    work, so that a run that would fail at its end fails at once."""
+    path = os.path.abspath(str(path))
+    if folder and os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"The {what} '{path}' is a file, not a folder.")
+    if not folder and os.path.isdir(path):
+        raise InputError(f"The {what} '{path}' is a folder: give a file name.")
+    ancestor = os.path.dirname(path)
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise InputError(f"The {what} '{path}' cannot be created: '{ancestor}' is a file, not a "
+                         "folder.")
+
+
 def make_folder(folder, what="output folder"):
     """Create ``folder`` (and its parents) and remove dead runs' leftovers in it;
     :class:`InputError` naming it when it cannot be (a path under a file, a read-only disk)."""
     folder = os.path.abspath(str(folder))
-    ancestor = folder
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor):
-        raise InputError(f"The {what} '{folder}' cannot be created: '{ancestor}' is a file, not "
-                         "a folder.")
+    check_creatable(folder, what, folder=True)
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
