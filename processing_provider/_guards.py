@@ -6,7 +6,8 @@
   is not a finite number within its range (``ANGLE=nan``), or two outputs given the same file,
   fail at once with the parameter named and the range stated.
 - :func:`check_raster_input` checks a raster input before it is used: readable, not truncated (its
-  last block is read), with a CRS; the message names the parameter and the user's file.
+  last block is read), with a CRS, overlapping the algorithm's first raster input; the message
+  names the parameter and the user's file.
 - :func:`error_message` is the one place that turns core, GDAL and operating-system errors into
   the text of a ``QgsProcessingException``: the file and the reason, no traceback, and QGIS's
   temporary copies of layers replaced by the user's own layer.
@@ -23,6 +24,7 @@ from qgis.core import (QgsFeature, QgsFeatureSink, QgsProcessingContext,
 
 from ..core.errors import InputError
 from ..core.io.atomic import check_creatable, commit, discard, prepare_folder, temporary_path
+from ..core.io.grid import Grid, require_overlap
 from ..core.io.raster import check_readable
 
 # Destination values that are not plain files (kept as QGIS writes them)
@@ -87,9 +89,11 @@ def check_destinations(alg, parameters, context):
         seen[key] = p.name()
 
 
-def check_raster_input(name, path):
+def check_raster_input(name, path, anchor=None):
     """:class:`InputError` naming parameter ``name`` and ``path`` when the raster cannot be read
-    to its end or has no coordinate reference system."""
+    to its end, has no coordinate reference system, or does not overlap ``anchor`` (``(name,
+    path, grid)`` of the algorithm's first raster input; any CRS). Returns ``(name, path, grid)``
+    (grid None when the raster has none GDAL can give: the core names that problem)."""
     try:
         ds = check_readable(path, "raster")
     except InputError as exc:
@@ -98,6 +102,19 @@ def check_raster_input(name, path):
         raise InputError(f"{name}: the raster '{path}' has no coordinate reference system: assign "
                          "one (Layer Properties > Source, or Raster > Projections > Assign "
                          "Projection) before using it.")
+    try:
+        grid = Grid.from_dataset(ds, path)
+    except InputError:
+        return name, path, None
+    # geographic inputs (a stable mask in any CRS) are not compared: where metres are needed the
+    # core says "not a projected CRS", the clearer message
+    if (anchor is not None and anchor[2] is not None and grid.srs().IsProjected()
+            and anchor[2].srs().IsProjected()):
+        try:
+            require_overlap(anchor[2], grid, anchor[1], path)
+        except InputError as exc:
+            raise InputError(f"{name} and {anchor[0]}: {exc}") from None
+    return name, path, grid
 
 
 def error_message(exc, user_names=None):

@@ -50,6 +50,8 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
     GROUP = ""
     HELP = ""
     PARAM_HELP = {}
+    _user_names = None  # per run (processAlgorithm): QGIS's copies of layers -> the user's layers
+    _first_raster = None  # per run: the first single raster input, which the others overlap
 
     # ---------------------------------------------------------------- identity
     def name(self):
@@ -83,6 +85,7 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
     # ---------------------------------------------------------------- running
     def processAlgorithm(self, parameters, context, feedback):
         self._user_names = {}  # QGIS's temporary copies of layers -> the user's layers
+        self._first_raster = None  # (name, path, grid) that other single raster inputs overlap
         try:
             check_numbers(self, parameters, context)
             check_destinations(self, parameters, context)
@@ -112,7 +115,8 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
             if required:
                 raise QgsProcessingException(f"{name}: no raster layer given or it cannot be read.")
             return None
-        check_raster_input(name, layer.source())
+        checked = check_raster_input(name, layer.source(), self._first_raster)
+        self._first_raster = self._first_raster or checked
         return layer.source()
 
     def raster_paths(self, parameters, name, context):
@@ -142,7 +146,7 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
         user = layer.source() if layer is not None else str(parameters.get(name) or "")
         copy = path.split("|")[0]
         if user and copy != user.split("|")[0]:
-            self._user_names[copy] = user
+            self._user_names = dict(self._user_names or {}, **{copy: user})
 
     # ---------------------------------------------------------------- outputs
     def write_table(self, parameters, name, context, rows, columns=None):

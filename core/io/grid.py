@@ -168,6 +168,12 @@ def require_overlap(a, b, name_a, name_b):
     bx0, by0, bx1, by1 = bounds_in(b, a.crs_wkt)
     x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
     if x1 <= x0 or y1 <= y0:
-        raise InputError(f"'{name_a}' and '{name_b}' do not overlap: extents {a.bounds} and "
-                         f"{b.bounds} ({crs_name(a.crs_wkt)}).")
+        if same_crs(a.crs_wkt, b.crs_wkt):
+            raise InputError(f"'{name_a}' and '{name_b}' do not overlap: extents {a.bounds} and "
+                             f"{b.bounds} ({crs_name(a.crs_wkt)}).")
+        where = tuple(round(v, 1) for v in (bx0, by0, bx1, by1))
+        raise InputError(f"'{name_a}' ({crs_name(a.crs_wkt)}) and '{name_b}' "
+                         f"({crs_name(b.crs_wkt)}) do not overlap: in {crs_name(a.crs_wkt)} the "
+                         f"second covers {where}, the first {a.bounds}. Check that each file's "
+                         "CRS is the right one.")
     return (x0, y0, x1, y1)
