@@ -112,10 +112,10 @@ def commit(temp, path):
     folder = os.path.dirname(path)
     dest_stem = os.path.splitext(os.path.basename(path))[0]
     main_ext = os.path.splitext(temp)[1]
-    for old_side in (path + ".aux.xml",):  # an old side file would describe the old content
-        if not os.path.exists(temp + ".aux.xml"):
+    for side in (".aux.xml", ".ovr", ".msk"):  # an old side file describes the old content
+        if not os.path.exists(temp + side):
             with contextlib.suppress(OSError):
-                os.remove(old_side)
+                os.remove(path + side)
     parts = _parts(temp)
     # the main file last: once it is in place, everything that describes it is there too
     parts.sort(key=lambda p: p[0] == temp)

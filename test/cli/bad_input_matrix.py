@@ -40,7 +40,7 @@ CASES = [
     case("table-ok-csv", "stableuncertainty",
          {"INPUT": STACK, "STABLE": STABLE, "OUTPUT_TABLE": "{out}/stats.csv"},
          expect="ok", present=["{out}/stats.csv"]),
-    case("table-ok-gpkg-replaces-old", "stableuncertainty",
+    case("table-ok-gpkg", "stableuncertainty",
          {"INPUT": STACK, "STABLE": STABLE, "OUTPUT_TABLE": "{out}/stats.gpkg"},
          expect="ok", present=["{out}/stats.gpkg"]),
     # ---- 3. batches that degrade gracefully

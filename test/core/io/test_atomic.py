@@ -39,7 +39,9 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
             assert os.path.exists(w.temp) and os.path.basename(w.temp).startswith(".out.gvpart-")
             raise RuntimeError("boom")
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.tif"]
-    # a complete write replaces it
+    # a complete write replaces it, and the old file's overviews and statistics go
+    (tmp_path / "out.tif.ovr").write_bytes(b"old pyramids")
+    (tmp_path / "out.tif.aux.xml").write_bytes(b"old statistics")
     write_raster(str(path), GRID, np.full(GRID.shape, 2.0))
     assert gdal.Open(str(path)).ReadAsArray()[0, 0] == 2.0 and os.listdir(tmp_path) == ["out.tif"]
 
