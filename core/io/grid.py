@@ -175,5 +175,6 @@ def require_overlap(a, b, name_a, name_b):
         raise InputError(f"'{name_a}' ({crs_name(a.crs_wkt)}) and '{name_b}' "
                          f"({crs_name(b.crs_wkt)}) do not overlap: in {crs_name(a.crs_wkt)} the "
                          f"second covers {where}, the first {a.bounds}. Check that each file's "
-                         "CRS is the right one.")
+                         "CRS is the right one (reproject a file, rather than assign it another "
+                         "CRS).")
     return (x0, y0, x1, y1)
