@@ -84,8 +84,7 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
 
     # ---------------------------------------------------------------- running
     def processAlgorithm(self, parameters, context, feedback):
-        self._user_names = {}  # QGIS's temporary copies of layers -> the user's layers
-        self._first_raster = None  # (name, path, grid) that other single raster inputs overlap
+        self._user_names, self._first_raster = {}, None  # a fresh run (see the class attributes)
         try:
             check_numbers(self, parameters, context)
             check_destinations(self, parameters, context)
