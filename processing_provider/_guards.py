@@ -163,7 +163,11 @@ def write_rows(alg, parameters, name, context, fields, geometry, crs, rows, colu
     if final:
         prepare_folder(final, f"table {name}")
         temp = temporary_path(final, hidden=False)  # QGIS names a GeoPackage table after it
-        params = dict(parameters, **{name: QgsProcessingOutputLayerDefinition(temp)})
+        definition = QgsProcessingOutputLayerDefinition(temp)
+        given = parameters.get(name)
+        if isinstance(given, QgsProcessingOutputLayerDefinition):
+            definition.createOptions = given.createOptions  # e.g. the file encoding
+        params = dict(parameters, **{name: definition})
     sink, dest = alg.parameterAsSink(params, name, context, fields, geometry, crs)
     if sink is None:
         raise InputError(f"{name}: the table '{final or parameters.get(name)}' cannot be created.")
