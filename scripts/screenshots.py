@@ -1,22 +1,20 @@
 """Render the dock offscreen on the sample scene: docs/timeseries.png and docs/calibration.png.
 
 The tiny sample scene is generated under .build/screenshots, the UAV calibration is computed with
-``glaciervelocity:calibrateweights`` and the fused stack with ``glaciervelocity:fuse`` (a plain
-constrained least-squares fit and weighted mean stand in while those algorithms are not
-registered), the stacks are loaded into a project, the time-series tab is shown at a fast glacier
-pixel inside the UAV footprint and the calibration tab with the calibration tables.
+``glaciervelocity:calibrateweights`` and the fused stack with ``glaciervelocity:fuse``, the stacks
+are loaded into a project, the time-series tab is shown at a fast glacier pixel inside the UAV
+footprint and the calibration tab with the calibration tables.
 
 Usage: python scripts/screenshots.py [output folder, default docs]   (make screenshots)
 """
 
-import itertools
 import os
+import subprocess
 import sys
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLUGINS = os.path.join(ROOT, ".build", "plugins")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 LAYERS = (("landsat_v", "Landsat"), ("sentinel2_v", "Sentinel-2"), ("sentinel1_v", "Sentinel-1"),
@@ -24,13 +22,8 @@ LAYERS = (("landsat_v", "Landsat"), ("sentinel2_v", "Sentinel-2"), ("sentinel1_v
 
 
 def link_plugin():
-    os.makedirs(PLUGINS, exist_ok=True)
-    link = os.path.join(PLUGINS, "glacier_velocity")
-    if os.path.realpath(link) != ROOT:
-        if os.path.lexists(link):
-            os.remove(link)
-        os.symlink(ROOT, link)
-    sys.path.insert(0, PLUGINS)
+    sys.path.insert(0, subprocess.run([os.path.join(ROOT, "scripts", "link-plugin")], check=True,
+                                      capture_output=True, text=True).stdout.strip())
 
 
 def start_qgis():
@@ -49,100 +42,6 @@ def start_qgis():
     return app, provider
 
 
-def has_algorithm(alg_id):
-    from qgis.core import QgsApplication
-
-    return QgsApplication.processingRegistry().algorithmById(alg_id) is not None
-
-
-# ------------------------------------------------------------------ stand-ins (until issue 5 lands)
-
-def _fit_stats(v, uav):
-    d = v - uav
-    return {"n": int(v.size), "bias": float(d.mean()), "rmse": float(np.sqrt((d ** 2).mean())),
-            "r2": float(np.corrcoef(v, uav)[0, 1] ** 2), "slope": float(np.polyfit(uav, v, 1)[0])}
-
-
-def _simplex_lsq(A, b):
-    """min ||A w - b|| with w >= 0, sum w = 1: the best feasible equality-constrained solution
-    over every support set (exact for the few sources we have)."""
-    best, best_res = None, np.inf
-    k = A.shape[1]
-    for size in range(1, k + 1):
-        for support in itertools.combinations(range(k), size):
-            a = A[:, support]
-            kkt = np.block([[2 * a.T @ a, np.ones((size, 1))], [np.ones((1, size)), np.zeros((1, 1))]])
-            sol = np.linalg.lstsq(kkt, np.concatenate([2 * a.T @ b, [1.0]]), rcond=None)[0][:size]
-            if (sol >= -1e-12).all():
-                w = np.zeros(k)
-                w[list(support)] = sol
-                res = np.sum((A @ w - b) ** 2)
-                if res < best_res:
-                    best, best_res = w, res
-    return best
-
-
-def simple_calibration(paths, cal_csv, samples_csv):
-    """Constrained least-squares weights of Landsat, Sentinel-2 (primary) and Sentinel-1
-    (auxiliary) against the UAV, with the contract's tables. Returns the weight string."""
-    from glacier_velocity.core.io.dates import match_intervals
-    from glacier_velocity.core.io.pixel_series import write_csv
-    from glacier_velocity.core.io.products import read_stack
-
-    names = ["landsat_v", "sentinel2_v", "sentinel1_v"]
-    uinfo, uav = read_stack(paths["uav_v"])
-    stacks = {n: read_stack(paths[n]) for n in names}
-    cols = {k: [] for k in ["interval", "row", "col", "uav"] + names}
-    for t, iv in enumerate(uinfo.intervals):
-        idx = [match_intervals([iv], stacks[n][0].intervals)[0] for n in names]
-        if min(idx) < 0:
-            continue
-        vals = [stacks[n][1][i] for n, i in zip(names, idx)]
-        ok = np.isfinite(uav[t]) & np.logical_and.reduce([np.isfinite(v) for v in vals])
-        rows, cs = np.nonzero(ok)
-        cols["interval"] += [str(iv)] * rows.size
-        cols["row"] += rows.tolist()
-        cols["col"] += cs.tolist()
-        cols["uav"] += uav[t][ok].tolist()
-        for n, v in zip(names, vals):
-            cols[n] += v[ok].tolist()
-    u = np.array(cols["uav"])
-    A = np.column_stack([np.array(cols[n]) for n in names])
-    w = _simplex_lsq(A, u)
-    combined = A @ w
-    roles = ["primary", "primary", "auxiliary"]
-    sensors = ["landsat", "sentinel2", "sentinel1"]
-    header = ["source", "sensor", "role", "weight", "n", "bias", "rmse", "r2", "slope"]
-    rows = [[n, s, r, w[k]] + list(_fit_stats(A[:, k], u).values())
-            for k, (n, s, r) in enumerate(zip(names, sensors, roles))]
-    rows.append(["combined", "", "combined", w.sum()] + list(_fit_stats(combined, u).values()))
-    write_csv(cal_csv, header, rows)
-    write_csv(samples_csv, ["interval", "row", "col", "uav"] + [f"v_{n}" for n in names] +
-              ["v_combined"],
-              [[cols["interval"][i], cols["row"][i], cols["col"][i], u[i]] + list(A[i]) +
-               [combined[i]] for i in range(u.size)])
-    return ",".join(f"{x:.6f}" for x in w)
-
-
-def simple_fusion(paths, weights, out):
-    """Weighted mean of the stacks valid at each pixel (weights renormalised), where at least one
-    primary stack is valid: the fusion rule of issue 5."""
-    from glacier_velocity.core.io.products import read_stack, write_stack
-
-    names = ["landsat_v", "sentinel2_v", "sentinel1_v"]
-    w = [float(x) for x in weights.split(",")]
-    info, _ = read_stack(paths[names[0]])
-    num = den = 0.0
-    for n, wk in zip(names, w):
-        v = read_stack(paths[n])[1].astype(np.float64)
-        ok = np.isfinite(v)
-        num = num + np.where(ok, wk * v, 0.0)
-        den = den + np.where(ok, wk, 0.0)
-    primary = np.logical_or.reduce([np.isfinite(read_stack(paths[n])[1]) for n in names[:2]])
-    fused = np.where(primary & (den > 0), num / np.where(den > 0, den, 1.0), np.nan)
-    return write_stack(out, info.grid, fused.astype(np.float32), info.intervals, "fused")
-
-
 # ------------------------------------------------------------------ the scene's products
 
 def products(work):
@@ -159,23 +58,15 @@ def products(work):
     paths = manifest["paths"]
     cal_csv = os.path.join(work, "calibration.csv")
     samples_csv = os.path.join(work, "calibration_samples.csv")
-    if has_algorithm("glaciervelocity:calibrateweights"):
-        res = processing.run("glaciervelocity:calibrateweights", {
-            "REFERENCE": paths["uav_v"], "SOURCES": [paths["landsat_v"], paths["sentinel2_v"]],
-            "AUXILIARY": paths["sentinel1_v"], "OUTPUT": cal_csv, "OUTPUT_SAMPLES": samples_csv})
-        weights = res["WEIGHTS"]
-        print(f"Calibrated with glaciervelocity:calibrateweights: weights {weights}")
-    else:
-        weights = simple_calibration(paths, cal_csv, samples_csv)
-        print(f"glaciervelocity:calibrateweights is not registered: plain constrained least "
-              f"squares gives weights {weights}")
+    res = processing.run("glaciervelocity:calibrateweights", {
+        "REFERENCE": paths["uav_v"], "SOURCES": [paths["landsat_v"], paths["sentinel2_v"]],
+        "AUXILIARY": paths["sentinel1_v"], "OUTPUT": cal_csv, "OUTPUT_SAMPLES": samples_csv})
+    weights = res["WEIGHTS"]
+    print(f"Calibrated with glaciervelocity:calibrateweights: weights {weights}")
     fused = os.path.join(work, "fused_v.tif")
-    if has_algorithm("glaciervelocity:fuse"):
-        processing.run("glaciervelocity:fuse", {
-            "SOURCES": [paths["landsat_v"], paths["sentinel2_v"]],
-            "AUXILIARY": paths["sentinel1_v"], "WEIGHTS": weights, "OUTPUT": fused})
-    else:
-        simple_fusion(paths, weights, fused)
+    processing.run("glaciervelocity:fuse", {
+        "SOURCES": [paths["landsat_v"], paths["sentinel2_v"]],
+        "AUXILIARY": paths["sentinel1_v"], "WEIGHTS": weights, "OUTPUT": fused})
     return manifest, model, cal_csv, fused
 
 
