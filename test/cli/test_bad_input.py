@@ -288,6 +288,8 @@ def test_matrix_cli_cases(bad_inputs, qgis_process, tmp_path):
     for case, proc in zip(cases, procs):
         log = proc.stdout + proc.stderr
         problems = _check(case, proc.returncode == 0, log, olds)
+        if proc.returncode not in (0, 1):  # a crash is not a clear message
+            problems.append(f"exit code {proc.returncode}")
         if problems:
             failures[case["id"]] = problems + [log[-600:]]
     assert not failures, json.dumps(failures, indent=1)
