@@ -97,10 +97,13 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
             check_destinations(self, parameters, context)
             return self.process(parameters, context, feedback)
         except Cancelled:
-            raise QgsProcessingException("Cancelled by the user.") from None
+            message = "Cancelled by the user."
         except (ValueError, RuntimeError, OSError, MemoryError) as exc:
             # core InputError, GDAL and file-system errors: the file and the reason, no traceback
-            raise QgsProcessingException(error_message(exc, self._user_names)) from None
+            message = error_message(exc, self._user_names)
+        # raised outside the handlers, so that it keeps no reference to the failed work's frames
+        # (their open GDAL datasets, outliving the application, crash QGIS at exit)
+        raise QgsProcessingException(message)
 
     def process(self, parameters, context, feedback):
         """The algorithm's work: read parameters, call the core, return the outputs dict."""

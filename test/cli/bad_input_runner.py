@@ -69,11 +69,9 @@ def main(cases_path, results_path):
                                "outputs": {k: str(v) for k, v in (outputs or {}).items()}}
     with open(results_path, "w") as f:
         json.dump(results, f, indent=1)
-    sys.stdout.flush()
-    # Every case has run and been recorded. QGIS's own teardown (exitQgis) of a standalone
-    # application that ran failing algorithms can crash (GDAL objects kept by Python tracebacks);
-    # qgis_process itself exits cleanly (the cli cases check its exit code), so leave directly.
-    os._exit(0)
+    # a clean exit too: failed runs must leave nothing (open datasets) that crashes QGIS at exit
+    registry.removeProvider(provider)
+    app.exitQgis()
 
 
 if __name__ == "__main__":
