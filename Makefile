@@ -8,7 +8,8 @@ PY := /usr/bin/python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 DEB_PACKAGES := qgis python3-qgis python3-gdal python3-scipy python3-pyqtgraph \
-                python3-matplotlib python3-venv python3-pip gdal-bin
+                python3-matplotlib python3-venv python3-pip gdal-bin \
+                python3-netcdf4 python3-xarray python3-dask python3-zarr
 # scikit-image is not a plugin dependency: only the correlation benchmark's baseline uses it
 BENCH_DEB_PACKAGES := python3-skimage
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -19,9 +20,13 @@ export XDG_RUNTIME_DIR ?= $(CURDIR)/.build/runtime
 DEMO_SIZE ?= tiny
 PYTEST := $(VPY) -m pytest -ra --timeout=1200
 
-.PHONY: setup deb test test-core test-qgis demo bench install uninstall zip lint screenshots docs clean
+.PHONY: link setup deb test test-core test-qgis demo bench install uninstall zip lint screenshots docs clean
 
 setup: deb $(VENV)/.stamp
+
+# .build/plugins/glacier_velocity -> this checkout, before anything imports the plugin
+link:
+	@scripts/link-plugin >/dev/null
 
 # Debian's QGIS 3.22 and scientific stack; only what is missing is installed.
 deb:
@@ -43,13 +48,13 @@ $(VENV)/.stamp: requirements-dev.txt
 
 test: setup test-core test-qgis
 
-test-core: setup
+test-core: setup link
 	$(PYTEST) -p no:qgis test/core
 
-test-qgis: setup
+test-qgis: setup link
 	$(PYTEST) test/qgis test/cli
 
-demo: setup
+demo: setup link
 	$(VPY) demo/run_demo.py --out demo_output --size $(DEMO_SIZE)
 
 bench: setup
@@ -57,7 +62,7 @@ bench: setup
 	$(VPY) bench/run.py
 
 # The dock rendered offscreen on the sample scene: docs/timeseries.png, docs/calibration.png.
-screenshots: setup
+screenshots: setup link
 	QT_QPA_PLATFORM=offscreen $(VPY) scripts/screenshots.py docs
 
 install:
@@ -69,7 +74,7 @@ uninstall:
 	rm -f "$(QGIS_PROFILE)/python/plugins/glacier_velocity"
 
 # docs/ALGORITHMS.md, generated from the algorithms (a test checks it is current).
-docs: setup
+docs: setup link
 	$(VPY) scripts/document_algorithms.py
 
 zip:

@@ -2,16 +2,20 @@
 
 A subclass sets ``ALG_ID``, ``DISPLAY_NAME``, ``GROUP`` (a key of :data:`GROUPS`), ``HELP`` and
 ``PARAM_HELP`` (one explanation per parameter name, appended to the help text so that
-``qgis_process help`` and the toolbox explain every parameter), defines ``initAlgorithm`` and
-``process(parameters, context, feedback)`` (NOT ``run``: ``QgsProcessingAlgorithm.run`` is QGIS's own
-method and must not be overridden). The base class checks number parameters and output paths
-before any work, turns core ``InputError``/``ValueError``, GDAL and OS errors into
-``QgsProcessingException`` naming the file and the reason (see ``_guards``), and wires core
+``qgis_process help`` and the toolbox explain every parameter). Help is plain text written as
+paragraphs: one line per paragraph (blank line between), one line per list item (``- ``); the
+toolbox shows every line as a paragraph and reads ``<word>`` as HTML, so :func:`rich_help` escapes
+it. A subclass defines ``initAlgorithm`` and ``process(parameters, context, feedback)`` (NOT ``run``:
+``QgsProcessingAlgorithm.run`` is QGIS's own method and must not be overridden). The base class
+checks number parameters and output paths before any work, turns core ``InputError``/
+``ValueError``, GDAL and OS errors into ``QgsProcessingException`` naming the file and the reason
+(see ``_guards``), and wires core
 progress/cancel to the feedback object.
 
 ``processAlgorithm`` runs in a worker thread: nothing here touches widgets or ``iface``.
 """
 
+import html
 import os
 
 from qgis.core import (QgsCoordinateReferenceSystem, QgsFields, QgsProcessingAlgorithm,
@@ -35,12 +39,19 @@ GROUPS = {
     "uncertainty": "Uncertainty",
     "trends": "Trends",
     "sampledata": "Sample data",
+    "io": "Import and export",
 }
 
 
 def icon(name="glacier_velocity.svg"):
     """A plugin icon, loaded by file path (no compiled resources)."""
     return QIcon(os.path.join(ICON_DIR, name))
+
+
+def rich_help(*texts):
+    """Help texts as the toolbox shows them: one paragraph or list item per line, HTML-escaped."""
+    lines = [line.strip() for text in texts for line in text.split("\n")]
+    return "\n".join(html.escape(line, quote=False) for line in lines if line)
 
 
 def advanced(param):
@@ -80,14 +91,14 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
         return type(self)()
 
     def shortHelpString(self):
-        lines = [self.HELP.strip(), "", "Parameters:"]
+        lines = ["Parameters:"]
         for p in self.parameterDefinitions():
             lines.append(f"- {p.name()} ({p.description()}): {self.PARAM_HELP.get(p.name(), '')}")
         for o in self.outputDefinitions():
             if self.parameterDefinition(o.name()) is None:  # outputs that are not destinations
                 lines.append(f"- {o.name()} (output: {o.description()}): "
                              f"{self.PARAM_HELP.get(o.name(), '')}")
-        return "\n".join(lines)
+        return rich_help(self.HELP, *lines)
 
     # ---------------------------------------------------------------- running
     def processAlgorithm(self, parameters, context, feedback):
@@ -111,10 +122,12 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def progress(feedback):
-        """A core :class:`Progress` that reports to ``feedback`` and stops when it is cancelled."""
+        """A core :class:`Progress` that reports to ``feedback`` (fraction to the progress bar,
+        stages of the work as log lines) and stops when it is cancelled."""
         if feedback is None:
             return Progress()
-        return Progress(lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
+        return Progress(lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled,
+                        log=feedback.pushInfo)
 
     # ---------------------------------------------------------------- parameters
     def add_string(self, name, description):

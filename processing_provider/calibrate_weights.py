@@ -13,23 +13,25 @@ class CalibrateWeightsAlgorithm(GlacierAlgorithm):
     ALG_ID = "calibrateweights"
     DISPLAY_NAME = "Calibrate fusion weights on UAV velocities"
     GROUP = "fusion"
-    HELP = """Finds the weights of a multi-sensor fusion (Fuse velocity stacks) by comparing each
-sensor's velocity stack with UAV velocities, taken as the reference.
-
-Band matching: each UAV band (a survey interval) is paired, in every stack, with the band that
-shares the most days with it, if the shared days are at least half of the UAV interval (ties: the
-band whose middle is nearest). UAV bands without such a partner in every stack are left out.
-Every stack is resampled onto the UAV grid with nearest neighbour (values are not smoothed).
-
-Least squares (default): the weights w minimise Σ (V_uav − Σ_k w_k V_k)² over the pixels and dates
-where the UAV and every stack are valid, subject to w_k ≥ 0 and Σ w_k = 1, solved exactly (an
-active-set method on the constrained problem). Inverse variance: w_k ∝ 1 / mean((V_k − V_uav)²).
-
-The table holds one row per stack (SOURCES in order, then AUXILIARY) and a row 'combined' (the
-weighted combination): weight, n (matched samples), bias = mean(V − V_uav), RMSE, R² (squared
-correlation) and the slope of the line V = a + slope·V_uav, all in m/yr. With CLASSES, weights are
-also solved per class (rows with their class in column 'class'; classes with fewer than 10
-samples per weight keep the global weights). Velocities in m/yr."""
+    HELP = (
+        "Finds the weights of a multi-sensor fusion (Fuse velocity stacks) by comparing each "
+        "sensor's velocity stack with UAV velocities, taken as the reference.\n\n"
+        "Band matching: each UAV band (a survey interval) is paired, in every stack, with the band "
+        "that shares the most days with it, if the shared days are at least half of the UAV "
+        "interval (ties: the band whose middle is nearest). UAV bands without such a partner in "
+        "every stack are left out. Every stack is resampled onto the UAV grid with nearest "
+        "neighbour (values are not smoothed).\n\n"
+        "Least squares (default): the weights w minimise Σ (V_uav − Σ_k w_k V_k)² over the pixels "
+        "and dates where the UAV and every stack are valid, subject to w_k ≥ 0 and Σ w_k = 1, "
+        "solved exactly (an active-set method on the constrained problem). Inverse variance: w_k ∝ "
+        "1 / mean((V_k − V_uav)²).\n\n"
+        "The table holds one row per stack (SOURCES in order, then AUXILIARY) and a row 'combined' "
+        "(the weighted combination): weight, n (matched samples), bias = mean(V − V_uav), RMSE, R² "
+        "(squared correlation) and the slope of the line V = a + slope·V_uav, all in m/yr. With "
+        "CLASSES, weights are also solved per class (rows with their class in column 'class'; "
+        "classes with fewer than 10 samples per weight keep the global weights). Velocities in "
+        "m/yr."
+    )
     PARAM_HELP = {
         "REFERENCE": "UAV velocity stack (bands named START/END), the reference the weights are "
                      "fitted to; its grid is the common grid of the comparison.",

@@ -19,18 +19,19 @@ class CorrelateBatchAlgorithm(GlacierAlgorithm):
     ALG_ID = "correlatebatch"
     DISPLAY_NAME = "Correlate image pairs (batch)"
     GROUP = "correlation"
-    HELP = """Correlates a series of images into one pair product per pair, with the same method
-and options as "Correlate an image pair". Images come from SOURCES and/or every raster in FOLDER.
-Pairing rule: images are grouped by sensor (from the product name, e.g. LC08_..., S2A_MSIL1C_...,
-S1A_IW_..., else the SENSOR metadata, or SENSOR for all) and sorted by acquisition date (from
-the names or metadata); every two images of a group between MIN_DAYS and MAX_DAYS apart form a
-pair, the earlier one as reference. Products are named <sensor>_<start>_<end>.tif in OUTPUT.
-A pair that cannot be correlated (its images do not overlap, one of them is damaged or
-truncated, it would need more memory than there is) is skipped and its reason is written in the
-index table's status column; the log ends with the number of pairs written and skipped. The run
-fails only when no pair could be correlated.
-
-""" + METHOD_HELP
+    HELP = (
+        "Correlates a series of images into one pair product per pair, with the same method and "
+        "options as \"Correlate an image pair\". Images come from SOURCES and/or every raster in "
+        "FOLDER. Pairing rule: images are grouped by sensor (from the product name, e.g. LC08_..., "
+        "S2A_MSIL1C_..., S1A_IW_..., else the SENSOR metadata, or SENSOR for all) and sorted by "
+        "acquisition date (from the names or metadata); every two images of a group between "
+        "MIN_DAYS and MAX_DAYS apart form a pair, the earlier one as reference. Products are named "
+        "<sensor>_<start>_<end>.tif in OUTPUT. A pair that cannot be correlated (its images do not "
+        "overlap, one of them is damaged or truncated, it would need more memory than there is) "
+        "is skipped and its reason is written in the index table's status column; the log ends "
+        "with the number of pairs written and skipped. The run fails only when no pair could be "
+        "correlated.\n\n"
+    ) + METHOD_HELP
     PARAM_HELP = dict(
         OPTION_HELP,
         SOURCES="images to pair (any number; optional when FOLDER is given).",

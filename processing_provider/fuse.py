@@ -1,10 +1,12 @@
 """Fuse velocity stacks of several sensors with calibrated weights."""
 
-from qgis.core import (QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterDestination,
+from qgis.core import (QgsProcessingException, QgsProcessingParameterFeatureSource,
+                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
 
-from ..compat import TYPE_RASTER
+from ..compat import TYPE_RASTER, TYPE_VECTOR_TABLE
 from ..core.fusion.weighted import fuse_stacks, parse_class_weights, parse_weights
+from ..core.io.pixel_series import parse_calibration
 from .base import GlacierAlgorithm
 
 
@@ -12,23 +14,29 @@ class FuseAlgorithm(GlacierAlgorithm):
     ALG_ID = "fuse"
     DISPLAY_NAME = "Fuse velocity stacks"
     GROUP = "fusion"
-    HELP = """Fuses the velocity stacks of several sensors into one stack (m/yr) with weights, e.g.
-those of "Calibrate fusion weights on UAV velocities".
-
-Per pixel and time step the fused value is the weighted mean of the stacks valid there, the
-weights renormalised over them; a stack of weight 0 never contributes. A pixel gets a fused value
-only where at least one primary stack (SOURCES) is valid: the auxiliary stack (Sentinel-1) adds its
-weighted value there, and elsewhere only serves the gap filling ("Gap-fill a fused stack").
-
-Time steps are the union of the stacks' band intervals; a stack contributes to a time step through
-its band with exactly that interval (monthly stacks share calendar months). The output is on the
-grid of the first source; other stacks are resampled onto it with nearest neighbour. Band metadata
-STACKS, VALID_SHARE and MEAN_SOURCES summarise each time step. Memory holds one band per stack."""
+    HELP = (
+        "Fuses the velocity stacks of several sensors into one stack (m/yr) with weights, e.g. "
+        "those of \"Calibrate fusion weights on UAV velocities\".\n\n"
+        "Per pixel and time step the fused value is the weighted mean of the stacks valid there, "
+        "the weights renormalised over them; a stack of weight 0 never contributes. A pixel gets a "
+        "fused value only where at least one primary stack (SOURCES) is valid: the auxiliary stack "
+        "(Sentinel-1) adds its weighted value there, and elsewhere only serves the gap filling "
+        "(\"Gap-fill a fused stack\").\n\n"
+        "Time steps are the union of the stacks' band intervals; a stack contributes to a time "
+        "step through its band with exactly that interval (monthly stacks share calendar months). "
+        "The output is on the grid of the first source; other stacks are resampled onto it with "
+        "nearest neighbour. Band metadata STACKS, VALID_SHARE and MEAN_SOURCES summarise each time "
+        "step. Memory holds one band per stack."
+    )
     PARAM_HELP = {
         "SOURCES": "primary velocity stacks (bands named START/END), in the order of WEIGHTS.",
         "AUXILIARY": "optional auxiliary stack (Sentinel-1), weighted last.",
         "WEIGHTS": "comma-separated weights, one per source in SOURCES order then the auxiliary "
-                   "(e.g. the WEIGHTS output of the calibration); normalised to sum 1.",
+                   "(e.g. the WEIGHTS output of the calibration); normalised to sum 1. Not needed "
+                   "with WEIGHTS_TABLE.",
+        "WEIGHTS_TABLE": "the calibration table of \"Calibrate fusion weights on UAV velocities\" "
+                         "(its weight column, rows in SOURCES order then the auxiliary); used "
+                         "instead of WEIGHTS when given.",
         "CLASSES": "optional categorical raster for per-class weights.",
         "CLASS_WEIGHTS": "optional per-class weights 'class:w1,w2,...;class:...' (the calibration's "
                          "CLASS_WEIGHTS); pixels of other classes use WEIGHTS.",
@@ -42,7 +50,11 @@ STACKS, VALID_SHARE and MEAN_SOURCES summarise each time step. Memory holds one 
             "SOURCES", "Primary velocity stacks (in weight order)", TYPE_RASTER))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "AUXILIARY", "Auxiliary velocity stack (Sentinel-1)", optional=True))
-        self.addParameter(QgsProcessingParameterString("WEIGHTS", "Weights (comma-separated)"))
+        self.addParameter(QgsProcessingParameterString("WEIGHTS", "Weights (comma-separated)",
+                                                       optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "WEIGHTS_TABLE", "Calibration table (instead of the weights)", [TYPE_VECTOR_TABLE],
+            optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "CLASSES", "Classes for per-class weights", optional=True))
         self.addParameter(QgsProcessingParameterString(
@@ -55,7 +67,7 @@ STACKS, VALID_SHARE and MEAN_SOURCES summarise each time step. Memory holds one 
         sources = self.raster_paths(parameters, "SOURCES", context)
         auxiliary = self.raster_path(parameters, "AUXILIARY", context, required=False)
         count = len(sources) + (1 if auxiliary else 0)
-        weights = parse_weights(self.parameterAsString(parameters, "WEIGHTS", context), count)
+        weights = self.weights(parameters, context, count, feedback)
         classes = self.raster_path(parameters, "CLASSES", context, required=False)
         class_weights = parse_class_weights(
             self.parameterAsString(parameters, "CLASS_WEIGHTS", context), count)
@@ -73,3 +85,20 @@ STACKS, VALID_SHARE and MEAN_SOURCES summarise each time step. Memory holds one 
         if count_output:
             results["OUTPUT_COUNT"] = count_output
         return results
+
+    def weights(self, parameters, context, count, feedback):
+        """The normalised weights: from WEIGHTS_TABLE when given, else from WEIGHTS."""
+        table = self.parameterAsSource(parameters, "WEIGHTS_TABLE", context)
+        if table is None:
+            text = self.parameterAsString(parameters, "WEIGHTS", context)
+            if not text.strip():
+                raise QgsProcessingException("WEIGHTS: give the weights, or the calibration "
+                                             "table as WEIGHTS_TABLE.")
+            return parse_weights(text, count)
+        names = table.fields().names()
+        rows = [dict(zip(names, f.attributes())) for f in table.getFeatures()]
+        calibration = parse_calibration(rows, "WEIGHTS_TABLE")
+        text = ",".join(repr(fit.weight) for fit in calibration.sources)
+        feedback.pushInfo("Weights from WEIGHTS_TABLE (" + ", ".join(
+            f"{fit.source} {fit.weight:.4f}" for fit in calibration.sources) + ").")
+        return parse_weights(text, count, "WEIGHTS_TABLE")

@@ -12,28 +12,27 @@ class GapfillAlgorithm(GlacierAlgorithm):
     ALG_ID = "gapfill"
     DISPLAY_NAME = "Gap-fill a fused stack with Sentinel-1"
     GROUP = "fusion"
-    HELP = f"""Fills the gaps of a fused velocity stack (m/yr) with the auxiliary (Sentinel-1)
-stack scaled to the fused values around them.
-
-For every pixel, over a WINDOW × WINDOW neighbourhood, a local coefficient a relates the fused
-values F to the Sentinel-1 values S where both are valid; the coefficient field is smoothed by a
-Gaussian of SIGMA pixels that ignores missing values, and a missing fused pixel becomes a · S
-where both exist. Gaps with no coefficient nearby stay empty.
-
-Estimators: ratio of local means a = ΣF / ΣS (default) or the paper's least squares
-a = ΣF·S / ΣS². Noise in S1 attenuates the least-squares coefficient (errors in variables: about
-v² / (v² + σ²) for speed v and S1 noise σ), so its fills of moving ice come out too low; the ratio
-is not attenuated by zero-mean noise, and on the sample scene its fills of ice faster than 50 m/yr
-were less biased (−0.7 against −3.2 m/yr), while least squares gave a slightly lower RMSE
-(18.2 against 18.8 m/yr) by shrinking S1's noise along with the speeds.
-Guards: a window needs a fifth of its pixels valid in both stacks and a mean S (ratio; its
-magnitude, since vx/vy stacks are signed) or root-mean-square S (least squares) of at least
-{MIN_AUX:g} m/yr (S1 near zero on stable ground would make the coefficient explode);
-coefficients are clipped to {CLIP[0]:g}–{CLIP[1]:g}.
-
-Bands are paired with the Sentinel-1 band of the same interval; a band without one is copied.
-Each band's share of pixels filled and left empty is reported and written to band metadata
-(FILLED_SHARE, EMPTY_SHARE)."""
+    HELP = (
+        "Fills the gaps of a fused velocity stack (m/yr) with the auxiliary (Sentinel-1) stack "
+        "scaled to the fused values around them.\n\n"
+        "For every pixel, over a WINDOW × WINDOW neighbourhood, a local coefficient a relates the "
+        "fused values F to the Sentinel-1 values S where both are valid; the coefficient field is "
+        "smoothed by a Gaussian of SIGMA pixels that ignores missing values, and a missing fused "
+        "pixel becomes a · S where both exist. Gaps with no coefficient nearby stay empty.\n\n"
+        "Estimators: ratio of local means a = ΣF / ΣS (default) or the paper's least squares a = "
+        "ΣF·S / ΣS². Noise in S1 attenuates the least-squares coefficient (errors in variables: "
+        "about v² / (v² + σ²) for speed v and S1 noise σ), so its fills of moving ice come out "
+        "too low; the ratio is not attenuated by zero-mean noise, and on the sample scene its "
+        "fills of ice faster than 50 m/yr were less biased (−0.7 against −3.2 m/yr), while least "
+        "squares gave a slightly lower RMSE (18.2 against 18.8 m/yr) by shrinking S1's noise "
+        "along with the speeds. Guards: a window needs a fifth of its pixels valid in both stacks "
+        "and a mean S (ratio; its magnitude, since vx/vy stacks are signed) or root-mean-square S "
+        f"(least squares) of at least {MIN_AUX:g} m/yr (S1 near zero on stable ground would make "
+        f"the coefficient explode); coefficients are clipped to {CLIP[0]:g}–{CLIP[1]:g}.\n\n"
+        "Bands are paired with the Sentinel-1 band of the same interval; a band without one is "
+        "copied. Each band's share of pixels filled and left empty is reported and written to "
+        "band metadata (FILLED_SHARE, EMPTY_SHARE)."
+    )
     PARAM_HELP = {
         "FUSED": "fused velocity stack (output of Fuse velocity stacks).",
         "AUXILIARY": "Sentinel-1 velocity stack (resampled with nearest neighbour when on another "

@@ -15,17 +15,20 @@ class GenerateSceneAlgorithm(GlacierAlgorithm):
     ALG_ID = "generatescene"
     DISPLAY_NAME = "Generate sample scene"
     GROUP = "sampledata"
-    HELP = """Writes a synthetic glacier scene with known truth, to try every algorithm of the plugin
-and to check its numbers: four glaciers (accelerating, decelerating, steady, and a small one) on
-stable ground in UTM 45N; image pairs (Landsat-like 15 m and Sentinel-2-like 10 m with clouds,
-Sentinel-1-like 10 m with speckle); monthly speed stacks per sensor on a 30 m grid (m/yr) with
-noise, bias, gaps and outliers; a UAV stack over a small footprint; the DEM, glacier and stable
-ground polygons (vectors.gpkg) and the truth (true stacks, trend in m/yr per decade, flow
-direction). scene.json lists every file and the true numbers. The same size, years and seed
-always give the same scene. With IMAGE_SERIES, each sensor also gets an image pair every 30
-days under series/<sensor>/ (revisit baselines: Landsat 16, Sentinel-2 10, Sentinel-1 12 days),
-the input of the whole chain from images to trends; scene.json's series_rules give the
-MIN_DAYS/MAX_DAYS that pair exactly those images."""
+    HELP = (
+        "Writes a synthetic glacier scene with known truth, to try every algorithm of the plugin "
+        "and to check its numbers: four glaciers (accelerating, decelerating, steady, and a small "
+        "one) on stable ground in UTM 45N; image pairs (Landsat-like 15 m and Sentinel-2-like 10 m "
+        "with clouds, Sentinel-1-like 10 m with speckle); monthly speed stacks per sensor on a 30 "
+        "m grid (m/yr) with noise, bias, gaps and outliers; a UAV stack over a small footprint; "
+        "the DEM, glacier and stable ground polygons (vectors.gpkg) and the truth (true stacks, "
+        "trend in m/yr per decade, flow direction). scene.json lists every file and the true "
+        "numbers. The same size, years and seed always give the same scene. With IMAGE_SERIES, "
+        "each sensor also gets an image pair every 30 days under series/<sensor>/ (revisit "
+        "baselines: Landsat 16, Sentinel-2 10, Sentinel-1 12 days), the input of the whole chain "
+        "from images to trends; scene.json's series_rules give the MIN_DAYS/MAX_DAYS that pair "
+        "exactly those images."
+    )
     PARAM_HELP = {
         "SIZE": "side of the scene: tiny 3 km, small 6 km (default), medium 12 km, large 24 km.",
         "FIRST_YEAR": "first calendar year of the monthly series.",

@@ -24,24 +24,25 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
     ALG_ID = "monthlystacks"
     DISPLAY_NAME = "Monthly stacks from pair products"
     GROUP = "timeseries"
-    HELP = f"""Builds monthly velocity stacks (speed v, and vx and vy) on one grid from many pair
-products of one sensor. Each band is a calendar month (description START/END), from the first to
-the last month that received a pair; months without pairs are empty (NaN).
-
-A pair goes to the calendar month that holds most of its days, if that is at least MIN_FRACTION
-of them (default half); pairs spanning months more evenly are left out and listed in the log.
-Several pairs in one month are combined per pixel by the median of vx and of vy (robust to one
-bad pair), or by a weighted mean with weights baseline² × SNR (a velocity's error falls with the
-baseline). The speed is the magnitude of the combined vx and vy: averaging speeds would be biased
-upwards by noise. Pairs are resampled onto the grid by nearest neighbour: the REFERENCE raster's
-grid, or a {DEFAULT_PIXEL:g} m grid (PIXEL_SIZE) covering the first pair. Each band's metadata
-PAIRS lists the pair files that went into it; OUTPUT_TABLE lists them per month.
-
-Pair products come from SOURCES and/or every raster in FOLDER (e.g. the output folder of
-"Correlate image pairs (batch)", which makes this step chainable in the modeler). With CLEAN,
-each pair first goes through the default chain of "Clean a velocity pair" (quality filters, and
-ramp removal on the STABLE polygons when given); the cleaned pairs are kept in OUTPUT_PAIRS when
-it is set, else in a temporary folder."""
+    HELP = (
+        "Builds monthly velocity stacks (speed v, and vx and vy) on one grid from many pair "
+        "products of one sensor. Each band is a calendar month (description START/END), from the "
+        "first to the last month that received a pair; months without pairs are empty (NaN).\n\n"
+        "A pair goes to the calendar month that holds most of its days, if that is at least "
+        "MIN_FRACTION of them (default half); pairs spanning months more evenly are left out and "
+        "listed in the log. Several pairs in one month are combined per pixel by the median of vx "
+        "and of vy (robust to one bad pair), or by a weighted mean with weights baseline² × SNR "
+        "(a velocity's error falls with the baseline). The speed is the magnitude of the combined "
+        "vx and vy: averaging speeds would be biased upwards by noise. Pairs are resampled onto "
+        f"the grid by nearest neighbour: the REFERENCE raster's grid, or a {DEFAULT_PIXEL:g} m "
+        "grid (PIXEL_SIZE) covering the first pair. Each band's metadata PAIRS lists the pair "
+        "files that went into it; OUTPUT_TABLE lists them per month.\n\n"
+        "Pair products come from SOURCES and/or every raster in FOLDER (e.g. the output folder of "
+        "\"Correlate image pairs (batch)\", which makes this step chainable in the modeler). With "
+        "CLEAN, each pair first goes through the default chain of \"Clean a velocity pair\" "
+        "(quality filters, and ramp removal on the STABLE polygons when given); the cleaned pairs "
+        "are kept in OUTPUT_PAIRS when it is set, else in a temporary folder."
+    )
     PARAM_HELP = {
         "SOURCES": "pair products of one sensor (bands vx, vy, v, snr; START_DATE/END_DATE); "
                    "optional when FOLDER is given.",
@@ -143,7 +144,8 @@ it is set, else in a temporary folder."""
             paths, grid, outputs, COMBINE[self.parameterAsEnum(parameters, "COMBINE", context)],
             self.parameterAsDouble(parameters, "MIN_FRACTION", context),
             self.parameterAsString(parameters, "SENSOR", context).strip() or None,
-            progress=self.progress(feedback).sub(start, 1.0))
+            progress=self.progress(feedback).sub(
+                start, 1.0, f"Stacking {len(paths)} pair products by calendar month"))
         for r in rows:
             feedback.pushInfo(f"{r['month']}: {r['n_pairs']} pair(s) {r['pairs']}")
         if left_out:

@@ -14,18 +14,20 @@ class MonthlyTrendAlgorithm(GlacierAlgorithm):
     ALG_ID = "monthlytrend"
     DISPLAY_NAME = "Month-resolved trends"
     GROUP = "trends"
-    HELP = """Trend of each calendar month's velocity over the years (every January, every
-February, ...), m/yr per decade with confidence interval and p-value: does the summer speed-up
-change differently from the winter flow? A table for the mean speed of a masked area and/or of
-each glacier (the whole raster when no polygons are given), and optionally 12-band rasters of the
-per-pixel trend and p-value (band 1 = January).
-
-Why this test: values of the same calendar month a year apart are nearly independent (monthly
-AR(1) noise with phi = 0.6 correlates by 0.6^12 = 0.002 after a year) and carry no seasonal cycle,
-so OLS with a Student t test, or Theil-Sen with the Mann-Kendall test, hold their level on each
-month's series without further correction. Each month's series has only one value per year, so
-trends need MIN_YEARS years with that month observed; with ten years they are noisier than the
-annual trend of the Pixel trends and Glacier trends algorithms."""
+    HELP = (
+        "Trend of each calendar month's velocity over the years (every January, every February, "
+        "...), m/yr per decade with confidence interval and p-value: does the summer speed-up "
+        "change differently from the winter flow? A table for the mean speed of a masked area "
+        "and/or of each glacier (the whole raster when no polygons are given), and optionally "
+        "12-band rasters of the per-pixel trend and p-value (band 1 = January).\n\n"
+        "Why this test: values of the same calendar month a year apart are nearly independent "
+        "(monthly AR(1) noise with phi = 0.6 correlates by 0.6^12 = 0.002 after a year) and carry "
+        "no seasonal cycle, so OLS with a Student t test, or Theil-Sen with the Mann-Kendall test, "
+        "hold their level on each month's series without further correction. Each month's series "
+        "has only one value per year, so trends need MIN_YEARS years with that month observed; "
+        "with ten years they are noisier than the annual trend of the Pixel trends and Glacier "
+        "trends algorithms."
+    )
     METHODS = tuple(MONTHLY_METHODS)
     PARAM_HELP = dict(
         COMMON_HELP,
@@ -46,7 +48,8 @@ annual trend of the Pixel trends and Glacier trends algorithms."""
         add_glaciers(self, optional=True, min_area=0.0)
         self.addParameter(QgsProcessingParameterFeatureSource(
             "MASK", "Mask polygons (one area)", [TYPE_VECTOR_POLYGON], optional=True))
-        add_method_parameters(self, self.METHODS, "ols", min_months=False)
+        add_method_parameters(self, self.METHODS, "ols", min_months=False,
+                              descriptions=MONTHLY_METHODS)
         self.add_table("OUTPUT_TABLE", "Month-resolved trends")
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_RASTER", "Per-pixel month trends (12 bands)", optional=True,

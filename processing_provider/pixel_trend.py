@@ -24,17 +24,18 @@ class PixelTrendAlgorithm(GlacierAlgorithm):
     ALG_ID = "pixeltrend"
     DISPLAY_NAME = "Pixel trends"
     GROUP = "trends"
-    HELP = """Decadal velocity trend of every pixel of a monthly velocity stack (m/yr per decade),
-its confidence interval and p-value, and a significance mask that controls the false discovery rate
-over the whole raster (Benjamini-Hochberg: among the pixels marked significant, at most a share
-ALPHA are expected to be false). The mask is 1 where significant, 0 where not, NoData where the
-pixel has fewer than MIN_YEARS valid years.
-
-""" + SIGNIFICANCE_HELP + """
-
-The trend raster holds the chosen method's slope (OLS for ols_annual, Theil-Sen for sen_annual,
-seasonal Kendall slope for seasonal_mk); the OLS and Theil-Sen slopes of the annual means are
-optional outputs whatever the method. The stack is processed tile by tile (bounded memory)."""
+    HELP = (
+        "Decadal velocity trend of every pixel of a monthly velocity stack (m/yr per decade), its "
+        "confidence interval and p-value, and a significance mask that controls the false "
+        "discovery rate over the whole raster (Benjamini-Hochberg: among the pixels marked "
+        "significant, at most a share ALPHA are expected to be false). The mask is 1 where "
+        "significant, 0 where not, NoData where the pixel has fewer than MIN_YEARS valid years.\n\n"
+    ) + SIGNIFICANCE_HELP + (
+        "\n\nThe trend raster holds the chosen method's slope (OLS for ols_annual, Theil-Sen for "
+        "sen_annual, seasonal Kendall slope for seasonal_mk); the OLS and Theil-Sen slopes of the "
+        "annual means are optional outputs whatever the method. The stack is processed tile by "
+        "tile (bounded memory)."
+    )
     PARAM_HELP = dict(
         COMMON_HELP,
         OUTPUT_TREND="trend of the chosen method, m/yr per decade.",

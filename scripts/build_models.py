@@ -141,24 +141,35 @@ def _qgis():
     return qc
 
 
-class ModelBuilder:
-    """Adds parameters, child algorithms and outputs to a model, laid out in columns."""
+# Modeler layout: every box is BOX_WIDTH wide (the longest label fits unclipped), in columns
+# COLUMN apart and rows ROW apart; the modeler centres a box on its position, and a box left or
+# above 0 cannot be scrolled to, so column 0 / row 0 start MARGIN from the origin (room for the
+# fold button the modeler draws above a child box).
+BOX_WIDTH, BOX_HEIGHT, COLUMN, ROW, MARGIN = 280, 30, 330, 110, 60
 
-    def __init__(self, name, title):
+
+class ModelBuilder:
+    """Adds parameters, child algorithms and outputs to a model, laid out in columns counted from
+    ``first_column`` (the leftmost one used)."""
+
+    def __init__(self, name, title, first_column=0):
         qc = _qgis()
         self.qc = qc
         self.model = qc.QgsProcessingModelAlgorithm(name, "Models", "models")
         self.title = title  # shown by the provider in the toolbox (help key TITLE)
         self.order = []
+        self.first_column = first_column
 
-    def _pos(self, column, row):
-        from qgis.PyQt.QtCore import QPointF
+    def _place(self, component, column, row):
+        from qgis.PyQt.QtCore import QPointF, QSizeF
 
-        return QPointF(150 + 300 * column, 80 + 110 * row)
+        component.setSize(QSizeF(BOX_WIDTH, BOX_HEIGHT))
+        component.setPosition(QPointF(MARGIN + BOX_WIDTH / 2 + COLUMN * (column - self.first_column),
+                                      MARGIN + BOX_HEIGHT / 2 + ROW * row))
 
     def parameter(self, definition, column, row):
         component = self.qc.QgsProcessingModelParameter(definition.name())
-        component.setPosition(self._pos(column, row))
+        self._place(component, column, row)
         component.setDescription(definition.description())
         self.model.addModelParameter(definition, component)
         self.order.append(definition.name())
@@ -171,7 +182,7 @@ class ModelBuilder:
         c = qc.QgsProcessingModelChildAlgorithm(f"{PROVIDER}:{alg_id}")
         c.setChildId(child_id)
         c.setDescription(description)
-        c.setPosition(self._pos(column, row))
+        self._place(c, column, row)
         for name, src in sources.items():
             c.addParameterSources(name, src if isinstance(src, list) else [src])
         # every other input keeps its algorithm's default, stated as the modeler would
@@ -185,7 +196,7 @@ class ModelBuilder:
             o = qc.QgsProcessingModelOutput(out, desc)
             o.setChildId(child_id)
             o.setChildOutputName(out)
-            o.setPosition(self._pos(column + 0.5, row + 0.35 + 0.3 * k))
+            self._place(o, column + 0.5, row + 0.35 + 0.3 * k)
             model_outputs[out] = o
         c.setModelOutputs(model_outputs)
         self.model.addChildAlgorithm(c)
@@ -217,7 +228,7 @@ def build_full():
     from glacier_velocity.compat import (FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, NUMBER_INTEGER,
                                          TYPE_VECTOR_POLYGON)
 
-    b = ModelBuilder(FULL_ID, "Image pairs to trends (full chain)")
+    b = ModelBuilder(FULL_ID, "Image pairs to trends (full chain)", first_column=-2)
     for k, s in enumerate(SENSORS):
         n, d, key = SENSOR_NAMES[s], SENSOR_DEFAULTS[s], s.upper()
         b.parameter(qc.QgsProcessingParameterFile(f"{key}_FOLDER", f"{n} image folder",
@@ -237,7 +248,7 @@ def build_full():
         "GLACIERS", "Glacier polygons", [TYPE_VECTOR_POLYGON]), 5, 9)
     b.parameter(qc.QgsProcessingParameterRasterLayer("DEM", "DEM"), 5, 10)
     b.parameter(qc.QgsProcessingParameterNumber(
-        "MIN_YEARS", "Minimum number of valid years for a trend", NUMBER_INTEGER, 5, minValue=3),
+        "MIN_YEARS", "Minimum valid years for a trend", NUMBER_INTEGER, 5, minValue=3),
         6, 9)
     b.parameter(qc.QgsProcessingParameterNumber(
         "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, 1.0, minValue=0.0), 6, 10)
@@ -262,7 +273,7 @@ def build_full():
              "AUXILIARY": b.c("sentinel1_filtered")}, 4, 2, _outputs(FULL_OUTPUTS, "calibration"))
     b.child("fusion", "fuse", "Fuse the stacks",
             {"SOURCES": primary, "AUXILIARY": b.c("sentinel1_filtered"),
-             "WEIGHTS": b.c("calibration", "WEIGHTS")}, 4, 4, _outputs(FULL_OUTPUTS, "fusion"))
+             "WEIGHTS_TABLE": b.c("calibration")}, 4, 4, _outputs(FULL_OUTPUTS, "fusion"))
     b.child("gapfill", "gapfill", "Gap-fill with Sentinel-1",
             {"FUSED": b.c("fusion"), "AUXILIARY": b.c("sentinel1_filtered")}, 4, 6,
             _outputs(FULL_OUTPUTS, "gapfill"))
@@ -292,7 +303,7 @@ def build_one_pair():
     from glacier_velocity.compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON
     from glacier_velocity.core.filters.quality import DEFAULT_MAX_SPEED, DEFAULT_SNR
 
-    b = ModelBuilder(ONE_PAIR_ID, "One pair to a clean velocity map")
+    b = ModelBuilder(ONE_PAIR_ID, "One pair to a clean velocity map", first_column=-1)
     b.parameter(qc.QgsProcessingParameterRasterLayer("REFERENCE", "Reference (earlier) image"),
                 0, 0)
     b.parameter(qc.QgsProcessingParameterRasterLayer("SECONDARY", "Secondary (later) image"),

@@ -20,6 +20,7 @@ from qgis.PyQt.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, 
                                  QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from ..core.errors import InputError
+from ..core.io.cubes import source_file
 from ..core.io.pixel_series import StackPixelReader, unique_labels, write_series_csv
 from . import plot_widgets
 from .plot_data import layer_file, stack_layers, to_layer_crs
@@ -224,7 +225,7 @@ class TimeSeriesTab(QWidget):
         """Worker thread: ``(PixelSeries or None outside the stack, error message or None)``;
         vx/vy in the axes of ``axes_crs`` (WKT)."""
         try:
-            st = os.stat(path)
+            st = os.stat(source_file(path))  # a NetCDF cube: its file
             key = (path, st.st_mtime_ns, st.st_size)
             reader = self._readers.get(key)
             if reader is None:

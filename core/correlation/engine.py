@@ -401,8 +401,9 @@ def correlate_windows(ref, sec, rows, cols, options=None, prior=(0.0, 0.0), batc
     rows = np.asarray(rows, np.int64).ravel()
     cols = np.asarray(cols, np.int64).ravel()
     coarse_share = 0.1 if needs_coarse_pass(options) else 0.0
-    p_rows, p_cols = prior_offsets(ref, sec, rows, cols, options, prior,
-                                   progress.sub(0.0, coarse_share))
+    p_rows, p_cols = prior_offsets(
+        ref, sec, rows, cols, options, prior,
+        progress.sub(0.0, coarse_share, "Coarse search with larger windows" if coarse_share else None))
     threads = threads or min(os.cpu_count() or 1, MAX_THREADS)
     engine = Correlator(options, workers=1 if threads > 1 else -1)
     out = np.full((3, rows.size), np.nan)

@@ -212,7 +212,9 @@ def correlate_batch(pairs, folder, progress=None, **options):
         try:
             res = correlate_images(pair.reference, pair.secondary, path, start=pair.start,
                                    end=pair.end, sensor=pair.sensor,
-                                   progress=progress.sub(k / len(pairs), (k + 1) / len(pairs)),
+                                   progress=progress.sub(
+                                       k / len(pairs), (k + 1) / len(pairs),
+                                       f"Pair {k + 1} of {len(pairs)}: {name}"),
                                    **options)
             row.update(valid_share=res["valid_share"], median_snr=res["median_snr"], path=path)
         except (InputError, RuntimeError, OSError, MemoryError) as exc:

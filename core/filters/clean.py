@@ -142,8 +142,8 @@ def clean_pair(source, output, settings=None, flow=None, stable=None, order=1, t
     ramps = None
     if stable is not None:
         ramps = fit_file_ramps(source, stable, order, settings.max_speed, tile,
-                               progress.sub(0.0, 0.2))
-        progress = progress.sub(0.2, 1.0)
+                               progress.sub(0.0, 0.2, "Fitting the ramps on stable ground"))
+        progress = progress.sub(0.2, 1.0, "Filtering and writing the pair")
     meta = source.carried_metadata()
     meta["FILTERS"] = describe(settings)
     if ramps:
@@ -195,7 +195,8 @@ def clean_pairs(paths, folder, polygons=None, progress=None):
         name = unique_name(stem, used)
         target = os.path.join(str(folder), name + (ext or ".tif"))
         report, ramps = clean_pair(source, target, stable=stable,
-                                   progress=progress.sub(k / len(paths), (k + 1) / len(paths)))
+                                   progress=progress.sub(k / len(paths), (k + 1) / len(paths),
+                                                         f"Cleaning pair {k + 1} of {len(paths)}"))
         out.append((target, report, ramps))
     return out
 

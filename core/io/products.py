@@ -1,7 +1,9 @@
 """The plugin's file formats: pair products and velocity stacks (see README, "Data formats").
 
 Pair product: a 4-band float32 GeoTIFF ``vx, vy, v, snr`` (m/yr east, m/yr north, m/yr speed,
-0-1 quality) with metadata ``START_DATE``, ``END_DATE``, ``SENSOR``, ``UNITS=m/yr``.
+0-1 quality) with metadata ``START_DATE``, ``END_DATE``, ``SENSOR``, ``UNITS=m/yr``. Imported
+products (ITS_LIVE) may add a fifth band ``v_error`` (1-sigma m/yr per pixel) and the metadata
+``VX_ERROR``/``VY_ERROR`` (1-sigma m/yr of the pair); readers find bands by description.
 
 Velocity stack: one band per time step, chronological, each band's description the date interval
 ``START/END``; metadata ``SENSOR``, ``QUANTITY`` (v, vx or vy), ``UNITS=m/yr``.
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cubes import cube_source, cube_stack_info
 from .dates import DAYS_PER_YEAR, Interval, baseline_days, parse_date
 from ..errors import InputError
 from .grid import Grid
@@ -109,22 +112,31 @@ class _ProductWriter:
 
 
 class PairWriter(_ProductWriter):
-    """Writes a pair product window by window (for tiled processing)."""
+    """Writes a pair product window by window (for tiled processing). ``extra_bands`` names
+    bands after the four of the contract (e.g. ``v_error``, m/yr), written with
+    :meth:`write_extra`."""
 
-    def __init__(self, path, grid, start, end, sensor="", metadata=None, inputs=()):
+    def __init__(self, path, grid, start, end, sensor="", metadata=None, inputs=(),
+                 extra_bands=()):
         start, end = parse_date(start), parse_date(end)
         baseline_days(start, end, f"pair product '{path}'")
         meta = {"START_DATE": start.isoformat(), "END_DATE": end.isoformat(),
                 "SENSOR": sensor or "", "UNITS": "m/yr"}
         meta.update(metadata or {})
-        self._w = RasterWriter(path, grid, 4, PAIR_BANDS, meta, inputs=inputs)
+        self.bands = PAIR_BANDS + tuple(extra_bands)
+        self._w = RasterWriter(path, grid, len(self.bands), self.bands, meta, inputs=inputs)
         self.path = str(path)
 
-    def write(self, vx, vy, snr, row_off=0, col_off=0):
+    def write(self, vx, vy, snr, row_off=0, col_off=0, v=None):
+        """Write a window; the speed is hypot(vx, vy) unless ``v`` is given (a source's own)."""
         vx = np.asarray(vx, np.float32)
         vy = np.asarray(vy, np.float32)
-        for band, arr in enumerate((vx, vy, np.hypot(vx, vy), snr), start=1):
+        for band, arr in enumerate((vx, vy, np.hypot(vx, vy) if v is None else v, snr), start=1):
             self._w.write(band, arr, row_off, col_off)
+
+    def write_extra(self, name, array, row_off=0, col_off=0):
+        """Write a window of the extra band ``name``."""
+        self._w.write(self.bands.index(name) + 1, array, row_off, col_off)
 
     def set_metadata(self, items):
         """Add dataset metadata items (e.g. statistics known only at the end)."""
@@ -191,7 +203,14 @@ class StackInfo:
 
 def read_stack_info(path, what="velocity stack", dataset=None):
     """Header of a velocity stack; :class:`InputError` when a band has no date interval.
-    ``dataset``: the stack already opened (not opened again)."""
+    ``dataset``: the stack already opened (not opened again).
+
+    A cube exported as NetCDF is a stack too when named as a GDAL subdataset
+    (``NETCDF:"cube.nc":v``): its layers' dates come from the cube (see :mod:`.cubes`)."""
+    if cube_source(path):
+        grid, intervals, sensor, quantity = cube_stack_info(path)
+        return StackInfo(str(path), grid, intervals, sensor, quantity, "m/yr",
+                         {"SENSOR": sensor, "QUANTITY": quantity, "UNITS": "m/yr"})
     ds = dataset if dataset is not None else open_raster(path, what)
     meta = ds.GetMetadata() or {}
     intervals = []

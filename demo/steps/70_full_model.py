@@ -46,6 +46,19 @@ def against_truth(path, truth, tinfo, mask):
 
 def run(ctx):
     bm = build_models()
+    manifest, model, outputs = _run_model(ctx, bm)
+    p = manifest["paths"]
+    tinfo, truth = read_stack(p["truth_v"])
+    glacier = model.labels(tinfo.grid) > 0
+    lines, measured = _products(bm, manifest, model, outputs, tinfo, truth, glacier)
+    lines += _gap_filling(outputs, measured, tinfo, truth, glacier)
+    lines += _trends(manifest, outputs, glacier)
+    ctx.report(TITLE, lines)
+
+
+def _run_model(ctx, bm):
+    """Generate a scene with image series and run the full model on it (a line per product as
+    it appears); returns the scene's manifest and model, and the model's outputs."""
     folder = os.path.dirname(ctx.path("model", "scene", "scene.json"))
     ctx.qgis("generatescene", SIZE=["tiny", "small", "medium", "large"].index(SIZE), YEARS=YEARS,
              IMAGE_SERIES="true", OUTPUT=folder)
@@ -62,10 +75,12 @@ def run(ctx):
     ctx.qgis(MODEL_ID, watch=watch, **inputs, **outputs)
     ctx.products["model"] = {"folder": folder, "manifest": manifest, "model": model,
                              "outputs": outputs, "inputs": inputs}
+    return manifest, model, outputs
 
-    p = manifest["paths"]
-    tinfo, truth = read_stack(p["truth_v"])
-    glacier = model.labels(tinfo.grid) > 0
+
+def _products(bm, manifest, model, outputs, tinfo, truth, glacier):
+    """Every stack of the run against the truth, weights and stable-ground statistics; returns the
+    report lines and ``{path: (RMSE on glaciers, valid share)}``."""
     stable = model.stable_mask(tinfo.grid)
     cal = {r["sensor"] or r["source"]: r for r in rows(outputs["calibration:OUTPUT"])}
     unc = {(r["product"], r["quantity"]): r for r in rows(outputs["uncertainty:OUTPUT_TABLE"])
@@ -123,6 +138,11 @@ def run(ctx):
                   "each alone elsewhere.")
               + " Stable-ground speeds are biased upward by noise (a speed cannot be negative): E "
               "there measures noise, not a velocity bias."]
+    return lines, measured
+
+
+def _gap_filling(outputs, measured, tinfo, truth, glacier):
+    """The gap-filled pixel-months against the truth and the Sentinel-1 values they came from."""
     info, fused_stack = read_stack(outputs["fusion:OUTPUT"])
     filled = read_stack(outputs["gapfill:OUTPUT"])[1]
     t = truth[[tinfo.intervals.index(iv) for iv in info.intervals]]
@@ -132,7 +152,7 @@ def run(ctx):
     s1 = read_stack(outputs["sentinel1_filtered:OUTPUT"])
     s1 = s1[1][[s1[0].intervals.index(iv) for iv in info.intervals]]
     err_s1 = s1[new] - t[new]  # the Sentinel-1 values the fills were scaled from
-    lines += ["", f"Gap filling added {new.sum()} glacier pixel-months (from "
+    return ["", f"Gap filling added {new.sum()} glacier pixel-months (from "
               f"{100 * measured[outputs['fusion:OUTPUT']][1]:.1f} % to "
               f"{100 * measured[outputs['gapfill:OUTPUT']][1]:.1f} % of them valid): RMSE "
               f"{np.sqrt(np.mean(err ** 2)):.1f} m/yr, mean error {np.mean(err):+.1f} m/yr, "
@@ -144,13 +164,17 @@ def run(ctx):
               "winters), the local Sentinel-1 coefficient is fitted there and the filled centre "
               "comes out too slow (see the time-series figure)."]
 
-    # trends: 3 years are enough to compute, not to detect a trend of a few m/yr per decade
+
+def _trends(manifest, outputs, glacier):
+    """Pixel and glacier trends of the run: 3 years are enough to compute a trend, not to detect
+    one of a few m/yr per decade."""
+    p = manifest["paths"]
     trend = read_band(outputs["pixel_trends:OUTPUT_TREND"])
     sig = read_band(outputs["pixel_trends:OUTPUT_SIGNIFICANT"])
     true_trend = read_band(p["true_trend"])
     on = glacier & np.isfinite(trend)
     gt = {int(r["id"]): r for r in rows(outputs["glacier_trends:OUTPUT_TABLE"])}
-    lines += ["", f"Trends over {YEARS} years (OLS on annual means, FDR at 0.05): pixel trend RMSE "
+    lines = ["", f"Trends over {YEARS} years (OLS on annual means, FDR at 0.05): pixel trend RMSE "
               f"on the glaciers {np.sqrt(np.mean((trend - true_trend)[on] ** 2)):.0f} m/yr per "
               f"decade against true trends of {np.nanmin(true_trend[glacier]):+.0f} to "
               f"{np.nanmax(true_trend[glacier]):+.0f}; {int(np.nansum(sig))} significant pixels. "
@@ -170,4 +194,4 @@ def run(ctx):
                           f"{g['slope']:.0f}°), aspect {float(attrs[g['gid']]['aspect_deg']):.0f}° "
                           f"(true {g['bearing']:.0f}°)" for g in manifest["glaciers"]
                           if g["gid"] in attrs) + "."]
-    ctx.report(TITLE, lines)
+    return lines

@@ -45,6 +45,12 @@ def test_calibrate_fuse_gapfill_chain(run_alg, scene_tiny, tmp_path):
                            "AUXILIARY": p["sentinel1_v"], "WEIGHTS": res["WEIGHTS"],
                            "OUTPUT": fused, "OUTPUT_COUNT": count})
     assert res["OUTPUT"] == fused and res["OUTPUT_COUNT"] == count
+    # the calibration table itself gives the same fusion as the weight string
+    fused_table = str(tmp_path / "fused_table.tif")
+    run_alg("fuse", {"SOURCES": [p["landsat_v"], p["sentinel2_v"]],
+                     "AUXILIARY": p["sentinel1_v"], "WEIGHTS_TABLE": table, "OUTPUT": fused_table})
+    np.testing.assert_allclose(read_stack(fused_table)[1], read_stack(fused)[1], rtol=1e-5,
+                               atol=1e-3, equal_nan=True)
     info = read_stack_info(fused)
     assert info.count == 120 and info.sensor == "fused"
     assert read_stack_info(count).count == 120
@@ -88,3 +94,22 @@ def test_bad_input_is_a_clear_error(run_alg, scene_tiny, tmp_path):
     with pytest.raises(QgsProcessingException, match="dem.tif.*is not a date interval"):
         run_alg("calibrateweights", {"REFERENCE": p["uav_v"], "SOURCES": [p["dem"]],
                                      "OUTPUT": str(tmp_path / "t.csv")})
+
+
+def test_calibration_refuses_a_satellite_stack_as_reference(run_alg, scene_tiny, tmp_path):
+    """A dialog may preselect the first raster (a Landsat stack) as the UAV REFERENCE: refused."""
+    p = scene_tiny[1]["paths"]
+    table = str(tmp_path / "t.csv")
+    with pytest.raises(QgsProcessingException, match=r"REFERENCE: .*landsat_v.* is a landsat stack"):
+        run_alg("calibrateweights", {"REFERENCE": p["landsat_v"], "SOURCES": [p["sentinel2_v"]],
+                                     "OUTPUT": table})
+    with pytest.raises(QgsProcessingException, match="REFERENCE: .* is also one of the stacks"):
+        run_alg("calibrateweights", {"REFERENCE": p["uav_v"],
+                                     "SOURCES": [p["landsat_v"], p["uav_v"]], "OUTPUT": table})
+
+
+def test_fuse_needs_weights_or_table(run_alg, scene_tiny, tmp_path):
+    p = scene_tiny[1]["paths"]
+    with pytest.raises(QgsProcessingException, match="WEIGHTS: give the weights"):
+        run_alg("fuse", {"SOURCES": [p["landsat_v"], p["sentinel2_v"]],
+                         "OUTPUT": str(tmp_path / "f.tif")})
