@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import gdal
 
+from .atomic import atomic_file
 from ..errors import InputError
 from .products import read_stack_info, to_m_per_yr
 from .grid import crs_name, same_crs
@@ -257,10 +258,8 @@ def _cell(value):
 
 
 def write_csv(path, header, rows):
-    """Write a CSV file (comma separated, header line first)."""
-    folder = os.path.dirname(os.path.abspath(str(path)))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    """Write a CSV file (comma separated, header line first), atomically (see :mod:`.atomic`)."""
+    with atomic_file(path, "CSV file") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
