@@ -2,7 +2,8 @@
 
 A subclass sets ``ALG_ID``, ``DISPLAY_NAME``, ``GROUP`` (a key of :data:`GROUPS`), ``HELP`` and
 ``PARAM_HELP`` (one explanation per parameter name, appended to the help text so that
-``qgis_process help`` and the toolbox explain every parameter), defines ``initAlgorithm`` and
+``qgis_process help`` and the toolbox explain every parameter), ``OUTPUT_KINDS`` (the look of
+each raster output when QGIS loads it: output name -> a kind of :mod:`.styles`), defines ``initAlgorithm`` and
 ``process(parameters, context, feedback)`` (NOT ``run``: ``QgsProcessingAlgorithm.run`` is QGIS's own
 method and must not be overridden). The base class turns core ``InputError``/``ValueError`` into
 ``QgsProcessingException`` and wires core progress/cancel to the feedback object.
@@ -19,6 +20,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..compat import make_field, no_geometry
 from ..core.errors import Cancelled
 from ..core.progress import Progress
+from . import styles
 
 ICON_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icons")
 
@@ -46,6 +48,7 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
     GROUP = ""
     HELP = ""
     PARAM_HELP = {}
+    OUTPUT_KINDS = {}  # output name -> styles kind (VELOCITY, TREND, PVALUE...)
 
     # ---------------------------------------------------------------- identity
     def name(self):
@@ -79,7 +82,9 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
     # ---------------------------------------------------------------- running
     def processAlgorithm(self, parameters, context, feedback):
         try:
-            return self.process(parameters, context, feedback)
+            results = self.process(parameters, context, feedback)
+            styles.attach_outputs(context, results, self.OUTPUT_KINDS)
+            return results
         except Cancelled:
             raise QgsProcessingException("Cancelled by the user.") from None
         except ValueError as exc:  # core InputError included: a clear message, no traceback

@@ -7,12 +7,14 @@ from ..compat import TYPE_RASTER, TYPE_VECTOR_POLYGON, TYPE_VECTOR_TABLE
 from ..core.uncertainty.quality_metrics import COVERAGE_COLUMNS, coverage
 from ..core.uncertainty.stable_ground import open_sources
 from .base import GlacierAlgorithm
+from .styles import COUNT
 
 
 class CoverageAlgorithm(GlacierAlgorithm):
     ALG_ID = "coverage"
     DISPLAY_NAME = "Coverage and continuity"
     GROUP = "uncertainty"
+    OUTPUT_KINDS = {"OUTPUT": COUNT}
     HELP = """How much of the glaciers does each stack see? Inside the glacier polygons (the whole
 grid without them), the table gives per band the valid pixels, the mask pixels and their ratio
 (0-1), then a row with band 0 for the whole stack (valid pixel-bands over mask pixels × bands):

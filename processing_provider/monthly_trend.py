@@ -9,12 +9,14 @@ from ..core.trends.seasonal import MONTHLY_METHODS, monthly_trend_raster
 from ._trend_common import (COMMON_HELP, add_glaciers, add_method_parameters, add_table,
                             method_options, optional_output)
 from .base import GlacierAlgorithm
+from .styles import PVALUE, TREND
 
 
 class MonthlyTrendAlgorithm(GlacierAlgorithm):
     ALG_ID = "monthlytrend"
     DISPLAY_NAME = "Month-resolved trends"
     GROUP = "trends"
+    OUTPUT_KINDS = {"OUTPUT_RASTER": TREND, "OUTPUT_P_RASTER": PVALUE}
     HELP = """Trend of each calendar month's velocity over the years (every January, every
 February, ...), m/yr per decade with confidence interval and p-value: does the summer speed-up
 change differently from the winter flow? A table for the mean speed of a masked area and/or of

@@ -7,6 +7,7 @@ from ..core.trends.pixel import pixel_trends
 from ._trend_common import (COMMON_HELP, SIGNIFICANCE_HELP, add_method_parameters, method_options,
                             optional_output)
 from .base import GlacierAlgorithm
+from .styles import COUNT, PVALUE, SIGNIFICANCE, TREND
 
 # output parameter -> key of core.trends.pixel.pixel_trends, description, created by default
 OUTPUTS = (
@@ -25,6 +26,11 @@ class PixelTrendAlgorithm(GlacierAlgorithm):
     ALG_ID = "pixeltrend"
     DISPLAY_NAME = "Pixel trends"
     GROUP = "trends"
+    OUTPUT_KINDS = {
+        "OUTPUT_TREND": TREND, "OUTPUT_P": PVALUE, "OUTPUT_SIGNIFICANT": SIGNIFICANCE,
+        "OUTPUT_CI_LOW": TREND, "OUTPUT_CI_HIGH": TREND, "OUTPUT_TREND_OLS": TREND,
+        "OUTPUT_TREND_SEN": TREND, "OUTPUT_N_YEARS": COUNT
+    }
     HELP = """Decadal velocity trend of every pixel of a monthly velocity stack (m/yr per decade),
 its confidence interval and p-value, and a significance mask that controls the false discovery rate
 over the whole raster (Benjamini-Hochberg: among the pixels marked significant, at most a share

@@ -1,0 +1,294 @@
+"""How Glacier Velocity outputs look when QGIS loads them: one renderer per kind of output.
+
+An algorithm declares the kind of each raster output in ``OUTPUT_KINDS`` (``{"OUTPUT":
+VELOCITY}``); the base class attaches an :class:`OutputStyler` (a QGIS layer post-processor) to
+every output QGIS will load on completion, so the toolbox, the batch dialog and models all show
+styled layers. Kinds:
+
+* ``VELOCITY``: read from the file — a pair product shows its speed band ``v``; a stack of
+  ``QUANTITY`` vx/vy is a ``COMPONENT``; anything else is a ``SPEED``.
+* ``SPEED`` (m/yr): sequential ramp (viridis) from 0 to the 98th percentile, on the last band
+  that holds data (a stack's latest month), with a continuous legend in m/yr.
+* ``COMPONENT`` (vx, vy), ``TREND`` (m/yr per decade), ``ANOMALY``: diverging ramp (blue
+  negative, white 0, red positive) symmetric about 0.
+* ``PVALUE``: classes p < 0.01, < 0.05, < 0.1, ≥ 0.1; ``SIGNIFICANCE``: categories 0/1.
+* ``SNR``: grey 0 (black) to 1 (white). ``COUNT`` (valid months, stacks, years) and ``ERROR``
+  (1σ, m/yr): sequential ramps from 0.
+
+Styles are applied on the main thread, when QGIS calls the post-processor; each styler keeps
+itself alive (QGIS holds only a C++ pointer) until it has run. :func:`style_layer` is the same
+styling for a layer at hand (the sample scene, tests, screenshots).
+"""
+
+import math
+
+from osgeo import gdal
+from qgis.core import (Qgis, QgsColorRampLegendNodeSettings, QgsColorRampShader,
+                       QgsContrastEnhancement, QgsFillSymbol, QgsGradientColorRamp,
+                       QgsGradientStop, QgsPalettedRasterRenderer, QgsProcessingContext,
+                       QgsProcessingLayerPostProcessorInterface, QgsProcessingUtils, QgsProject,
+                       QgsRasterBandStats, QgsRasterLayer, QgsRasterShader, QgsSingleBandGrayRenderer,
+                       QgsSingleBandPseudoColorRenderer, QgsSingleSymbolRenderer, QgsVectorLayer)
+from qgis.PyQt.QtGui import QColor
+
+from ..core.io.products import PAIR_BANDS
+
+VELOCITY, SPEED, COMPONENT, TREND, ANOMALY = "velocity", "speed", "component", "trend", "anomaly"
+PVALUE, SIGNIFICANCE, SNR, COUNT, ERROR = "pvalue", "significance", "snr", "count", "error"
+GLACIERS, STABLE = "glaciers", "stable"  # polygon layers of the sample scene
+KINDS = (VELOCITY, SPEED, COMPONENT, TREND, ANOMALY, PVALUE, SIGNIFICANCE, SNR, COUNT, ERROR,
+         GLACIERS, STABLE)
+
+# colour stops (offset 0-1, colour): viridis; blue-white-red (ColorBrewer RdBu reversed);
+# ColorBrewer Blues and YlOrRd
+RAMPS = {
+    "viridis": ("#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39",
+                "#fde725"),
+    "diverging": ("#2166ac", "#67a9cf", "#d1e5f0", "#f7f7f7", "#fddbc7", "#ef8a62", "#b2182b"),
+    "blues": ("#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"),
+    "ylorrd": ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"),
+}
+P_CLASSES = ((0.01, "#08519c", "p < 0.01"), (0.05, "#4292c6", "0.01 ≤ p < 0.05"),
+             (0.1, "#9ecae1", "0.05 ≤ p < 0.1"), (1.0, "#e0e0e0", "p ≥ 0.1 (no evidence)"))
+SIGNIFICANCE_CLASSES = ((0, "#d9d9d9", "not significant"), (1, "#d7301f", "significant (FDR)"))
+UNITS = {SPEED: "m/yr", COMPONENT: "m/yr", ANOMALY: "m/yr", ERROR: "m/yr",
+         TREND: "m/yr per decade", COUNT: ""}
+SAMPLE = 250_000  # pixels sampled for the ranges (fast on large stacks)
+
+_SHADER = getattr(Qgis, "ShaderInterpolationMethod", None)
+LINEAR = _SHADER.Linear if _SHADER is not None else QgsColorRampShader.Type.Interpolated
+DISCRETE = _SHADER.Discrete if _SHADER is not None else QgsColorRampShader.Type.Discrete
+STRETCH = QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum
+_STATS = getattr(Qgis, "RasterBandStatistic", QgsRasterBandStats)  # scoped from QGIS 3.36
+STATS_MIN_MAX = _STATS.Min | _STATS.Max
+VECTOR_HINT = QgsProcessingUtils.LayerHint.Vector
+RASTER_HINT = QgsProcessingUtils.LayerHint.Raster
+
+ORDER = "glacier_velocity/order"  # layer-tree property: position inside a group
+_ALIVE = set()  # stylers QGIS has not called yet (it holds only a C++ pointer to them)
+
+
+def ramp(name):
+    """A :class:`QgsGradientColorRamp` of :data:`RAMPS` ``name`` (evenly spaced stops)."""
+    colours = [QColor(c) for c in RAMPS[name]]
+    n = len(colours) - 1
+    stops = [QgsGradientStop(i / n, colours[i]) for i in range(1, n)]
+    return QgsGradientColorRamp(colours[0], colours[-1], False, stops)
+
+
+# ---------------------------------------------------------------------------- kinds from files
+
+def velocity_kind(path):
+    """``(kind, band)`` of a velocity raster: a pair product's speed band, a vx/vy stack as a
+    component, otherwise speed."""
+    try:
+        ds = gdal.Open(str(path).split("|")[0])
+    except RuntimeError:
+        ds = None
+    if ds is None:
+        return SPEED, None
+    names = tuple(ds.GetRasterBand(i + 1).GetDescription().lower()
+                  for i in range(ds.RasterCount))
+    if names[:len(PAIR_BANDS)] == PAIR_BANDS:
+        return SPEED, PAIR_BANDS.index("v") + 1
+    quantity = (ds.GetMetadata() or {}).get("QUANTITY", "v")
+    return (COMPONENT if quantity in ("vx", "vy") else SPEED), None
+
+
+def data_band(layer):
+    """The last band holding valid pixels (a stack's latest month with data; 1 if none)."""
+    provider = layer.dataProvider()
+    for band in range(layer.bandCount(), 1, -1):
+        if _has_data(provider.bandStatistics(band, STATS_MIN_MAX, layer.extent(), SAMPLE)):
+            return band
+    return 1
+
+
+def _has_data(stats):
+    # elementCount is not filled for min/max statistics; an empty band has min > max
+    return stats.maximumValue >= stats.minimumValue
+
+
+def value_range(layer, band, lower=0.02, upper=0.98):
+    """Percentiles ``(lower, upper)`` of a band's valid values, from a sample."""
+    lo, hi = layer.dataProvider().cumulativeCut(band, lower, upper, layer.extent(), SAMPLE)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return 0.0, 1.0
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------- renderers
+
+def _pseudocolor(layer, band, ramp_name, lo, hi, mode=LINEAR, units="", items=None):
+    """A single-band pseudocolour renderer over ``[lo, hi]`` with ``ramp_name``; ``items``
+    ``(value, colour, label)`` replace the evenly spaced ramp entries (classed styles)."""
+    colour_ramp = ramp(ramp_name)
+    shader_fn = QgsColorRampShader(lo, hi, colour_ramp.clone(), mode)
+    if items is None:
+        n = 7  # odd: a diverging ramp has an entry at its centre, 0
+        suffix = f" {units}" if units else ""
+        items = [(lo + (hi - lo) * i / (n - 1), colour_ramp.color(i / (n - 1)),
+                  f"{lo + (hi - lo) * i / (n - 1):.4g}{suffix}") for i in range(n)]
+    shader_fn.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, QColor(c), label)
+                                    for v, c, label in items])
+    if units:
+        settings = QgsColorRampLegendNodeSettings()
+        settings.setSuffix(f" {units}")
+        shader_fn.setLegendSettings(settings)
+    shader = QgsRasterShader(lo, hi)
+    shader.setRasterShaderFunction(shader_fn)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)
+    renderer.setClassificationMin(lo)
+    renderer.setClassificationMax(hi)
+    return renderer
+
+
+def raster_renderer(layer, kind, band=None):
+    """The renderer of ``kind`` for a raster layer (``band`` None: chosen per kind)."""
+    if kind == VELOCITY:
+        kind, band = velocity_kind(layer.source())[0], band or velocity_kind(layer.source())[1]
+    if band is None:
+        band = data_band(layer) if kind in (SPEED, COMPONENT, ANOMALY, ERROR) else 1
+    provider = layer.dataProvider()
+    if kind == SIGNIFICANCE:
+        classes = [QgsPalettedRasterRenderer.Class(v, QColor(c), label)
+                   for v, c, label in SIGNIFICANCE_CLASSES]
+        return QgsPalettedRasterRenderer(provider, band, classes)
+    if kind == PVALUE:
+        return _pseudocolor(layer, band, "blues", 0.0, 1.0, DISCRETE, items=P_CLASSES)
+    if kind == SNR:
+        renderer = QgsSingleBandGrayRenderer(provider, band)
+        contrast = QgsContrastEnhancement(provider.dataType(band))
+        contrast.setContrastEnhancementAlgorithm(STRETCH)
+        contrast.setMinimumValue(0.0)
+        contrast.setMaximumValue(1.0)
+        renderer.setContrastEnhancement(contrast)
+        return renderer
+    if kind in (COMPONENT, TREND, ANOMALY):
+        lo, hi = value_range(layer, band)
+        half = max(abs(lo), abs(hi)) or 1.0
+        return _pseudocolor(layer, band, "diverging", -half, half, units=UNITS[kind])
+    lo, hi = value_range(layer, band)
+    top = hi if hi > 0 else 1.0
+    if kind == COUNT:
+        stats = provider.bandStatistics(band, STATS_MIN_MAX, layer.extent(), SAMPLE)
+        top = max(stats.maximumValue, 1.0) if _has_data(stats) else 1.0
+    return _pseudocolor(layer, band, {COUNT: "blues", ERROR: "ylorrd"}.get(kind, "viridis"),
+                        0.0, top, units=UNITS.get(kind, "m/yr"))
+
+
+def vector_renderer(kind):
+    """Glacier outlines (no fill) or stable ground (light translucent fill)."""
+    if kind == GLACIERS:
+        symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "style": "no",
+                                             "outline_color": "#1f4e9c", "outline_width": "0.5"})
+    else:
+        symbol = QgsFillSymbol.createSimple({"color": "150,120,80,60", "style": "solid",
+                                             "outline_color": "#8c6d46", "outline_width": "0.2"})
+    return QgsSingleSymbolRenderer(symbol)
+
+
+def style_layer(layer, kind, band=None):
+    """Give ``layer`` the look of ``kind`` (a raster kind, or GLACIERS / STABLE for polygons)."""
+    if isinstance(layer, QgsVectorLayer) and kind in (GLACIERS, STABLE):
+        layer.setRenderer(vector_renderer(kind))
+    elif isinstance(layer, QgsRasterLayer) and kind:
+        layer.setRenderer(raster_renderer(layer, kind, band))
+    layer.triggerRepaint()
+    return layer
+
+
+# ---------------------------------------------------------------------------- post-processors
+
+class LayerGroup:
+    """A layer-tree group shared by several loaded layers (the sample scene): ``name`` at the top
+    of the tree (made unique when a group of that name exists) holding ``subgroups`` in order,
+    collapsed when their layers are all unticked."""
+
+    def __init__(self, name, subgroups=()):
+        self.name, self.subgroups, self.made = name, tuple(subgroups), None
+
+    def node(self, root, path=()):
+        """The group (or its sub-group ``path``), created on first use."""
+        if self.made is None or root.findGroup(self.made) is None:
+            name, k = self.name, 2
+            while root.findGroup(name) is not None:
+                name, k = f"{self.name} ({k})", k + 1
+            self.made = name
+            top = root.insertGroup(0, name)
+            for k, sub in enumerate(self.subgroups):  # below the layers put directly in ``top``
+                node = top.addGroup(sub)
+                node.setCustomProperty(ORDER, 1_000_000 + k)
+                node.setExpanded(False)
+        group = root.findGroup(self.made)
+        for sub in path:
+            group = group.findGroup(sub) or group.addGroup(sub)
+        return group
+
+
+class OutputStyler(QgsProcessingLayerPostProcessorInterface):
+    """Styles a loaded output as ``kind``; with ``group`` (a :class:`LayerGroup`) moves it there
+    (into its sub-group ``subgroup`` when given), at position ``order``, ticked ``visible``."""
+
+    def __init__(self, kind, band=None, group=None, subgroup=None, order=0, visible=True):
+        super().__init__()
+        self.kind, self.band, self.group = kind, band, group
+        self.subgroup = (subgroup,) if subgroup else ()
+        self.order, self.visible = order, visible
+        _ALIVE.add(self)
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS's name)
+        try:
+            style_layer(layer, self.kind, self.band)
+            if self.group is not None:
+                self._move(layer, context.project() or QgsProject.instance())
+        except Exception as exc:  # a style must never lose the result
+            if feedback is not None:
+                feedback.reportError(f"{layer.name()}: could not be styled ({exc}).")
+        finally:
+            _ALIVE.discard(self)
+
+    def _move(self, layer, project):
+        root = project.layerTreeRoot()
+        node = root.findLayer(layer.id())
+        if node is None:
+            return
+        group = self.group.node(root, self.subgroup)
+        index = sum(1 for child in group.children()
+                    if (child.customProperty(ORDER) or 0) <= self.order)
+        clone = node.clone()
+        clone.setCustomProperty(ORDER, self.order)
+        clone.setItemVisibilityChecked(self.visible)
+        group.insertChildNode(index, clone)
+        if self.visible and group is not root:
+            group.setExpanded(True)
+        node.parent().removeChildNode(node)
+
+
+def attach(context, path, kind, **options):
+    """Style ``path`` as ``kind`` (None: as QGIS would) when QGIS loads it on completion (no
+    effect otherwise)."""
+    if not path or not context.willLoadLayerOnCompletion(path):
+        return None
+    styler = OutputStyler(kind, **options)
+    context.layerToLoadOnCompletionDetails(path).setPostProcessor(styler)
+    return styler
+
+
+def load_on_completion(context, path, name, kind, vector=False, **options):
+    """Ask QGIS to load ``path`` (layer ``name``) when the algorithm completes, styled as
+    ``kind`` (options of :class:`OutputStyler`: group, subgroup, order, visible)."""
+    details = QgsProcessingContext.LayerDetails(name, context.project() or QgsProject.instance(),
+                                                name)
+    details.forceName = True
+    details.layerTypeHint = VECTOR_HINT if vector else RASTER_HINT
+    context.addLayerToLoadOnCompletion(path, details)
+    return attach(context, path, kind, **options)
+
+
+def attach_outputs(context, results, kinds):
+    """Attach stylers to the outputs of ``results`` that ``kinds`` (output name -> kind) names."""
+    for name, kind in kinds.items():
+        value = results.get(name)
+        if kind and isinstance(value, str):
+            attach(context, value, kind)
