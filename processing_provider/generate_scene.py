@@ -54,7 +54,9 @@ direction). scene.json lists every file and the true numbers. The same size, yea
 always give the same scene. With IMAGE_SERIES, each sensor also gets an image pair every 30
 days under series/<sensor>/ (revisit baselines: Landsat 16, Sentinel-2 10, Sentinel-1 12 days),
 the input of the whole chain from images to trends; scene.json's series_rules give the
-MIN_DAYS/MAX_DAYS that pair exactly those images. Run from the toolbox, the scene opens as one layer group: glaciers, stable ground, the speed stacks (styled, the UAV and Landsat ones shown), and the images, truth and terrain layers (hidden)."""
+MIN_DAYS/MAX_DAYS that pair exactly those images. Run from the toolbox, the scene opens as one
+layer group: glaciers, stable ground, the speed stacks (styled, the UAV and Landsat ones shown),
+and the images, truth and terrain layers (hidden)."""
     PARAM_HELP = {
         "SIZE": "side of the scene: tiny 3 km, small 6 km (default), medium 12 km, large 24 km.",
         "FIRST_YEAR": "first calendar year of the monthly series.",

@@ -38,6 +38,11 @@ gdal.UseExceptions()
 # Metadata items holding a velocity uncertainty (1 sigma, in the stack's units): per band, else
 # one value for the whole stack. ``V_ERROR`` is ITS_LIVE's name.
 ERROR_KEYS = ("V_ERROR", "ERROR", "UNCERTAINTY")
+# Per-pixel errors: a stack of 1-sigma errors (m/yr, the same grid and bands) named by the stack's
+# ERROR_STACK metadata (a path, relative to the stack's folder or absolute), else found beside it
+# as ``<stem>_error.tif``.
+ERROR_STACK_KEY = "ERROR_STACK"
+ERROR_SUFFIX = "_error"
 FUSED_SENSORS = ("fused", "fusion", "combined", "gapfilled", "gap-filled")
 EPOCH = dt.date(1970, 1, 1)
 
@@ -51,8 +56,9 @@ SAMPLE_COLUMNS = ("interval", "row", "col", "uav")
 class PixelSeries:
     """One stack's values at one pixel: ``values[i]`` (m/yr, NaN = no data) over ``intervals[i]``.
 
-    ``errors`` is the 1-sigma uncertainty per band (m/yr) when the stack's metadata gives one,
-    else None. ``x, y`` is the point in the stack's CRS, ``row, col`` the pixel holding it.
+    ``errors`` is the 1-sigma uncertainty per band (m/yr) when the stack's metadata or its error
+    stack gives one, else None. ``x, y`` is the point in the stack's CRS, ``row, col`` the pixel
+    holding it; ``pinned`` is the number of the pin keeping the series (0: not pinned).
     """
 
     label: str
@@ -66,7 +72,7 @@ class PixelSeries:
     x: float = math.nan
     y: float = math.nan
     errors: object = None
-    pinned: bool = False
+    pinned: int = 0
 
     @property
     def dates(self):
@@ -123,6 +129,8 @@ class StackPixelReader:
         if self._inverse is None:
             raise InputError(f"The geotransform of '{self.path}' cannot be inverted.")
         self.errors = _stack_errors(self.ds, self.info)
+        self.error_path = error_stack_path(self.path, self.info)
+        self.error_ds = open_raster(self.error_path, "error stack") if self.error_path else None
 
     def pixel(self, x, y):
         """``(row, col)`` of the pixel holding ``(x, y)`` (stack CRS), or None outside the stack."""
@@ -145,12 +153,37 @@ class StackPixelReader:
         """The :class:`PixelSeries` of pixel ``(row, col)``."""
         values = read_bands(self.ds, None, (row, col, 1, 1), np.float64)[:, 0, 0]
         values = np.asarray(to_m_per_yr(values, self.info.units), np.float64)
+        errors = self.errors
+        if self.error_ds is not None:  # per-pixel errors where known, else the metadata's
+            pixel = read_bands(self.error_ds, None, (row, col, 1, 1), np.float64)[:, 0, 0]
+            units = (self.error_ds.GetMetadata() or {}).get("UNITS", self.info.units)
+            pixel = np.asarray(to_m_per_yr(pixel, units), np.float64)
+            errors = pixel if errors is None else np.where(np.isfinite(pixel), pixel, errors)
         return PixelSeries(label or os.path.splitext(os.path.basename(self.path))[0], self.path,
                            self.info.sensor, self.info.quantity, list(self.info.intervals), values,
-                           int(row), int(col), float(x), float(y), self.errors)
+                           int(row), int(col), float(x), float(y), errors)
 
     def close(self):
-        self.ds = None
+        self.ds = self.error_ds = None
+
+
+def error_stack_path(path, info):
+    """The per-pixel error stack of the stack ``path`` (header ``info``), or None: the file its
+    ``ERROR_STACK`` metadata names, else ``<stem>_error<ext>`` beside it; used only when it has
+    the stack's size and band count (a mismatched file is ignored, not misread)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(name)
+    named = info.metadata.get(ERROR_STACK_KEY, "").strip()
+    candidate = os.path.join(folder, named) if named else os.path.join(
+        folder, f"{stem}{ERROR_SUFFIX}{ext}")
+    if not os.path.isfile(candidate) or stem.endswith(ERROR_SUFFIX):
+        return None
+    try:
+        ds = gdal.Open(candidate)
+    except RuntimeError:
+        return None
+    same = (ds.RasterCount, ds.RasterYSize, ds.RasterXSize) == (info.count,) + info.grid.shape
+    return candidate if same else None
 
 
 def _stack_errors(ds, info):

@@ -221,7 +221,7 @@ def test_pin_hover_and_exports_round_trip(dock, scene_tiny, tmp_path):
     click(dock, QgsPointXY(*pixel_centre(paths["landsat_v"], row, col)))
     ts.pin()
     click(dock, QgsPointXY(*pixel_centre(paths["landsat_v"], row + 3, col)))
-    pinned = f"landsat_v @ row {row}, col {col}"
+    pinned = f"landsat_v · pin 1 (row {row}, col {col})"
     assert pinned in ts.plot.items and "landsat_v" in ts.plot.items
     _, arr = read_stack(paths["landsat_v"])
     np.testing.assert_array_equal(plotted(dock, pinned)[1], arr[:, row, col])
@@ -238,7 +238,7 @@ def test_pin_hover_and_exports_round_trip(dock, scene_tiny, tmp_path):
     csv_path = ts.export_csv(tmp_path / "series.csv")
     dates, cols = read_series_csv(csv_path)
     here = ("landsat_v", "sentinel2_v", "uav_v")
-    assert set(cols) == set(here) | {f"{n} @ row {row}, col {col}" for n in here}
+    assert set(cols) == set(here) | {f"{n} · pin 1 (row {row}, col {col})" for n in here}
     by_date = {d: i for i, d in enumerate(dates)}
     for name, (r, c) in (("landsat_v", (row + 3, col)), (pinned, (row, col))):
         idx = [by_date[iv.mid] for iv in info.intervals]

@@ -52,6 +52,24 @@ def test_series_at_a_point_equals_the_stack_with_nan_gaps(stack):
     assert s.errors[0] == 2.5 and s.errors[2] == 4.0 and np.isnan(s.errors[1])
 
 
+def test_per_pixel_errors_from_an_error_stack_beside_or_named_in_metadata(stack, tmp_path):
+    path, arr = stack
+    err = np.full(arr.shape, np.nan, np.float32)
+    err[:, 2, 5] = [1.0, 2.0, np.nan, 3.0, 4.0]  # no per-pixel error in band 3: metadata's 4.0
+    write_stack(tmp_path / "s_error.tif", GRID, err / 365.25, months(5), "landsat",
+                metadata={"UNITS": "m/day"})  # converted like the stack's values
+    s = read_pixel_series(path, *centre(2, 5))
+    np.testing.assert_allclose(s.errors, [1.0, 2.0, 4.0, 3.0, 4.0], rtol=1e-6)
+    # a stack naming its error stack in metadata; an error stack of another shape is ignored
+    named = write_stack(tmp_path / "fused.tif", GRID, arr, months(5), "fused",
+                        metadata={"ERROR_STACK": "sigma.tif"})
+    write_stack(tmp_path / "sigma.tif", GRID, err, months(5), "fused")
+    np.testing.assert_allclose(read_pixel_series(named, *centre(2, 5)).errors[:2], [1.0, 2.0])
+    other = write_stack(tmp_path / "other.tif", GRID, arr, months(5), "landsat")
+    write_stack(tmp_path / "other_error.tif", GRID, err[:4], months(4), "landsat")
+    assert read_pixel_series(other, *centre(2, 5)).errors is None
+
+
 def test_pixel_edges_and_outside_points(stack):
     path, _ = stack
     reader = StackPixelReader(path)
