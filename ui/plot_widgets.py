@@ -210,6 +210,7 @@ class TimeSeriesPlot(pg.GraphicsLayoutWidget):
             self.plotItem.addItem(item, ignoreBounds=True)
         self._proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=30,
                                      slot=self._mouse_moved)
+        self._show_empty(EMPTY_PLOT)
 
     def set_series(self, series, title="", colours=None, empty_message=None):
         """Draw ``series`` (a list of :class:`PixelSeries`; labels must be unique); ``colours``
@@ -300,7 +301,8 @@ class TimeSeriesPlot(pg.GraphicsLayoutWidget):
 
     def _layout_legend(self):
         """Legend entries in as many columns as the width allows and rows within a third of the
-        height; entries that still do not fit are counted in a last "+ n more" line."""
+        height (measured on the drawn entries); entries that still do not fit are counted in a
+        last "+ n more" line."""
         self.legend.clear()
         entries = self._legend_entries
         self.legend_hidden = 0
@@ -309,25 +311,30 @@ class TimeSeriesPlot(pg.GraphicsLayoutWidget):
             self.ci.layout.setRowMaximumHeight(1, 0)
             return
         self.legend.show()
-        font_px = 16  # one legend row at 9 pt, spacing included
-        longest = max(len(label) for _, label in entries)
-        col_px = 34 + 6.5 * longest
-        width = max(self.width(), 200)
-        max_cols = max(1, int(width // col_px))
-        max_rows = max(1, int(self.height() * LEGEND_MAX_SHARE // font_px) - 1)
+        self.legend.setColumnCount(1)
+        for item, label in entries:
+            self.legend.addItem(item, label)
+        sizes = [(sample.boundingRect().width() + text.boundingRect().width(),
+                  max(sample.boundingRect().height(), text.boundingRect().height()))
+                 for sample, text in self.legend.items]
+        entry_w = max(w for w, _ in sizes) + self.legend.layout.horizontalSpacing() + 4
+        row_h = max(h for _, h in sizes) + self.legend.layout.verticalSpacing()
+        max_cols = max(1, int(max(self.width() - 20, 100) // entry_w))
+        max_rows = max(1, int((self.height() * LEGEND_MAX_SHARE - 10) // row_h))
         shown = entries
         if len(entries) > max_cols * max_rows:
-            keep = max_cols * max_rows - 1
+            keep = max(max_cols * max_rows - 1, 1)
             shown, self.legend_hidden = entries[:keep], len(entries) - keep
-        cols = min(max_cols, int(np.ceil(len(shown) / max_rows)) or 1)
+        cols = min(max_cols, -(-len(shown) // max_rows))
+        self.legend.clear()
         self.legend.setColumnCount(cols)
         for item, label in shown:
             self.legend.addItem(item, label)
         if self.legend_hidden:
             self.legend.addItem(pg.PlotDataItem([], [], pen=None),
                                 f"+ {self.legend_hidden} more (see the list above)")
-        rows = int(np.ceil((len(shown) + bool(self.legend_hidden)) / cols))
-        self.ci.layout.setRowMaximumHeight(1, rows * font_px + 8)
+        rows = -(-(len(shown) + bool(self.legend_hidden)) // cols)
+        self.ci.layout.setRowMaximumHeight(1, rows * row_h + 10)
 
     def legend_labels(self):
         """Legend texts in order (the "+ n more" line included)."""

@@ -139,6 +139,8 @@ class TimeSeriesTab(QWidget):
             item.setIcon(QIcon(pixmap))
             self.stack_list.addItem(item)
         self.stack_list.blockSignals(False)
+        if self.last_point is None:
+            self._redraw()  # the empty plot's message follows the list
         if not found:
             self.status.setText(NO_STACKS)
         elif self.last_point is None:
@@ -378,7 +380,9 @@ class TimeSeriesTab(QWidget):
             here = to_crs(point, crs, canvas_crs, self.project)
             if here is not None:
                 icon = PIN_ICONS[(number - 1) % len(PIN_ICONS)]
-                self._pin_markers.append(self._vertex_marker(here, icon, "#202020", 13))
+                marker = self._vertex_marker(here, icon, "#202020", 13)
+                marker.pin_icon = icon  # QgsVertexMarker has no getter for it
+                self._pin_markers.append(marker)
         self._redraw()
 
     def pin_markers(self):

@@ -23,6 +23,7 @@ import csv
 import datetime as dt
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -443,10 +444,14 @@ def _int_cell(values, i):
 
 
 def samples_companion(path):
-    """The samples table written beside a calibration table, or None: ``<stem>_samples.<ext>``
-    (or ``<stem>-samples.<ext>``) first, else the only file of the folder with 'sample' in its
-    name and the same extension; in a GeoPackage (``file.gpkg|layername=x``) the only other layer
-    with 'sample' in its name."""
+    """The samples table written beside a calibration table, or None.
+
+    Looked for in order: in a GeoPackage (``file.gpkg|layername=x``) the only other layer with
+    'sample' in its name; ``<stem>_samples.<ext>`` or ``<stem>-samples.<ext>`` (any case, so
+    ``OUTPUT_SAMPLES`` beside ``OUTPUT``) in the table's folder, else the only file there with
+    'sample' in its name and the same extension; for QGIS temporary outputs (each in its own
+    ``<processing temp>/<uuid>/`` folder) ``<stem>_samples.<ext>`` in a sibling uuid folder,
+    the one written closest in time (within :data:`COMPANION_SECONDS`)."""
     file_path = str(path).split("|")[0]
     if "|layername=" in str(path):  # another layer of the same GeoPackage
         from osgeo import ogr
@@ -454,12 +459,39 @@ def samples_companion(path):
         ds = ogr.Open(file_path)
         names = [ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount())] if ds else []
         found = [n for n in names if "sample" in n.lower()]
-        return f"{file_path}|layername={found[0]}" if len(found) == 1 else None
+        if len(found) == 1:
+            return f"{file_path}|layername={found[0]}"
     folder, name = os.path.split(os.path.abspath(file_path))
     stem, ext = os.path.splitext(name)
-    for candidate in (f"{stem}_samples{ext}", f"{stem}-samples{ext}"):
-        if os.path.isfile(os.path.join(folder, candidate)):
-            return os.path.join(folder, candidate)
-    found = [f for f in sorted(os.listdir(folder))
+    wanted = {f"{stem}_samples{ext}".lower(), f"{stem}-samples{ext}".lower()}
+    files = sorted(os.listdir(folder))
+    for f in files:
+        if f.lower() in wanted:
+            return os.path.join(folder, f)
+    found = [f for f in files
              if "sample" in f.lower() and f.lower().endswith(ext.lower()) and f != name]
-    return os.path.join(folder, found[0]) if len(found) == 1 else None
+    if len(found) == 1:
+        return os.path.join(folder, found[0])
+    return _temporary_companion(folder, wanted, file_path)
+
+
+COMPANION_SECONDS = 600
+_UUID_DIR = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _temporary_companion(folder, wanted, table):
+    """``<stem>_samples.<ext>`` in a sibling QGIS temporary-output folder, nearest in time."""
+    if not _UUID_DIR.match(os.path.basename(folder)):
+        return None
+    parent, when = os.path.dirname(folder), os.path.getmtime(table)
+    best = None
+    for sub in os.listdir(parent):
+        d = os.path.join(parent, sub)
+        if d == folder or not _UUID_DIR.match(sub) or not os.path.isdir(d):
+            continue
+        for f in os.listdir(d):
+            if f.lower() in wanted:
+                gap = abs(os.path.getmtime(os.path.join(d, f)) - when)
+                if gap <= COMPANION_SECONDS and (best is None or gap < best[0]):
+                    best = (gap, os.path.join(d, f))
+    return best[1] if best else None

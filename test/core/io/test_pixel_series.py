@@ -195,3 +195,33 @@ def test_calibration_tables_from_csv_and_geopackage(tmp_path):
     assert samples_companion(f"{gpkg}|layername=weights") == f"{gpkg}|layername=weights_samples"
     with pytest.raises(InputError, match="does not exist"):
         read_table_rows(os.path.join(tmp_path, "missing.csv"))
+
+
+def _gpkg_table(path, name):
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    ds.CreateLayer(name, geom_type=ogr.wkbNone).CreateField(ogr.FieldDefn("uav", ogr.OFTReal))
+    ds = None
+    return str(path)
+
+
+def test_samples_found_beside_the_calibration_table_as_calibrateweights_writes_them(tmp_path):
+    # files the user named: a GeoPackage table whose samples are another GeoPackage beside it
+    table = _gpkg_table(tmp_path / "weights.gpkg", "weights")
+    samples = _gpkg_table(tmp_path / "weights_samples.gpkg", "weights_samples")
+    _gpkg_table(tmp_path / "other.gpkg", "other")
+    assert samples_companion(f"{table}|layername=weights") == samples
+    # QGIS temporary outputs: OUTPUT.gpkg and OUTPUT_SAMPLES.gpkg, each in its own uuid folder;
+    # the samples of the same run (nearest in time) are chosen, not an older run's
+    temp = tmp_path / "processing_abc"
+    run = {}
+    for k, when in enumerate((1000.0, 5000.0)):
+        for i, name in enumerate(("OUTPUT", "OUTPUT_SAMPLES")):
+            folder = temp / f"{k}{i}".rjust(32, "a")  # a uuid without dashes
+            folder.mkdir(parents=True)
+            run[(k, name)] = path = _gpkg_table(folder / f"{name}.gpkg", name)
+            os.utime(path, (when + i, when + i))
+    assert samples_companion(f"{run[(1, 'OUTPUT')]}|layername=OUTPUT") == run[(1, "OUTPUT_SAMPLES")]
+    assert samples_companion(run[(0, "OUTPUT")]) == run[(0, "OUTPUT_SAMPLES")]
+    # a table in an ordinary folder with no samples beside it: none
+    (tmp_path / "alone").mkdir()
+    assert samples_companion(_gpkg_table(tmp_path / "alone" / "t.gpkg", "t")) is None
