@@ -7,8 +7,9 @@ styled layers. Kinds:
 
 * ``VELOCITY``: read from the file — a pair product shows its speed band ``v``; a stack of
   ``QUANTITY`` vx/vy is a ``COMPONENT``; anything else is a ``SPEED``.
-* ``SPEED`` (m/yr): sequential ramp (viridis) from 0 to the 98th percentile, on the last band
-  that holds data (a stack's latest month), with a continuous legend in m/yr.
+* ``SPEED`` (m/yr): sequential ramp (viridis) from 0 to the 98th percentile (rounded up to a
+  round number), on the most complete band of the stack's last twelve (its latest year; the
+  latest such month), with a continuous legend in m/yr.
 * ``COMPONENT`` (vx, vy), ``TREND`` (m/yr per decade), ``ANOMALY``: diverging ramp (blue
   negative, white 0, red positive) symmetric about 0.
 * ``PVALUE``: classes p < 0.01, < 0.05, < 0.1, ≥ 0.1; ``SIGNIFICANCE``: categories 0/1.
@@ -22,6 +23,7 @@ styling for a layer at hand (the sample scene, tests, screenshots).
 
 import math
 
+import numpy as np
 from osgeo import gdal
 from qgis.core import (Qgis, QgsColorRampLegendNodeSettings, QgsColorRampShader,
                        QgsContrastEnhancement, QgsFillSymbol, QgsGradientColorRamp,
@@ -95,13 +97,35 @@ def velocity_kind(path):
     return (COMPONENT if quantity in ("vx", "vy") else SPEED), None
 
 
-def data_band(layer):
-    """The last band holding valid pixels (a stack's latest month with data; 1 if none)."""
-    provider = layer.dataProvider()
-    for band in range(layer.bandCount(), 1, -1):
-        if _has_data(provider.bandStatistics(band, STATS_MIN_MAX, layer.extent(), SAMPLE)):
-            return band
-    return 1
+def data_band(layer, recent=12):
+    """The band to show: of the last ``recent`` bands (a stack's latest year), the one with the
+    most valid pixels, the latest on ties (1 when no band has data). Counted on a decimated read
+    (at most 128×128 pixels per band), so large stacks cost little."""
+    ds = gdal.Open(layer.source().split("|")[0]) if layer.providerType() == "gdal" else None
+    if ds is None:
+        return layer.bandCount()
+    cols, rows = ds.RasterXSize, ds.RasterYSize
+    step = max(1.0, max(cols, rows) / 128.0)
+    size = (max(1, int(cols / step)), max(1, int(rows / step)))
+    best, best_count = 1, 0
+    for band in range(ds.RasterCount, max(ds.RasterCount - recent, 0), -1):
+        b = ds.GetRasterBand(band)
+        arr = b.ReadAsArray(buf_xsize=size[0], buf_ysize=size[1]).astype(np.float64)
+        nodata = b.GetNoDataValue()
+        valid = np.isfinite(arr) & ((arr != nodata) if nodata is not None and
+                                    math.isfinite(nodata) else True)
+        if int(valid.sum()) > best_count:
+            best, best_count = band, int(valid.sum())
+    return best
+
+
+def nice_ceil(value):
+    """The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k at or above ``value`` (> 0): legend
+    ends read as round numbers."""
+    if not value > 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * power >= value * 0.999)
 
 
 def _has_data(stats):
@@ -166,10 +190,10 @@ def raster_renderer(layer, kind, band=None):
         return renderer
     if kind in (COMPONENT, TREND, ANOMALY):
         lo, hi = value_range(layer, band)
-        half = max(abs(lo), abs(hi)) or 1.0
+        half = nice_ceil(max(abs(lo), abs(hi)))
         return _pseudocolor(layer, band, "diverging", -half, half, units=UNITS[kind])
     lo, hi = value_range(layer, band)
-    top = hi if hi > 0 else 1.0
+    top = nice_ceil(hi)
     if kind == COUNT:
         stats = provider.bandStatistics(band, STATS_MIN_MAX, layer.extent(), SAMPLE)
         top = max(stats.maximumValue, 1.0) if _has_data(stats) else 1.0
@@ -178,13 +202,15 @@ def raster_renderer(layer, kind, band=None):
 
 
 def vector_renderer(kind):
-    """Glacier outlines (no fill) or stable ground (light translucent fill)."""
+    """Glacier outlines (solid blue) or stable ground (dashed brown outline): no fill, so the
+    velocities under them keep their colours."""
     if kind == GLACIERS:
         symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "style": "no",
                                              "outline_color": "#1f4e9c", "outline_width": "0.5"})
     else:
-        symbol = QgsFillSymbol.createSimple({"color": "150,120,80,60", "style": "solid",
-                                             "outline_color": "#8c6d46", "outline_width": "0.2"})
+        symbol = QgsFillSymbol.createSimple({"color": "0,0,0,0", "style": "no",
+                                             "outline_color": "#8c6d46", "outline_width": "0.4",
+                                             "outline_style": "dash"})
     return QgsSingleSymbolRenderer(symbol)
 
 

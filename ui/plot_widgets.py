@@ -19,7 +19,7 @@ pyqtgraph_env()
 import pyqtgraph as pg  # noqa: E402  (needs PYQTGRAPH_QT_LIB set first)
 from pyqtgraph import exporters  # noqa: E402
 from qgis.PyQt.QtCore import Qt  # noqa: E402
-from qgis.PyQt.QtGui import QColor  # noqa: E402
+from qgis.PyQt.QtGui import QColor, QFont, QFontMetricsF  # noqa: E402
 from qgis.PyQt.QtWidgets import QMenu, QToolButton  # noqa: E402
 
 SENSOR_COLOURS = {
@@ -87,9 +87,6 @@ def _style_plot(plot_item):
     plot_item.showGrid(x=True, y=True, alpha=0.15)
 
 
-LEGEND_STYLE = dict(labelTextColor=FOREGROUND, labelTextSize="9pt", verSpacing=-4, horSpacing=18,
-                    frame=False)
-
 
 def export_image(target, path, width=1600):
     """Export a plot item or scene to PNG (any image extension) or SVG by ``path``'s extension."""
@@ -139,29 +136,36 @@ class _Pool:
         return item
 
 
-def robust_range(values, k=3.0):
-    """``(lo, hi)`` of the y-axis: the values inside Tukey's far-out fences (quartiles ∓ k × IQR),
-    so one outlier does not flatten the series; None when every value is inside them (or there
-    are too few to tell)."""
-    v = np.concatenate([np.asarray(a, np.float64).ravel() for a in values]) if values else \
-        np.zeros(0)
-    v = v[np.isfinite(v)]
-    if v.size < 8:
+def robust_range(values, k=1.5):
+    """``(lo, hi)`` of the y-axis: each series' values inside its Tukey fences (quartiles ∓ k ×
+    IQR; a series of fewer than 8 values keeps them all), so one outlier does not flatten the
+    others; None when no value is outside (the plot then fits every value)."""
+    inside, clipped = [], False
+    for v in values:
+        v = np.asarray(v, np.float64)
+        v = v[np.isfinite(v)]
+        if v.size >= 8:
+            q1, q3 = np.percentile(v, [25, 75])
+            iqr = (q3 - q1) or max(abs(q3), 1.0) * 0.05
+            ok = (v >= q1 - k * iqr) & (v <= q3 + k * iqr)
+            clipped |= not ok.all()
+            v = v[ok]
+        if v.size:
+            inside.append((v.min(), v.max()))
+    if not clipped or not inside:
         return None
-    q1, q3 = np.percentile(v, [25, 75])
-    iqr = (q3 - q1) or max(abs(q3), 1.0) * 0.05
-    inside = v[(v >= q1 - k * iqr) & (v <= q3 + k * iqr)]
-    if inside.size == v.size:
-        return None
-    lo, hi = float(inside.min()), float(inside.max())
+    lo, hi = min(a for a, _ in inside), max(b for _, b in inside)
     pad = 0.06 * ((hi - lo) or 1.0)
-    return lo - pad, hi + pad
+    return float(lo - pad), float(hi + pad)
 
 
 EMPTY_PLOT = "Click on the map with the pixel tool to plot the velocity history of the ticked stacks there."
 
 # pinned pixels: the map marker's shape and the plot symbol of the same pin (cycled)
-PIN_SYMBOLS = ("s", "t1", "d", "t", "star", "p")
+# (squares and circles are the series at the point: pins take other shapes)
+PIN_SYMBOLS = ("t1", "d", "t", "x")
+PIN_MARKS = ("▲", "◆", "▼", "✕")  # the same shapes as text, for the legend
+LEGEND_SIZE = "9pt"
 LEGEND_MAX_SHARE = 1 / 3  # the legend never takes more than this share of the plot's height
 
 
@@ -186,10 +190,13 @@ class TimeSeriesPlot(pg.GraphicsLayoutWidget):
         self.plotItem.setLabel("bottom", "Middle date of each interval", color=FOREGROUND)
         self.plotItem.getAxis("left").enableAutoSIPrefix(False)
         _style_plot(self.plotItem)
-        self.legend = pg.LegendItem(**LEGEND_STYLE)
+        # rich text below the plot (an HTML table): it never covers the data
+        self.legend = pg.LabelItem("", justify="left", color=FOREGROUND, size=LEGEND_SIZE)
         self.ci.addItem(self.legend, row=1, col=0)
         self.ci.layout.setRowStretchFactor(0, 1)
-        self._legend_entries = []  # (item, label) in legend order
+        self._legend_entries = []  # (symbol html, label) in legend order
+        self._legend_shown = []  # the labels shown (the "+ n more" line included)
+        self.legend_columns = 1
         self.legend_hidden = 0  # entries left out for lack of room
         self._curves = _Pool(self.plotItem, lambda: pg.PlotDataItem(antialias=True))
         self._bars = _Pool(self.plotItem, lambda: pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0)))
@@ -228,10 +235,7 @@ class TimeSeriesPlot(pg.GraphicsLayoutWidget):
             x = s.timestamps()
             y = self._draw(s, x, fixed.get(s.label) or auto[s.label], y_range)
             self._drawn.append((s, x, y))
-        # legend: sources in list order, the fused product last (it is drawn on top)
-        self._legend_entries = [
-            (self.items[s.label], s.label if s.valid else f"{s.label} (no value here)")
-            for s in sorted(series, key=lambda s: s.is_fused)]
+        self._legend_entries = self._legend_for(series, fixed, auto)
         self.plotItem.setTitle(title, size="11pt", color=FOREGROUND)
         self.empty = not any(s.valid for s in series)
         self._show_empty((empty_message or EMPTY_PLOT) if self.empty else "")
@@ -299,46 +303,60 @@ class TimeSeriesPlot(pg.GraphicsLayoutWidget):
             self.plotItem.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
             self.message.setPos(0.5, 0.5)
 
+    @staticmethod
+    def _legend_for(series, fixed, auto):
+        """``(symbol html, label)``: the series at the point (sources in list order, the fused
+        product last, as drawn on top), then one entry per pin (its symbol, dashed)."""
+        entries, pins = [], {}
+        for s in sorted((s for s in series if not s.pinned), key=lambda s: s.is_fused):
+            colour = fixed.get(s.label) or auto[s.label]
+            mark = "■" if s.is_fused else "●"
+            entries.append((f"<span style='color:{colour}'>━{mark}</span>",
+                            s.label if s.valid else f"{s.label} (no value here)"))
+        for s in series:
+            if s.pinned and s.pinned not in pins:
+                pins[s.pinned] = f"pin {s.pinned}: row {s.row}, col {s.col} (dashed)"
+        for number, label in pins.items():
+            mark = PIN_MARKS[(number - 1) % len(PIN_MARKS)]
+            entries.append((f"<span style='color:#404040'>╌{mark}</span>", label))
+        return entries
+
     def _layout_legend(self):
-        """Legend entries in as many columns as the width allows and rows within a third of the
-        height (measured on the drawn entries); entries that still do not fit are counted in a
-        last "+ n more" line."""
-        self.legend.clear()
+        """The legend as a table: as many columns as the width allows, rows within a third of
+        the height; entries that still do not fit are counted in a last "+ n more" line."""
         entries = self._legend_entries
-        self.legend_hidden = 0
         if not entries:
-            self.legend.hide()
+            self._legend_shown, self.legend_columns = [], 1
+            self.legend.setText("")
             self.ci.layout.setRowMaximumHeight(1, 0)
             return
-        self.legend.show()
-        self.legend.setColumnCount(1)
-        for item, label in entries:
-            self.legend.addItem(item, label)
-        sizes = [(sample.boundingRect().width() + text.boundingRect().width(),
-                  max(sample.boundingRect().height(), text.boundingRect().height()))
-                 for sample, text in self.legend.items]
-        entry_w = max(w for w, _ in sizes) + self.legend.layout.horizontalSpacing() + 4
-        row_h = max(h for _, h in sizes) + self.legend.layout.verticalSpacing()
-        max_cols = max(1, int(max(self.width() - 20, 100) // entry_w))
-        max_rows = max(1, int((self.height() * LEGEND_MAX_SHARE - 10) // row_h))
-        shown = entries
+        font = QFont()
+        font.setPointSizeF(float(LEGEND_SIZE.rstrip("pt")))
+        metrics = QFontMetricsF(font)
+        entry_w = max(metrics.horizontalAdvance("━● " + label) for _, label in entries) + 24
+        row_h = metrics.height() + 4
+        max_cols = max(1, int(max(self.width() - 30, 100) // entry_w))
+        max_rows = max(1, int((self.height() * LEGEND_MAX_SHARE - 12) // row_h))
+        shown, hidden = entries, 0
         if len(entries) > max_cols * max_rows:
             keep = max(max_cols * max_rows - 1, 1)
-            shown, self.legend_hidden = entries[:keep], len(entries) - keep
-        cols = min(max_cols, -(-len(shown) // max_rows))
-        self.legend.clear()
-        self.legend.setColumnCount(cols)
-        for item, label in shown:
-            self.legend.addItem(item, label)
-        if self.legend_hidden:
-            self.legend.addItem(pg.PlotDataItem([], [], pen=None),
-                                f"+ {self.legend_hidden} more (see the list above)")
-        rows = -(-(len(shown) + bool(self.legend_hidden)) // cols)
-        self.ci.layout.setRowMaximumHeight(1, rows * row_h + 10)
+            shown, hidden = entries[:keep], len(entries) - keep
+        cells = [f"{mark}&nbsp;{html.escape(label)}" for mark, label in shown]
+        self._legend_shown = [label for _, label in shown]
+        if hidden:
+            cells.append(f"+ {hidden} more (see the list above)")
+            self._legend_shown.append(f"+ {hidden} more (see the list above)")
+        # as many columns as fit: the fewest rows, the most room for the data
+        cols = self.legend_columns = min(max_cols, len(cells))
+        rows = [cells[i:i + cols] for i in range(0, len(cells), cols)]
+        self.legend.setText("<table cellspacing='0' cellpadding='1'>" + "".join(
+            "<tr>" + "".join(f"<td style='padding-right:14px'>{c}</td>" for c in row) + "</tr>"
+            for row in rows) + "</table>")
+        self.ci.layout.setRowMaximumHeight(1, len(rows) * row_h + 8)
 
     def legend_labels(self):
         """Legend texts in order (the "+ n more" line included)."""
-        return [label.text for _, label in self.legend.items]
+        return list(self._legend_shown)
 
     def resizeEvent(self, event):  # noqa: N802 (Qt's name)
         super().resizeEvent(event)

@@ -35,10 +35,10 @@ NO_STACKS = ("No velocity stack is loaded. Add one as a raster layer: a GeoTIFF 
 NO_STACKS_SHORT = ("No velocity stack is loaded: add one (e.g. Processing › Glacier Velocity › "
                    "Sample data), then click on the map with the pixel tool.")
 NONE_TICKED = "Tick at least one velocity stack in the list to plot it."
-# pin markers on the map, in the order of plot_widgets.PIN_SYMBOLS (square, triangle, diamond...)
+# pin markers on the map, in the order of plot_widgets.PIN_SYMBOLS (triangle, diamond...)
 PIN_ICONS = tuple(getattr(QgsVertexMarker.IconType, name, QgsVertexMarker.IconType.ICON_BOX)
-                  for name in ("ICON_BOX", "ICON_TRIANGLE", "ICON_RHOMBUS",
-                               "ICON_INVERTED_TRIANGLE", "ICON_CIRCLE", "ICON_X"))
+                  for name in ("ICON_TRIANGLE", "ICON_RHOMBUS", "ICON_INVERTED_TRIANGLE",
+                               "ICON_X"))
 
 
 class TimeSeriesTab(QWidget):
@@ -380,7 +380,7 @@ class TimeSeriesTab(QWidget):
             here = to_crs(point, crs, canvas_crs, self.project)
             if here is not None:
                 icon = PIN_ICONS[(number - 1) % len(PIN_ICONS)]
-                marker = self._vertex_marker(here, icon, "#202020", 13)
+                marker = self._vertex_marker(here, icon, "#202020", 16)
                 marker.pin_icon = icon  # QgsVertexMarker has no getter for it
                 self._pin_markers.append(marker)
         self._redraw()

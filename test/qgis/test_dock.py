@@ -413,7 +413,7 @@ def test_legend_sits_below_the_data_and_within_a_third_of_the_plot(dock, tmp_pat
     legend = plot.legend.sceneBoundingRect()
     assert legend.top() >= data.bottom()  # under the data (and its axis), never over it
     assert legend.height() <= plot.height() / 3 + 1
-    assert plot.legend.columnCount > 1  # several columns before rows grow
+    assert plot.legend_columns > 1  # several columns before rows grow
     shown = plot.legend_labels()
     assert len(shown) <= 14 and (len(shown) == 14 or shown[-1].startswith("+ "))
 
@@ -449,6 +449,8 @@ def test_pins_are_marked_on_the_map_and_removed(dock, tmp_path):
     labels = ["lan · pin 1 (row 1, col 2)", "lan · pin 2 (row 1, col 1)"]
     symbols = [ts.plot.items[label].opts["symbol"] for label in labels]
     assert symbols == list(PIN_SYMBOLS[:2])  # ...and the same shape in the plot
+    assert ts.plot.legend_labels() == ["lan", "pin 1: row 1, col 2 (dashed)",
+                                       "pin 2: row 1, col 1 (dashed)"]  # one entry per pin
     ts.clear_pins()
     assert ts.pin_markers() == [] and all(m.scene() is None for m in markers)
     ts.pin()

@@ -99,12 +99,14 @@ def test_speed_stack_and_component_styles(run_loaded, scene_tiny, tmp_path):
     speed = layers["OUTPUT"]
     band = speed.renderer().band()
     arr = gdal.Open(speed.source()).ReadAsArray()
-    last_with_data = max(i for i in range(arr.shape[0]) if np.isfinite(arr[i]).any()) + 1
-    assert band == last_with_data  # the latest month with data, not band 1 (nor RGB of 1-3)
+    valid = np.isfinite(arr[-12:]).sum(axis=(1, 2))  # the stack's last year
+    most = arr.shape[0] - 12 + int(np.flatnonzero(valid == valid.max())[-1]) + 1
+    assert band == most  # the latest year's most complete month, not band 1 (nor RGB of 1-3)
     shader = shader_of(speed)
     assert shader.minimumValue() == 0
-    valid = arr[band - 1][np.isfinite(arr[band - 1])]
-    assert shader.maximumValue() == pytest.approx(np.percentile(valid, 98), rel=0.05)
+    p98 = np.percentile(arr[band - 1][np.isfinite(arr[band - 1])], 98)
+    assert p98 * 0.98 <= shader.maximumValue() <= p98 * 1.5  # rounded up to a round number
+    assert shader.maximumValue() in (100, 150, 200, 250, 300, 400, 500)
     assert ramp_ends(speed) == VIRIDIS_ENDS
     assert shader.legendSettings().suffix() == " m/yr"
 
@@ -119,6 +121,7 @@ def test_pair_product_shows_speed_and_snr_is_grey(run_loaded, scene_tiny, tmp_pa
     from glacier_velocity.core.io.grid import Grid
     from glacier_velocity.core.io.products import write_pair_product
     from glacier_velocity.processing_provider import styles
+    from glacier_velocity.processing_provider.styles import nice_ceil
 
     grid = Grid.from_dataset(__import__("osgeo.gdal").gdal.Open(scene_tiny[1]["paths"]["dem"]))
     rng = np.random.default_rng(0)
@@ -129,8 +132,8 @@ def test_pair_product_shows_speed_and_snr_is_grey(run_loaded, scene_tiny, tmp_pa
     renderer = layers["OUTPUT"].renderer()
     assert renderer.band() == 3  # the speed band v, not an RGB of vx, vy, v
     assert ramp_ends(layers["OUTPUT"]) == VIRIDIS_ENDS
-    assert shader_of(layers["OUTPUT"]).maximumValue() == pytest.approx(
-        np.percentile(np.hypot(vx, vy), 98), rel=0.05)
+    p98 = np.percentile(np.hypot(vx, vy), 98)  # about 63 m/yr: the legend ends at 80
+    assert shader_of(layers["OUTPUT"]).maximumValue() == nice_ceil(p98) == 80
 
     snr = styles.style_layer(QgsRasterLayer(pair, "snr"), styles.SNR, band=4)
     grey = snr.renderer()
