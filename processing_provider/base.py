@@ -3,7 +3,8 @@
 A subclass sets ``ALG_ID``, ``DISPLAY_NAME``, ``GROUP`` (a key of :data:`GROUPS`), ``HELP`` and
 ``PARAM_HELP`` (one explanation per parameter name, appended to the help text so that
 ``qgis_process help`` and the toolbox explain every parameter), ``OUTPUT_KINDS`` (the look of
-each raster output when QGIS loads it: output name -> a kind of :mod:`.styles`), defines ``initAlgorithm`` and
+each raster output when QGIS loads it: output name -> a kind of :mod:`.styles`; undeclared ones
+go by name: ``…_ERROR`` errors, ``…_COUNT`` counts, others velocities), defines ``initAlgorithm`` and
 ``process(parameters, context, feedback)`` (NOT ``run``: ``QgsProcessingAlgorithm.run`` is QGIS's own
 method and must not be overridden). The base class turns core ``InputError``/``ValueError`` into
 ``QgsProcessingException`` and wires core progress/cancel to the feedback object.
@@ -14,7 +15,8 @@ method and must not be overridden). The base class turns core ``InputError``/``V
 import os
 
 from qgis.core import (QgsCoordinateReferenceSystem, QgsFeature, QgsFeatureSink, QgsFields,
-                       QgsProcessingAlgorithm, QgsProcessingException)
+                       QgsProcessingAlgorithm, QgsProcessingException,
+                       QgsProcessingParameterRasterDestination)
 from qgis.PyQt.QtGui import QIcon
 
 from ..compat import make_field, no_geometry
@@ -83,12 +85,21 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         try:
             results = self.process(parameters, context, feedback)
-            styles.attach_outputs(context, results, self.OUTPUT_KINDS)
+            styles.attach_outputs(context, results, self.output_kinds())
             return results
         except Cancelled:
             raise QgsProcessingException("Cancelled by the user.") from None
         except ValueError as exc:  # core InputError included: a clear message, no traceback
             raise QgsProcessingException(str(exc)) from None
+
+    def output_kinds(self):
+        """Output name -> styles kind of every raster output: ``OUTPUT_KINDS``, else by name
+        (:func:`.styles.default_kind`)."""
+        kinds = {d.name(): styles.default_kind(d.name())
+                 for d in self.destinationParameterDefinitions()
+                 if isinstance(d, QgsProcessingParameterRasterDestination)}
+        kinds.update(self.OUTPUT_KINDS)
+        return kinds
 
     def process(self, parameters, context, feedback):
         """The algorithm's work: read parameters, call the core, return the outputs dict."""

@@ -312,6 +312,16 @@ def load_on_completion(context, path, name, kind, vector=False, **options):
     return attach(context, path, kind, **options)
 
 
+def default_kind(name):
+    """The kind of a raster output an algorithm does not declare, from its name: ``…_ERROR`` an
+    error, ``…_COUNT`` a count, any other a velocity (the kind read from the file)."""
+    if name.endswith("ERROR"):
+        return ERROR
+    if name.endswith("COUNT"):
+        return COUNT
+    return VELOCITY
+
+
 def attach_outputs(context, results, kinds):
     """Attach stylers to the outputs of ``results`` that ``kinds`` (output name -> kind) names."""
     for name, kind in kinds.items():

@@ -60,6 +60,27 @@ def ramp_ends(layer):
     return items[0].color.name(), items[-1].color.name()
 
 
+def test_every_raster_output_has_a_style(provider):
+    from qgis.core import QgsProcessingParameterRasterDestination
+
+    from glacier_velocity.processing_provider.base import GlacierAlgorithm
+    from glacier_velocity.processing_provider.styles import (ERROR, KINDS, TREND, VELOCITY,
+                                                             default_kind)
+
+    seen = {}
+    for alg in provider.algorithms():
+        if not isinstance(alg, GlacierAlgorithm):
+            continue
+        kinds = alg.output_kinds()
+        for d in alg.destinationParameterDefinitions():
+            if isinstance(d, QgsProcessingParameterRasterDestination):
+                assert kinds[d.name()] in KINDS, (alg.id(), d.name())
+                seen[(alg.name(), d.name())] = kinds[d.name()]
+    assert seen[("pixeltrend", "OUTPUT_TREND")] == TREND
+    assert seen[("fuse", "OUTPUT")] == VELOCITY
+    assert default_kind("OUTPUT_ERROR") == ERROR  # e.g. the per-pixel error stacks
+
+
 def test_trend_p_and_significance_styles(run_loaded, scene_tiny, tmp_path):
     from qgis.core import QgsPalettedRasterRenderer
 
