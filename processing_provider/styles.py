@@ -63,8 +63,9 @@ DISCRETE = _SHADER.Discrete if _SHADER is not None else QgsColorRampShader.Type.
 STRETCH = QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum
 _STATS = getattr(Qgis, "RasterBandStatistic", QgsRasterBandStats)  # scoped from QGIS 3.36
 STATS_MIN_MAX = _STATS.Min | _STATS.Max
-VECTOR_HINT = QgsProcessingUtils.LayerHint.Vector
-RASTER_HINT = QgsProcessingUtils.LayerHint.Raster
+_HINTS = getattr(Qgis, "ProcessingLayerHint", None) or getattr(QgsProcessingUtils, "LayerHint", None)
+VECTOR_HINT = getattr(_HINTS, "Vector", None)
+RASTER_HINT = getattr(_HINTS, "Raster", None)
 
 ORDER = "glacier_velocity/order"  # layer-tree property: position inside a group
 _ALIVE = set()  # stylers QGIS has not called yet (it holds only a C++ pointer to them)
@@ -307,7 +308,9 @@ def load_on_completion(context, path, name, kind, vector=False, **options):
     details = QgsProcessingContext.LayerDetails(name, context.project() or QgsProject.instance(),
                                                 name)
     details.forceName = True
-    details.layerTypeHint = VECTOR_HINT if vector else RASTER_HINT
+    hint = VECTOR_HINT if vector else RASTER_HINT
+    if hint is not None:  # else QGIS guesses the type from the path
+        details.layerTypeHint = hint
     context.addLayerToLoadOnCompletion(path, details)
     return attach(context, path, kind, **options)
 
