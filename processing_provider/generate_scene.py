@@ -9,7 +9,8 @@ from qgis.core import (QgsProcessingOutputFile, QgsProcessingParameterBoolean,
 from ..compat import NUMBER_INTEGER
 from ..core.sampledata.scene import SIZES, generate_scene
 from .base import GlacierAlgorithm
-from .styles import COMPONENT, GLACIERS, SPEED, STABLE, TREND, LayerGroup, load_on_completion
+from .styles import (COMPONENT, GLACIERS, SPEED, STABLE, TREND, LayerGroup, load_on_completion,
+                     stack_top)
 
 SENSOR_NAMES = {"landsat": "Landsat", "sentinel2": "Sentinel-2", "sentinel1": "Sentinel-1",
                 "uav": "UAV"}
@@ -96,8 +97,10 @@ and the images, truth and terrain layers (hidden)."""
         feedback.pushInfo(f"Sample scene ({size}) written to {folder}")
         # loaded as one group when run from the toolbox (scripts and qgis_process load nothing)
         group = LayerGroup(f"Sample scene ({size})", SUBGROUPS)
+        # every speed layer on one scale (the true speeds'), so their colours compare
+        top = stack_top(os.path.join(folder, manifest["paths"]["truth_v"]))
         for order, (path, name, kind, sub, ticked) in enumerate(scene_layers(folder, manifest)):
             load_on_completion(context, path, name, kind, vector=kind in (GLACIERS, STABLE),
-                               group=group, subgroup=sub, order=order,
-                               visible=ticked)
+                               top=top if kind == SPEED else None, group=group, subgroup=sub,
+                               order=order, visible=ticked)
         return {"OUTPUT": folder, "MANIFEST": os.path.join(folder, "scene.json")}

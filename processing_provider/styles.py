@@ -129,6 +129,19 @@ def nice_ceil(value):
     return next(m * power for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * power >= value * 0.999)
 
 
+def stack_top(path, upper=98):
+    """A round upper end (:func:`nice_ceil`) of the ``upper`` percentile of a stack's values,
+    from a decimated read of every band (at most 128×128 pixels each): one scale for several
+    layers of the same scene."""
+    ds = gdal.Open(str(path))
+    cols, rows = ds.RasterXSize, ds.RasterYSize
+    step = max(1.0, max(cols, rows) / 128.0)
+    arr = ds.ReadAsArray(buf_xsize=max(1, int(cols / step)), buf_ysize=max(1, int(rows / step)))
+    arr = np.asarray(arr, np.float64)
+    finite = arr[np.isfinite(arr)]
+    return nice_ceil(float(np.percentile(finite, upper))) if finite.size else 1.0
+
+
 def _has_data(stats):
     # elementCount is not filled for min/max statistics; an empty band has min > max
     return stats.maximumValue >= stats.minimumValue
@@ -168,10 +181,13 @@ def _pseudocolor(layer, band, ramp_name, lo, hi, mode=LINEAR, units="", items=No
     return renderer
 
 
-def raster_renderer(layer, kind, band=None):
-    """The renderer of ``kind`` for a raster layer (``band`` None: chosen per kind)."""
+def raster_renderer(layer, kind, band=None, top=None):
+    """The renderer of ``kind`` for a raster layer (``band`` None: chosen per kind; ``top`` the
+    end of a sequential ramp, or of both halves of a diverging one, when several layers must
+    share a scale; None: from the layer's values)."""
     if kind == VELOCITY:
-        kind, band = velocity_kind(layer.source())[0], band or velocity_kind(layer.source())[1]
+        kind, pair_band = velocity_kind(layer.source())
+        band = band or pair_band
     if band is None:
         band = data_band(layer) if kind in (SPEED, COMPONENT, ANOMALY, ERROR) else 1
     provider = layer.dataProvider()
@@ -191,10 +207,9 @@ def raster_renderer(layer, kind, band=None):
         return renderer
     if kind in (COMPONENT, TREND, ANOMALY):
         lo, hi = value_range(layer, band)
-        half = nice_ceil(max(abs(lo), abs(hi)))
+        half = top or nice_ceil(max(abs(lo), abs(hi)))
         return _pseudocolor(layer, band, "diverging", -half, half, units=UNITS[kind])
-    lo, hi = value_range(layer, band)
-    top = nice_ceil(hi)
+    top = top or nice_ceil(value_range(layer, band)[1])
     if kind == COUNT:
         stats = provider.bandStatistics(band, STATS_MIN_MAX, layer.extent(), SAMPLE)
         top = max(stats.maximumValue, 1.0) if _has_data(stats) else 1.0
@@ -215,12 +230,13 @@ def vector_renderer(kind):
     return QgsSingleSymbolRenderer(symbol)
 
 
-def style_layer(layer, kind, band=None):
-    """Give ``layer`` the look of ``kind`` (a raster kind, or GLACIERS / STABLE for polygons)."""
+def style_layer(layer, kind, band=None, top=None):
+    """Give ``layer`` the look of ``kind`` (a raster kind, or GLACIERS / STABLE for polygons);
+    ``band`` and ``top`` as :func:`raster_renderer`."""
     if isinstance(layer, QgsVectorLayer) and kind in (GLACIERS, STABLE):
         layer.setRenderer(vector_renderer(kind))
     elif isinstance(layer, QgsRasterLayer) and kind:
-        layer.setRenderer(raster_renderer(layer, kind, band))
+        layer.setRenderer(raster_renderer(layer, kind, band, top))
     layer.triggerRepaint()
     return layer
 
@@ -254,19 +270,21 @@ class LayerGroup:
 
 
 class OutputStyler(QgsProcessingLayerPostProcessorInterface):
-    """Styles a loaded output as ``kind``; with ``group`` (a :class:`LayerGroup`) moves it there
+    """Styles a loaded output as ``kind`` (``band``, ``top``: see :func:`raster_renderer`); with
+    ``group`` (a :class:`LayerGroup`) moves it there
     (into its sub-group ``subgroup`` when given), at position ``order``, ticked ``visible``."""
 
-    def __init__(self, kind, band=None, group=None, subgroup=None, order=0, visible=True):
+    def __init__(self, kind, band=None, top=None, group=None, subgroup=None, order=0,
+                 visible=True):
         super().__init__()
-        self.kind, self.band, self.group = kind, band, group
+        self.kind, self.band, self.top, self.group = kind, band, top, group
         self.subgroup = (subgroup,) if subgroup else ()
         self.order, self.visible = order, visible
         _ALIVE.add(self)
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS's name)
         try:
-            style_layer(layer, self.kind, self.band)
+            style_layer(layer, self.kind, self.band, self.top)
             if self.group is not None:
                 self._move(layer, context.project() or QgsProject.instance())
         except Exception as exc:  # a style must never lose the result

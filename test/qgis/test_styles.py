@@ -187,8 +187,11 @@ def test_sample_scene_loads_as_a_group(run_loaded, project, tmp_path, provider):
     assert [c.name() for c in stacks.children()] == ["UAV speed", "Landsat speed",
                                                      "Sentinel-2 speed", "Sentinel-1 speed"]
     assert [c.isVisible() for c in stacks.children()] == [True, True, False, False]
+    tops = set()
     for node in stacks.children():
         assert isinstance(node.layer().renderer(), QgsSingleBandPseudoColorRenderer)
+        tops.add(node.layer().renderer().shader().rasterShaderFunction().maximumValue())
+    assert len(tops) == 1 and 150 <= tops.pop() <= 400  # one scale: the colours compare
     assert len(group.findGroup("Images").children()) == 12  # two pairs per sensor
     assert not group.findGroup("Images").children()[0].isVisible()  # they would hide the stacks
     glaciers = group.children()[0].layer()
