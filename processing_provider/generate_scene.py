@@ -97,7 +97,7 @@ and the images, truth and terrain layers (hidden)."""
         feedback.pushInfo(f"Sample scene ({size}) written to {folder}")
         # loaded as one group when run from the toolbox (scripts and qgis_process load nothing)
         group = LayerGroup(f"Sample scene ({size})", SUBGROUPS)
-        # every speed layer on one scale (the true speeds'), so their colours compare
+        # every speed layer on one scale (near the fastest true speeds), so their colours compare
         top = stack_top(os.path.join(folder, manifest["paths"]["truth_v"]))
         for order, (path, name, kind, sub, ticked) in enumerate(scene_layers(folder, manifest)):
             load_on_completion(context, path, name, kind, vector=kind in (GLACIERS, STABLE),

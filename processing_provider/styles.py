@@ -129,7 +129,7 @@ def nice_ceil(value):
     return next(m * power for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * power >= value * 0.999)
 
 
-def stack_top(path, upper=98):
+def stack_top(path, upper=99.5):
     """A round upper end (:func:`nice_ceil`) of the ``upper`` percentile of a stack's values,
     from a decimated read of every band (at most 128×128 pixels each): one scale for several
     layers of the same scene."""
