@@ -3,8 +3,9 @@
 A subclass sets ``ALG_ID``, ``DISPLAY_NAME``, ``GROUP`` (a key of :data:`GROUPS`), ``HELP`` and
 ``PARAM_HELP`` (one explanation per parameter name, appended to the help text so that
 ``qgis_process help`` and the toolbox explain every parameter), ``OUTPUT_KINDS`` (the look of
-each raster output when QGIS loads it: output name -> a kind of :mod:`.styles`; undeclared ones
-go by name: ``…_ERROR`` errors, ``…_COUNT`` counts, others velocities), defines ``initAlgorithm`` and
+a raster output when QGIS loads it: output name -> a kind of :mod:`.styles`; only outputs that
+are not velocities need one, as undeclared ones go by name: ``…_ERROR`` errors, ``…_COUNT``
+counts, others velocities), defines ``initAlgorithm`` and
 ``process(parameters, context, feedback)`` (NOT ``run``: ``QgsProcessingAlgorithm.run`` is QGIS's own
 method and must not be overridden). The base class turns core ``InputError``/``ValueError`` into
 ``QgsProcessingException`` and wires core progress/cancel to the feedback object.

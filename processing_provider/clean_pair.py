@@ -7,14 +7,12 @@ from ..core.filters.quality import DEFAULT_MAX_SPEED, DEFAULT_SNR
 from ._pair_common import (PAIR_HELP, STABLE_HELP, THRESHOLD_HELP, add_pair_inputs, add_stable,
                            add_thresholds, pair_source, stable_on, thresholds)
 from .base import GlacierAlgorithm
-from .styles import VELOCITY
 
 
 class CleanPairAlgorithm(GlacierAlgorithm):
     ALG_ID = "cleanpair"
     DISPLAY_NAME = "Clean a velocity pair (default chain)"
     GROUP = "filters"
-    OUTPUT_KINDS = {"OUTPUT": VELOCITY}
     HELP = f"""Applies the default post-processing chain to one velocity pair and writes a pair
 product in m/yr: SNR below SNR_MIN (default {DEFAULT_SNR:g}) removed; speeds above MAX_SPEED
 (default {DEFAULT_MAX_SPEED:g} m/yr = 3 m/day) removed; normalised median test (3×3, threshold

@@ -8,14 +8,12 @@ from ..core.correlation.images import correlate_images
 from ._correlation_common import (METHOD_HELP, OPTION_HELP, add_options, add_string, advanced,
                                   read_options)
 from .base import GlacierAlgorithm
-from .styles import VELOCITY
 
 
 class CorrelateAlgorithm(GlacierAlgorithm):
     ALG_ID = "correlate"
     DISPLAY_NAME = "Correlate an image pair"
     GROUP = "correlation"
-    OUTPUT_KINDS = {"OUTPUT": VELOCITY}
     HELP = """Measures the surface displacement between two images of the same area (optical or
 SAR intensity) by sub-pixel frequency correlation and writes it as a velocity pair product.
 Acquisition dates come from START_DATE/END_DATE, else from the file names (Landsat, Sentinel-2,

@@ -7,14 +7,12 @@ from ..core.filters.destripe import DEFAULT_MIN_COVERAGE, DEFAULT_MIN_PIXELS, de
 from ._pair_common import (PAIR_HELP, STABLE_HELP, add_pair_inputs, add_stable, pair_source,
                            stable_on)
 from .base import GlacierAlgorithm
-from .styles import VELOCITY
 
 
 class DestripeAlgorithm(GlacierAlgorithm):
     ALG_ID = "destripe"
     DISPLAY_NAME = "Destripe (stable ground)"
     GROUP = "filters"
-    OUTPUT_KINDS = {"OUTPUT": VELOCITY}
     HELP = f"""Removes stripes (detector, along-track or cross-track jitter artefacts) from vx and vy.
 Stripes run along ANGLE (degrees clockwise from north: 90 = along rows, 0 = along columns, or a
 satellite's ground-track heading). Pixels are grouped in one-pixel-wide bands across the stripes;

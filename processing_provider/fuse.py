@@ -6,14 +6,12 @@ from qgis.core import (QgsProcessingParameterMultipleLayers, QgsProcessingParame
 from ..compat import TYPE_RASTER
 from ..core.fusion.weighted import fuse_stacks, parse_class_weights, parse_weights
 from .base import GlacierAlgorithm
-from .styles import COUNT, VELOCITY
 
 
 class FuseAlgorithm(GlacierAlgorithm):
     ALG_ID = "fuse"
     DISPLAY_NAME = "Fuse velocity stacks"
     GROUP = "fusion"
-    OUTPUT_KINDS = {"OUTPUT": VELOCITY, "OUTPUT_COUNT": COUNT}
     HELP = """Fuses the velocity stacks of several sensors into one stack (m/yr) with weights, e.g.
 those of "Calibrate fusion weights on UAV velocities".
 

@@ -6,14 +6,12 @@ from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterNumber,
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER
 from ..core.fusion.gapfill import CLIP, ESTIMATORS, MIN_AUX, gapfill_stack
 from .base import GlacierAlgorithm
-from .styles import VELOCITY
 
 
 class GapfillAlgorithm(GlacierAlgorithm):
     ALG_ID = "gapfill"
     DISPLAY_NAME = "Gap-fill a fused stack with Sentinel-1"
     GROUP = "fusion"
-    OUTPUT_KINDS = {"OUTPUT": VELOCITY}
     HELP = f"""Fills the gaps of a fused velocity stack (m/yr) with the auxiliary (Sentinel-1)
 stack scaled to the fused values around them.
 

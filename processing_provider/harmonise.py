@@ -7,14 +7,12 @@ from ..core.io.grid import crs_name
 from ..core.timeseries.harmonise import DEFAULT_PIXEL, harmonise
 from ._pair_common import UNIT_KEYS, add_output_grid, reference_grid
 from .base import GlacierAlgorithm
-from .styles import VELOCITY
 
 
 class HarmoniseAlgorithm(GlacierAlgorithm):
     ALG_ID = "harmonise"
     DISPLAY_NAME = "Harmonise onto a reference grid"
     GROUP = "timeseries"
-    OUTPUT_KINDS = {"OUTPUT": VELOCITY}
     HELP = f"""Resamples a pair product or a velocity stack onto one grid, so products of different
 sensors and resolutions can be compared and combined pixel by pixel. The grid is the REFERENCE
 raster's (extent, pixel size, CRS), or, without a reference, a grid of PIXEL_SIZE metres (default

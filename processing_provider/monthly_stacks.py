@@ -18,14 +18,12 @@ from ..core.correlation.pairing import list_images
 from ..core.io.pairsource import PairSource
 from ._pair_common import STABLE_HELP, add_output_grid, add_stable, reference_grid
 from .base import GlacierAlgorithm
-from .styles import VELOCITY
 
 
 class MonthlyStacksAlgorithm(GlacierAlgorithm):
     ALG_ID = "monthlystacks"
     DISPLAY_NAME = "Monthly stacks from pair products"
     GROUP = "timeseries"
-    OUTPUT_KINDS = {"OUTPUT": VELOCITY, "OUTPUT_VX": VELOCITY, "OUTPUT_VY": VELOCITY}
     HELP = f"""Builds monthly velocity stacks (speed v, and vx and vy) on one grid from many pair
 products of one sensor. Each band is a calendar month (description START/END), from the first to
 the last month that received a pair; months without pairs are empty (NaN).

@@ -14,7 +14,6 @@ from ..core.filters.flowdir import FlowlineDirection, RasterDirection
 from ._pair_common import (PAIR_HELP, THRESHOLD_HELP, add_pair_inputs, add_thresholds,
                            optional_number, pair_source, positive_or_none, thresholds)
 from .base import GlacierAlgorithm
-from .styles import VELOCITY
 
 REMOVED = {"snr": "REMOVED_SNR", "speed": "REMOVED_SPEED", "median test": "REMOVED_MEDIAN_TEST",
            "speckle": "REMOVED_SPECKLE", "direction": "REMOVED_DIRECTION"}
@@ -24,7 +23,6 @@ class QualityFilterAlgorithm(GlacierAlgorithm):
     ALG_ID = "qualityfilter"
     DISPLAY_NAME = "Quality filters"
     GROUP = "filters"
-    OUTPUT_KINDS = {"OUTPUT": VELOCITY}
     HELP = """Removes wrong vectors from a velocity pair and writes a pair product (m/yr, NaN where
 removed). The filters run in this order, each on what the previous ones left; a threshold of 0
 switches a filter off:

@@ -6,14 +6,12 @@ from ..core.filters.ramp import remove_ramp_file
 from ._pair_common import (PAIR_HELP, STABLE_HELP, add_pair_inputs, add_stable, pair_source,
                            stable_on)
 from .base import GlacierAlgorithm
-from .styles import VELOCITY
 
 
 class RemoveRampAlgorithm(GlacierAlgorithm):
     ALG_ID = "removeramp"
     DISPLAY_NAME = "Remove ramp (stable ground)"
     GROUP = "filters"
-    OUTPUT_KINDS = {"OUTPUT": VELOCITY}
     HELP = """Fits a plane (or a quadratic surface) to vx and to vy on stable ground, where the true
 velocity is zero, and subtracts it everywhere: this removes co-registration offsets and the
 tilts that orbit or attitude errors leave in a velocity pair.

@@ -8,14 +8,14 @@ from ..core.trends.glaciers import SEASONAL_COLUMNS, seasonal_cycle_table
 from ..core.trends.seasonal import seasonal_cycle_rasters
 from ._trend_common import COMMON_HELP, add_glaciers, add_table, optional_output
 from .base import GlacierAlgorithm
-from .styles import ANOMALY, VELOCITY
+from .styles import ANOMALY
 
 
 class SeasonalCycleAlgorithm(GlacierAlgorithm):
     ALG_ID = "seasonalcycle"
     DISPLAY_NAME = "Seasonal cycle"
     GROUP = "trends"
-    OUTPUT_KINDS = {"OUTPUT_MEAN": VELOCITY, "OUTPUT_ANOMALIES": ANOMALY}
+    OUTPUT_KINDS = {"OUTPUT_ANOMALIES": ANOMALY}  # OUTPUT_MEAN: a velocity, by default
     HELP = """The intra-annual velocity cycle of a monthly stack: the mean velocity of each calendar
 month over the years (m/yr), its interannual spread, and the anomalies (value minus the mean of
 its calendar month). A table for the mean speed of a masked area and/or of each glacier (the whole

@@ -7,14 +7,12 @@ from ..compat import NUMBER_DOUBLE
 from ..core.errors import InputError
 from ..core.timeseries.temporal import DEFAULT_ALPHA, DEFAULT_LOWER, DEFAULT_UPPER, temporal_filter_file
 from .base import GlacierAlgorithm
-from .styles import VELOCITY
 
 
 class TemporalFilterAlgorithm(GlacierAlgorithm):
     ALG_ID = "temporalfilter"
     DISPLAY_NAME = "Temporal robust filter"
     GROUP = "timeseries"
-    OUTPUT_KINDS = {"OUTPUT": VELOCITY, "OUTPUT_VX": VELOCITY, "OUTPUT_VY": VELOCITY}
     HELP = f"""Removes outliers in time from a speed stack (v, m/yr). For every pixel and calendar
 year the reference is the α-trimmed mean of that year's values: the ⌊α·n⌋ lowest and ⌊α·n⌋
 highest of its n valid values are dropped and the rest averaged (α = {DEFAULT_ALPHA:g} keeps
