@@ -13,8 +13,8 @@ from .styles import COUNT
 class CoverageAlgorithm(GlacierAlgorithm):
     ALG_ID = "coverage"
     DISPLAY_NAME = "Coverage and continuity"
-    GROUP = "uncertainty"
     OUTPUT_KINDS = {"OUTPUT": COUNT}
+    GROUP = "uncertainty"
     HELP = """How much of the glaciers does each stack see? Inside the glacier polygons (the whole
 grid without them), the table gives per band the valid pixels, the mask pixels and their ratio
 (0-1), then a row with band 0 for the whole stack (valid pixel-bands over mask pixels × bands):

@@ -15,8 +15,8 @@ from .styles import PVALUE, TREND
 class MonthlyTrendAlgorithm(GlacierAlgorithm):
     ALG_ID = "monthlytrend"
     DISPLAY_NAME = "Month-resolved trends"
-    GROUP = "trends"
     OUTPUT_KINDS = {"OUTPUT_RASTER": TREND, "OUTPUT_P_RASTER": PVALUE}
+    GROUP = "trends"
     HELP = """Trend of each calendar month's velocity over the years (every January, every
 February, ...), m/yr per decade with confidence interval and p-value: does the summer speed-up
 change differently from the winter flow? A table for the mean speed of a masked area and/or of

@@ -25,12 +25,12 @@ OUTPUTS = (
 class PixelTrendAlgorithm(GlacierAlgorithm):
     ALG_ID = "pixeltrend"
     DISPLAY_NAME = "Pixel trends"
-    GROUP = "trends"
     OUTPUT_KINDS = {
         "OUTPUT_TREND": TREND, "OUTPUT_P": PVALUE, "OUTPUT_SIGNIFICANT": SIGNIFICANCE,
         "OUTPUT_CI_LOW": TREND, "OUTPUT_CI_HIGH": TREND, "OUTPUT_TREND_OLS": TREND,
         "OUTPUT_TREND_SEN": TREND, "OUTPUT_N_YEARS": COUNT
     }
+    GROUP = "trends"
     HELP = """Decadal velocity trend of every pixel of a monthly velocity stack (m/yr per decade),
 its confidence interval and p-value, and a significance mask that controls the false discovery rate
 over the whole raster (Benjamini-Hochberg: among the pixels marked significant, at most a share

@@ -14,8 +14,8 @@ from .styles import ANOMALY
 class SeasonalCycleAlgorithm(GlacierAlgorithm):
     ALG_ID = "seasonalcycle"
     DISPLAY_NAME = "Seasonal cycle"
-    GROUP = "trends"
     OUTPUT_KINDS = {"OUTPUT_ANOMALIES": ANOMALY}  # OUTPUT_MEAN: a velocity, by default
+    GROUP = "trends"
     HELP = """The intra-annual velocity cycle of a monthly stack: the mean velocity of each calendar
 month over the years (m/yr), its interannual spread, and the anomalies (value minus the mean of
 its calendar month). A table for the mean speed of a masked area and/or of each glacier (the whole
