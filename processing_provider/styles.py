@@ -25,14 +25,16 @@ import math
 
 import numpy as np
 from osgeo import gdal
-from qgis.core import (Qgis, QgsColorRampLegendNodeSettings, QgsColorRampShader,
+from qgis.core import (QgsColorRampLegendNodeSettings, QgsColorRampShader,
                        QgsContrastEnhancement, QgsFillSymbol, QgsGradientColorRamp,
                        QgsGradientStop, QgsPalettedRasterRenderer, QgsProcessingContext,
-                       QgsProcessingLayerPostProcessorInterface, QgsProcessingUtils, QgsProject,
-                       QgsRasterBandStats, QgsRasterLayer, QgsRasterShader, QgsSingleBandGrayRenderer,
+                       QgsProcessingLayerPostProcessorInterface, QgsProject,
+                       QgsRasterLayer, QgsRasterShader, QgsSingleBandGrayRenderer,
                        QgsSingleBandPseudoColorRenderer, QgsSingleSymbolRenderer, QgsVectorLayer)
 from qgis.PyQt.QtGui import QColor
 
+from ..compat import (LAYER_HINT_RASTER, LAYER_HINT_VECTOR, SHADER_DISCRETE, SHADER_LINEAR,
+                      STATS_MIN_MAX)
 from ..core.io.products import PAIR_BANDS
 
 VELOCITY, SPEED, COMPONENT, TREND, ANOMALY = "velocity", "speed", "component", "trend", "anomaly"
@@ -57,15 +59,7 @@ UNITS = {SPEED: "m/yr", COMPONENT: "m/yr", ANOMALY: "m/yr", ERROR: "m/yr",
          TREND: "m/yr per decade", COUNT: ""}
 SAMPLE = 250_000  # pixels sampled for the ranges (fast on large stacks)
 
-_SHADER = getattr(Qgis, "ShaderInterpolationMethod", None)
-LINEAR = _SHADER.Linear if _SHADER is not None else QgsColorRampShader.Type.Interpolated
-DISCRETE = _SHADER.Discrete if _SHADER is not None else QgsColorRampShader.Type.Discrete
 STRETCH = QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum
-_STATS = getattr(Qgis, "RasterBandStatistic", QgsRasterBandStats)  # scoped from QGIS 3.36
-STATS_MIN_MAX = _STATS.Min | _STATS.Max
-_HINTS = getattr(Qgis, "ProcessingLayerHint", None) or getattr(QgsProcessingUtils, "LayerHint", None)
-VECTOR_HINT = getattr(_HINTS, "Vector", None)
-RASTER_HINT = getattr(_HINTS, "Raster", None)
 
 ORDER = "glacier_velocity/order"  # layer-tree property: position inside a group
 _ALIVE = set()  # stylers QGIS has not called yet (it holds only a C++ pointer to them)
@@ -157,7 +151,7 @@ def value_range(layer, band, lower=0.02, upper=0.98):
 
 # ---------------------------------------------------------------------------- renderers
 
-def _pseudocolor(layer, band, ramp_name, lo, hi, mode=LINEAR, units="", items=None):
+def _pseudocolor(layer, band, ramp_name, lo, hi, mode=SHADER_LINEAR, units="", items=None):
     """A single-band pseudocolour renderer over ``[lo, hi]`` with ``ramp_name``; ``items``
     ``(value, colour, label)`` replace the evenly spaced ramp entries (classed styles)."""
     colour_ramp = ramp(ramp_name)
@@ -196,7 +190,7 @@ def raster_renderer(layer, kind, band=None, top=None):
                    for v, c, label in SIGNIFICANCE_CLASSES]
         return QgsPalettedRasterRenderer(provider, band, classes)
     if kind == PVALUE:
-        return _pseudocolor(layer, band, "blues", 0.0, 1.0, DISCRETE, items=P_CLASSES)
+        return _pseudocolor(layer, band, "blues", 0.0, 1.0, SHADER_DISCRETE, items=P_CLASSES)
     if kind == SNR:
         renderer = QgsSingleBandGrayRenderer(provider, band)
         contrast = QgsContrastEnhancement(provider.dataType(band))
@@ -326,7 +320,7 @@ def load_on_completion(context, path, name, kind, vector=False, **options):
     details = QgsProcessingContext.LayerDetails(name, context.project() or QgsProject.instance(),
                                                 name)
     details.forceName = True
-    hint = VECTOR_HINT if vector else RASTER_HINT
+    hint = LAYER_HINT_VECTOR if vector else LAYER_HINT_RASTER
     if hint is not None:  # else QGIS guesses the type from the path
         details.layerTypeHint = hint
     context.addLayerToLoadOnCompletion(path, details)

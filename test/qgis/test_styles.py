@@ -95,10 +95,10 @@ def test_trend_p_and_significance_styles(run_loaded, scene_tiny, tmp_path):
     assert middle.color.name() == "#f7f7f7" and middle.value == pytest.approx(0, abs=1e-9)
     assert trend.legendSettings().suffix() == " m/yr per decade"
 
-    from glacier_velocity.processing_provider.styles import DISCRETE
+    from glacier_velocity.compat import SHADER_DISCRETE
 
     p = shader_of(layers["OUTPUT_P"])
-    assert p.colorRampType() == DISCRETE  # classes, not a gradient
+    assert p.colorRampType() == SHADER_DISCRETE  # classes, not a gradient
     assert [round(i.value, 3) for i in p.colorRampItemList()] == [0.01, 0.05, 0.1, 1.0]
     assert p.colorRampItemList()[0].label == "p < 0.01"
 
