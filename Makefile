@@ -7,8 +7,10 @@ SHELL := /bin/bash
 PY := /usr/bin/python3
 VENV := .venv
 VPY := $(VENV)/bin/python
-DEB_PACKAGES := qgis python3-qgis python3-gdal python3-scipy python3-skimage python3-pyqtgraph \
+DEB_PACKAGES := qgis python3-qgis python3-gdal python3-scipy python3-pyqtgraph \
                 python3-matplotlib python3-venv python3-pip gdal-bin
+# scikit-image is not a plugin dependency: only the correlation benchmark's baseline uses it
+BENCH_DEB_PACKAGES := python3-skimage
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 export QT_QPA_PLATFORM ?= offscreen
@@ -23,7 +25,7 @@ setup: deb $(VENV)/.stamp
 
 # Debian's QGIS 3.22 and scientific stack; only what is missing is installed.
 deb:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+	@missing=""; for p in $(DEB_PACKAGES) $(EXTRA_DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -51,6 +53,7 @@ demo: setup
 	$(VPY) demo/run_demo.py --out demo_output --size $(DEMO_SIZE)
 
 bench: setup
+	@$(MAKE) --no-print-directory deb EXTRA_DEB_PACKAGES="$(BENCH_DEB_PACKAGES)"
 	$(VPY) bench/run.py
 
 # Screenshots of the real QGIS desktop under Xvfb (docs/*.png, shown in the README): a private

@@ -21,8 +21,8 @@ from benchutil import peak_rss_mb
 
 from glacier_velocity.core.io.grid import Grid
 from glacier_velocity.core.io.products import StackWriter
-from glacier_velocity.core.trends.pixel import (DEFAULT_METHOD, METHODS, pixel_trends,
-                                          series_trends, simulate_monthly_series)
+from glacier_velocity.core.trends.pixel import DEFAULT_METHOD, METHODS, pixel_trends, series_trends
+from glacier_velocity.test.helpers import simulate_monthly_series
 
 ALPHA = 0.05
 N_SERIES = 1000

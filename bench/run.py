@@ -18,14 +18,9 @@ ROOT = os.path.dirname(HERE)
 
 def main(filters):
     # GDAL's block cache (5 % of RAM by default) would otherwise dominate every peak-RSS figure
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", GDAL_CACHEMAX="256",
-               PYTHONPATH=os.path.join(ROOT, ".build", "plugins"))
-    os.makedirs(os.path.join(ROOT, ".build", "plugins"), exist_ok=True)
-    link = os.path.join(ROOT, ".build", "plugins", "glacier_velocity")
-    if os.path.realpath(link) != ROOT:
-        if os.path.lexists(link):
-            os.remove(link)
-        os.symlink(ROOT, link)
+    plugins = subprocess.run([os.path.join(ROOT, "scripts", "link-plugin")], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", GDAL_CACHEMAX="256", PYTHONPATH=plugins)
     failed = 0
     for path in sorted(glob.glob(os.path.join(HERE, "bench_*.py"))):
         name = os.path.basename(path)[6:-3]

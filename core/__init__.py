@@ -1,6 +1,6 @@
 """Glacier Velocity science core.
 
-Pure numpy/scipy/GDAL/scikit-image: nothing here imports ``qgis``, so every module is
+Pure numpy/scipy/GDAL: nothing here imports ``qgis``, so every module is
 testable and usable without QGIS. Conventions shared by all modules:
 
 * NaN is NoData; arrays are float32 or float64.

@@ -19,7 +19,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 QGIS_PROCESS = os.path.join(ROOT, "scripts", "qgis-process")
-sys.path.insert(0, os.path.join(ROOT, ".build", "plugins"))
+# the plugin is imported as glacier_velocity through .build/plugins, made on a fresh clone too
+sys.path.insert(0, subprocess.run([os.path.join(ROOT, "scripts", "link-plugin")], check=True,
+                                  capture_output=True, text=True).stdout.strip())
 
 
 class DemoContext:

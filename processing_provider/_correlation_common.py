@@ -1,10 +1,10 @@
 """Parameters shared by the correlation algorithms (single pair and batch)."""
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterNumber,
-                       QgsProcessingParameterString)
+from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterNumber
 
-from ..compat import FLAG_ADVANCED, NUMBER_DOUBLE, NUMBER_INTEGER
+from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER
 from ..core.correlation import preprocess
+from .base import advanced
 
 PREPROCESS_KEYS = [preprocess.AUTO] + list(preprocess.METHODS)
 
@@ -47,12 +47,6 @@ OPTION_HELP = {
 }
 
 
-def advanced(param):
-    """``param`` flagged as advanced (shown under "Advanced Parameters")."""
-    param.setFlags(param.flags() | FLAG_ADVANCED)
-    return param
-
-
 def add_options(alg):
     """WINDOW, STEP, PREPROCESS, then the advanced options shared by both algorithms."""
     alg.addParameter(QgsProcessingParameterNumber("WINDOW", "Window size (px)", NUMBER_INTEGER, 32,
@@ -77,11 +71,6 @@ def add_options(alg):
                                                             minValue=1)))
     alg.addParameter(advanced(QgsProcessingParameterNumber(
         "MIN_SNR", "Minimum SNR kept", NUMBER_DOUBLE, 0.0, minValue=0.0, maxValue=1.0)))
-
-
-def add_string(alg, name, description):
-    """An optional string parameter."""
-    alg.addParameter(QgsProcessingParameterString(name, description, optional=True))
 
 
 def read_options(alg, parameters, context):

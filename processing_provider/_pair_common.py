@@ -1,10 +1,12 @@
-"""Parameters and help shared by the pair post-processing algorithms (not an algorithm: skipped
-by discovery): the pair input (a pair product, or vx and vy rasters with units and dates),
-stable ground (polygons and/or a mask raster) and the output grid (a reference raster or a pixel
-size)."""
+"""Parameters, help and the family base shared by the pair post-processing algorithms (not an
+algorithm: skipped by discovery): the pair input (a pair product, or vx and vy rasters with units
+and dates), stable ground (polygons and/or a mask raster), the output grid (a reference raster or
+a pixel size), and :class:`PairAlgorithm`, the shape of the algorithms that turn one pair into one
+pair product."""
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeatureSource,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
+from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFeatureSource, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString)
 
 from ..compat import NUMBER_DOUBLE, TYPE_VECTOR_POLYGON
@@ -13,6 +15,7 @@ from ..core.timeseries.harmonise import DEFAULT_PIXEL
 from ..core.io.pairsource import PairSource
 from ..core.io.raster import raster_grid
 from ..core.io.stable import stable_mask
+from .base import GlacierAlgorithm
 
 UNIT_KEYS = ["m/yr", "m/day"]
 
@@ -45,16 +48,10 @@ def add_thresholds(alg):
                                                   NUMBER_DOUBLE, DEFAULT_MAX_SPEED, minValue=0))
 
 
-def positive_or_none(alg, parameters, name, context):
-    """A threshold parameter's value, or None when it is 0 (switched off)."""
-    value = alg.parameterAsDouble(parameters, name, context)
-    return value if value > 0 else None
-
-
 def thresholds(alg, parameters, context):
     """``{'snr_min': .., 'max_speed': ..}`` for FilterSettings (None where switched off)."""
-    return {"snr_min": positive_or_none(alg, parameters, "SNR_MIN", context),
-            "max_speed": positive_or_none(alg, parameters, "MAX_SPEED", context)}
+    return {"snr_min": alg.positive_or_none(parameters, "SNR_MIN", context),
+            "max_speed": alg.positive_or_none(parameters, "MAX_SPEED", context)}
 
 
 STABLE_HELP = {
@@ -122,9 +119,35 @@ def reference_grid(alg, parameters, context):
     return raster_grid(ref, "reference raster") if ref else None
 
 
-def optional_number(alg, parameters, name, context):
-    """The value of an optional number parameter, or None when it is left empty."""
-    value = parameters.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return alg.parameterAsDouble(parameters, name, context)
+class PairAlgorithm(GlacierAlgorithm):
+    """Family base: one pair in (the parameters of :func:`add_pair_inputs`), one pair product
+    ``OUTPUT`` out.
+
+    A subclass sets ``OUTPUT_LABEL`` and ``NUMBER_OUTPUTS`` (``{name: description}`` of the
+    numbers it returns), adds its own parameters in :meth:`init_options` (between the pair inputs
+    and OUTPUT) and does its work in :meth:`process_pair`, which returns those numbers.
+    """
+
+    OUTPUT_LABEL = "Pair product"
+    NUMBER_OUTPUTS = {}
+
+    def initAlgorithm(self, config=None):
+        add_pair_inputs(self)
+        self.init_options()
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.OUTPUT_LABEL))
+        for name, description in self.NUMBER_OUTPUTS.items():
+            self.addOutput(QgsProcessingOutputNumber(name, description))
+
+    def init_options(self):
+        """Add the algorithm's own parameters."""
+
+    def process(self, parameters, context, feedback):
+        source = pair_source(self, parameters, context)
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        return dict(self.process_pair(source, output, parameters, context, feedback),
+                    OUTPUT=output)
+
+    def process_pair(self, source, output, parameters, context, feedback):
+        """Write the pair product of ``source`` (a :class:`PairSource`) to ``output``; return
+        the ``NUMBER_OUTPUTS`` values."""
+        raise NotImplementedError

@@ -1,9 +1,9 @@
 """Parameters and help shared by the trend algorithms (not an algorithm: skipped by discovery)."""
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeatureSink,
-                       QgsProcessingParameterFeatureSource, QgsProcessingParameterNumber)
+from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeatureSource,
+                       QgsProcessingParameterNumber)
 
-from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON, TYPE_VECTOR_TABLE
+from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON
 from ..core.trends.pixel import (DEFAULT_METHOD, DEFAULT_MIN_MONTHS, DEFAULT_MIN_YEARS, METHODS,
                            USER_METHODS)
 
@@ -65,13 +65,6 @@ def method_options(alg, parameters, context, methods=USER_METHODS, min_months=Tr
     return out
 
 
-def optional_output(alg, parameters, name, context):
-    """The path of an optional raster destination, or None when the user left it unset."""
-    if not parameters.get(name):
-        return None
-    return alg.parameterAsOutputLayer(parameters, name, context) or None
-
-
 def add_glaciers(alg, optional=False, min_area=1.0):
     """GLACIERS polygons and MIN_AREA (km²)."""
     alg.addParameter(QgsProcessingParameterFeatureSource(
@@ -79,8 +72,3 @@ def add_glaciers(alg, optional=False, min_area=1.0):
     alg.addParameter(QgsProcessingParameterNumber(
         "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, min_area, minValue=0.0))
 
-
-def add_table(alg, name, description, optional=False):
-    """A table output (feature sink without geometry)."""
-    alg.addParameter(QgsProcessingParameterFeatureSink(
-        name, description, TYPE_VECTOR_TABLE, optional=optional, createByDefault=not optional))

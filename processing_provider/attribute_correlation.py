@@ -5,7 +5,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterRasterLa
 
 from ..core.trends.attributes import (ATTRIBUTE_COLUMNS, CORRELATION_COLUMNS, attribute_correlations,
                                glacier_attributes, within_glacier)
-from ._trend_common import COMMON_HELP, add_glaciers, add_table
+from ._trend_common import COMMON_HELP, add_glaciers
 from .base import GlacierAlgorithm
 
 
@@ -48,8 +48,8 @@ the velocity grid."""
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Velocity raster"))
         self.addParameter(QgsProcessingParameterString(
             "GLACIER_ID", "Glacier for the within-glacier relation (id or name)", optional=True))
-        add_table(self, "OUTPUT_TABLE", "Glacier attributes")
-        add_table(self, "OUTPUT_CORRELATION", "Correlations")
+        self.add_table("OUTPUT_TABLE", "Glacier attributes")
+        self.add_table("OUTPUT_CORRELATION", "Correlations")
         self.addOutput(QgsProcessingOutputNumber("V_PER_DEGREE", "Velocity per degree of slope"))
 
     def process(self, parameters, context, feedback):

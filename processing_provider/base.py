@@ -17,10 +17,11 @@ import os
 
 from qgis.core import (QgsCoordinateReferenceSystem, QgsFeature, QgsFeatureSink, QgsFields,
                        QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingParameterRasterDestination)
+                       QgsProcessingParameterFeatureSink, QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterString)
 from qgis.PyQt.QtGui import QIcon
 
-from ..compat import make_field, no_geometry
+from ..compat import FLAG_ADVANCED, TYPE_VECTOR_TABLE, make_field, no_geometry
 from ..core.errors import Cancelled
 from ..core.progress import Progress
 from . import styles
@@ -41,6 +42,12 @@ GROUPS = {
 def icon(name="glacier_velocity.svg"):
     """A plugin icon, loaded by file path (no compiled resources)."""
     return QIcon(os.path.join(ICON_DIR, name))
+
+
+def advanced(param):
+    """``param`` flagged as advanced (shown under "Advanced Parameters")."""
+    param.setFlags(param.flags() | FLAG_ADVANCED)
+    return param
 
 
 class GlacierAlgorithm(QgsProcessingAlgorithm):
@@ -113,7 +120,29 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
             return Progress()
         return Progress(lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
 
+    # ---------------------------------------------------------------- parameters
+    def add_string(self, name, description):
+        """An optional string parameter."""
+        self.addParameter(QgsProcessingParameterString(name, description, optional=True))
+
+    def add_table(self, name, description, optional=False):
+        """A table output (feature sink without geometry); an optional one is off by default."""
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            name, description, TYPE_VECTOR_TABLE, optional=optional, createByDefault=not optional))
+
     # ---------------------------------------------------------------- inputs
+    def optional_number(self, parameters, name, context):
+        """The value of an optional number parameter, or None when it is left empty."""
+        value = parameters.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return self.parameterAsDouble(parameters, name, context)
+
+    def positive_or_none(self, parameters, name, context):
+        """A threshold parameter's value, or None when it is 0 (switched off)."""
+        value = self.parameterAsDouble(parameters, name, context)
+        return value if value > 0 else None
+
     def raster_path(self, parameters, name, context, required=True):
         """File path of a raster-layer parameter (None when optional and empty)."""
         layer = self.parameterAsRasterLayer(parameters, name, context)
@@ -141,6 +170,12 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
         return path
 
     # ---------------------------------------------------------------- outputs
+    def optional_output(self, parameters, name, context):
+        """The path of an optional destination, or None when the user left it unset."""
+        if not parameters.get(name):
+            return None
+        return self.parameterAsOutputLayer(parameters, name, context) or None
+
     def write_table(self, parameters, name, context, rows, columns=None):
         """Write a list of dict rows to a table (feature sink without geometry); return its id.
 

@@ -1,11 +1,11 @@
 """Calibrate the multi-sensor fusion weights on a UAV velocity stack."""
 
 from qgis.core import (QgsProcessingOutputString, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFeatureSink, QgsProcessingParameterMultipleLayers,
+                       QgsProcessingParameterMultipleLayers,
                        QgsProcessingParameterRasterLayer)
 
-from ..compat import TYPE_RASTER, TYPE_VECTOR_TABLE
-from ..core.fusion.calibration import METHODS, TABLE_COLUMNS, calibrate
+from ..compat import TYPE_RASTER
+from ..core.fusion.calibration import METHODS, calibrate
 from .base import GlacierAlgorithm
 
 
@@ -62,11 +62,8 @@ samples per weight keep the global weights). Velocities in m/yr."""
                                                      defaultValue=0))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "CLASSES", "Classes for per-class weights", optional=True))
-        self.addParameter(QgsProcessingParameterFeatureSink(
-            "OUTPUT", "Calibration table", TYPE_VECTOR_TABLE))
-        self.addParameter(QgsProcessingParameterFeatureSink(
-            "OUTPUT_SAMPLES", "Matched samples", TYPE_VECTOR_TABLE, optional=True,
-            createByDefault=False))
+        self.add_table("OUTPUT", "Calibration table")
+        self.add_table("OUTPUT_SAMPLES", "Matched samples", optional=True)
         self.addOutput(QgsProcessingOutputString("WEIGHTS", "Weights"))
         self.addOutput(QgsProcessingOutputString("CLASS_WEIGHTS", "Per-class weights"))
 
@@ -90,8 +87,8 @@ samples per weight keep the global weights). Velocities in m/yr."""
             if value not in cal.class_weights:
                 feedback.pushWarning(f"Class {value:g} has only {n} samples: it keeps the global "
                                      "weights.")
-        columns = TABLE_COLUMNS + (["class"] if classes else [])
-        results = {"OUTPUT": self.write_table(parameters, "OUTPUT", context, rows, columns),
+        results = {"OUTPUT": self.write_table(parameters, "OUTPUT", context, rows,
+                                              cal.table_columns()),
                    "WEIGHTS": cal.weight_string, "CLASS_WEIGHTS": cal.class_weight_string()}
         if self.parameterAsOutputLayer(parameters, "OUTPUT_SAMPLES", context):
             results["OUTPUT_SAMPLES"] = self.write_table(

@@ -1,15 +1,12 @@
 """One-click clean of a pair: the default quality filters, then ramp removal on stable ground."""
 
-from qgis.core import QgsProcessingOutputNumber, QgsProcessingParameterRasterDestination
-
 from ..core.filters.clean import FilterSettings, clean_pair
 from ..core.filters.quality import DEFAULT_MAX_SPEED, DEFAULT_SNR
-from ._pair_common import (PAIR_HELP, STABLE_HELP, THRESHOLD_HELP, add_pair_inputs, add_stable,
-                           add_thresholds, pair_source, stable_on, thresholds)
-from .base import GlacierAlgorithm
+from ._pair_common import (PAIR_HELP, STABLE_HELP, THRESHOLD_HELP, PairAlgorithm, add_stable,
+                           add_thresholds, stable_on, thresholds)
 
 
-class CleanPairAlgorithm(GlacierAlgorithm):
+class CleanPairAlgorithm(PairAlgorithm):
     ALG_ID = "cleanpair"
     DISPLAY_NAME = "Clean a velocity pair (default chain)"
     GROUP = "filters"
@@ -38,18 +35,15 @@ modeler."""
                       VALID_BEFORE="number of valid vectors in the input.",
                       VALID_AFTER="number of valid vectors in the output.")
 
-    def initAlgorithm(self, config=None):
-        add_pair_inputs(self)
+    OUTPUT_LABEL = "Cleaned pair product"
+    NUMBER_OUTPUTS = {"VALID_BEFORE": "Valid vectors before", "VALID_AFTER": "Valid vectors after"}
+
+    def init_options(self):
         add_thresholds(self)
         add_stable(self, mask=False)
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Cleaned pair product"))
-        self.addOutput(QgsProcessingOutputNumber("VALID_BEFORE", "Valid vectors before"))
-        self.addOutput(QgsProcessingOutputNumber("VALID_AFTER", "Valid vectors after"))
 
-    def process(self, parameters, context, feedback):
-        source = pair_source(self, parameters, context)
+    def process_pair(self, source, output, parameters, context, feedback):
         stable = stable_on(self, parameters, context, feedback, source.grid, required=False)
-        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         settings = FilterSettings(**thresholds(self, parameters, context))
         report, ramps = clean_pair(source, output, settings, stable=stable,
                                    progress=self.progress(feedback))
@@ -60,6 +54,5 @@ modeler."""
             feedback.pushInfo(f"Ramp of vy: {ramps[1].describe()}")
         else:
             feedback.pushInfo("No stable ground given: no ramp removed.")
-        return {"OUTPUT": output, "VALID_BEFORE": report.valid_before,
-                "VALID_AFTER": report.valid_after}
+        return {"VALID_BEFORE": report.valid_before, "VALID_AFTER": report.valid_after}
 

@@ -5,9 +5,8 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterNumber,
 
 from ..compat import NUMBER_DOUBLE
 from ..core.correlation.images import correlate_images
-from ._correlation_common import (METHOD_HELP, OPTION_HELP, add_options, add_string, advanced,
-                                  read_options)
-from .base import GlacierAlgorithm
+from ._correlation_common import METHOD_HELP, OPTION_HELP, add_options, read_options
+from .base import GlacierAlgorithm, advanced
 
 
 class CorrelateAlgorithm(GlacierAlgorithm):
@@ -42,9 +41,9 @@ Sentinel-1 product names, YYYYMMDD or YYYY-MM-DD) or the images' metadata.
         self.addParameter(QgsProcessingParameterRasterLayer("REFERENCE", "Reference image"))
         self.addParameter(QgsProcessingParameterRasterLayer("SECONDARY", "Secondary image"))
         add_options(self)
-        add_string(self, "START_DATE", "Reference date (YYYY-MM-DD)")
-        add_string(self, "END_DATE", "Secondary date (YYYY-MM-DD)")
-        add_string(self, "SENSOR", "Sensor")
+        self.add_string("START_DATE", "Reference date (YYYY-MM-DD)")
+        self.add_string("END_DATE", "Secondary date (YYYY-MM-DD)")
+        self.add_string("SENSOR", "Sensor")
         for name, label in (("PRIOR_EAST", "Prior displacement east (m)"),
                             ("PRIOR_NORTH", "Prior displacement north (m)")):
             self.addParameter(advanced(QgsProcessingParameterNumber(name, label, NUMBER_DOUBLE,

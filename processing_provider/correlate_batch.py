@@ -8,8 +8,7 @@ from ..compat import FILE_BEHAVIOR_FOLDER, NUMBER_INTEGER, TYPE_RASTER
 from ..core.errors import InputError
 from ..core.correlation.images import correlate_batch
 from ..core.correlation.pairing import form_pairs, list_images
-from ._correlation_common import METHOD_HELP, OPTION_HELP, add_options, add_string, read_options
-from ._trend_common import add_table
+from ._correlation_common import METHOD_HELP, OPTION_HELP, add_options, read_options
 from .base import GlacierAlgorithm
 
 COLUMNS = ["pair", "sensor", "start", "end", "baseline_days", "valid_share", "median_snr",
@@ -53,10 +52,10 @@ written in the index table's status column.
                                                        NUMBER_INTEGER, 5, minValue=1))
         self.addParameter(QgsProcessingParameterNumber("MAX_DAYS", "Maximum baseline (days)",
                                                        NUMBER_INTEGER, 40, minValue=1))
-        add_string(self, "SENSOR", "Sensor (forced on all images)")
+        self.add_string("SENSOR", "Sensor (forced on all images)")
         add_options(self)
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Output folder"))
-        add_table(self, "OUTPUT_TABLE", "Pair index")
+        self.add_table("OUTPUT_TABLE", "Pair index")
         self.addOutput(QgsProcessingOutputNumber("PAIRS", "Pair products written"))
 
     def process(self, parameters, context, feedback):

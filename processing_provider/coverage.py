@@ -1,9 +1,9 @@
 """Coverage and continuity of velocity stacks inside glacier polygons."""
 
-from qgis.core import (QgsProcessingParameterFeatureSink, QgsProcessingParameterFeatureSource,
+from qgis.core import (QgsProcessingParameterFeatureSource,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterDestination)
 
-from ..compat import TYPE_RASTER, TYPE_VECTOR_POLYGON, TYPE_VECTOR_TABLE
+from ..compat import TYPE_RASTER, TYPE_VECTOR_POLYGON
 from ..core.uncertainty.quality_metrics import COVERAGE_COLUMNS, coverage
 from ..core.uncertainty.stable_ground import open_sources
 from .base import GlacierAlgorithm
@@ -37,8 +37,7 @@ others are resampled onto it with nearest neighbour. Memory holds one strip of o
             "INPUT", "Velocity stacks", TYPE_RASTER))
         self.addParameter(QgsProcessingParameterFeatureSource(
             "GLACIERS", "Glacier polygons", [TYPE_VECTOR_POLYGON], optional=True))
-        self.addParameter(QgsProcessingParameterFeatureSink(
-            "OUTPUT_TABLE", "Coverage per band", TYPE_VECTOR_TABLE))
+        self.add_table("OUTPUT_TABLE", "Coverage per band")
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT", "Valid bands per pixel", optional=True, createByDefault=True))
 

@@ -1,15 +1,13 @@
 """Remove stripe artefacts from a velocity pair using stable ground."""
 
-from qgis.core import QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination
+from qgis.core import QgsProcessingParameterNumber
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER
 from ..core.filters.destripe import DEFAULT_MIN_COVERAGE, DEFAULT_MIN_PIXELS, destripe_file
-from ._pair_common import (PAIR_HELP, STABLE_HELP, add_pair_inputs, add_stable, pair_source,
-                           stable_on)
-from .base import GlacierAlgorithm
+from ._pair_common import PAIR_HELP, STABLE_HELP, PairAlgorithm, add_stable, stable_on
 
 
-class DestripeAlgorithm(GlacierAlgorithm):
+class DestripeAlgorithm(PairAlgorithm):
     ALG_ID = "destripe"
     DISPLAY_NAME = "Destripe (stable ground)"
     GROUP = "filters"
@@ -28,24 +26,22 @@ first (Remove ramp), so that the stripe profile holds only the stripes."""
                                  f"{DEFAULT_MIN_PIXELS}).",
                       OUTPUT="destriped pair product (m/yr).")
 
-    def initAlgorithm(self, config=None):
-        add_pair_inputs(self)
+    OUTPUT_LABEL = "Destriped pair"
+
+    def init_options(self):
         add_stable(self)
         self.addParameter(QgsProcessingParameterNumber(
             "ANGLE", "Stripe direction (degrees from north)", NUMBER_DOUBLE, 90.0, minValue=0,
             maxValue=360))
         self.addParameter(QgsProcessingParameterNumber(
             "MIN_PIXELS", "Stable pixels per band", NUMBER_INTEGER, DEFAULT_MIN_PIXELS, minValue=1))
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Destriped pair"))
 
-    def process(self, parameters, context, feedback):
-        source = pair_source(self, parameters, context)
+    def process_pair(self, source, output, parameters, context, feedback):
         stable = stable_on(self, parameters, context, feedback, source.grid)
-        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         px, py = destripe_file(source, output, stable,
                                self.parameterAsDouble(parameters, "ANGLE", context),
                                self.parameterAsInt(parameters, "MIN_PIXELS", context),
                                progress=self.progress(feedback))
         feedback.pushInfo(f"vx: {px.describe()}")
         feedback.pushInfo(f"vy: {py.describe()}")
-        return {"OUTPUT": output}
+        return {}

@@ -6,7 +6,7 @@ from ..compat import NUMBER_DOUBLE
 from ..core.trends.glaciers import (DEFAULT_MIN_COVERAGE, SUMMARY_COLUMNS, TREND_COLUMNS,
                                   glacier_trends)
 from ._trend_common import (COMMON_HELP, SIGNIFICANCE_HELP, add_glaciers, add_method_parameters,
-                            add_table, method_options)
+                            method_options)
 from .base import GlacierAlgorithm
 
 
@@ -49,8 +49,8 @@ is given. The table also gives q_fdr, the p-value adjusted for testing many glac
         self.addParameter(QgsProcessingParameterNumber(
             "MIN_COVERAGE", "Minimum glacier coverage of a band", NUMBER_DOUBLE,
             DEFAULT_MIN_COVERAGE, minValue=0.0, maxValue=1.0))
-        add_table(self, "OUTPUT_TABLE", "Glacier trends")
-        add_table(self, "OUTPUT_SUMMARY", "Trend class shares")
+        self.add_table("OUTPUT_TABLE", "Glacier trends")
+        self.add_table("OUTPUT_SUMMARY", "Trend class shares")
 
     def process(self, parameters, context, feedback):
         stack = self.raster_path(parameters, "INPUT", context)

@@ -22,7 +22,13 @@ Nearest-neighbour resampling keeps every value an observed one (no smoothing acr
 margins or gaps); the CRS is reprojected when needed. A pair product keeps its dates, sensor and
 SNR, and its speed is recomputed from the resampled vx and vy; a stack keeps its band dates and
 band metadata. Velocities are written in m/yr (INPUT_UNITS declares the input's units when its
-metadata does not)."""
+metadata does not).
+
+When the CRS changes, vx and vy are turned by the local grid convergence (about 3° between \
+neighbouring UTM zones at 30° N), so the flow keeps its true direction. A vx or vy stack can only \
+be turned with its other component: the stack named like it with _vy or _vx beside it (for \
+example flow_vx.tif and flow_vy.tif) is used, or give it as INPUT_COMPANION; without one the \
+stack is refused. A speed stack needs none."""
     PARAM_HELP = {
         "INPUT": "pair product or velocity stack.",
         "REFERENCE": "raster whose grid the output takes (optional).",
@@ -30,6 +36,10 @@ metadata does not)."""
                       f"{DEFAULT_PIXEL:g}).",
         "TARGET_CRS": "CRS of the output grid without a reference (default: the input's; must be "
                       "projected in metres).",
+        "INPUT_COMPANION": "the other component of a vx or vy stack (vy for vx, vx for vy), on its "
+                           "grid with the same bands; needed only to reproject a component stack "
+                           "into another CRS when no file named like it with _vy/_vx lies beside "
+                           "it (optional).",
         "INPUT_UNITS": "velocity units of the input when its metadata does not say: m/yr "
                        "(default) or m/day.",
         "OUTPUT": "resampled pair product or stack (m/yr).",
@@ -40,6 +50,8 @@ metadata does not)."""
         add_output_grid(self)
         self.addParameter(QgsProcessingParameterCrs("TARGET_CRS", "CRS without reference",
                                                     optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "INPUT_COMPANION", "Other component of a vx/vy stack", optional=True))
         self.addParameter(QgsProcessingParameterEnum("INPUT_UNITS", "Input velocity units",
                                                      options=UNIT_KEYS, defaultValue=0))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Harmonised output"))
@@ -53,6 +65,7 @@ metadata does not)."""
             pixel=self.parameterAsDouble(parameters, "PIXEL_SIZE", context),
             crs=crs.toWkt() if crs.isValid() else None,
             units=UNIT_KEYS[self.parameterAsEnum(parameters, "INPUT_UNITS", context)],
+            companion=self.raster_path(parameters, "INPUT_COMPANION", context, required=False),
             progress=self.progress(feedback))
         feedback.pushInfo(f"{kind} resampled onto {grid.rows} x {grid.cols} pixels of "
                           f"{grid.dx:g} m ({crs_name(grid.crs_wkt)}).")

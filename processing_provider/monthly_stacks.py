@@ -3,13 +3,13 @@
 import tempfile
 
 from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFeatureSink, QgsProcessingParameterFile,
+                       QgsProcessingParameterFile,
                        QgsProcessingParameterFolderDestination,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString,
                        QgsProcessingUtils)
 
-from ..compat import FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, TYPE_RASTER, TYPE_VECTOR_TABLE
+from ..compat import FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, TYPE_RASTER
 from ..core.filters.clean import clean_pairs
 from ..core.errors import InputError
 from ..core.timeseries.harmonise import DEFAULT_PIXEL, target_grid
@@ -83,9 +83,7 @@ it is set, else in a temporary folder."""
             "OUTPUT_VX", "Monthly vx stack", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_VY", "Monthly vy stack", optional=True, createByDefault=False))
-        self.addParameter(QgsProcessingParameterFeatureSink(
-            "OUTPUT_TABLE", "Pairs per month", TYPE_VECTOR_TABLE, optional=True,
-            createByDefault=False))
+        self.add_table("OUTPUT_TABLE", "Pairs per month", optional=True)
         self.addParameter(QgsProcessingParameterFolderDestination(
             "OUTPUT_PAIRS", "Cleaned pair products", optional=True, createByDefault=False))
 

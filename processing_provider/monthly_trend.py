@@ -6,8 +6,7 @@ from qgis.core import (QgsProcessingParameterFeatureSource, QgsProcessingParamet
 from ..compat import TYPE_VECTOR_POLYGON
 from ..core.trends.glaciers import MONTHLY_COLUMNS, monthly_trend_table
 from ..core.trends.seasonal import MONTHLY_METHODS, monthly_trend_raster
-from ._trend_common import (COMMON_HELP, add_glaciers, add_method_parameters, add_table,
-                            method_options, optional_output)
+from ._trend_common import COMMON_HELP, add_glaciers, add_method_parameters, method_options
 from .base import GlacierAlgorithm
 from .styles import PVALUE, TREND
 
@@ -50,7 +49,7 @@ annual trend of the Pixel trends and Glacier trends algorithms."""
         self.addParameter(QgsProcessingParameterFeatureSource(
             "MASK", "Mask polygons (one area)", [TYPE_VECTOR_POLYGON], optional=True))
         add_method_parameters(self, self.METHODS, "ols", min_months=False)
-        add_table(self, "OUTPUT_TABLE", "Month-resolved trends")
+        self.add_table("OUTPUT_TABLE", "Month-resolved trends")
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_RASTER", "Per-pixel month trends (12 bands)", optional=True,
             createByDefault=False))
@@ -64,8 +63,8 @@ annual trend of the Pixel trends and Glacier trends algorithms."""
         mask = self.vector_path(parameters, "MASK", context, feedback, required=False)
         options = method_options(self, parameters, context, self.METHODS, min_months=False)
         progress = self.progress(feedback)
-        raster = optional_output(self, parameters, "OUTPUT_RASTER", context)
-        p_raster = optional_output(self, parameters, "OUTPUT_P_RASTER", context)
+        raster = self.optional_output(parameters, "OUTPUT_RASTER", context)
+        p_raster = self.optional_output(parameters, "OUTPUT_P_RASTER", context)
         if p_raster and not raster:  # checked before the (long) table pass
             raise ValueError("OUTPUT_P_RASTER needs OUTPUT_RASTER as well.")
         split = 0.5 if raster else 1.0

@@ -4,8 +4,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterRasterDe
                        QgsProcessingParameterRasterLayer)
 
 from ..core.trends.pixel import pixel_trends
-from ._trend_common import (COMMON_HELP, SIGNIFICANCE_HELP, add_method_parameters, method_options,
-                            optional_output)
+from ._trend_common import COMMON_HELP, SIGNIFICANCE_HELP, add_method_parameters, method_options
 from .base import GlacierAlgorithm
 from .styles import COUNT, PVALUE, SIGNIFICANCE, TREND
 
@@ -72,7 +71,7 @@ optional outputs whatever the method. The stack is processed tile by tile (bound
         paths = {}
         for name, _, _, default in OUTPUTS:
             path = (self.parameterAsOutputLayer(parameters, name, context) if default
-                    else optional_output(self, parameters, name, context))
+                    else self.optional_output(parameters, name, context))
             if path:
                 paths[name] = path
         summary = pixel_trends(stack, {key: paths[name] for name, key, _, _ in OUTPUTS

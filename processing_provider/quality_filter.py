@@ -1,8 +1,7 @@
 """Quality filters of a velocity pair, each with its own threshold, reporting what it removed."""
 
-from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterBoolean,
-                       QgsProcessingParameterEnum, QgsProcessingParameterFeatureSource,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
+from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFeatureSource, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterLayer)
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_LINE
@@ -11,15 +10,13 @@ from ..core.errors import InputError
 from ..core.filters.quality import (DEFAULT_MAX_ANGLE, DEFAULT_NMT_THRESHOLD,
                             DEFAULT_SPECKLE_SIZE)
 from ..core.filters.flowdir import FlowlineDirection, RasterDirection
-from ._pair_common import (PAIR_HELP, THRESHOLD_HELP, add_pair_inputs, add_thresholds,
-                           optional_number, pair_source, positive_or_none, thresholds)
-from .base import GlacierAlgorithm
+from ._pair_common import PAIR_HELP, THRESHOLD_HELP, PairAlgorithm, add_thresholds, thresholds
 
 REMOVED = {"snr": "REMOVED_SNR", "speed": "REMOVED_SPEED", "median test": "REMOVED_MEDIAN_TEST",
            "speckle": "REMOVED_SPECKLE", "direction": "REMOVED_DIRECTION"}
 
 
-class QualityFilterAlgorithm(GlacierAlgorithm):
+class QualityFilterAlgorithm(PairAlgorithm):
     ALG_ID = "qualityfilter"
     DISPLAY_NAME = "Quality filters"
     GROUP = "filters"
@@ -73,9 +70,11 @@ returned."""
         REMOVED_DIRECTION="vectors removed by the directional filter.",
     )
     DIRECTIONS = ["Smoothed field (default)", "Direction raster", "Flowlines", "None"]
+    OUTPUT_LABEL = "Filtered pair product"
+    NUMBER_OUTPUTS = {key: key.replace("_", " ").capitalize()
+                      for key in ("VALID_BEFORE", "VALID_AFTER") + tuple(REMOVED.values())}
 
-    def initAlgorithm(self, config=None):
-        add_pair_inputs(self)
+    def init_options(self):
         number = QgsProcessingParameterNumber
         add_thresholds(self)
         self.addParameter(number("NMT_THRESHOLD", "Median test threshold", NUMBER_DOUBLE,
@@ -99,23 +98,18 @@ returned."""
         self.addParameter(number("MIN_SPEED", "Minimum speed for the direction test (m/yr)",
                                  NUMBER_DOUBLE, None, optional=True, minValue=0))
         self.addParameter(QgsProcessingParameterBoolean("MEDIAN", "3×3 median smoothing", True))
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Filtered pair product"))
-        for key in ("VALID_BEFORE", "VALID_AFTER") + tuple(REMOVED.values()):
-            self.addOutput(QgsProcessingOutputNumber(key, key.replace("_", " ").capitalize()))
 
-    def process(self, parameters, context, feedback):
-        source = pair_source(self, parameters, context)
-
+    def process_pair(self, source, output, parameters, context, feedback):
         mode = self.parameterAsEnum(parameters, "DIRECTION", context)
         settings = FilterSettings(
             **thresholds(self, parameters, context),
-            nmt_threshold=positive_or_none(self, parameters, "NMT_THRESHOLD", context),
-            nmt_epsilon=optional_number(self, parameters, "NMT_EPSILON", context),
+            nmt_threshold=self.positive_or_none(parameters, "NMT_THRESHOLD", context),
+            nmt_epsilon=self.optional_number(parameters, "NMT_EPSILON", context),
             speckle_size=self.parameterAsInt(parameters, "SPECKLE_SIZE", context),
-            speckle_diff=optional_number(self, parameters, "SPECKLE_DIFF", context),
+            speckle_diff=self.optional_number(parameters, "SPECKLE_DIFF", context),
             direction=("smoothed", "given", "given", "none")[mode],
             max_angle=self.parameterAsDouble(parameters, "MAX_ANGLE", context),
-            min_speed=optional_number(self, parameters, "MIN_SPEED", context),
+            min_speed=self.optional_number(parameters, "MIN_SPEED", context),
             median=self.parameterAsBool(parameters, "MEDIAN", context))
         flow = None
         if mode == 1:
@@ -130,11 +124,9 @@ returned."""
                 raise InputError("FLOWLINES: give flowlines, or choose another direction source.")
             flow = FlowlineDirection(path, source.grid,
                                      self.parameterAsDouble(parameters, "FLOWLINE_DISTANCE", context))
-        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         report, _ = clean_pair(source, output, settings, flow, progress=self.progress(feedback))
         for line in report.lines():
             feedback.pushInfo(line)
-        results = {"OUTPUT": output, "VALID_BEFORE": report.valid_before,
-                   "VALID_AFTER": report.valid_after}
+        results = {"VALID_BEFORE": report.valid_before, "VALID_AFTER": report.valid_after}
         results.update({key: report.removed.get(name, 0) for name, key in REMOVED.items()})
         return results

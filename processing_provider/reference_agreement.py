@@ -1,9 +1,9 @@
 """Agreement of velocity products with a reference stack (e.g. UAV) in its footprint."""
 
-from qgis.core import (QgsProcessingParameterFeatureSink, QgsProcessingParameterMultipleLayers,
+from qgis.core import (QgsProcessingParameterMultipleLayers,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
 
-from ..compat import NUMBER_DOUBLE, TYPE_RASTER, TYPE_VECTOR_TABLE
+from ..compat import NUMBER_DOUBLE, TYPE_RASTER
 from ..core.uncertainty.quality_metrics import AGREEMENT_COLUMNS, reference_agreement
 from ..core.uncertainty.stable_ground import open_sources
 from .base import GlacierAlgorithm
@@ -37,8 +37,7 @@ and a row with ref_band 0 pools every matched band of a product."""
         self.addParameter(QgsProcessingParameterNumber(
             "MIN_OVERLAP", "Least overlap of a reference interval", NUMBER_DOUBLE, 0.5,
             minValue=0.01, maxValue=1.0))
-        self.addParameter(QgsProcessingParameterFeatureSink(
-            "OUTPUT_TABLE", "Agreement with the reference", TYPE_VECTOR_TABLE))
+        self.add_table("OUTPUT_TABLE", "Agreement with the reference")
 
     def process(self, parameters, context, feedback):
         sources = open_sources(self.raster_paths(parameters, "INPUT", context))

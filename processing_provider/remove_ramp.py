@@ -1,14 +1,12 @@
 """Remove a plane (or quadratic surface) fitted robustly on stable ground from vx and vy."""
 
-from qgis.core import QgsProcessingParameterEnum, QgsProcessingParameterRasterDestination
+from qgis.core import QgsProcessingParameterEnum
 
 from ..core.filters.ramp import remove_ramp_file
-from ._pair_common import (PAIR_HELP, STABLE_HELP, add_pair_inputs, add_stable, pair_source,
-                           stable_on)
-from .base import GlacierAlgorithm
+from ._pair_common import PAIR_HELP, STABLE_HELP, PairAlgorithm, add_stable, stable_on
 
 
-class RemoveRampAlgorithm(GlacierAlgorithm):
+class RemoveRampAlgorithm(PairAlgorithm):
     ALG_ID = "removeramp"
     DISPLAY_NAME = "Remove ramp (stable ground)"
     GROUP = "filters"
@@ -25,20 +23,17 @@ stable pixels an evenly spread subsample is fitted."""
                       ORDER="plane (first order, default) or quadratic surface.",
                       OUTPUT="pair product without the ramp (m/yr).")
     ORDERS = ["Plane (first order)", "Quadratic surface"]
+    OUTPUT_LABEL = "Pair without ramp"
 
-    def initAlgorithm(self, config=None):
-        add_pair_inputs(self)
+    def init_options(self):
         add_stable(self)
         self.addParameter(QgsProcessingParameterEnum("ORDER", "Surface", options=self.ORDERS,
                                                      defaultValue=0))
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Pair without ramp"))
 
-    def process(self, parameters, context, feedback):
-        source = pair_source(self, parameters, context)
+    def process_pair(self, source, output, parameters, context, feedback):
         stable = stable_on(self, parameters, context, feedback, source.grid)
-        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         order = self.parameterAsEnum(parameters, "ORDER", context) + 1
         rx, ry = remove_ramp_file(source, output, stable, order, progress=self.progress(feedback))
         feedback.pushInfo(f"Ramp of vx: {rx.describe()}")
         feedback.pushInfo(f"Ramp of vy: {ry.describe()}")
-        return {"OUTPUT": output}
+        return {}

@@ -6,7 +6,7 @@ from qgis.core import (QgsProcessingParameterFeatureSource, QgsProcessingParamet
 from ..compat import TYPE_VECTOR_POLYGON
 from ..core.trends.glaciers import SEASONAL_COLUMNS, seasonal_cycle_table
 from ..core.trends.seasonal import seasonal_cycle_rasters
-from ._trend_common import COMMON_HELP, add_glaciers, add_table, optional_output
+from ._trend_common import COMMON_HELP, add_glaciers
 from .base import GlacierAlgorithm
 from .styles import ANOMALY
 
@@ -41,7 +41,7 @@ early years of a trending glacier carries that period's level)."""
         add_glaciers(self, optional=True, min_area=0.0)
         self.addParameter(QgsProcessingParameterFeatureSource(
             "MASK", "Mask polygons (one area)", [TYPE_VECTOR_POLYGON], optional=True))
-        add_table(self, "OUTPUT_TABLE", "Seasonal cycle")
+        self.add_table("OUTPUT_TABLE", "Seasonal cycle")
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_MEAN", "Monthly means (12 bands)", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -52,7 +52,7 @@ early years of a trending glacier carries that period's level)."""
         glaciers = self.vector_path(parameters, "GLACIERS", context, feedback, required=False)
         mask = self.vector_path(parameters, "MASK", context, feedback, required=False)
         outputs = {name: path for name in ("OUTPUT_MEAN", "OUTPUT_ANOMALIES")
-                   if (path := optional_output(self, parameters, name, context))}
+                   if (path := self.optional_output(parameters, name, context))}
         progress = self.progress(feedback)
         split = 0.3 if outputs else 1.0
         rows, _, _ = seasonal_cycle_table(

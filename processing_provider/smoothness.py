@@ -1,9 +1,9 @@
 """Spatial smoothness of velocity stacks inside glacier polygons."""
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeatureSink,
-                       QgsProcessingParameterFeatureSource, QgsProcessingParameterMultipleLayers)
+from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeatureSource,
+                       QgsProcessingParameterMultipleLayers)
 
-from ..compat import TYPE_RASTER, TYPE_VECTOR_POLYGON, TYPE_VECTOR_TABLE
+from ..compat import TYPE_RASTER, TYPE_VECTOR_POLYGON
 from ..core.uncertainty.quality_metrics import SMOOTHNESS_COLUMNS, smoothness
 from ..core.uncertainty.stable_ground import open_sources
 from .base import GlacierAlgorithm
@@ -41,8 +41,7 @@ Several stacks give one comparison table; each is assessed on its own grid."""
             "GLACIERS", "Glacier polygons", [TYPE_VECTOR_POLYGON], optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             "WINDOW", "Local median window", options=["3×3", "5×5"], defaultValue=0))
-        self.addParameter(QgsProcessingParameterFeatureSink(
-            "OUTPUT_TABLE", "Smoothness per band", TYPE_VECTOR_TABLE))
+        self.add_table("OUTPUT_TABLE", "Smoothness per band")
 
     def process(self, parameters, context, feedback):
         sources = open_sources(self.raster_paths(parameters, "INPUT", context))

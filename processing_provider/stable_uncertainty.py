@@ -1,10 +1,10 @@
 """Stable-ground uncertainty of velocity products (pair products, stacks, external maps)."""
 
-from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeatureSink,
-                       QgsProcessingParameterFeatureSource, QgsProcessingParameterMultipleLayers,
+from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeatureSource,
+                       QgsProcessingParameterMultipleLayers,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
 
-from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_RASTER, TYPE_VECTOR_POLYGON, TYPE_VECTOR_TABLE
+from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_RASTER, TYPE_VECTOR_POLYGON
 from ..core.errors import InputError
 from ..core.uncertainty.stable_ground import DEFAULT_SAMPLE, TABLE_COLUMNS, open_sources, stable_uncertainty
 from .base import GlacierAlgorithm
@@ -75,8 +75,7 @@ resampled onto each product's grid with nearest neighbour). Memory holds one ban
         self.addParameter(QgsProcessingParameterEnum(
             "INPUT_UNITS", "Input velocity units",
             options=["from file metadata", "m/yr", "m/day"], defaultValue=0))
-        self.addParameter(QgsProcessingParameterFeatureSink(
-            "OUTPUT_TABLE", "Stable-ground uncertainty", TYPE_VECTOR_TABLE))
+        self.add_table("OUTPUT_TABLE", "Stable-ground uncertainty")
 
     def process(self, parameters, context, feedback):
         polygons = self.vector_path(parameters, "STABLE", context, feedback, required=False)

@@ -17,6 +17,7 @@ aside: Qt writes XML attributes in hash order).
 """
 
 import os
+import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
@@ -365,11 +366,8 @@ def start_qgis():
     """A headless QgsApplication with the Glacier Velocity provider registered (children of the
     models must resolve). Returns the application (keep a reference)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    plugins = os.path.join(ROOT, ".build", "plugins")
-    link = os.path.join(plugins, "glacier_velocity")
-    os.makedirs(plugins, exist_ok=True)
-    if not os.path.lexists(link):
-        os.symlink(ROOT, link)
+    plugins = subprocess.run([os.path.join(ROOT, "scripts", "link-plugin")], check=True,
+                             capture_output=True, text=True).stdout.strip()
     if plugins not in sys.path:
         sys.path.insert(0, plugins)
     from qgis.core import QgsApplication

@@ -6,6 +6,7 @@ Generated from the registered algorithms themselves, so the reference never drif
 """
 
 import os
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,7 +57,8 @@ def render(provider):
 
 def main(check=False):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    sys.path.insert(0, os.path.join(ROOT, ".build", "plugins"))
+    sys.path.insert(0, subprocess.run([os.path.join(ROOT, "scripts", "link-plugin")], check=True,
+                                      capture_output=True, text=True).stdout.strip())
     from qgis.core import QgsApplication
 
     app = QgsApplication([], False)

@@ -19,7 +19,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QGIS_PROCESS = os.path.join(ROOT, "scripts", "qgis-process")
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
-sys.path.insert(0, os.path.join(ROOT, ".build", "plugins"))
+sys.path.insert(0, subprocess.run([os.path.join(ROOT, "scripts", "link-plugin")], check=True,
+                                  capture_output=True, text=True).stdout.strip())
 
 # The lower trunk and front of Perito Moreno in UTM 18S (10 m), as in the correlation tests.
 PERITO_GRID = (596000.0, 4360600.0, 10.0, 480, 900, 32718)

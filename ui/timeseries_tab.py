@@ -210,6 +210,9 @@ class TimeSeriesTab(QWidget):
             self.status.setText(NO_STACKS if self.stack_list.count() == 0 else NONE_TICKED)
             return
         futures, messages = [], []
+        # vx/vy series are shown in the axes of the CRS the point was picked in (the map's), so
+        # stacks of several CRSs agree; a WKT string, as the worker must not touch QGIS objects
+        axes = crs.toWkt() if crs is not None and crs.isValid() else None
         for layer in layers:
             p = to_layer_crs(point, crs, layer, self.project)
             if p is None:
@@ -221,22 +224,23 @@ class TimeSeriesTab(QWidget):
                 messages.append(f"{layer.name()}: its file cannot be found.")
                 continue
             futures.append((layer.name(), self._executor.submit(self._read, layer.name(), path,
-                                                                  p.x(), p.y())))
+                                                                  p.x(), p.y(), axes)))
         # one future per stack: the plot fills in stack by stack, and a newer point cancels
         # the stacks not started yet
         self._job = {"point": point, "crs": crs, "messages": messages, "futures": futures,
                      "t0": time.perf_counter(), "shown": -1}
         self._poll.start()
 
-    def _read(self, label, path, x, y):
-        """Worker thread: ``(PixelSeries or None outside the stack, error message or None)``."""
+    def _read(self, label, path, x, y, axes_crs=None):
+        """Worker thread: ``(PixelSeries or None outside the stack, error message or None)``;
+        vx/vy in the axes of ``axes_crs`` (WKT)."""
         try:
             st = os.stat(path)
             key = (path, st.st_mtime_ns, st.st_size)
             reader = self._readers.get(key)
             if reader is None:
                 reader = self._readers[key] = StackPixelReader(path)
-            return reader.read(x, y, label), None
+            return reader.read(x, y, label, axes_crs), None
         except (InputError, RuntimeError, OSError) as exc:
             return None, str(exc)
 

@@ -1,12 +1,24 @@
 """NaN-aware statistics over neighbourhoods and short sequences of arrays (NaN = no value).
 
-Shared by the correlation engine (vector validation), the quality filters, the monthly stacks and
-the quality metrics.
+Shared by the correlation engine (vector validation), the quality filters, the ramp fit, the monthly
+stacks and the quality metrics; :func:`nmad` is the one robust spread of the plugin.
 """
 
 import numpy as np
 
 from ..errors import InputError
+
+NMAD_FACTOR = 1.4826  # 1/Φ⁻¹(3/4): makes the median absolute deviation equal σ for Gaussian values
+
+
+def nmad(x, centre=None):
+    """Normalised median absolute deviation of the values ``x`` (all finite):
+    ``1.4826 · median(|x − median(x)|)``, a standard deviation that outliers hardly move (equals σ
+    for Gaussian values). ``centre``: the median of ``x`` when the caller already has it."""
+    x = np.asarray(x)
+    if centre is None:
+        centre = np.median(x)
+    return NMAD_FACTOR * float(np.median(np.abs(x - centre)))
 
 
 def neighbours(a, size=3, centre=True):

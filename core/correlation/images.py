@@ -14,6 +14,7 @@ with the baseline in years of 365.25 days.
 
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from .engine import CorrelatorOptions, context_margin, correlate_windows, window
 from ..io.dates import DAYS_PER_YEAR, acquisition_date, baseline_days
 from ..errors import InputError
 from ..io.grid import Grid, require_overlap, require_projected, require_same_crs
+from ..io.names import unique_name
 from .pairing import image_sensor
 from .preprocess import (DEFAULT_SIZE, antialias_sigma, channels, check_method, downsample, halo,
                          resolve)
@@ -54,18 +56,11 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     """
     progress = ensure(progress)
     reference, secondary = str(reference), str(secondary)
-    ds_r = open_raster(reference, "reference image")
-    ds_s = open_raster(secondary, "secondary image")
-    grid_r = Grid.from_dataset(ds_r, reference)
-    grid_s = Grid.from_dataset(ds_s, secondary)
-    require_projected(grid_r, reference)
-    require_same_crs(grid_r, grid_s, reference, secondary)
-    require_overlap(grid_r, grid_s, reference, secondary)
+    (ds_r, grid_r), (ds_s, grid_s) = _open_pair(reference, secondary)
     start = acquisition_date(reference, start, "reference image")
     end = acquisition_date(secondary, end, "secondary image")
     days = baseline_days(start, end, f"the pair '{os.path.basename(reference)}' -> "
                                      f"'{os.path.basename(secondary)}'")
-    years = days / DAYS_PER_YEAR
     sensor = sensor if sensor else image_sensor(reference)
     method, filter_size = check_method(resolve(preprocess, sensor), filter_size)
     window = (int(window), int(window)) if np.isscalar(window) else tuple(int(w) for w in window)
@@ -78,16 +73,9 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
         _require_content(ds, int(band), path)
 
     work, factors = _working_grid(grid_r, resolution)
+    layout = _Layout.of(work, window, step, reference)
     options = CorrelatorOptions(window=window, search=search)
     prior_px = (-float(prior[1]) / work.dy, float(prior[0]) / work.dx)  # (rows down, cols east)
-    (ny, nx), (top0, left0), (oy, ox) = window_layout(work.shape, window, step)
-    if ny <= 0 or nx <= 0:
-        raise InputError(f"'{reference}' ({work.rows} x {work.cols} px at {work.dx:g} m) is smaller "
-                         f"than one step of {step} px.")
-    x0, _, _, y0, _, _ = work.transform
-    out_grid = Grid((x0 + ox * work.dx, step * work.dx, 0.0, y0 - oy * work.dy, 0.0,
-                     -step * work.dy), (ny, nx), work.crs_wkt)
-
     readers = [_StripReader(ds_r, int(band), grid_r, work, factors, method, filter_size),
                _StripReader(ds_s, int(band), grid_r, work, factors, method, filter_size,
                             same=grid_s.same_as(grid_r))]
@@ -100,40 +88,13 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
             "PIXEL_M": f"{work.dx:g}", "BASELINE_DAYS": days,
             "REFERENCE": os.path.basename(reference), "SECONDARY": os.path.basename(secondary),
             "CORRELATOR": "phase-plane fit with moving raised-cosine taper"}
-    valid = 0
-    hist = np.zeros(SNR_BINS, np.int64)
-    cols = left0 + step * np.arange(nx)
-    writer = PairWriter(output, out_grid, start, end, sensor, meta, inputs=[reference, secondary])
+    writer = PairWriter(output, layout.grid, start, end, sensor, meta,
+                        inputs=[reference, secondary])
     try:
-        for i0 in range(0, ny, tile):
-            i1 = min(ny, i0 + tile)
-            part = progress.sub(i0 / ny, i1 / ny)
-            part.check()
-            r_lo = top0 + i0 * step - margin
-            r_hi = top0 + (i1 - 1) * step + window[0] + margin
-            ref_s = readers[0].read(r_lo, r_hi)
-            part.check()
-            sec_s = readers[1].read(r_lo, r_hi)
-            for ds in (ds_r, ds_s):
-                ds.FlushCache()  # drop the read blocks: memory stays per strip, not per image
-            rows = top0 + step * np.arange(i0, i1) - r_lo
-            rr, cc = np.meshgrid(rows, cols, indexing="ij")
-            d_r, d_c, snr = correlate_windows(ref_s, sec_s, rr, cc, options, prior_px,
-                                              progress=part.sub(0.1, 1.0))
-            shape = (i1 - i0, nx)
-            vx = (d_c * work.dx / years).reshape(shape)
-            vy = (-d_r * work.dy / years).reshape(shape)
-            snr = snr.reshape(shape)
-            if min_snr > 0:
-                low = ~(snr >= min_snr)
-                vx[low] = np.nan
-                vy[low] = np.nan
-            good = np.isfinite(vx)
-            valid += int(good.sum())
-            hist += np.histogram(snr[np.isfinite(snr)], SNR_BINS, (0.0, 1.0))[0]
-            writer.write(vx, vy, snr, i0, 0)
+        valid, hist = _correlate_strips(readers, layout, tile, margin, options, prior_px,
+                                        days / DAYS_PER_YEAR, min_snr, writer, progress)
         median = _hist_median(hist)
-        share = valid / float(ny * nx)
+        share = valid / float(layout.ny * layout.nx)
         writer.set_metadata({"VALID_SHARE": f"{share:.4f}", "MEDIAN_SNR": f"{median:.4f}"})
         writer.close()
     except BaseException:
@@ -143,8 +104,85 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
         raise
     progress.update(1.0)
     return {"path": str(output), "start": start, "end": end, "days": days, "sensor": sensor,
-            "method": method, "valid_share": share, "median_snr": median, "windows": ny * nx,
-            "grid": out_grid}
+            "method": method, "valid_share": share, "median_snr": median,
+            "windows": layout.ny * layout.nx, "grid": layout.grid}
+
+
+def _open_pair(reference, secondary):
+    """``((dataset, grid), (dataset, grid))`` of the two images, once their geometry is checked:
+    a projected CRS, the same one, and overlapping footprints."""
+    ds_r = open_raster(reference, "reference image")
+    ds_s = open_raster(secondary, "secondary image")
+    grid_r = Grid.from_dataset(ds_r, reference)
+    grid_s = Grid.from_dataset(ds_s, secondary)
+    require_projected(grid_r, reference)
+    require_same_crs(grid_r, grid_s, reference, secondary)
+    require_overlap(grid_r, grid_s, reference, secondary)
+    return (ds_r, grid_r), (ds_s, grid_s)
+
+
+@dataclass
+class _Layout:
+    """Where the windows sit on the working grid and the product grid they make: ``ny`` x ``nx``
+    window centres, the first one's top-left pixel ``(top0, left0)``, ``step`` and ``window``
+    (rows, cols) in working pixels."""
+
+    ny: int
+    nx: int
+    top0: int
+    left0: int
+    step: int
+    window: tuple
+    grid: Grid
+
+    @classmethod
+    def of(cls, work, window, step, reference):
+        (ny, nx), (top0, left0), (oy, ox) = window_layout(work.shape, window, step)
+        if ny <= 0 or nx <= 0:
+            raise InputError(f"'{reference}' ({work.rows} x {work.cols} px at {work.dx:g} m) is "
+                             f"smaller than one step of {step} px.")
+        x0, _, _, y0, _, _ = work.transform
+        grid = Grid((x0 + ox * work.dx, step * work.dx, 0.0, y0 - oy * work.dy, 0.0,
+                     -step * work.dy), (ny, nx), work.crs_wkt)
+        return cls(ny, nx, top0, left0, step, window, grid)
+
+
+def _correlate_strips(readers, layout, tile, margin, options, prior_px, years, min_snr, writer,
+                      progress):
+    """Correlate the product ``tile`` rows at a time (image rows read with ``margin`` for the
+    search) and write each strip; returns ``(valid vectors, SNR histogram)``."""
+    work = readers[0].work
+    step, (ny, nx) = layout.step, (layout.ny, layout.nx)
+    valid = 0
+    hist = np.zeros(SNR_BINS, np.int64)
+    cols = layout.left0 + step * np.arange(nx)
+    for i0 in range(0, ny, tile):
+        i1 = min(ny, i0 + tile)
+        part = progress.sub(i0 / ny, i1 / ny)
+        part.check()
+        r_lo = layout.top0 + i0 * step - margin
+        r_hi = layout.top0 + (i1 - 1) * step + layout.window[0] + margin
+        ref_s = readers[0].read(r_lo, r_hi)
+        part.check()
+        sec_s = readers[1].read(r_lo, r_hi)
+        for reader in readers:
+            reader.ds.FlushCache()  # drop the read blocks: memory stays per strip, not per image
+        rows = layout.top0 + step * np.arange(i0, i1) - r_lo
+        rr, cc = np.meshgrid(rows, cols, indexing="ij")
+        d_r, d_c, snr = correlate_windows(ref_s, sec_s, rr, cc, options, prior_px,
+                                          progress=part.sub(0.1, 1.0))
+        shape = (i1 - i0, nx)
+        vx = (d_c * work.dx / years).reshape(shape)
+        vy = (-d_r * work.dy / years).reshape(shape)
+        snr = snr.reshape(shape)
+        if min_snr > 0:
+            low = ~(snr >= min_snr)
+            vx[low] = np.nan
+            vy[low] = np.nan
+        valid += int(np.isfinite(vx).sum())
+        hist += np.histogram(snr[np.isfinite(snr)], SNR_BINS, (0.0, 1.0))[0]
+        writer.write(vx, vy, snr, i0, 0)
+    return valid, hist
 
 
 def correlate_batch(pairs, folder, progress=None, **options):
@@ -159,11 +197,7 @@ def correlate_batch(pairs, folder, progress=None, **options):
     os.makedirs(str(folder), exist_ok=True)
     rows, used = [], set()
     for k, pair in enumerate(pairs):
-        name = pair.name
-        n = 2
-        while name in used:
-            name, n = f"{pair.name}_{n}", n + 1
-        used.add(name)
+        name = unique_name(pair.name, used)
         path = os.path.join(str(folder), name + ".tif")
         row = {"pair": name, "reference": pair.reference, "secondary": pair.secondary,
                "sensor": pair.sensor, "start": pair.start.isoformat(),

@@ -91,19 +91,21 @@ def apply(image, method="none", size=DEFAULT_SIZE):
     if method == "orientation":
         return orientation(img)
     logged = log_amplitude(img)
-    out = nan_gaussian(logged, DESPECKLE_SIGMA)
+    out = lowpass(logged, DESPECKLE_SIGMA)
     out[np.isnan(logged)] = np.nan
     return out
 
 
-def nan_gaussian(image, sigma):
-    """Gaussian low-pass ignoring NaN, edges extended; NaN where no valid neighbour."""
+def lowpass(image, sigma):
+    """The pre-filters' Gaussian low-pass: :func:`core.arrays.smoothing.nan_gaussian` with the
+    image edges extended (an image has no missing frame) and NaN where the valid weight is below
+    1e-3 (no valid neighbour)."""
     return smoothing.nan_gaussian(image, sigma, mode="nearest", min_weight=1e-3)
 
 
 def highpass(image, size=DEFAULT_SIZE):
     """``image - gaussian(image, size)``, NaN kept."""
-    return (image - nan_gaussian(image, size)).astype(np.float32)
+    return (image - lowpass(image, size)).astype(np.float32)
 
 
 def wallis(image, size=DEFAULT_SIZE):
@@ -112,9 +114,9 @@ def wallis(image, size=DEFAULT_SIZE):
     A floor of 1e-3 of the local mean level keeps numerically flat areas (e.g. saturated snow)
     from being amplified into noise.
     """
-    mean = nan_gaussian(image, size)
+    mean = lowpass(image, size)
     dev = image - mean
-    var = nan_gaussian(dev * dev, size)
+    var = lowpass(dev * dev, size)
     std = np.sqrt(np.maximum(var, 0.0)) + 1e-3 * np.abs(mean) + 1e-12
     return (dev / std).astype(np.float32)
 
@@ -131,7 +133,7 @@ def orientation(image, sigma=ORIENTATION_SIGMA):
     """
     img = np.asarray(image, np.float32)
     gy, gx = np.gradient(img)
-    energy = nan_gaussian(gx * gx + gy * gy, sigma)
+    energy = lowpass(gx * gx + gy * gy, sigma)
     mag = np.sqrt(np.maximum(energy, 0.0))
     scale = np.zeros_like(mag)
     np.divide(1.0, mag, out=scale, where=mag > 1e-30)
@@ -175,7 +177,7 @@ def downsample(image, factor_rows, factor_cols=None, out_shape=None, row_offset=
     smooth = img
     sig = (antialias_sigma(fr), antialias_sigma(fc))
     if max(sig) > 0:
-        smooth = nan_gaussian(img, sig)
+        smooth = lowpass(img, sig)
     valid = np.isfinite(smooth)
     filled = np.where(valid, smooth, np.nanmean(smooth) if valid.any() else 0.0)
     r = row_offset + (np.arange(out_shape[0]) + 0.5) * fr - 0.5

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import quality as F
 from ..errors import InputError
+from ..io.names import unique_name
 from ..io.pairsource import PairSource
 from ..io.products import PairWriter
 from ..progress import ensure
@@ -190,10 +191,7 @@ def clean_pairs(paths, folder, polygons=None, progress=None):
                 stable = stable_mask(source.grid, polygons)
                 masks.append((source.grid, stable))
         stem, ext = os.path.splitext(os.path.basename(str(path)))
-        name, n = stem, 2
-        while name in used:
-            name, n = f"{stem}_{n}", n + 1
-        used.add(name)
+        name = unique_name(stem, used)
         target = os.path.join(str(folder), name + (ext or ".tif"))
         report, ramps = clean_pair(source, target, stable=stable,
                                    progress=progress.sub(k / len(paths), (k + 1) / len(paths)))

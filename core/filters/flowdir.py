@@ -4,7 +4,7 @@ Three sources, all giving bearings in degrees clockwise from north (NaN where un
 filter does not test there):
 
 * a direction raster (any CRS, e.g. ``truth/flow_direction.tif`` of the sample scene),
-  resampled by nearest neighbour;
+  resampled by nearest neighbour, its bearings turned to the grid's north across a change of CRS;
 * flowlines: lines digitised in the direction of flow (upstream to downstream); each pixel
   takes the bearing of the nearest line segment within ``max_distance`` metres;
 * the field itself: the direction of its NaN-aware box mean (see :func:`filters.smoothed_field`),
@@ -16,18 +16,20 @@ from osgeo import ogr
 from scipy.spatial import cKDTree
 
 from ..errors import InputError
-from ..io.raster import warp_to_grid
+from ..io.reader import GridReader
 from ..io.vector import features_in_grid_crs
 
 
 class RasterDirection:
-    """Flow bearings read from a raster, resampled onto windows of ``grid``."""
+    """Flow bearings read from a raster, resampled onto windows of ``grid`` and, when its CRS
+    differs, turned to the grid's north (:func:`core.io.reader.rotate_bearings`)."""
 
     def __init__(self, path, grid):
         self.path, self.grid = str(path), grid
+        self.reader = GridReader(path, grid, "direction raster")
 
     def window(self, window):
-        return warp_to_grid(self.path, self.grid, "nearest", bands=[1], window=window)[0]
+        return self.reader.read_bearings(1, window)
 
 
 def _line_parts(geom):

@@ -14,7 +14,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ..arrays.nanstats import nanmedian0, neighbours
+from ..arrays.nanstats import NMAD_FACTOR, nanmedian0, neighbours
 from ..errors import InputError
 
 DEFAULT_SNR = 0.9
@@ -108,11 +108,12 @@ def normalised_median_test(vx, vy, epsilon, threshold=DEFAULT_NMT_THRESHOLD, siz
 
 def neighbour_difference_scale(vx, vy):
     """Robust scale (m/yr) of the differences between horizontal and vertical neighbours of vx
-    and vy: the NMAD-like ``1.4826 × median |Δ|`` over all valid neighbour pairs (0 if none)."""
+    and vy: ``NMAD_FACTOR × median |Δ|`` over all valid neighbour pairs (0 if none; the differences
+    of a smooth field centre on zero, so this is their NMAD about zero)."""
     diffs = [np.abs(np.diff(a, axis=ax)).ravel() for a in (vx, vy) for ax in (0, 1)]
     d = np.concatenate(diffs)
     d = d[np.isfinite(d)]
-    return 1.4826 * float(np.median(d)) if d.size else 0.0
+    return NMAD_FACTOR * float(np.median(d)) if d.size else 0.0
 
 
 def _pairs(shape, dr, dc):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arrays.nanstats import nmad
 from ..errors import InputError
 from .quality import speed_filter
 from ..io.products import PairWriter
@@ -34,11 +35,6 @@ def design(x, y, order):
     elif order != 1:
         raise InputError(f"The ramp order must be 1 (plane) or 2 (quadratic); {order} given.")
     return np.column_stack(cols)
-
-
-def nmad(x):
-    """Normalised median absolute deviation (a robust standard deviation)."""
-    return 1.4826 * float(np.median(np.abs(x - np.median(x))))
 
 
 @dataclass
@@ -166,13 +162,6 @@ def fit_components(grid, vx, vy, stable, order=1):
     rr, cc = np.nonzero(stable)
     centre, scale = grid_frame(grid)
     return tuple(fit_ramp(xs[cc], ys[rr], a[rr, cc], order, centre, scale) for a in (vx, vy))
-
-
-def remove_ramp(grid, vx, vy, stable, order=1):
-    """Subtract robust ramps fitted on ``stable`` from vx and vy; returns ``(vx, vy, rx, ry)``
-    where ``rx``/``ry`` are the fitted :class:`Ramp` objects."""
-    rx, ry = fit_components(grid, vx, vy, stable, order)
-    return vx - rx.on_grid(grid), vy - ry.on_grid(grid), rx, ry
 
 
 class StableSampler:

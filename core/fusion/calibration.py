@@ -6,8 +6,8 @@ interval's days (:func:`core.io.dates.match_intervals`; ties go to the band whos
 A UAV band without such a partner in every source is left out of the calibration.
 
 Harmonisation: every matched source band is resampled onto the UAV grid with nearest neighbour
-(:class:`core.fusion.weighted.BandReader`, i.e. :func:`core.io.raster.warp_to_grid` unless the grids are
-the same), band by band, so no value is smoothed or invented.
+(:class:`core.io.reader.StackReader`: a plain read when the grids are the same; vx/vy stacks in
+another CRS turned to the UAV grid's axes), band by band, so no value is smoothed or invented.
 
 Weights: the samples are all (pixel, UAV band) where the UAV and every source are valid. The
 least-squares weights solve ``min Σ (V_uav − Σ_k w_k V_k)²`` subject to ``w_k ≥ 0`` and
@@ -27,16 +27,16 @@ import numpy as np
 
 from ..io.dates import match_intervals
 from ..io.names import unique_names
+from ..io.pixel_series import (CALIBRATION_COLUMNS, CLASS_COLUMN, COMBINED, SAMPLE_COLUMNS,
+                               sample_column)
 from ..errors import InputError
-from .weighted import BandReader, format_weights, stack_infos
+from .weighted import format_weights, stack_infos
 from ..progress import ensure
-from ..io.raster import warp_to_grid
+from ..io.reader import GridReader, StackReader
 
 METHODS = ("least_squares", "inverse_variance")
 MIN_SAMPLES_PER_WEIGHT = 10  # fewer matched samples than this per weight is refused
 MAX_SAMPLE_ROWS = 20000
-# the calibration table's columns (a contract with the dock's plots); 'class' is added with CLASSES
-TABLE_COLUMNS = ["source", "sensor", "role", "weight", "n", "bias", "rmse", "r2", "slope"]
 
 
 def simplex_lsq(X, y, tol=1e-12, max_iter=None):
@@ -150,12 +150,17 @@ class Calibration:
         for k, name in enumerate(self.names):
             rows.append(dict(source=name, sensor=self.sensors[k], role=self.roles[k],
                              weight=float(w[k]), **fit_stats(X[:, k], u)))
-        rows.append(dict(source="combined", sensor="", role="combined", weight=float(np.sum(w)),
+        rows.append(dict(source=COMBINED, sensor="", role=COMBINED, weight=float(np.sum(w)),
                          **fit_stats(X @ w, u)))
         if label is not None:
             for r in rows:
-                r["class"] = label
+                r[CLASS_COLUMN] = label
         return rows
+
+    def table_columns(self):
+        """The calibration table's columns (io.pixel_series's format, which the dock reads)."""
+        return list(CALIBRATION_COLUMNS) + ([CLASS_COLUMN] if self.samples.classes is not None
+                                            else [])
 
     def table_rows(self):
         """The calibration table: global rows, then per-class rows when classes were given."""
@@ -175,16 +180,17 @@ class Calibration:
         combined = s.values @ self.weights
         rows = []
         for i in idx:
-            row = {"interval": str(s.interval[i]), "row": int(s.row[i]), "col": int(s.col[i]),
-                   "uav": float(s.uav[i])}
+            row = dict(zip(SAMPLE_COLUMNS, (str(s.interval[i]), int(s.row[i]), int(s.col[i]),
+                                            float(s.uav[i]))))
             for k, name in enumerate(self.names):
-                row[f"v_{name}"] = float(s.values[i, k])
-            row["v_combined"] = float(combined[i])
+                row[sample_column(name)] = float(s.values[i, k])
+            row[sample_column(COMBINED)] = float(combined[i])
             rows.append(row)
         return rows
 
     def sample_columns(self):
-        return ["interval", "row", "col", "uav"] + [f"v_{n}" for n in self.names] + ["v_combined"]
+        return (list(SAMPLE_COLUMNS) + [sample_column(n) for n in self.names]
+                + [sample_column(COMBINED)])
 
     def class_weight_string(self):
         """Per-class weights as 'class:w1,w2,...;class:...' (classes with enough samples)."""
@@ -219,9 +225,9 @@ def collect_samples(reference, sources, classes=None, progress=None):
                          "(largest overlap, at least half the UAV interval): no common dates.")
     cls = None
     if classes:
-        cls = warp_to_grid(classes, ref.grid, "nearest", bands=[1])[0]
-    uav = BandReader(ref, ref.grid)
-    readers = [BandReader(info, ref.grid) for info in infos]
+        cls = GridReader(classes, ref.grid, "class raster").read(1)
+    uav = StackReader(ref, ref.grid)
+    readers = [StackReader(info, ref.grid) for info in infos]
     parts = {k: [] for k in ("interval", "row", "col", "uav", "values", "classes")}
     matches = []
     for b_i, i in enumerate(bands):

@@ -34,8 +34,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
-from .weighted import BandReader, stack_infos
+from .weighted import stack_infos
 from ..io.products import StackWriter
+from ..io.reader import StackReader
 from ..progress import ensure
 from ..arrays.smoothing import nan_gaussian
 
@@ -116,7 +117,7 @@ def gapfill_stack(fused_path, aux_path, output, window=10, sigma=2.0, estimator=
     if sigma < 0:
         raise InputError(f"SIGMA must not be negative (got {sigma}).")
     grid = fused_info.grid
-    fused, aux = BandReader(fused_info, grid), BandReader(aux_info, grid)
+    fused, aux = StackReader(fused_info, grid), StackReader(aux_info, grid)
     meta = dict(fused_info.metadata)
     meta.update({"GAPFILL_AUX": aux_info.path, "GAPFILL_WINDOW": int(window),
                  "GAPFILL_SIGMA": f"{sigma:g}", "GAPFILL_ESTIMATOR": estimator})

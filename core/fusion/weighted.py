@@ -9,16 +9,18 @@ and elsewhere only serves the gap filling (:mod:`core.fusion.gapfill`).
 Time steps: the union of the stacks' band intervals, chronological; a stack contributes to a time
 step through its band with exactly that interval (monthly stacks share calendar months). The
 output is on the grid of the first primary stack; other stacks are resampled onto it with nearest
-neighbour, band by band. Memory holds one band of each stack at a time.
+neighbour, band by band (vx/vy stacks in another CRS turned to its axes, see
+:mod:`core.io.reader`). Memory holds one band of each stack at a time.
 """
 
 import numpy as np
 
 from ..errors import InputError
 from ..io.grid import require_crs
-from ..io.products import StackWriter, read_stack_info, to_m_per_yr
+from ..io.products import StackWriter, read_stack_info
+from ..io.raster import RasterWriter
+from ..io.reader import GridReader, StackReader
 from ..progress import ensure
-from ..io.raster import RasterWriter, open_raster, read_band, warp_to_grid
 
 
 def format_weights(weights):
@@ -90,30 +92,6 @@ def fuse_band(values, weights, n_primary):
     return fused, count
 
 
-class BandReader:
-    """Reads bands of a stack (:class:`StackInfo`) on a target grid, in m/yr: a plain read on the
-    stack's own grid, else a nearest-neighbour warp (values kept, not smoothed). The dataset stays
-    open, so GDAL's block cache serves band after band."""
-
-    def __init__(self, info, grid):
-        self.info = info
-        self.grid = grid
-        self.ds = open_raster(info.path)
-        self.same = info.grid.same_as(grid)
-        self.band_of = {iv: i + 1 for i, iv in enumerate(info.intervals)}
-
-    def band(self, b):
-        """Band ``b`` (1-based) on the target grid in m/yr (float32, NaN NoData)."""
-        arr = read_band(self.ds, b) if self.same else warp_to_grid(self.ds, self.grid, "nearest",
-                                                                   bands=[b])[0]
-        return to_m_per_yr(arr, self.info.units)
-
-    def read(self, interval):
-        """The band of exactly ``interval`` in m/yr, or None when the stack has none."""
-        b = self.band_of.get(interval)
-        return None if b is None else self.band(b)
-
-
 def stack_infos(paths, what):
     """Headers of velocity stacks (dates and CRS required), all of one quantity. ``what`` names
     the stacks in errors: one text for all, or one per path."""
@@ -130,14 +108,46 @@ def stack_infos(paths, what):
     return infos
 
 
+def pixel_weights(weights, grid, classes=None, class_weights=None):
+    """The weights (k,) of the stacks, or (k, rows, cols) on ``grid`` when ``class_weights``
+    ({class value: weights}) give the pixels of those classes of the ``classes`` raster (any
+    grid, resampled by nearest neighbour) their own weights."""
+    if not class_weights:
+        return weights
+    if not classes:
+        raise InputError("CLASSES: per-class weights need the class raster.")
+    k = len(weights)
+    cls = GridReader(classes, grid, "class raster").read(1)
+    out = np.broadcast_to(weights[:, None, None], (k,) + grid.shape).astype(np.float32)
+    for value, cw in class_weights.items():
+        if len(cw) != k:
+            raise InputError(f"CLASS_WEIGHTS: class {value:g} has {len(cw)} weights for {k} "
+                             "stacks.")
+        out[:, cls == value] = np.asarray(cw, np.float32)[:, None]
+    return out
+
+
+def fused_step(readers, interval, weights, n_primary):
+    """Fuse the stacks' bands of ``interval``: ``(fused, count, item)`` with ``item`` the
+    summary ``{interval, stacks, valid_share, mean_sources}`` of that time step."""
+    bands = [r.read(interval) for r in readers]
+    fused, count = fuse_band(bands, weights, n_primary)
+    valid = np.isfinite(fused)
+    item = {"interval": str(interval), "stacks": sum(x is not None for x in bands),
+            "valid_share": float(valid.mean()),
+            "mean_sources": float(count[valid].mean()) if valid.any() else 0.0}
+    return fused, count, item
+
+
 def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, classes=None,
                 class_weights=None, progress=None):
     """Fuse velocity stacks into ``output`` (and the contributing-stack counts into
     ``count_output``). ``weights``: array or weight string, primaries then auxiliary.
 
     ``classes`` (categorical raster) with ``class_weights`` ({class value: weights}) gives pixels
-    of those classes their own weights. Returns a list of per-band dicts
-    ``{interval, valid_share, mean_sources}``.
+    of those classes their own weights. Stacks in another CRS are read with their components
+    turned to the output grid's axes (:class:`core.io.reader.StackReader`). Returns a list of
+    per-band dicts ``{interval, valid_share, mean_sources}``.
     """
     progress = ensure(progress)
     primaries = list(primaries)
@@ -150,19 +160,9 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
     if w.shape != (k,):
         raise InputError(f"WEIGHTS: {w.size} weight(s) for {k} stack(s).")
     grid = infos[0].grid
-    readers = [BandReader(info, grid) for info in infos]
+    readers = [StackReader(info, grid) for info in infos]
     intervals = union_intervals(infos)
-    pixel_w = w
-    if class_weights:
-        if not classes:
-            raise InputError("CLASSES: per-class weights need the class raster.")
-        cls = warp_to_grid(classes, grid, "nearest", bands=[1])[0]
-        pixel_w = np.broadcast_to(w[:, None, None], (k,) + grid.shape).astype(np.float32)
-        for value, cw in class_weights.items():
-            if len(cw) != k:
-                raise InputError(f"CLASS_WEIGHTS: class {value:g} has {len(cw)} weights for {k} "
-                                 "stacks.")
-            pixel_w[:, cls == value] = np.asarray(cw, np.float32)[:, None]
+    pixel_w = pixel_weights(w, grid, classes, class_weights)
     names = ",".join(info.path for info in infos)
     meta = {"WEIGHTS": format_weights(w), "SOURCES": names,
             "ROLES": ",".join(["primary"] * len(primaries) + (["auxiliary"] if auxiliary else []))}
@@ -176,12 +176,7 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
                                 "SOURCES": names}, inputs=inputs + [output])
     try:
         for b, iv in enumerate(intervals):
-            bands = [r.read(iv) for r in readers]
-            fused, count = fuse_band(bands, pixel_w, len(primaries))
-            valid = np.isfinite(fused)
-            item = {"interval": str(iv), "stacks": sum(x is not None for x in bands),
-                    "valid_share": float(valid.mean()),
-                    "mean_sources": float(count[valid].mean()) if valid.any() else 0.0}
+            fused, count, item = fused_step(readers, iv, pixel_w, len(primaries))
             writer.write(b, fused)
             writer.set_band_metadata(b, {"STACKS": item["stacks"],
                                          "VALID_SHARE": f"{item['valid_share']:.4f}",

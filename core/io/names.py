@@ -1,4 +1,4 @@
-"""The names sources go by in tables: a file's base name, made unique where names repeat."""
+"""The names sources and outputs go by: a file's base name, made unique where names repeat."""
 
 import os
 
@@ -8,12 +8,17 @@ def source_name(path):
     return os.path.splitext(os.path.basename(str(path).split("|")[0]))[0]
 
 
+def unique_name(name, used):
+    """``name``, or ``name_2``, ``name_3``... when it is already in the set ``used``; the name
+    returned is added to ``used``."""
+    out, k = name, 2
+    while out in used:
+        out, k = f"{name}_{k}", k + 1
+    used.add(out)
+    return out
+
+
 def unique_names(paths):
     """Base names of ``paths``, made unique by suffixes _2, _3... where they repeat."""
-    out = []
-    for p in paths:
-        name, k = source_name(p), 2
-        while name in out:
-            name, k = f"{source_name(p)}_{k}", k + 1
-        out.append(name)
-    return out
+    used = set()
+    return [unique_name(source_name(p), used) for p in paths]

@@ -10,14 +10,13 @@ import os
 import re
 
 import numpy as np
-from osgeo import osr
-from scipy import ndimage
 
 from .dates import Interval, baseline_days, baseline_years, parse_date
 from ..errors import InputError
-from .grid import Grid, same_crs
+from .grid import Grid
 from .products import UNITS, pair_band_index, read_pair_info, to_m_per_yr
-from .raster import open_raster, read_band, warp_to_grid
+from .raster import open_raster, read_band
+from .reader import GridReader
 
 _DATE_TOKEN = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2}|\d{8})(?!\d)")
 
@@ -47,31 +46,6 @@ def check_units(units, path=None, metadata=None):
     return declared
 
 
-def axis_rotation(source_grid, grid, window=None, step=32):
-    """``(cos β, sin β)`` per pixel of ``grid`` (or a window), β the bearing in ``grid``'s CRS of
-    the source CRS's north axis; velocity components turn as ``vx' = vx cos β + vy sin β``,
-    ``vy' = -vx sin β + vy cos β`` (conformal projections such as UTM). β varies slowly, so it is
-    computed every ``step`` pixels and interpolated bilinearly."""
-    g = grid if window is None else grid.subgrid(*window)
-    src, dst = source_grid.srs(), g.srs()
-    to_src = osr.CoordinateTransformation(dst, src)
-    to_dst = osr.CoordinateTransformation(src, dst)
-    rows = np.unique(np.r_[np.arange(0, g.rows, step), g.rows - 1])
-    cols = np.unique(np.r_[np.arange(0, g.cols, step), g.cols - 1])
-    xs, ys = g.centres()
-    px, py = np.meshgrid(xs[cols], ys[rows])
-    p = np.column_stack([px.ravel(), py.ravel()])
-    ps = np.array(to_src.TransformPoints(p.tolist()))[:, :2]
-    pt, qt = (np.array(to_dst.TransformPoints(q.tolist()))[:, :2]
-              for q in (ps, ps + [0.0, max(source_grid.dy, 1.0)]))  # a step north in the source
-    beta = np.arctan2(qt[:, 0] - pt[:, 0], qt[:, 1] - pt[:, 1]).reshape(px.shape)
-    ri = np.interp(np.arange(g.rows), rows, np.arange(rows.size))
-    ci = np.interp(np.arange(g.cols), cols, np.arange(cols.size))
-    rr, cc = np.meshgrid(ri, ci, indexing="ij")
-    full = ndimage.map_coordinates(beta, [rr, cc], order=1, mode="nearest")
-    return np.cos(full).astype(np.float32), np.sin(full).astype(np.float32)
-
-
 class PairSource:
     """Read vx, vy (m/yr, east/north) and snr of a pair window by window.
 
@@ -86,6 +60,7 @@ class PairSource:
         self.vy_path = str(vy_path) if vy_path else None
         self.units = check_units(units)
         self._open = {}
+        self._on = {}  # target grid -> its GridReaders (datasets kept open between windows)
         if self.vy_path:
             self._init_components(start, end, sensor)
         else:
@@ -172,19 +147,20 @@ class PairSource:
 
     def warp(self, grid, window=None):
         """``(vx, vy, snr)`` in m/yr resampled by nearest neighbour onto ``grid`` (or a window
-        of it), any CRS (components turned to the new CRS's axes); NaN outside the pair."""
+        of it), any CRS (components turned to the new CRS's axes, see :mod:`core.io.reader`);
+        NaN outside the pair."""
+        if grid not in self._on:
+            paths = (self.path,) if self.vy_path is None else (self.path, self.vy_path)
+            self._on[grid] = [GridReader(p, grid) for p in paths]
+        readers = self._on[grid]
         if self._bands is None:
-            vx = warp_to_grid(self.path, grid, "nearest", [1], window)[0]
-            vy = warp_to_grid(self.vy_path, grid, "nearest", [1], window)[0]
+            vx, vy = readers[0].read_vector(1, 1, readers[1], window)
             snr = np.full(vx.shape, np.nan, np.float32)
         else:
             names = [n for n in ("vx", "vy", "snr") if self._bands[n]]
-            data = warp_to_grid(self.path, grid, "nearest", [self._bands[n] for n in names], window)
-            vx, vy = data[0], data[1]
+            data = readers[0].read_bands([self._bands[n] for n in names], window)
+            vx, vy = readers[0].turn(data[0], data[1], window)
             snr = data[2] if len(names) == 3 else np.full(vx.shape, np.nan, np.float32)
-        if not same_crs(self.grid.crs_wkt, grid.crs_wkt):
-            c, s = axis_rotation(self.grid, grid, window)
-            vx, vy = vx * c + vy * s, vy * c - vx * s
         return (np.asarray(to_m_per_yr(vx, self.units), np.float32),
                 np.asarray(to_m_per_yr(vy, self.units), np.float32), snr)
 

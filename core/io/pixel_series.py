@@ -6,7 +6,8 @@ band block instead of whole bands. Values are m/yr (converted from the stack's `
 the stack has NoData. A series' time axis is the middle date of each band's interval
 (:attr:`Interval.mid`, day resolution): the same date appears in the CSV export.
 
-Calibration contract (the fusion issue writes these, the dock reads them):
+Calibration contract (:mod:`core.fusion.calibration` writes these with the constants below, the
+dock reads them):
 
 * calibration table: one row per source then a ``combined`` row; columns ``source``, ``sensor``,
   ``role`` ('primary' | 'auxiliary' | 'combined'), ``weight``, ``n``, ``bias`` (m/yr, source minus
@@ -29,10 +30,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import gdal
 
-from .dates import parse_date
 from ..errors import InputError
 from .products import read_stack_info, to_m_per_yr
+from .grid import crs_name, same_crs
 from .raster import open_raster, read_bands
+from .reader import COMPONENTS, companion_path, directions_at
 
 gdal.UseExceptions()
 
@@ -47,8 +49,16 @@ ERROR_SUFFIX = "_error"
 FUSED_SENSORS = ("fused", "fusion", "combined", "gapfilled", "gap-filled")
 EPOCH = dt.date(1970, 1, 1)
 
+# The calibration-table format (module doc): the weight calibration writes it, the dock reads it.
 CALIBRATION_COLUMNS = ("source", "sensor", "role", "weight", "n", "bias", "rmse", "r2", "slope")
+CLASS_COLUMN = "class"  # added when weights are solved per class; 'all' marks the global rows
+COMBINED = "combined"  # source and role of the weighted combination's row
 SAMPLE_COLUMNS = ("interval", "row", "col", "uav")
+
+
+def sample_column(source):
+    """The samples table's column of a source's (or, with COMBINED, the combination's) values."""
+    return f"v_{source}"
 
 
 # ---------------------------------------------------------------------------- pixel series
@@ -132,6 +142,7 @@ class StackPixelReader:
         self.errors = _stack_errors(self.ds, self.info)
         self.error_path = error_stack_path(self.path, self.info)
         self.error_ds = open_raster(self.error_path, "error stack") if self.error_path else None
+        self._companion = None  # the other component's reader, opened on first need
 
     def pixel(self, x, y):
         """``(row, col)`` of the pixel holding ``(x, y)`` (stack CRS), or None outside the stack."""
@@ -143,17 +154,24 @@ class StackPixelReader:
             return row, col
         return None
 
-    def read(self, x, y, label=None):
-        """The :class:`PixelSeries` at ``(x, y)`` in the stack's CRS; None when outside the stack."""
+    def read(self, x, y, label=None, axes_crs=None):
+        """The :class:`PixelSeries` at ``(x, y)`` in the stack's CRS; None when outside the stack.
+
+        ``axes_crs`` (WKT, e.g. the map canvas's CRS): a vx or vy series is given in that CRS's
+        axes, so stacks of several CRSs plotted together agree (turned by the grid convergence at
+        the point, :func:`core.io.reader.directions_at`; needs the companion stack named like it
+        with _vy/_vx, else :class:`InputError`). Speeds are never turned."""
         pix = self.pixel(x, y)
         if pix is None:
             return None
-        return self.read_pixel(pix[0], pix[1], label, x, y)
+        return self.read_pixel(pix[0], pix[1], label, x, y, axes_crs)
 
-    def read_pixel(self, row, col, label=None, x=math.nan, y=math.nan):
-        """The :class:`PixelSeries` of pixel ``(row, col)``."""
-        values = read_bands(self.ds, None, (row, col, 1, 1), np.float64)[:, 0, 0]
-        values = np.asarray(to_m_per_yr(values, self.info.units), np.float64)
+    def read_pixel(self, row, col, label=None, x=math.nan, y=math.nan, axes_crs=None):
+        """The :class:`PixelSeries` of pixel ``(row, col)`` (``axes_crs``: see :meth:`read`)."""
+        values = self._values(row, col)
+        if (axes_crs and self.info.quantity in COMPONENTS
+                and not same_crs(axes_crs, self.info.grid.crs_wkt)):
+            values = self._turned(values, row, col, axes_crs)
         errors = self.errors
         if self.error_ds is not None:  # per-pixel errors where known, else the metadata's
             pixel = read_bands(self.error_ds, None, (row, col, 1, 1), np.float64)[:, 0, 0]
@@ -164,8 +182,37 @@ class StackPixelReader:
                            self.info.sensor, self.info.quantity, list(self.info.intervals), values,
                            int(row), int(col), float(x), float(y), errors)
 
+    def _values(self, row, col):
+        values = read_bands(self.ds, None, (row, col, 1, 1), np.float64)[:, 0, 0]
+        return np.asarray(to_m_per_yr(values, self.info.units), np.float64)
+
+    def _turned(self, values, row, col, axes_crs):
+        """``values`` (this stack's component at pixel row, col) in the axes of ``axes_crs``."""
+        if self._companion is None:
+            path = companion_path(self.path, self.info.quantity)
+            if path is None:
+                other = "vy" if self.info.quantity == "vx" else "vx"
+                raise InputError(f"'{self.path}' holds {self.info.quantity} only: to show it in "
+                                 f"the map's {crs_name(axes_crs)} axes its {other} companion "
+                                 f"(named like it with _{other}) is needed; or set the map to "
+                                 f"{crs_name(self.info.grid.crs_wkt)}.")
+            companion = StackPixelReader(path)
+            if (not companion.info.grid.same_as(self.info.grid)
+                    or companion.info.intervals != self.info.intervals):
+                raise InputError(f"The companion '{path}' of '{self.path}' is not on the same grid "
+                                 "with the same bands.")
+            self._companion = companion
+        other = self._companion._values(row, col)
+        vx, vy = (values, other) if self.info.quantity == "vx" else (other, values)
+        x0, dx, _, y0, _, dy = self.info.grid.transform
+        ex, ey, nx, ny = directions_at(self.info.grid, axes_crs,
+                                       [[x0 + (col + 0.5) * dx, y0 + (row + 0.5) * dy]])
+        return vx * ex[0] + vy * nx[0] if self.info.quantity == "vx" else vx * ey[0] + vy * ny[0]
+
     def close(self):
         self.ds = self.error_ds = None
+        if self._companion is not None:
+            self._companion.close()
 
 
 def error_stack_path(path, info):
@@ -210,15 +257,6 @@ def _error_item(meta):
             if math.isfinite(value) and value >= 0:
                 return value
     return None
-
-
-def read_pixel_series(path, x, y, label=None):
-    """The series of the stack ``path`` at ``(x, y)`` (its CRS), or None outside the stack."""
-    reader = StackPixelReader(path)
-    try:
-        return reader.read(x, y, label)
-    finally:
-        reader.close()
 
 
 # ---------------------------------------------------------------------------- CSV export
@@ -267,16 +305,6 @@ def write_series_csv(path, series):
     """Export plotted series to CSV (see :func:`series_table`)."""
     header, rows = series_table(series)
     return write_csv(path, header, rows)
-
-
-def read_series_csv(path):
-    """Read a CSV written by :func:`write_series_csv`: ``(dates, {label: float64 array})``."""
-    rows = read_table_rows(path, "series CSV")
-    if not rows or "date" not in rows[0]:
-        raise InputError(f"The series CSV '{path}' has no 'date' column.")
-    dates = [parse_date(r["date"]) for r in rows]
-    labels = [k for k in rows[0] if k != "date"]
-    return dates, {k: _floats([r[k] for r in rows]) for k in labels}
 
 
 # ---------------------------------------------------------------------------- tables
@@ -335,7 +363,7 @@ class SourceFit:
     def legend(self, with_weight=True, sep=" · "):
         """Legend text, e.g. ``landsat (primary) w=0.412 · n=812 · bias=+3.9 · RMSE=14.2 ·
         R²=0.931`` (``sep`` goes between the name and weight and the statistics)."""
-        head = self.source + (f" ({self.role})" if self.role and self.role != "combined" else "")
+        head = self.source + (f" ({self.role})" if self.role and self.role != COMBINED else "")
         if with_weight and math.isfinite(self.weight):
             head += f" w={self.weight:.3f}"
         stats = (f"n={self.n} · bias={self.bias:+.1f} · RMSE={self.rmse:.1f} · "
@@ -382,10 +410,10 @@ def parse_calibration(rows, what="calibration table"):
     sources, combined, classes = [], None, {}
     for r in rows:
         fit = _fit(r)
-        label = str(r.get("class") or "").strip()
+        label = str(r.get(CLASS_COLUMN) or "").strip()
         if label and label.lower() not in ("all", "none", "null"):
             classes.setdefault(label, []).append(fit)
-        elif fit.role == "combined" or fit.source.lower() == "combined":
+        elif COMBINED in (fit.role, fit.source.lower()):
             combined = fit
         else:
             sources.append(fit)
@@ -412,11 +440,13 @@ def parse_samples(rows, what="calibration samples table"):
     if "uav" not in names:
         raise InputError(f"The {what} has no 'uav' column: expected columns "
                          f"{', '.join(SAMPLE_COLUMNS)}, v_<source>..., v_combined.")
+    prefix, combined_column = sample_column(""), sample_column(COMBINED)
     sources = {}
     for n in names:
-        if n.startswith("v_") and n != "v_combined":
-            sources[n[2:]] = _floats([r[n] for r in rows])
-    combined = _floats([r["v_combined"] for r in rows]) if "v_combined" in names else None
+        if n.startswith(prefix) and n != combined_column:
+            sources[n[len(prefix):]] = _floats([r[n] for r in rows])
+    combined = (_floats([r[combined_column] for r in rows]) if combined_column in names
+                else None)
     return Samples(_floats([r["uav"] for r in rows]), sources, combined,
                    [str(r.get("interval", "")) for r in rows],
                    _floats([r.get("row") for r in rows]), _floats([r.get("col") for r in rows]))
@@ -424,10 +454,10 @@ def parse_samples(rows, what="calibration samples table"):
 
 def samples_table(samples):
     """``(header, rows)`` of calibration samples, in the samples table's own layout."""
-    header = list(SAMPLE_COLUMNS) + [f"v_{k}" for k in samples.sources]
+    header = list(SAMPLE_COLUMNS) + [sample_column(k) for k in samples.sources]
     columns = [samples.uav] + list(samples.sources.values())
     if samples.combined is not None:
-        header.append("v_combined")
+        header.append(sample_column(COMBINED))
         columns.append(samples.combined)
     rows = []
     for i in range(samples.uav.size):

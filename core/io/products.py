@@ -14,7 +14,7 @@ import numpy as np
 from .dates import DAYS_PER_YEAR, Interval, baseline_days, parse_date
 from ..errors import InputError
 from .grid import Grid
-from .raster import RasterWriter, open_raster, read_band, read_bands
+from .raster import RasterWriter, iter_tiles, open_raster, read_band, read_bands
 
 PAIR_BANDS = ("vx", "vy", "v", "snr")
 QUANTITIES = ("v", "vx", "vy")
@@ -155,14 +155,11 @@ class StackInfo:
     def count(self):
         return len(self.intervals)
 
-    def decimal_years(self):
-        """Middle of each band's interval as decimal years (float64 array)."""
-        return np.array([iv.decimal_year for iv in self.intervals])
 
-
-def read_stack_info(path, what="velocity stack"):
-    """Header of a velocity stack; :class:`InputError` when a band has no date interval."""
-    ds = open_raster(path, what)
+def read_stack_info(path, what="velocity stack", dataset=None):
+    """Header of a velocity stack; :class:`InputError` when a band has no date interval.
+    ``dataset``: the stack already opened (not opened again)."""
+    ds = dataset if dataset is not None else open_raster(path, what)
     meta = ds.GetMetadata() or {}
     intervals = []
     for i in range(ds.RasterCount):
@@ -178,11 +175,55 @@ def read_stack_info(path, what="velocity stack"):
                      meta.get("QUANTITY", "v"), meta.get("UNITS", "m/yr"), meta)
 
 
+class StackFile:
+    """A velocity stack opened once for many window reads: ``info`` (its header) and
+    :meth:`read` (m/yr, converted from its UNITS). Use it where a stack is read window by window,
+    so the file is opened and its header parsed once per run, not once per window."""
+
+    def __init__(self, path, what="velocity stack"):
+        self._ds = open_raster(path, what)
+        self.info = read_stack_info(path, what, self._ds)
+
+    def read(self, window=None, bands=None):
+        """``array[time, row, col]`` float32 m/yr of ``window`` ``(row_off, col_off, rows, cols)``
+        (default the whole grid) and ``bands`` (1-based, default all)."""
+        arr = read_bands(self._ds, bands, window)
+        return to_m_per_yr(arr, self.info.units).astype(np.float32, copy=False)
+
+    def windows(self, budget_mb=128):
+        """Windows ``(row_off, col_off, rows, cols)`` to read the stack with all its bands at
+        once, each holding at most about ``budget_mb`` MB of float32.
+
+        Tiled files are read in tiles aligned with their blocks (each block decompressed once),
+        halved while over budget; striped files in row blocks.
+        """
+        bw, bh = self._ds.GetRasterBand(1).GetBlockSize()
+        rows, cols = shape = self.info.grid.shape
+        budget = budget_mb * 2 ** 20 / (4 * max(self.info.count, 1))  # pixels per window
+        if bw < cols:
+            tile = max(bw, bh)
+            while tile > 16 and tile * tile > budget:
+                tile //= 2
+            return [core for _, core, _ in iter_tiles(shape, tile)]
+        h = max(1, int(budget // cols))
+        if h >= bh:
+            h -= h % bh
+        return [(r0, 0, min(h, rows - r0), cols) for r0 in range(0, rows, h)]
+
+    def close(self):
+        self._ds = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def read_stack(path, window=None, bands=None):
     """Read ``(info, array[time, row, col])`` of a stack in m/yr (converted from its UNITS)."""
-    info = read_stack_info(path)
-    arr = read_bands(path, bands, window)
-    return info, to_m_per_yr(arr, info.units).astype(np.float32, copy=False)
+    with StackFile(path) as stack:
+        return stack.info, stack.read(window, bands)
 
 
 class StackWriter(_ProductWriter):

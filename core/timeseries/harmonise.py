@@ -1,9 +1,10 @@
 """Harmonisation: bring a pair product or a velocity stack onto one grid (a reference raster's
 grid, or a grid of a given pixel size, default 30 m, in any CRS).
 
-Resampling is nearest neighbour (:func:`core.io.raster.warp_to_grid`), so every output value is
-an input value: velocities are not smoothed across glacier margins or gaps. A pair product's
-speed is recomputed from the resampled vx and vy (both taken from the same source pixel).
+Resampling is nearest neighbour (:mod:`core.io.reader`), so every output value is an input value:
+velocities are not smoothed across glacier margins or gaps. Across a change of CRS, vx and vy are
+turned by the local grid convergence; a pair product's speed is recomputed from the resampled vx
+and vy (both taken from the same source pixel).
 Work goes tile by tile and band by band, so memory stays bounded for large stacks.
 """
 
@@ -13,9 +14,10 @@ from osgeo import osr
 from ..errors import InputError
 from ..io.grid import Grid, crs_to_wkt, require_projected, same_crs
 from ..io.pairsource import PairSource, check_units
-from ..io.products import PairWriter, StackWriter, read_stack_info, to_m_per_yr
+from ..io.products import PairWriter, StackWriter, read_stack_info
 from ..progress import ensure
-from ..io.raster import iter_tiles, open_raster, raster_grid, warp_to_grid
+from ..io.raster import iter_tiles, open_raster, raster_grid
+from ..io.reader import ComponentReader
 
 DEFAULT_PIXEL = 30.0
 
@@ -62,12 +64,14 @@ def target_grid(source_grid, pixel=DEFAULT_PIXEL, crs=None):
 
 
 def harmonise(path, output, grid=None, pixel=DEFAULT_PIXEL, crs=None, units="m/yr", tile=1024,
-              progress=None):
+              companion=None, progress=None):
     """Resample the pair product or stack ``path`` onto ``grid`` (or a :func:`target_grid` of
     ``pixel`` m in ``crs``) by nearest neighbour and write it, in m/yr, to ``output``.
 
     ``units`` declares the input's velocity units when its metadata does not say (m/yr or m/day).
-    Returns ``(kind, grid)``.
+    Velocity components are turned to the new CRS's axes (:mod:`core.io.reader`): a vx or vy
+    stack needs its other component for that, ``companion`` or the file named like it with
+    _vy/_vx; without one it is refused. Returns ``(kind, grid)``.
     """
     progress = ensure(progress)
     kind = kind_of(path)
@@ -86,14 +90,15 @@ def harmonise(path, output, grid=None, pixel=DEFAULT_PIXEL, crs=None, units="m/y
     info = read_stack_info(path)
     declared = check_units(units, path, info.metadata)
     units = info.metadata.get("UNITS", "").strip() or declared  # the file's, when it says
-    ds = open_raster(path)
+    reader = ComponentReader(path, grid, info.quantity, units, companion)
+    ds = reader.reader.dataset()
     band_meta = [ds.GetRasterBand(b + 1).GetMetadata() or {} for b in range(info.count)]
     meta = {k: v for k, v in info.metadata.items() if k not in ("SENSOR", "QUANTITY", "UNITS")}
+    inputs = [path] + ([reader.other.path] if reader.other is not None else [])
     with StackWriter(output, grid, info.intervals, info.sensor, info.quantity, meta, band_meta,
-                     inputs=[path]) as w:
-        for b in range(info.count):
-            for window, _, _ in tiles:
-                arr = warp_to_grid(ds, grid, "nearest", [b + 1], window)[0]
-                w.write(b, to_m_per_yr(arr, units), window[0], window[1])
-            progress.update((b + 1) / info.count)
+                     inputs=inputs) as w:
+        for t, (window, _, _) in enumerate(tiles):  # tile by tile: one window's rotation
+            for b in range(info.count):            # serves all its bands
+                w.write(b, reader.band(b + 1, window), window[0], window[1])
+                progress.update((t + (b + 1) / info.count) / len(tiles))
     return kind, grid

@@ -16,9 +16,9 @@ from contextlib import ExitStack
 import numpy as np
 
 from ..errors import InputError
-from ..io.products import StackWriter, read_stack_info, to_m_per_yr
+from ..io.products import StackFile, StackWriter
 from ..progress import ensure
-from ..io.raster import iter_tiles, read_bands
+from ..io.raster import iter_tiles
 
 DEFAULT_ALPHA = 0.33
 DEFAULT_LOWER = 0.5
@@ -73,36 +73,36 @@ def temporal_filter_file(path, output, alpha=DEFAULT_ALPHA, lower=DEFAULT_LOWER,
     on the same grid and dates (vx, vy) that get the same removals. Returns
     ``(removed, valid)``: counts of values removed and of values valid before."""
     progress = ensure(progress)
-    info = read_stack_info(path)
-    if info.quantity != "v":
-        raise InputError(f"'{path}' is a {info.quantity} stack: the ratio test needs speeds (v); "
-                         "filter the v stack and give vx and vy as companions.")
-    comp_infos = []
-    for cin, _ in companions:
-        ci = read_stack_info(cin)
-        if not ci.grid.same_as(info.grid) or ci.intervals != info.intervals:
-            raise InputError(f"'{cin}' does not have the grid and band dates of '{path}'.")
-        comp_infos.append(ci)
-    years = [iv.mid.year for iv in info.intervals]
-    meta = {"TEMPORAL_FILTER": f"alpha={alpha:g} lower={lower:g} upper={upper:g} "
-                               f"min_reference={min_reference:g}"}
-    inputs = [path] + [c for c, _ in companions]
-    removed = valid = 0
-    with ExitStack() as opened:  # closes the writers made so far when one of them fails
+    with ExitStack() as opened:  # closes the files opened so far when one of them fails
+        stack = opened.enter_context(StackFile(path))
+        info = stack.info
+        if info.quantity != "v":
+            raise InputError(f"'{path}' is a {info.quantity} stack: the ratio test needs speeds "
+                             "(v); filter the v stack and give vx and vy as companions.")
+        comp_stacks = [opened.enter_context(StackFile(cin)) for cin, _ in companions]
+        for (cin, _), c in zip(companions, comp_stacks):
+            if not c.info.grid.same_as(info.grid) or c.info.intervals != info.intervals:
+                raise InputError(f"'{cin}' does not have the grid and band dates of '{path}'.")
+        years = [iv.mid.year for iv in info.intervals]
+        meta = {"TEMPORAL_FILTER": f"alpha={alpha:g} lower={lower:g} upper={upper:g} "
+                                   f"min_reference={min_reference:g}"}
+        inputs = [path] + [c for c, _ in companions]
+        removed = valid = 0
         writers = [opened.enter_context(StackWriter(output, info.grid, info.intervals, info.sensor,
                                                     "v", meta, inputs=inputs))]
-        writers += [opened.enter_context(StackWriter(cout, ci.grid, ci.intervals, ci.sensor,
-                                                     ci.quantity, meta, inputs=inputs))
-                    for (_, cout), ci in zip(companions, comp_infos)]
+        writers += [opened.enter_context(StackWriter(cout, c.info.grid, c.info.intervals,
+                                                     c.info.sensor, c.info.quantity, meta,
+                                                     inputs=inputs))
+                    for (_, cout), c in zip(companions, comp_stacks)]
         tiles = list(iter_tiles(info.grid.shape, tile))
         for t, (window, _, _) in enumerate(tiles):  # all bands of a tile: 120 x 256² ~ 31 MB
-            arr = to_m_per_yr(read_bands(path, None, window), info.units)
+            arr = stack.read(window)
             filtered, bad = temporal_filter(arr, years, alpha, lower, upper, min_reference)
             removed += int(bad.sum())
             valid += int(np.isfinite(arr).sum())
             outs = [filtered]
-            for (cin, _), ci in zip(companions, comp_infos):
-                c = to_m_per_yr(read_bands(cin, None, window), ci.units)
+            for comp in comp_stacks:
+                c = comp.read(window)
                 c[bad] = np.nan
                 outs.append(c)
             for w, a in zip(writers, outs):

@@ -14,13 +14,13 @@ A band covering less than ``min_coverage`` of the glacier's pixels is left out (
 import numpy as np
 
 from ..errors import InputError
-from ..io.products import read_stack, read_stack_info
+from ..io.products import StackFile
 from ..progress import ensure
 from ..io.raster import warp_to_grid
 from .seasonal import MONTH_NAMES, monthly_trends, seasonal_cycle
 from .terrain import aspect_sector, circular_mean, terrain
 from .pixel import (DEFAULT_METHOD, DEFAULT_MIN_MONTHS, DEFAULT_MIN_YEARS, Calendar, annual_means,
-                     bh_adjust, nanmean_count, series_trends, stack_windows, year_month_means)
+                     bh_adjust, nanmean_count, series_trends, year_month_means)
 from ..io.vector import rasterize_ids, rasterize_mask
 
 CLASSES = ("significantly accelerating", "significantly decelerating", "no significant trend")
@@ -74,19 +74,25 @@ def region_series(path, labels, n_regions, min_coverage=DEFAULT_MIN_COVERAGE, pr
     Windows without any region pixel are not read.
     """
     progress = ensure(progress)
-    info = read_stack_info(path)
+    with StackFile(path) as stack:
+        return _region_sums(stack, labels, int(n_regions), min_coverage, progress)
+
+
+def _region_sums(stack, labels, n, min_coverage, progress):
+    """:func:`region_series` on an opened stack: sums per region and band, window by window."""
+    info = stack.info
     if labels.shape != info.grid.shape:
         raise InputError(f"The label raster {labels.shape} does not match the stack "
                          f"{info.grid.shape}.")
-    n_t, n = info.count, int(n_regions)
+    n_t = info.count
     sum_v, sum_m, count = (np.zeros(n_t * n) for _ in range(3))
     tot_m, tot_n, n_pix = (np.zeros(n) for _ in range(3))
-    windows = stack_windows(path, info.grid.shape, info.count)
+    windows = stack.windows()
     for k, (r0, c0, nr, nc) in enumerate(windows):
         lab = labels[r0:r0 + nr, c0:c0 + nc]
         sel = lab > 0
         if sel.any():
-            _, block = read_stack(path, (r0, c0, nr, nc))
+            block = stack.read((r0, c0, nr, nc))
             x = block[:, sel].astype(np.float64)  # (bands, pixels)
             idx = lab[sel] - 1
             m = nanmean_count(x, 0)[0]  # each pixel's mean over all bands
@@ -156,10 +162,11 @@ def glacier_trends(path, glaciers_path, dem_path=None, min_area=1.0, method=DEFA
     computable glaciers of the group); ``series`` the ``(bands, glaciers)`` mean-speed series.
     """
     progress = ensure(progress)
-    info = read_stack_info(path)
-    labels, glaciers = glacier_labels(glaciers_path, info.grid, min_area)
-    series, coverage = region_series(path, labels, len(glaciers), min_coverage,
-                                     progress.sub(0.0, 0.9))
+    with StackFile(path) as stack:
+        info = stack.info
+        labels, glaciers = glacier_labels(glaciers_path, info.grid, min_area)
+        series, coverage = _region_sums(stack, labels, len(glaciers), min_coverage,
+                                        progress.sub(0.0, 0.9))
     cal = Calendar(info.intervals)
     res = series_trends(series, info.intervals, method, alpha, min_years, min_months, cal)
     aspects = _aspects(glaciers, labels, info.grid, dem_path)
@@ -225,13 +232,17 @@ def _regions(grid, glaciers_path=None, mask_path=None, min_area=0.0):
     return label_sets, regions
 
 
-def _region_series_all(path, label_sets, progress):
-    """Series of all regions, one pass per label raster, columns concatenated."""
-    parts = []
-    for k, (labels, n) in enumerate(label_sets):
-        sub = progress.sub(k / len(label_sets), (k + 1) / len(label_sets))
-        parts.append(region_series(path, labels, n, progress=sub)[0])
-    return np.concatenate(parts, axis=1)
+def _region_series_all(path, grid_regions, progress):
+    """``(info, series, regions)``: the stack's header and the series of all regions that
+    ``grid_regions(grid)`` returns as ``(label_sets, regions)``, one pass per label raster over
+    the stack opened once, columns concatenated."""
+    with StackFile(path) as stack:
+        label_sets, regions = grid_regions(stack.info.grid)
+        parts = []
+        for k, (labels, n) in enumerate(label_sets):
+            sub = progress.sub(k / len(label_sets), (k + 1) / len(label_sets))
+            parts.append(_region_sums(stack, labels, n, DEFAULT_MIN_COVERAGE, sub)[0])
+        return stack.info, np.concatenate(parts, axis=1), regions
 
 
 MONTHLY_COLUMNS = ("id", "name", "month", "month_name", "n_years", "v_mean", "trend", "ci_low",
@@ -247,9 +258,8 @@ def monthly_trend_table(path, glaciers_path=None, mask_path=None, method="ols", 
     mean per decade.
     """
     progress = ensure(progress)
-    info = read_stack_info(path)
-    label_sets, regions = _regions(info.grid, glaciers_path, mask_path, min_area)
-    series = _region_series_all(path, label_sets, progress)
+    info, series, regions = _region_series_all(
+        path, lambda grid: _regions(grid, glaciers_path, mask_path, min_area), progress)
     res = monthly_trends(series, info.intervals, method, alpha, min_years)
     rows = []
     for k, reg in enumerate(regions):
@@ -276,9 +286,8 @@ def seasonal_cycle_table(path, glaciers_path=None, mask_path=None, min_area=0.0,
     ``(bands, regions)`` (m/yr) and the regions: ``(rows, anomalies, regions)``.
     """
     progress = ensure(progress)
-    info = read_stack_info(path)
-    label_sets, regions = _regions(info.grid, glaciers_path, mask_path, min_area)
-    series = _region_series_all(path, label_sets, progress)
+    info, series, regions = _region_series_all(
+        path, lambda grid: _regions(grid, glaciers_path, mask_path, min_area), progress)
     mean, std, n, anomalies = seasonal_cycle(series, info.intervals)
     level = nanmean_count(mean, 0)[0]
     rows = []

@@ -46,11 +46,10 @@ Many pixels: the significance mask controls the false discovery rate over all co
 import numpy as np
 from scipy import stats
 
-from ..io.dates import Interval
 from ..errors import InputError
-from ..io.products import read_stack, read_stack_info
+from ..io.products import StackFile
 from ..progress import ensure
-from ..io.raster import RasterWriter, iter_tiles, open_raster
+from ..io.raster import RasterWriter
 
 METHODS = {
     "ols_annual": "OLS on annual means, Student t test",
@@ -397,28 +396,6 @@ def significance_mask(p, alpha=0.05):
 
 # ---------------------------------------------------------------------------- rasters
 
-def stack_windows(path, shape, bands, budget_mb=128):
-    """Windows ``(row_off, col_off, rows, cols)`` to read a stack with all its bands at once,
-    each holding at most about ``budget_mb`` MB of float32.
-
-    Tiled files are read in tiles aligned with their blocks (each block decompressed once),
-    halved while over budget; striped files in row blocks.
-    """
-    band = open_raster(path, "velocity stack").GetRasterBand(1)
-    bw, bh = band.GetBlockSize()
-    rows, cols = shape
-    budget = budget_mb * 2 ** 20 / (4 * max(bands, 1))  # pixels per window
-    if bw < cols:
-        tile = max(bw, bh)
-        while tile > 16 and tile * tile > budget:
-            tile //= 2
-        return [core for _, core, _ in iter_tiles(shape, tile)]
-    h = max(1, int(budget // cols))
-    if h >= bh:
-        h -= h % bh
-    return [(r0, 0, min(h, rows - r0), cols) for r0 in range(0, rows, h)]
-
-
 OUTPUT_DESCRIPTIONS = {
     "trend": "trend_m_per_yr_per_decade",
     "ci_low": "ci_low_m_per_yr_per_decade",
@@ -448,7 +425,8 @@ def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEF
     if unknown:
         raise InputError(f"Unknown trend outputs {sorted(unknown)}; use {OUTPUT_KEYS}.")
     progress = ensure(progress)
-    info = read_stack_info(path)
+    stack = StackFile(path)
+    info = stack.info
     cal = Calendar(info.intervals)
     if cal.n_years < int(min_years):
         raise InputError(f"The stack '{path}' spans {cal.n_years} calendar year(s); MIN_YEARS is "
@@ -459,12 +437,12 @@ def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEF
     writers = {k: RasterWriter(p, info.grid, 1, [OUTPUT_DESCRIPTIONS[k]], meta, inputs=[path])
                for k, p in outputs.items() if p}
     p_all = np.full(info.grid.shape, np.nan, np.float32)
-    windows = stack_windows(path, info.grid.shape, info.count)
+    windows = stack.windows()
     try:
         for k, win in enumerate(windows):
             r0, c0, nr, nc = win
-            _, block = read_stack(path, win)
-            res = series_trends(block, info.intervals, method, alpha, min_years, min_months, cal)
+            res = series_trends(stack.read(win), info.intervals, method, alpha, min_years,
+                                min_months, cal)
             p_all[r0:r0 + nr, c0:c0 + nc] = res["p"]
             for key, w in writers.items():
                 if key != "significant":
@@ -474,6 +452,7 @@ def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEF
         if "significant" in writers:
             writers["significant"].write(1, mask, 0, 0)
     finally:
+        stack.close()
         for w in writers.values():
             w.close()
     progress.update(1.0)
@@ -482,26 +461,3 @@ def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEF
     return {"method": method, "computable": n_ok, "significant": n_sig,
             "share_significant": n_sig / n_ok if n_ok else float("nan"),
             "bh_p_threshold": threshold}
-
-
-# ---------------------------------------------------------------------------- simulation
-
-def simulate_monthly_series(n, years=10, first_year=2015, mean=100.0, seasonal=0.3, phi=0.6,
-                            sigma=0.1, trend=0.0, seed=0):
-    """``(values (months, n) float32, intervals)``: monthly series for calibration studies.
-
-    Each series is ``mean * (1 + seasonal * sin(2 pi t) + trend * (t - t_mid) / 10)`` plus AR(1)
-    noise with lag-one correlation ``phi`` and marginal standard deviation ``sigma * mean``
-    (``seasonal``, ``trend`` per decade and ``sigma`` are fractions of the mean; t in decimal
-    years). Deterministic for a given seed.
-    """
-    intervals = [Interval.month(first_year + m // 12, m % 12 + 1) for m in range(12 * years)]
-    t = np.array([iv.decimal_year for iv in intervals])
-    rng = np.random.default_rng(seed)
-    noise = np.empty((len(t), n))
-    noise[0] = rng.standard_normal(n)
-    innovations = rng.standard_normal((len(t), n)) * np.sqrt(1.0 - phi ** 2)
-    for k in range(1, len(t)):  # a loop over time steps, vectorised over the series
-        noise[k] = phi * noise[k - 1] + innovations[k]
-    signal = 1.0 + seasonal * np.sin(2 * np.pi * t) + trend * (t - t.mean()) / DECADE
-    return (mean * (signal[:, None] + sigma * noise)).astype(np.float32), intervals

@@ -16,11 +16,11 @@ interannual spread of that month, and anomalies = value - climatology of the ban
 import numpy as np
 
 from ..errors import InputError
-from ..io.products import QUANTITIES, StackWriter, read_stack, read_stack_info
+from ..io.products import QUANTITIES, StackFile, StackWriter
 from ..progress import ensure
 from ..io.raster import RasterWriter
 from .pixel import (DECADE, DEFAULT_MIN_YEARS, Calendar, nanmean_count, ols_trend, sen_trend,
-                     stack_windows, year_month_means)
+                     year_month_means)
 
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
                "September", "October", "November", "December")
@@ -92,7 +92,8 @@ def monthly_trend_raster(path, output, method="ols", alpha=0.05, min_years=DEFAU
     """
     _check_monthly_options(method, min_years)  # before any output file is created
     progress = ensure(progress)
-    info = read_stack_info(path)
+    stack = StackFile(path)
+    info = stack.info
     cal = Calendar(info.intervals)
     meta = {"METHOD": method, "ALPHA": alpha, "MIN_YEARS": min_years, "SOURCE": path}
     writers = [RasterWriter(output, info.grid, 12, [f"{m} trend (m/yr per decade)"
@@ -101,10 +102,10 @@ def monthly_trend_raster(path, output, method="ols", alpha=0.05, min_years=DEFAU
     if p_output:
         writers.append(RasterWriter(p_output, info.grid, 12, [f"{m} p-value" for m in MONTH_NAMES],
                                     meta, inputs=[path]))
-    windows = stack_windows(path, info.grid.shape, info.count)
+    windows = stack.windows()
     try:
         for k, (r0, c0, nr, nc) in enumerate(windows):
-            _, block = read_stack(path, (r0, c0, nr, nc))
+            block = stack.read((r0, c0, nr, nc))
             res = monthly_trends(block.reshape(info.count, -1), None, method, alpha, min_years,
                                  cal)
             for w, key in zip(writers, ("trend", "p")):
@@ -112,6 +113,7 @@ def monthly_trend_raster(path, output, method="ols", alpha=0.05, min_years=DEFAU
                     w.write(m + 1, res[key][m].reshape(nr, nc), r0, c0)
             progress.update((k + 1) / len(windows))
     finally:
+        stack.close()
         for w in writers:
             w.close()
 
@@ -122,7 +124,8 @@ def seasonal_cycle_rasters(path, mean_output=None, anomalies_output=None, progre
     if not mean_output and not anomalies_output:
         raise InputError("Give at least one output: the monthly means or the anomaly stack.")
     progress = ensure(progress)
-    info = read_stack_info(path)
+    stack = StackFile(path)
+    info = stack.info
     cal = Calendar(info.intervals)
     mean_w = anom_w = None
     if mean_output:
@@ -133,10 +136,10 @@ def seasonal_cycle_rasters(path, mean_output=None, anomalies_output=None, progre
                              info.quantity if info.quantity in QUANTITIES else "v",
                              {"ANOMALY": "value minus the mean of its calendar month",
                               "SOURCE": path}, inputs=[path])
-    windows = stack_windows(path, info.grid.shape, info.count)
+    windows = stack.windows()
     try:
         for k, (r0, c0, nr, nc) in enumerate(windows):
-            _, block = read_stack(path, (r0, c0, nr, nc))
+            block = stack.read((r0, c0, nr, nc))
             mean, _, _, anomalies = seasonal_cycle(block.reshape(info.count, -1), None, cal)
             if mean_w is not None:
                 for m in range(12):
@@ -146,6 +149,7 @@ def seasonal_cycle_rasters(path, mean_output=None, anomalies_output=None, progre
                     anom_w.write(b, anomalies[b].reshape(nr, nc), r0, c0)
             progress.update((k + 1) / len(windows))
     finally:
+        stack.close()
         for w in (mean_w, anom_w):
             if w is not None:
                 w.close()

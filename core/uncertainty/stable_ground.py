@@ -27,7 +27,6 @@ bounded by one strip plus the stable values of one band.
 """
 
 import os
-import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,15 +34,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
+from ..arrays.nanstats import nmad
 from ..io.names import source_name
 from ..errors import InputError
 from ..io.grid import Grid
 from ..io.products import pair_band_index, read_pair_info, read_stack_info, to_m_per_yr
 from ..progress import ensure
-from ..io.raster import open_raster, read_band, warp_to_grid
+from ..io.raster import open_raster
+from ..io.reader import ComponentReader
 from ..io.stable import stable_mask
 
-NMAD_FACTOR = 1.4826
 DEFAULT_SAMPLE = 10000  # points of the optional random sample (the paper's choice)
 STRIP_PIXELS = 1 << 22  # pixels per read window: bounds memory to a few tens of MB per band
 WORKERS = 2  # bands summarised at once: GDAL decoding and numpy's selection release the GIL
@@ -73,7 +73,7 @@ def describe(values):
     se = std / np.sqrt(n)
     median = float(np.median(x))
     return dict(n=n, mean=mean, std=std, se=float(se), e=float(np.hypot(se, mean)), median=median,
-                nmad=float(NMAD_FACTOR * np.median(np.abs(x - median))))
+                nmad=nmad(x, median))
 
 
 def expected_speed(true_speed, sigma):
@@ -147,9 +147,9 @@ class VelocitySource:
     intervals: list
     layers: dict  # quantity -> (path, [1-based band per step])
     units: dict = field(default_factory=dict)  # quantity -> units of its file
-    # open datasets by path, per thread (a GDAL dataset is not thread-safe); kept open so GDAL's
+    # (quantity, target grid) -> its reader; readers keep one dataset per thread open, so GDAL's
     # block cache serves band after band
-    _local: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+    _readers: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def steps(self):
@@ -173,16 +173,24 @@ class VelocitySource:
         """One step of ``quantity`` (float32, file units, NaN NoData), optionally onto ``grid``.
 
         ``window`` is ``(row_off, col_off, rows, cols)`` of the source grid, or of ``grid`` when
-        given; a different ``grid`` is reached with nearest-neighbour resampling (values kept).
+        given; a different ``grid`` is reached with nearest-neighbour resampling (values kept),
+        vx/vy turned to its CRS's axes (:class:`core.io.reader.ComponentReader`, which needs the
+        other component: this source's, or the file named like it with _vx/_vy).
         """
-        path, band = self.band(quantity, step)
-        datasets = self._local.__dict__.setdefault("datasets", {})
-        if path not in datasets:
-            datasets[path] = open_raster(path, "velocity raster")
-        ds = datasets[path]
-        if grid is None or grid.same_as(self.grid):
-            return read_band(ds, band, window)
-        return warp_to_grid(ds, grid, "nearest", bands=[band], window=window)[0]
+        key = (quantity, grid)
+        if key not in self._readers:
+            self._readers[key] = self._reader(quantity, grid)
+        return self._readers[key].band(self.band(quantity, step)[1], window)
+
+    def _reader(self, quantity, grid):
+        path, bands = self.layers[quantity]
+        other = {"vx": "vy", "vy": "vx"}.get(quantity)
+        companion = companion_bands = None
+        if other in self.layers:
+            companion, other_bands = self.layers[other]
+            companion_bands = dict(zip(bands, other_bands))
+        return ComponentReader(path, grid, quantity, companion=companion,
+                               companion_bands=companion_bands, what="velocity raster")
 
     def to_m_per_yr(self, quantity, values):
         """``values`` of ``quantity`` (file units) in m/yr."""

@@ -8,6 +8,7 @@ import os
 import numpy as np
 from osgeo import gdal
 
+from glacier_velocity.core.arrays.nanstats import nmad
 from glacier_velocity.core.io.dates import match_intervals
 from glacier_velocity.core.io.products import read_stack, read_stack_info
 from glacier_velocity.core.uncertainty.stable_ground import expected_speed
@@ -39,7 +40,7 @@ def expected_stable_speed(noise, n=400000, seed=0):
     v[out] *= np.where(rng.random(out.sum()) < 0.5, 0.3, 2.5)
     v = v[v <= THRESHOLD]
     med = np.median(v)
-    return dict(mean=v.mean(), median=med, nmad=1.4826 * np.median(np.abs(v - med)))
+    return dict(mean=v.mean(), median=med, nmad=nmad(v, med))
 
 
 def stacks_to_assess(ctx):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from glacier_velocity.core.io.pixel_series import read_series_csv, read_table_rows, write_csv
+from glacier_velocity.core.io.pixel_series import read_table_rows, write_csv
+from glacier_velocity.test.helpers import read_series_csv
 from glacier_velocity.core.io.products import read_stack, read_stack_info
 
 STACKS = ("landsat_v", "sentinel2_v", "sentinel1_v", "uav_v", "truth_v")
@@ -366,6 +367,29 @@ def test_error_bars_from_band_metadata_on_a_stack_in_another_utm_zone(dock, tmp_
     assert bars.used == 1
     np.testing.assert_array_equal(bars.items[0].opts["height"], [6.0, 10.0])
     np.testing.assert_array_equal(bars.items[0].opts["y"], arr[[0, 2], 1, 2])
+
+
+def test_components_of_another_zone_are_shown_in_the_canvas_axes(dock, zone_flow):
+    """A vy stack of a flow due grid east in UTM 45N, clicked on a UTM 46N canvas, is plotted in
+    the canvas's axes (≈ −5.2 m/yr, like the 46N stack of the same flow); a lone one is refused."""
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    zone_flow.stack("vx"), zone_flow.stack("vy")
+    lone = zone_flow.stack("vy", name="north_only.tif")
+    truth46 = zone_flow.stack("vy", name="truth46_vy.tif", grid=zone_flow.grid46,
+                              values=zone_flow.truth_vy)
+    add_layer(zone_flow.path("flow_vy.tif"), "flow_vy")
+    add_layer(truth46, "truth46_vy")
+    add_layer(lone, "north_only")
+    dock.canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32646"))
+    dock.pick_action.trigger()
+    x, y = pixel_centre(zone_flow.path("flow_vy.tif"), 20, 20)
+    click(dock, to_canvas(dock.canvas, x, y, 32645))
+    _, turned = plotted(dock, "flow_vy")
+    _, truth = plotted(dock, "truth46_vy")
+    assert turned.size == 2 and -5.4 < turned.mean() < -5.0
+    np.testing.assert_allclose(turned, truth, atol=100 * np.radians(0.1))
+    assert "north_only.tif" in dock.timeseries.status.text()
 
 
 # ---------------------------------------------------------------------------- display (issue 13)

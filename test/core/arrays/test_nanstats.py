@@ -29,3 +29,12 @@ def test_sorting_networks_sort_every_input(k):
     for i, j in N.sorting_network(k):
         x[i], x[j] = np.minimum(x[i], x[j]), np.maximum(x[i], x[j])
     assert np.all(np.diff(np.stack(x), axis=0) >= 0)
+
+
+def test_nmad_is_sigma_for_gaussian_values_and_ignores_outliers():
+    rng = np.random.default_rng(3)
+    x = rng.normal(5.0, 2.0, 200000)
+    assert N.nmad(x) == pytest.approx(2.0, rel=0.01)
+    x[:20000] = 1e4  # 10 % gross outliers: σ becomes ~3000, the NMAD 2.29
+    assert N.nmad(x) == pytest.approx(2.0, rel=0.2)
+    assert N.nmad(np.array([1.0, 2.0, 4.0]), centre=2.0) == pytest.approx(1.4826)

@@ -7,8 +7,8 @@ from scipy import ndimage
 
 from glacier_velocity.core.io.dates import Interval
 from glacier_velocity.core.errors import InputError
-from glacier_velocity.core.fusion.gapfill import (CLIP, fill_band, gapfill_stack, local_coefficient,
-                                           nan_gaussian)
+from glacier_velocity.core.arrays.smoothing import nan_gaussian
+from glacier_velocity.core.fusion.gapfill import CLIP, fill_band, gapfill_stack, local_coefficient
 from glacier_velocity.core.io.grid import Grid
 from glacier_velocity.core.io.products import read_stack, write_stack
 from glacier_velocity.core.io.raster import warp_to_grid

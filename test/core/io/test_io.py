@@ -128,3 +128,13 @@ def test_units():
     assert to_m_per_yr(np.array([1.0]), "m/day")[0] == pytest.approx(365.25)
     with pytest.raises(InputError, match="Unknown velocity units 'km/h'"):
         to_m_per_yr(1.0, "km/h")
+
+
+def test_unique_names_suffix_repeats_in_order():
+    from glacier_velocity.core.io.names import unique_name, unique_names
+
+    assert unique_names(["/a/x.tif", "/b/x.tif", "/c/y.tif", "/d/x.tif", "e.gpkg|layername=x"]) == [
+        "x", "x_2", "y", "x_3", "e"]
+    used = {"p", "p_2"}
+    assert unique_name("p", used) == "p_3" and "p_3" in used
+    assert unique_name("q", used) == "q"

@@ -11,10 +11,12 @@ from osgeo import ogr
 from glacier_velocity.core.io.dates import Interval
 from glacier_velocity.core.errors import InputError
 from glacier_velocity.core.io.grid import Grid
-from glacier_velocity.core.io.pixel_series import (
-    PixelSeries, StackPixelReader, connect_mask, parse_calibration, parse_samples,
-    read_pixel_series, read_series_csv, read_table_rows, samples_companion, samples_table,
-    series_table, write_csv, write_series_csv)
+from glacier_velocity.core.io.pixel_series import (PixelSeries, StackPixelReader, connect_mask,
+                                                   parse_calibration, parse_samples,
+                                                   read_table_rows, samples_companion,
+                                                   samples_table, series_table, write_csv,
+                                                   write_series_csv)
+from glacier_velocity.test.helpers import read_pixel_series, read_series_csv
 from glacier_velocity.core.io.products import write_stack
 
 GRID = Grid.from_bounds(500000.0, 4000000.0, 20.0, 6, 8, 32645)  # 6 rows x 8 cols, 20 m

@@ -157,3 +157,27 @@ def test_temporal_filter_on_the_landsat_stack(tmp_path, scene_tiny):
     assert gone[good].mean() <= 0.03
     with pytest.raises(InputError, match="ratio test needs speeds"):
         temporal_filter_file(manifest["paths"]["truth_vx"], str(tmp_path / "x.tif"))
+
+
+def test_temporal_filter_opens_each_stack_once_and_filters_companions_alike(tmp_path, scene_tiny,
+                                                                           monkeypatch):
+    from glacier_velocity.core.io import products
+
+    _, manifest, _ = scene_tiny
+    v_path = manifest["paths"]["landsat_v"]
+    info, v = read_stack(v_path)
+    comps = []
+    for q, sign in (("vx", 1.0), ("vy", -1.0)):  # companions on the grid and dates of v
+        comps.append(str(tmp_path / f"in_{q}.tif"))
+        products.write_stack(comps[-1], info.grid, sign * v, info.intervals, "landsat", q)
+    outs = [str(tmp_path / f"{q}.tif") for q in ("v", "vx", "vy")]
+    opened = []
+    real = products.open_raster
+    monkeypatch.setattr(products, "open_raster",
+                        lambda path, *a: opened.append(path) or real(path, *a))
+    temporal_filter_file(v_path, outs[0], tile=40, companions=list(zip(comps, outs[1:])))
+    assert opened == [v_path] + comps  # once per run, not once per tile
+    gone = [np.isnan(read_stack(o)[1]) & np.isfinite(v) for o in outs]
+    assert gone[0].sum() > 100
+    np.testing.assert_array_equal(gone[1], gone[0])
+    np.testing.assert_array_equal(gone[2], gone[0])

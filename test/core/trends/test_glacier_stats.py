@@ -17,7 +17,7 @@ from glacier_velocity.core.io.products import write_stack
 from glacier_velocity.core.trends.seasonal import monthly_trend_raster, seasonal_cycle_rasters
 from glacier_velocity.core.io.raster import read_band, read_bands
 from glacier_velocity.core.trends.terrain import aspect_sector, circular_mean, terrain
-from glacier_velocity.core.trends.pixel import simulate_monthly_series
+from glacier_velocity.test.helpers import simulate_monthly_series
 
 MIN_AREA = 0.05  # the tiny scene's glaciers: three of ~0.4 km², one of 0.07 km²
 

@@ -11,12 +11,12 @@ from scipy import stats
 from glacier_velocity.core.io.dates import Interval
 from glacier_velocity.core.errors import InputError
 from glacier_velocity.core.io.grid import Grid
-from glacier_velocity.core.io.products import write_stack
+from glacier_velocity.core.io.products import StackFile, write_stack
 from glacier_velocity.core.io.raster import read_band
 from glacier_velocity.core.trends.pixel import (DEFAULT_METHOD, Calendar, bh_adjust, bh_threshold,
-                                          pixel_trends, seasonal_mk_trend, series_trends,
-                                          significance_mask, simulate_monthly_series,
-                                          stack_windows, year_month_means)
+                                                pixel_trends, seasonal_mk_trend, series_trends,
+                                                significance_mask, year_month_means)
+from glacier_velocity.test.helpers import simulate_monthly_series
 
 ALPHA = 0.05
 # Noise: AR(1) phi = 0.6 with a marginal sd of 10 % of the mean (10 m/yr on a 100 m/yr glacier,
@@ -198,7 +198,8 @@ def test_pixel_trend_rasters(tmp_path):
     # a striped (untiled) copy is read in row blocks; small budgets split it: same result
     striped = str(tmp_path / "striped.tif")
     gdal.Translate(striped, path, creationOptions=["TILED=NO"])
-    windows = stack_windows(striped, (40, 30), 120, budget_mb=0.2)
+    with StackFile(striped) as stack:
+        windows = stack.windows(budget_mb=0.2)
     assert len(windows) > 1 and sum(w[2] for w in windows) == 40
     pixel_trends(striped, {"trend": str(tmp_path / "t2.tif")})
     np.testing.assert_array_equal(read_band(str(tmp_path / "t2.tif")), trend)
@@ -217,3 +218,31 @@ def test_scene_pixel_trends(scene_tiny, tmp_path):
     assert 0.92 <= covered[on].mean() <= 0.98
     sig = read_band(out["significant"])
     assert np.nansum(sig[truth == 0]) / np.nansum(sig) < 0.05  # realised false discoveries
+
+
+def test_stack_opened_once_per_run(tmp_path, monkeypatch):
+    """Window by window over a stack (4 windows here), each run opens the file once."""
+    from glacier_velocity.core.io import products
+    from glacier_velocity.core.trends.glaciers import monthly_trend_table, seasonal_cycle_table
+    from glacier_velocity.core.trends.seasonal import monthly_trend_raster, seasonal_cycle_rasters
+
+    values, intervals = simulate_monthly_series(64 * 64, years=4, sigma=0.1, seed=6)
+    path = str(tmp_path / "stack.tif")
+    write_stack(path, Grid.from_bounds(500000, 4000000, 30, 64, 64, 32645),
+                values.reshape(-1, 64, 64), intervals, "test")
+    opened = []
+    real = products.open_raster
+    monkeypatch.setattr(products, "open_raster", lambda p, *a: opened.append(p) or real(p, *a))
+    monkeypatch.setattr(products.StackFile, "windows",
+                        lambda self, budget_mb=128: [(r, c, 32, 32) for r in (0, 32) for c in (0, 32)])
+    runs = {"pixel_trends": lambda: pixel_trends(path, {"trend": str(tmp_path / "t.tif")},
+                                                 min_years=3),
+            "monthly_trend_raster": lambda: monthly_trend_raster(path, str(tmp_path / "m.tif"),
+                                                                 min_years=3),
+            "seasonal_cycle_rasters": lambda: seasonal_cycle_rasters(path, str(tmp_path / "s.tif")),
+            "monthly_trend_table": lambda: monthly_trend_table(path, min_years=3),
+            "seasonal_cycle_table": lambda: seasonal_cycle_table(path)}
+    for name, run in runs.items():
+        opened.clear()
+        run()
+        assert opened == [path], name
