@@ -2,15 +2,18 @@
 
 A subclass sets ``ALG_ID``, ``DISPLAY_NAME``, ``GROUP`` (a key of :data:`GROUPS`), ``HELP`` and
 ``PARAM_HELP`` (one explanation per parameter name, appended to the help text so that
-``qgis_process help`` and the toolbox explain every parameter). Help is plain text written as
-paragraphs: one line per paragraph (blank line between), one line per list item (``- ``); the
-toolbox shows every line as a paragraph and reads ``<word>`` as HTML, so :func:`rich_help` escapes
-it. A subclass defines ``initAlgorithm`` and ``process(parameters, context, feedback)`` (NOT ``run``:
+``qgis_process help`` and the toolbox explain every parameter) and ``OUTPUT_KINDS`` (the look of
+a raster output when QGIS loads it: output name -> a kind of :mod:`.styles`; only outputs that
+are not velocities need one, as undeclared ones go by name: ``…_ERROR`` errors, ``…_COUNT``
+counts, others velocities). Help is plain text written as paragraphs: one line per paragraph
+(blank line between), one line per list item (``- ``); the toolbox shows every line as a paragraph
+and reads ``<word>`` as HTML, so :func:`rich_help` escapes it. A subclass defines
+``initAlgorithm`` and ``process(parameters, context, feedback)`` (NOT ``run``:
 ``QgsProcessingAlgorithm.run`` is QGIS's own method and must not be overridden). The base class
 checks number parameters and output paths before any work, turns core ``InputError``/
 ``ValueError``, GDAL and OS errors into ``QgsProcessingException`` naming the file and the reason
-(see ``_guards``), and wires core
-progress/cancel to the feedback object.
+(see ``_guards``), wires core progress/cancel to the feedback object, and styles the outputs
+QGIS loads (:mod:`.styles`).
 
 ``processAlgorithm`` runs in a worker thread: nothing here touches widgets or ``iface``.
 """
@@ -20,12 +23,14 @@ import os
 
 from qgis.core import (QgsCoordinateReferenceSystem, QgsFields, QgsProcessingAlgorithm,
                        QgsProcessingException, QgsProcessingParameterFeatureSink,
+                       QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterString)
 from qgis.PyQt.QtGui import QIcon
 
 from ..compat import FLAG_ADVANCED, TYPE_VECTOR_TABLE, make_field, no_geometry
 from ..core.errors import Cancelled
 from ..core.progress import Progress
+from . import styles
 from ._guards import (check_destinations, check_numbers, check_raster_input, error_message,
                       write_rows)
 
@@ -70,6 +75,7 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
     PARAM_HELP = {}
     _user_names = None  # per run (processAlgorithm): QGIS's copies of layers -> the user's layers
     _first_raster = None  # per run: the first single raster input, which the others overlap
+    OUTPUT_KINDS = {}  # output name -> styles kind (VELOCITY, TREND, PVALUE...)
 
     # ---------------------------------------------------------------- identity
     def name(self):
@@ -106,7 +112,9 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
         try:
             check_numbers(self, parameters, context)
             check_destinations(self, parameters, context)
-            return self.process(parameters, context, feedback)
+            results = self.process(parameters, context, feedback)
+            styles.attach_outputs(context, results, self.output_kinds())
+            return results
         except Cancelled:
             message = "Cancelled by the user."
         except (ValueError, RuntimeError, OSError, MemoryError) as exc:
@@ -115,6 +123,15 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
         # raised outside the handlers, so that it keeps no reference to the failed work's frames
         # (their open GDAL datasets, outliving the application, crash QGIS at exit)
         raise QgsProcessingException(message)
+
+    def output_kinds(self):
+        """Output name -> styles kind of every raster output: ``OUTPUT_KINDS``, else by name
+        (:func:`.styles.default_kind`)."""
+        kinds = {d.name(): styles.default_kind(d.name())
+                 for d in self.destinationParameterDefinitions()
+                 if isinstance(d, QgsProcessingParameterRasterDestination)}
+        kinds.update(self.OUTPUT_KINDS)
+        return kinds
 
     def process(self, parameters, context, feedback):
         """The algorithm's work: read parameters, call the core, return the outputs dict."""
