@@ -71,9 +71,16 @@ $(TICOI_VENV)/.stamp:
 	$(TICOI_VENV)/bin/pip install -q --disable-pip-version-check ticoi==0.1.2
 	touch $@
 
-# The dock rendered offscreen on the sample scene: docs/timeseries.png, docs/calibration.png.
-screenshots: setup link
-	QT_QPA_PLATFORM=offscreen $(VPY) scripts/screenshots.py docs
+# Screenshots of the real QGIS desktop under Xvfb (docs/*.png, shown in the README): a private
+# profile with the plugin enabled, QGIS runs scripts/screenshots.py once it is up.
+SHOTS := .build/screenshots
+screenshots: setup
+	rm -rf $(SHOTS)/profiles && mkdir -p $(SHOTS)/profiles/default/python/plugins $(SHOTS)/profiles/default/QGIS
+	ln -sfn "$(CURDIR)" $(SHOTS)/profiles/default/python/plugins/glacier_velocity
+	printf '[PythonPlugins]\nglacier_velocity=true\n' > $(SHOTS)/profiles/default/QGIS/QGIS3.ini
+	QT_QPA_PLATFORM=xcb GV_SCREENSHOTS="$(CURDIR)/docs" GV_WORK="$(CURDIR)/$(SHOTS)/work" \
+	  timeout 900 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path "$(CURDIR)/$(SHOTS)" \
+	  --noversioncheck --nologo --code scripts/screenshots.py
 
 install:
 	mkdir -p "$(QGIS_PROFILE)/python/plugins"

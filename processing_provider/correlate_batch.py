@@ -26,8 +26,11 @@ class CorrelateBatchAlgorithm(GlacierAlgorithm):
         "S2A_MSIL1C_..., S1A_IW_..., else the SENSOR metadata, or SENSOR for all) and sorted by "
         "acquisition date (from the names or metadata); every two images of a group between "
         "MIN_DAYS and MAX_DAYS apart form a pair, the earlier one as reference. Products are named "
-        "<sensor>_<start>_<end>.tif in OUTPUT. A pair that cannot be correlated (e.g. its images "
-        "do not overlap) is skipped and its reason is written in the index table's status column.\n\n"
+        "<sensor>_<start>_<end>.tif in OUTPUT. A pair that cannot be correlated (its images do not "
+        "overlap, one of them is damaged or truncated, it would need more memory than there is) "
+        "is skipped and its reason is written in the index table's status column; the log ends "
+        "with the number of pairs written and skipped. The run fails only when no pair could be "
+        "correlated.\n\n"
     ) + METHOD_HELP
     PARAM_HELP = dict(
         OPTION_HELP,
@@ -83,6 +86,12 @@ class CorrelateBatchAlgorithm(GlacierAlgorithm):
                                   f"{100 * row['valid_share']:.1f} % valid, median SNR "
                                   f"{row['median_snr']:.2f}")
             else:
-                feedback.reportError(f"{row['pair']} skipped: {row['status']}")
+                feedback.reportError(f"{row['pair']}: {row['status']}")
+        skipped = len(rows) - written
+        if not written:  # nothing could be done: a failure, not an empty success
+            reasons = "; ".join(f"{r['pair']}: {r['status']}" for r in rows[:3])
+            raise InputError(f"None of the {len(rows)} pair(s) could be correlated: {reasons}")
+        feedback.pushInfo(f"{len(rows)} pair(s): {written} written, {skipped} skipped"
+                          + (" (reasons in the status column of OUTPUT_TABLE)." if skipped else "."))
         table = self.write_table(parameters, "OUTPUT_TABLE", context, rows, COLUMNS)
         return {"OUTPUT": out_folder, "OUTPUT_TABLE": table, "PAIRS": written}

@@ -7,11 +7,13 @@ from ..compat import TYPE_RASTER, TYPE_VECTOR_POLYGON
 from ..core.uncertainty.quality_metrics import COVERAGE_COLUMNS, coverage
 from ..core.uncertainty.stable_ground import open_sources
 from .base import GlacierAlgorithm
+from .styles import COUNT
 
 
 class CoverageAlgorithm(GlacierAlgorithm):
     ALG_ID = "coverage"
     DISPLAY_NAME = "Coverage and continuity"
+    OUTPUT_KINDS = {"OUTPUT": COUNT}
     GROUP = "uncertainty"
     HELP = (
         "How much of the glaciers does each stack see? Inside the glacier polygons (the whole grid "

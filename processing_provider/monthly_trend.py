@@ -8,11 +8,13 @@ from ..core.trends.glaciers import MONTHLY_COLUMNS, monthly_trend_table
 from ..core.trends.seasonal import MONTHLY_METHODS, monthly_trend_raster
 from ._trend_common import COMMON_HELP, add_glaciers, add_method_parameters, method_options
 from .base import GlacierAlgorithm
+from .styles import PVALUE, TREND
 
 
 class MonthlyTrendAlgorithm(GlacierAlgorithm):
     ALG_ID = "monthlytrend"
     DISPLAY_NAME = "Month-resolved trends"
+    OUTPUT_KINDS = {"OUTPUT_RASTER": TREND, "OUTPUT_P_RASTER": PVALUE}
     GROUP = "trends"
     HELP = (
         "Trend of each calendar month's velocity over the years (every January, every February, "

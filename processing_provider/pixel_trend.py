@@ -6,6 +6,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterRasterDe
 from ..core.trends.pixel import pixel_trends
 from ._trend_common import COMMON_HELP, SIGNIFICANCE_HELP, add_method_parameters, method_options
 from .base import GlacierAlgorithm
+from .styles import COUNT, PVALUE, SIGNIFICANCE, TREND
 
 # output parameter -> key of core.trends.pixel.pixel_trends, description, created by default
 OUTPUTS = (
@@ -23,6 +24,11 @@ OUTPUTS = (
 class PixelTrendAlgorithm(GlacierAlgorithm):
     ALG_ID = "pixeltrend"
     DISPLAY_NAME = "Pixel trends"
+    OUTPUT_KINDS = {
+        "OUTPUT_TREND": TREND, "OUTPUT_P": PVALUE, "OUTPUT_SIGNIFICANT": SIGNIFICANCE,
+        "OUTPUT_CI_LOW": TREND, "OUTPUT_CI_HIGH": TREND, "OUTPUT_TREND_OLS": TREND,
+        "OUTPUT_TREND_SEN": TREND, "OUTPUT_N_YEARS": COUNT
+    }
     GROUP = "trends"
     HELP = (
         "Decadal velocity trend of every pixel of a monthly velocity stack (m/yr per decade), its "

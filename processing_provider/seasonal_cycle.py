@@ -8,11 +8,13 @@ from ..core.trends.glaciers import SEASONAL_COLUMNS, seasonal_cycle_table
 from ..core.trends.seasonal import seasonal_cycle_rasters
 from ._trend_common import COMMON_HELP, add_glaciers
 from .base import GlacierAlgorithm
+from .styles import ANOMALY
 
 
 class SeasonalCycleAlgorithm(GlacierAlgorithm):
     ALG_ID = "seasonalcycle"
     DISPLAY_NAME = "Seasonal cycle"
+    OUTPUT_KINDS = {"OUTPUT_ANOMALIES": ANOMALY}  # OUTPUT_MEAN: a velocity, by default
     GROUP = "trends"
     HELP = (
         "The intra-annual velocity cycle of a monthly stack: the mean velocity of each calendar "

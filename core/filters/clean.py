@@ -22,6 +22,7 @@ import numpy as np
 
 from . import quality as F
 from ..errors import InputError
+from ..io.atomic import make_folder
 from ..io.names import unique_name
 from ..io.pairsource import PairSource
 from ..io.products import PairWriter
@@ -180,7 +181,7 @@ def clean_pairs(paths, folder, polygons=None, progress=None):
     input, in order.
     """
     progress = ensure(progress)
-    os.makedirs(str(folder), exist_ok=True)
+    make_folder(folder)
     masks, used, out = [], set(), []  # masks: (grid, stable mask) per distinct pair grid
     for k, path in enumerate(paths):
         source = PairSource(path)

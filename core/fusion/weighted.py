@@ -21,9 +21,9 @@ mean (``error_output``, one band per time step).
 import numpy as np
 
 from ..errors import InputError
-from ..io.grid import require_crs
+from ..io.grid import require_crs, require_overlap
 from ..io.products import StackWriter, read_stack_info
-from ..io.raster import RasterWriter
+from ..io.raster import RasterWriter, all_or_none
 from ..io.reader import GridReader, StackReader
 from ..progress import ensure
 
@@ -149,6 +149,11 @@ def stack_infos(paths, what):
     if len(quantities) > 1:
         raise InputError(f"The stacks hold different quantities ({', '.join(sorted(quantities))}): "
                          "combine stacks of one quantity (v, vx or vy).")
+    first = infos[0]
+    for info in infos[1:]:
+        # a stack that does not overlap the first would contribute nothing, silently
+        # (another CRS is fine: the reader reprojects, and turns vx/vy)
+        require_overlap(first.grid, info.grid, first.path, info.path)
     return infos
 
 
@@ -232,7 +237,7 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
         counter = RasterWriter(count_output, grid, len(intervals), [str(iv) for iv in intervals],
                                {"SENSOR": "fused", "QUANTITY": "count", "UNITS": "stacks",
                                 "SOURCES": names}, inputs=inputs + [output])
-    try:
+    with all_or_none([writer, counter, err_writer]):
         for b, iv in enumerate(intervals):
             fused, count, item, error = fused_step(readers, iv, pixel_w, len(primaries), errors)
             if err_writer is not None:
@@ -246,9 +251,4 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
                 counter.write(b + 1, count)
             summary.append(item)
             progress.update((b + 1) / len(intervals))
-    finally:
-        writer.close()
-        for w_ in (counter, err_writer):
-            if w_ is not None:
-                w_.close()
     return summary

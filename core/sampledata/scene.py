@@ -35,6 +35,7 @@ from ..io.dates import DAYS_PER_YEAR, Interval, decimal_year, monthly_intervals
 from ..errors import InputError
 from ..io.grid import Grid, crs_to_wkt
 from ..io.products import write_stack
+from ..io.atomic import atomic_file, make_folder
 from ..io.raster import read_band, write_raster
 from ..io.vector import write_polygons
 
@@ -505,12 +506,14 @@ def _write_static_layers(model, folder, ref):
     glacier_polys = [(outlines[g.gid][0], {"id": g.gid, "name": g.name, "aspect": g.bearing,
                                            "true_class": g.expected_class})
                      for g in model.glaciers]
-    paths["glaciers"] = write_polygons(gpkg, "glaciers", model.crs_wkt, glacier_polys,
-                                       {"id": "int", "name": "str", "aspect": "float",
-                                        "true_class": "str"}, overwrite_file=True)
-    paths["stable"] = write_polygons(gpkg, "stable", model.crs_wkt,
-                                     [(rings, {"id": 1}) for rings in model.stable_polygons(ref)],
-                                     {"id": "int"})
+    with atomic_file(gpkg) as tmp:  # both layers, or the file stays as it was
+        write_polygons(tmp, "glaciers", model.crs_wkt, glacier_polys,
+                       {"id": "int", "name": "str", "aspect": "float", "true_class": "str"},
+                       overwrite_file=True)
+        write_polygons(tmp, "stable", model.crs_wkt,
+                       [(rings, {"id": 1}) for rings in model.stable_polygons(ref)], {"id": "int"})
+    paths["glaciers"] = f"{gpkg}|layername=glaciers"
+    paths["stable"] = f"{gpkg}|layername=stable"
     return paths
 
 
@@ -606,6 +609,7 @@ def generate_scene(folder, size="small", first_year=2015, years=10, seed=0, prog
 
     progress = ensure(progress)
     model = scene_model(scene, size, first_year, years, seed)
+    make_folder(folder, "scene folder")
     for sub in ("images", "stacks", "truth"):
         os.makedirs(os.path.join(folder, sub), exist_ok=True)
     ref = model.grid(REF_PIXEL)
@@ -629,7 +633,8 @@ def generate_scene(folder, size="small", first_year=2015, years=10, seed=0, prog
         "sensor_noise": {k: asdict(v) for k, v in SENSOR_NOISE.items()},
         "seasonal_amplitude": SEASONAL_AMPLITUDE,
     }
-    with open(os.path.join(folder, "scene.json"), "w") as f:
+    # written last and atomically: a folder with scene.json holds a complete scene
+    with atomic_file(os.path.join(folder, "scene.json")) as tmp, open(tmp, "w") as f:
         json.dump(manifest, f, indent=1)
     return manifest
 
