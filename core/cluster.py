@@ -16,8 +16,8 @@ naming the missing package or the path before any task starts.
 Tasks are submitted one future each. Progress follows the finished futures; cancelling cancels
 the futures still queued or running. A task whose worker dies is rescheduled by Dask on another
 worker (its results are gathered once per task, so nothing is duplicated); tasks that write files
-must write them under a temporary name and rename them when complete (:func:`atomic_output`), so
-a killed attempt leaves no half-written product under the final name.
+write them under a temporary name and move them into place when complete (:mod:`core.io.atomic`),
+so a killed attempt leaves no half-written product under the final name.
 
 ``distributed`` (Debian ``python3-distributed``) is imported only when a scheduler is given.
 """
@@ -42,7 +42,6 @@ PARAMETER = "DASK_SCHEDULER"
 # what a worker must import, with the Debian package that provides it
 WORKER_PACKAGES = (("numpy", "python3-numpy"), ("scipy", "python3-scipy"),
                    ("osgeo.gdal", "python3-gdal (GDAL's Python bindings)"))
-PART_SUFFIX = ".part.tif"
 _POLL_S = 0.2
 _CORE = os.path.dirname(os.path.abspath(__file__))
 
@@ -80,31 +79,8 @@ def worker_name():
     return "local"
 
 
-@contextlib.contextmanager
-def atomic_output(path):
-    """Yield a temporary name beside ``path`` (unique to this attempt); on success it is renamed
-    to ``path``, on failure removed. A killed process leaves only a hidden ``*.part.tif``."""
-    folder, name = os.path.split(str(path))
-    tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}{PART_SUFFIX}")
-    try:
-        yield tmp
-        os.replace(tmp, str(path))
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def remove_parts(folder, names):
-    """Remove the temporary files :func:`atomic_output` left for ``names`` in ``folder`` (those
-    of attempts whose worker died)."""
-    for name in names:
-        prefix = f".{name}."
-        for f in os.listdir(str(folder)):
-            if f.startswith(prefix) and f.endswith(PART_SUFFIX):
-                os.remove(os.path.join(str(folder), f))
-
-
-def run_tasks(fn, tasks, scheduler=None, progress=None, visible=(), key="task", on_result=None):
+def run_tasks(fn, tasks, scheduler=None, progress=None, visible=(), key="task", on_result=None,
+              stage=None):
     """Run ``fn(task)`` for every task and return the results in the order of ``tasks``.
 
     Here (``scheduler`` empty) each call gets ``progress=`` its share of ``progress``; on a
@@ -112,6 +88,7 @@ def run_tasks(fn, tasks, scheduler=None, progress=None, visible=(), key="task", 
     ``core``, tasks picklable). ``visible``: paths every worker must see (files to read, folders
     to write in). ``key``: prefix of the Dask task names. ``on_result(index, result)``, when
     given, receives each result as it arrives (in completion order) and the results are not kept.
+    ``stage(index)``, when given, names each task's part of the progress here.
     """
     progress = ensure(progress)
     tasks = list(tasks)
@@ -119,7 +96,8 @@ def run_tasks(fn, tasks, scheduler=None, progress=None, visible=(), key="task", 
     results = [None] * len(tasks)
     if where is None:
         for k, task in enumerate(tasks):
-            res = fn(task, progress=progress.sub(k / len(tasks), (k + 1) / len(tasks)))
+            res = fn(task, progress=progress.sub(k / len(tasks), (k + 1) / len(tasks),
+                                                 stage(k) if stage else None))
             _store(results, k, res, on_result)
             progress.update((k + 1) / len(tasks))
         return results

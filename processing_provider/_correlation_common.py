@@ -8,24 +8,25 @@ from .base import advanced
 
 PREPROCESS_KEYS = [preprocess.AUTO] + list(preprocess.METHODS)
 
-METHOD_HELP = """Method: each window (WINDOW pixels, every STEP pixels) is tapered by a raised
-cosine and matched in the frequency domain; the secondary window is first moved by whole pixels
-to the phase-correlation peak, then a weighted phase-plane fit of the cross-power spectrum
-(adaptive frequency mask) gives the sub-pixel shift, iterated with the secondary taper moved to
-the estimate, which makes it free of windowing bias and pixel-locking (0.0012 px RMSE on
-synthetic texture with 1 % noise). Displacements beyond a quarter of the window are found by a
-first pass with larger windows when SEARCH asks for them. The SNR band (0-1) is the coherence of
-the cross-power with the fitted phase plane: near 1 for good matches, below about 0.4 for
-unrelated windows (clouds, fresh snow), 0 where a window has no texture (flat, or contrast in a
-few specks only). For SAR intensity (Sentinel-1), log-amplitude with a light despeckling
-low-pass is used and larger windows (64) are recommended.
-Work goes in strips of window rows on all CPU cores, so memory depends on the image width only;
-progress is reported and Cancel stops within a second or so.
-
-Output: a pair product (bands vx, vy, v in m/yr, east and north positive, and snr), one pixel
-per window centre with a pixel size of STEP x the image pixel size; velocity = displacement /
-baseline (days) x 365.25. Images must be in the same projected CRS in metres and overlap; a
-secondary image on another grid is resampled onto the reference grid (Lanczos) first."""
+METHOD_HELP = (
+    "Method: each window (WINDOW pixels, every STEP pixels) is tapered by a raised cosine and "
+    "matched in the frequency domain; the secondary window is first moved by whole pixels to the "
+    "phase-correlation peak, then a weighted phase-plane fit of the cross-power spectrum (adaptive "
+    "frequency mask) gives the sub-pixel shift, iterated with the secondary taper moved to the "
+    "estimate, which makes it free of windowing bias and pixel-locking (0.0012 px RMSE on "
+    "synthetic texture with 1 % noise). Displacements beyond a quarter of the window are found by "
+    "a first pass with larger windows when SEARCH asks for them. The SNR band (0-1) is the "
+    "coherence of the cross-power with the fitted phase plane: near 1 for good matches, below "
+    "about 0.4 for unrelated windows (clouds, fresh snow), 0 where a window has no texture (flat, "
+    "or contrast in a few specks only). For SAR intensity (Sentinel-1), log-amplitude with a light "
+    "despeckling low-pass is used and larger windows (64) are recommended. Work goes in strips of "
+    "window rows on all CPU cores, so memory depends on the image width only; progress is reported "
+    "and Cancel stops within a second or so.\n\n"
+    "Output: a pair product (bands vx, vy, v in m/yr, east and north positive, and snr), one pixel "
+    "per window centre with a pixel size of STEP x the image pixel size; velocity = displacement / "
+    "baseline (days) x 365.25. Images must be in the same projected CRS in metres and overlap; a "
+    "secondary image on another grid is resampled onto the reference grid (Lanczos) first."
+)
 
 OPTION_HELP = {
     "WINDOW": "correlation window side in pixels (even, >= 8); 32 suits most optical images, "

@@ -56,7 +56,9 @@ FULL_OUTPUTS = (
        ("calibration", "OUTPUT_SAMPLES", "table", "Calibration samples (UAV and each sensor)"),
        ("fusion", "OUTPUT", "raster", "Fused monthly speed stack"),
        ("fusion", "OUTPUT_COUNT", "raster", "Sensors contributing per pixel and month"),
+       ("fusion", "OUTPUT_ERROR", "raster", "Fused speed error (1 sigma, m/yr)"),
        ("gapfill", "OUTPUT", "raster", "Fused and gap-filled monthly speed stack"),
+       ("gapfill", "OUTPUT_ERROR", "raster", "Fused and gap-filled speed error (1 sigma, m/yr)"),
        ("uncertainty", "OUTPUT_TABLE", "table", "Stable-ground uncertainty table"),
        ("coverage", "OUTPUT_TABLE", "table", "Coverage table (glaciers, per stack and month)"),
        ("coverage", "OUTPUT", "raster", "Valid months per pixel (one band per stack)"),
@@ -79,7 +81,9 @@ are cleaned with the default chain and stable-ground ramp removal (Landsat and S
 Sentinel-1 SNR stays low under speckle, so its pairs go uncleaned), stacked by calendar month on
 the REFERENCE grid (Monthly stacks) and filtered in time (Temporal robust filter). The fusion
 weights are calibrated on the UAV velocity stack (Landsat and Sentinel-2 primary, Sentinel-1
-auxiliary), the stacks fused with them and the gaps filled from Sentinel-1. Then: stable-ground
+auxiliary), the stacks fused with them and the gaps filled from Sentinel-1 (window and per-pixel
+temporal coefficients combined), each with its per-pixel 1 sigma error (fusion:OUTPUT_ERROR,
+gapfill:OUTPUT_ERROR, m/yr) from the sensors' RMSE against the UAV. Then: stable-ground
 uncertainty and glacier coverage of every stack, pixel trends with FDR significance, glacier
 trends and classes, and glacier attributes correlated with velocity (DEM). Velocities in m/yr,
 trends in m/yr per decade. Every product is a model output named <step>:<output>, e.g.
@@ -145,24 +149,35 @@ def _qgis():
     return qc
 
 
-class ModelBuilder:
-    """Adds parameters, child algorithms and outputs to a model, laid out in columns."""
+# Modeler layout: every box is BOX_WIDTH wide (the longest label fits unclipped), in columns
+# COLUMN apart and rows ROW apart; the modeler centres a box on its position, and a box left or
+# above 0 cannot be scrolled to, so column 0 / row 0 start MARGIN from the origin (room for the
+# fold button the modeler draws above a child box).
+BOX_WIDTH, BOX_HEIGHT, COLUMN, ROW, MARGIN = 280, 30, 330, 110, 60
 
-    def __init__(self, name, title):
+
+class ModelBuilder:
+    """Adds parameters, child algorithms and outputs to a model, laid out in columns counted from
+    ``first_column`` (the leftmost one used)."""
+
+    def __init__(self, name, title, first_column=0):
         qc = _qgis()
         self.qc = qc
         self.model = qc.QgsProcessingModelAlgorithm(name, "Models", "models")
         self.title = title  # shown by the provider in the toolbox (help key TITLE)
         self.order = []
+        self.first_column = first_column
 
-    def _pos(self, column, row):
-        from qgis.PyQt.QtCore import QPointF
+    def _place(self, component, column, row):
+        from qgis.PyQt.QtCore import QPointF, QSizeF
 
-        return QPointF(150 + 300 * column, 80 + 110 * row)
+        component.setSize(QSizeF(BOX_WIDTH, BOX_HEIGHT))
+        component.setPosition(QPointF(MARGIN + BOX_WIDTH / 2 + COLUMN * (column - self.first_column),
+                                      MARGIN + BOX_HEIGHT / 2 + ROW * row))
 
     def parameter(self, definition, column, row):
         component = self.qc.QgsProcessingModelParameter(definition.name())
-        component.setPosition(self._pos(column, row))
+        self._place(component, column, row)
         component.setDescription(definition.description())
         self.model.addModelParameter(definition, component)
         self.order.append(definition.name())
@@ -175,7 +190,7 @@ class ModelBuilder:
         c = qc.QgsProcessingModelChildAlgorithm(f"{PROVIDER}:{alg_id}")
         c.setChildId(child_id)
         c.setDescription(description)
-        c.setPosition(self._pos(column, row))
+        self._place(c, column, row)
         for name, src in sources.items():
             c.addParameterSources(name, src if isinstance(src, list) else [src])
         # every other input keeps its algorithm's default, stated as the modeler would
@@ -189,7 +204,7 @@ class ModelBuilder:
             o = qc.QgsProcessingModelOutput(out, desc)
             o.setChildId(child_id)
             o.setChildOutputName(out)
-            o.setPosition(self._pos(column + 0.5, row + 0.35 + 0.3 * k))
+            self._place(o, column + 0.5, row + 0.35 + 0.3 * k)
             model_outputs[out] = o
         c.setModelOutputs(model_outputs)
         self.model.addChildAlgorithm(c)
@@ -222,7 +237,7 @@ def build_full():
                                          TYPE_VECTOR_POLYGON)
     from glacier_velocity.processing_provider.base import advanced
 
-    b = ModelBuilder(FULL_ID, "Image pairs to trends (full chain)")
+    b = ModelBuilder(FULL_ID, "Image pairs to trends (full chain)", first_column=-2)
     for k, s in enumerate(SENSORS):
         n, d, key = SENSOR_NAMES[s], SENSOR_DEFAULTS[s], s.upper()
         b.parameter(qc.QgsProcessingParameterFile(f"{key}_FOLDER", f"{n} image folder",
@@ -242,7 +257,7 @@ def build_full():
         "GLACIERS", "Glacier polygons", [TYPE_VECTOR_POLYGON]), 5, 9)
     b.parameter(qc.QgsProcessingParameterRasterLayer("DEM", "DEM"), 5, 10)
     b.parameter(qc.QgsProcessingParameterNumber(
-        "MIN_YEARS", "Minimum number of valid years for a trend", NUMBER_INTEGER, 5, minValue=3),
+        "MIN_YEARS", "Minimum valid years for a trend", NUMBER_INTEGER, 5, minValue=3),
         6, 9)
     b.parameter(qc.QgsProcessingParameterNumber(
         "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, 1.0, minValue=0.0), 6, 10)
@@ -270,9 +285,11 @@ def build_full():
              "AUXILIARY": b.c("sentinel1_filtered")}, 4, 2, _outputs(FULL_OUTPUTS, "calibration"))
     b.child("fusion", "fuse", "Fuse the stacks",
             {"SOURCES": primary, "AUXILIARY": b.c("sentinel1_filtered"),
-             "WEIGHTS": b.c("calibration", "WEIGHTS")}, 4, 4, _outputs(FULL_OUTPUTS, "fusion"))
+             "WEIGHTS_TABLE": b.c("calibration"), "ERRORS": b.c("calibration", "ERRORS")},
+             4, 4, _outputs(FULL_OUTPUTS, "fusion"))
     b.child("gapfill", "gapfill", "Gap-fill with Sentinel-1",
-            {"FUSED": b.c("fusion"), "AUXILIARY": b.c("sentinel1_filtered")}, 4, 6,
+            {"FUSED": b.c("fusion"), "AUXILIARY": b.c("sentinel1_filtered"),
+             "FUSED_ERROR": b.c("fusion", "OUTPUT_ERROR")}, 4, 6,
             _outputs(FULL_OUTPUTS, "gapfill"))
     products = every + [b.c("fusion"), b.c("gapfill")]
     b.child("uncertainty", "stableuncertainty", "Stable-ground uncertainty",
@@ -301,7 +318,7 @@ def build_one_pair():
     from glacier_velocity.compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON
     from glacier_velocity.core.filters.quality import DEFAULT_MAX_SPEED, DEFAULT_SNR
 
-    b = ModelBuilder(ONE_PAIR_ID, "One pair to a clean velocity map")
+    b = ModelBuilder(ONE_PAIR_ID, "One pair to a clean velocity map", first_column=-1)
     b.parameter(qc.QgsProcessingParameterRasterLayer("REFERENCE", "Reference (earlier) image"),
                 0, 0)
     b.parameter(qc.QgsProcessingParameterRasterLayer("SECONDARY", "Secondary (later) image"),
@@ -331,7 +348,118 @@ def build_one_pair():
     return b.finish(_help_one_pair())
 
 
-BUILDERS = {FULL_FILE: build_full, ONE_PAIR_FILE: build_one_pair}
+
+# ------------------------------------------------------------------ the inversion chain (issue 16)
+
+INVERSION_ID = "imagepairstotrendsinversion"
+INVERSION_FILE = "image_pairs_to_trends_inversion.model3"
+# Baselines of many lengths overlap in the inversion, so the pairs need not fit a month.
+INVERSION_DEFAULTS = {
+    "landsat": {"MIN_DAYS": 16, "MAX_DAYS": 96, "STEP": 2, "WINDOW": 32},
+    "sentinel2": {"MIN_DAYS": 10, "MAX_DAYS": 60, "STEP": 3, "WINDOW": 32},
+    "sentinel1": {"MIN_DAYS": 12, "MAX_DAYS": 48, "STEP": 3, "WINDOW": 64},
+}
+INVERSION_OUTPUTS = (
+    [(f"{s}_pairs", "OUTPUT", "folder", f"{SENSOR_NAMES[s]} pair products") for s in SENSORS]
+    + [("inversion", "OUTPUT", "raster", "Monthly speed stack inverted from every sensor's pairs"),
+       ("inversion", "OUTPUT_ERROR", "raster", "1 sigma of the inverted monthly speed"),
+       ("inversion", "OUTPUT_TABLE", "table", "Pairs and residuals per month"),
+       ("sentinel1_inversion", "OUTPUT", "raster", "Monthly speed stack inverted from Sentinel-1"),
+       ("gapfill", "OUTPUT", "raster", "Inverted and gap-filled monthly speed stack"),
+       ("pixel_trends", "OUTPUT_TREND", "raster", "Pixel trend (m/yr per decade)"),
+       ("pixel_trends", "OUTPUT_P", "raster", "Pixel trend p-value"),
+       ("pixel_trends", "OUTPUT_SIGNIFICANT", "raster", "Significant pixel trends (FDR)"),
+       ("glacier_trends", "OUTPUT_TABLE", "table", "Glacier trends"),
+       ("glacier_trends", "OUTPUT_SUMMARY", "table", "Glacier trend class shares")])
+INVERSION_HELP = """From per-sensor image folders to monthly velocities by temporal inversion,
+gap-filled, and their trends. For each sensor (Landsat, Sentinel-2, Sentinel-1) the images of its
+folder are paired by baseline (<SENSOR>_MIN_DAYS to <SENSOR>_MAX_DAYS; long and overlapping
+baselines help the inversion) and correlated (Correlate image pairs (batch)). All pairs of all
+sensors then enter one inversion (Invert overlapping pairs into a time series) on the REFERENCE
+grid: calendar-month vx and vy with a 1 sigma error per month, outlier pairs removed by robust
+reweighting, each pair weighted by its error. The Sentinel-1 pairs alone give a second inverted
+series that guides the gap filling of the first. Then pixel trends with FDR significance and
+glacier trends and classes (DEM). Velocities in m/yr, trends in m/yr per decade. Every product is
+a model output named <step>:<output>, e.g. inversion:OUTPUT, gapfill:OUTPUT,
+pixel_trends:OUTPUT_TREND."""
+
+
+def _help_inversion():
+    h = {"ALG_DESC": " ".join(INVERSION_HELP.split()), "ALG_CREATOR": "Glacier Velocity",
+         "REFERENCE": "raster whose grid (CRS, extent, pixel) the inverted stacks take, e.g. a "
+                      "30 m raster over the region.",
+         "GLACIERS": "glacier outline polygons (e.g. RGI): glacier trends.",
+         "DEM": "elevation model (any grid and CRS): glacier aspect, slope and elevation.",
+         "MIN_YEARS": "minimum number of valid years for a trend (at least 3).",
+         "MIN_AREA": "glaciers smaller than this (km²) are left out of the glacier tables."}
+    for s in SENSORS:
+        n, d = SENSOR_NAMES[s], INVERSION_DEFAULTS[s]
+        h[f"{s.upper()}_FOLDER"] = f"folder of {n} images (product names carry the dates)."
+        h[f"{s.upper()}_MIN_DAYS"] = f"shortest {n} pair baseline, days (default {d['MIN_DAYS']})."
+        h[f"{s.upper()}_MAX_DAYS"] = f"longest {n} pair baseline, days (default {d['MAX_DAYS']})."
+        h[f"{s.upper()}_WINDOW"] = f"{n} correlation window, pixels (default {d['WINDOW']})."
+        h[f"{s.upper()}_STEP"] = (f"{n} pixels between correlation windows (default {d['STEP']}); "
+                                  "the pair product's pixel is STEP × the image pixel.")
+    for child, out, _, desc in INVERSION_OUTPUTS:
+        h[f"{child}:{out}"] = desc + "."
+    return h
+
+
+def build_inversion():
+    """Image folders to inverted, gap-filled monthly velocities and trends."""
+    qc = _qgis()
+    from glacier_velocity.compat import (FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, NUMBER_INTEGER,
+                                         TYPE_VECTOR_POLYGON)
+
+    b = ModelBuilder(INVERSION_ID, "Image pairs to trends by temporal inversion")
+    for k, s in enumerate(SENSORS):
+        n, d, key = SENSOR_NAMES[s], INVERSION_DEFAULTS[s], s.upper()
+        b.parameter(qc.QgsProcessingParameterFile(f"{key}_FOLDER", f"{n} image folder",
+                                                  behavior=FILE_BEHAVIOR_FOLDER), 0, 3 * k)
+        for j, (name, label, lo) in enumerate((("MIN_DAYS", "minimum baseline (days)", 1),
+                                               ("MAX_DAYS", "maximum baseline (days)", 1),
+                                               ("WINDOW", "correlation window (px)", 8),
+                                               ("STEP", "step between windows (px)", 1))):
+            b.parameter(qc.QgsProcessingParameterNumber(
+                f"{key}_{name}", f"{n} {label}", NUMBER_INTEGER, d[name], minValue=lo),
+                j % 2, 3 * k + 1 + j // 2)
+    b.parameter(qc.QgsProcessingParameterRasterLayer("REFERENCE", "Reference grid"), 2, 9)
+    b.parameter(qc.QgsProcessingParameterFeatureSource(
+        "GLACIERS", "Glacier polygons", [TYPE_VECTOR_POLYGON]), 4, 9)
+    b.parameter(qc.QgsProcessingParameterRasterLayer("DEM", "DEM"), 4, 10)
+    b.parameter(qc.QgsProcessingParameterNumber(
+        "MIN_YEARS", "Minimum number of valid years for a trend", NUMBER_INTEGER, 5, minValue=3),
+        5, 9)
+    b.parameter(qc.QgsProcessingParameterNumber(
+        "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, 1.0, minValue=0.0), 5, 10)
+    for k, s in enumerate(SENSORS):
+        n, key = SENSOR_NAMES[s], s.upper()
+        b.child(f"{s}_pairs", "correlatebatch", f"Correlate {n} pairs",
+                {"FOLDER": b.p(f"{key}_FOLDER"), "MIN_DAYS": b.p(f"{key}_MIN_DAYS"),
+                 "MAX_DAYS": b.p(f"{key}_MAX_DAYS"), "WINDOW": b.p(f"{key}_WINDOW"),
+                 "STEP": b.p(f"{key}_STEP")}, 2, 3 * k,
+                _outputs(INVERSION_OUTPUTS, f"{s}_pairs"))
+    b.child("inversion", "invertseries", "Invert every sensor's pairs",
+            {"FOLDERS": [b.c(f"{s}_pairs") for s in SENSORS], "REFERENCE": b.p("REFERENCE")},
+            3, 2, _outputs(INVERSION_OUTPUTS, "inversion"))
+    b.child("sentinel1_inversion", "invertseries", "Invert the Sentinel-1 pairs",
+            {"FOLDER": b.c("sentinel1_pairs"), "REFERENCE": b.p("REFERENCE")}, 3, 6,
+            _outputs(INVERSION_OUTPUTS, "sentinel1_inversion"))
+    b.child("gapfill", "gapfill", "Gap-fill with Sentinel-1",
+            {"FUSED": b.c("inversion"), "AUXILIARY": b.c("sentinel1_inversion")}, 4, 4,
+            _outputs(INVERSION_OUTPUTS, "gapfill"))
+    b.child("pixel_trends", "pixeltrend", "Pixel trends",
+            {"INPUT": b.c("gapfill"), "MIN_YEARS": b.p("MIN_YEARS")}, 5, 2,
+            _outputs(INVERSION_OUTPUTS, "pixel_trends"))
+    b.child("glacier_trends", "glaciertrend", "Glacier trends",
+            {"INPUT": b.c("gapfill"), "GLACIERS": b.p("GLACIERS"), "DEM": b.p("DEM"),
+             "MIN_AREA": b.p("MIN_AREA"), "MIN_YEARS": b.p("MIN_YEARS")}, 5, 5,
+            _outputs(INVERSION_OUTPUTS, "glacier_trends"))
+    return b.finish(_help_inversion())
+
+
+BUILDERS = {FULL_FILE: build_full, ONE_PAIR_FILE: build_one_pair,
+            INVERSION_FILE: build_inversion}
 
 # ------------------------------------------------------------------ running the full model
 
@@ -343,7 +471,10 @@ SAMPLE_WINDOWS = {"landsat": 16, "sentinel2": 16, "sentinel1": 32}
 
 def sample_scene_inputs(scene_folder, manifest, min_area=0.1):
     """Inputs of the full model for a sample scene written with image series (its manifest from
-    ``core.sampledata.scene.load_scene``): its series folders, pairing rules and layers."""
+    ``core.sampledata.scene.load_scene``): its series folders, pairing rules and layers. The
+    valley scene's glaciers are wide enough for the model's default windows."""
+    windows = ({s: SENSOR_DEFAULTS[s]["WINDOW"] for s in SENSORS}
+               if manifest.get("scene") == "valley" else SAMPLE_WINDOWS)
     p = manifest["paths"]
     inputs = {"REFERENCE": p["reference_grid"], "UAV": p["uav_v"], "STABLE": p["stable"],
               "GLACIERS": p["glaciers"], "DEM": p["dem"],
@@ -353,7 +484,7 @@ def sample_scene_inputs(scene_folder, manifest, min_area=0.1):
         inputs.update({f"{s.upper()}_FOLDER": os.path.join(scene_folder, "series", s),
                        f"{s.upper()}_MIN_DAYS": rule["min_days"],
                        f"{s.upper()}_MAX_DAYS": rule["max_days"],
-                       f"{s.upper()}_WINDOW": SAMPLE_WINDOWS[s]})
+                       f"{s.upper()}_WINDOW": windows[s]})
     return inputs
 
 

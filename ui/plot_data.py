@@ -61,9 +61,15 @@ def stack_layers(project=None):
 def to_layer_crs(point, source_crs, layer, project=None):
     """``point`` (a QgsPointXY in ``source_crs``) in the CRS of ``layer``; None when the
     transformation fails (a point outside the target CRS' domain)."""
-    if not source_crs.isValid() or not layer.crs().isValid() or source_crs == layer.crs():
+    return to_crs(point, source_crs, layer.crs(), project)
+
+
+def to_crs(point, source_crs, target_crs, project=None):
+    """``point`` (in ``source_crs``) in ``target_crs`` (e.g. the canvas'); None when it cannot be
+    transformed."""
+    if not source_crs.isValid() or not target_crs.isValid() or source_crs == target_crs:
         return point
-    transform = QgsCoordinateTransform(source_crs, layer.crs(), project or QgsProject.instance())
+    transform = QgsCoordinateTransform(source_crs, target_crs, project or QgsProject.instance())
     try:
         return transform.transform(point)
     except QgsCsException:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cluster import ClusterError, atomic_output, parse_scheduler, remove_parts, run_tasks, worker_name
-from .engine import CorrelatorOptions, context_margin, correlate_windows, window_layout
+from ..cluster import ClusterError, parse_scheduler, run_tasks, worker_name
+from .engine import (CorrelatorOptions, context_margin, correlate_windows, window_layout,
+                     working_memory)
 from ..io.dates import DAYS_PER_YEAR, acquisition_date, baseline_days
 from ..errors import InputError
 from ..io.grid import Grid, require_overlap, require_projected, require_same_crs
@@ -28,9 +29,11 @@ from .pairing import image_sensor
 from .preprocess import (DEFAULT_SIZE, antialias_sigma, channels, check_method, downsample, halo,
                          resolve)
 from .preprocess import apply as preprocess_apply
+from ..io.atomic import make_folder, remove_leftovers
 from ..io.products import PairWriter
 from ..progress import ensure
-from ..io.raster import open_raster, read_band, warp_to_grid
+from ..arrays.memory import require_memory
+from ..io.raster import check_readable, read_band, warp_to_grid
 
 # pixels (per image and channel, at input resolution) held for one strip
 STRIP_PIXELS = 4_000_000
@@ -85,9 +88,7 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
         writer.set_metadata({"VALID_SHARE": f"{share:.4f}", "MEDIAN_SNR": f"{median:.4f}"})
         writer.close()
     except BaseException:
-        writer.close()  # a cancelled or failed run leaves no half-written product behind
-        if os.path.exists(str(output)):
-            os.remove(str(output))
+        writer.abort()  # a cancelled or failed run leaves no half-written product behind
         raise
     progress.update(1.0)
     return {"path": str(output), "start": job.start, "end": job.end, "days": job.days,
@@ -133,6 +134,7 @@ class _PairJob:
         budget_rows = STRIP_PIXELS // max(1, int(work.cols * factors[1] * factors[0] *
                                                  channels(method)))
         self.tile = max(1, int((budget_rows - window[0] - 2 * self.margin) // step))
+        _require_memory(work, window, step, self.tile, self.margin, method, options)
         self.years = days / DAYS_PER_YEAR
         self.min_snr = min_snr
         self.meta = {"WINDOW": f"{window[0]}x{window[1]}", "STEP": step, "PREPROCESS": method,
@@ -145,9 +147,9 @@ class _PairJob:
 
 def _open_pair(reference, secondary):
     """``((dataset, grid), (dataset, grid))`` of the two images, once their geometry is checked:
-    a projected CRS, the same one, and overlapping footprints."""
-    ds_r = open_raster(reference, "reference image")
-    ds_s = open_raster(secondary, "secondary image")
+    readable to their last block, a projected CRS, the same one, and overlapping footprints."""
+    ds_r = check_readable(reference, "reference image")
+    ds_s = check_readable(secondary, "secondary image")
     grid_r = Grid.from_dataset(ds_r, reference)
     grid_s = Grid.from_dataset(ds_s, secondary)
     require_projected(grid_r, reference)
@@ -172,6 +174,10 @@ class _Layout:
 
     @classmethod
     def of(cls, work, window, step, reference):
+        if window[0] > work.rows or window[1] > work.cols:
+            raise InputError(f"The window ({window[1]} x {window[0]} px) is larger than the image "
+                             f"'{reference}' ({work.cols} x {work.rows} px at {work.dx:g} m): use "
+                             "a smaller WINDOW (or a finer RESOLUTION).")
         (ny, nx), (top0, left0), (oy, ox) = window_layout(work.shape, window, step)
         if ny <= 0 or nx <= 0:
             raise InputError(f"'{reference}' ({work.rows} x {work.cols} px at {work.dx:g} m) is "
@@ -227,8 +233,7 @@ def correlate_batch(pairs, folder, progress=None, scheduler=None, **options):
     A pair that fails on its input (e.g. images that do not overlap) is reported and skipped;
     cancellation stops the batch.
     """
-    folder = str(folder)
-    os.makedirs(folder, exist_ok=True)
+    folder = make_folder(folder)
     used, tasks = set(), []
     for pair in pairs:
         tasks.append((pair, os.path.join(folder, unique_name(pair.name, used) + ".tif"), options))
@@ -240,9 +245,10 @@ def correlate_batch(pairs, folder, progress=None, scheduler=None, **options):
             return [correlate_pair_task((pair, path, dict(options, scheduler=scheduler)),
                                         progress)]
         return run_tasks(correlate_pair_task, tasks, scheduler, progress, visible,
-                         key="correlate")
+                         key="correlate", stage=lambda k: f"Pair {k + 1} of {len(tasks)}: "
+                                                          f"{os.path.basename(tasks[k][1])[:-4]}")
     finally:
-        remove_parts(folder, [os.path.basename(t[1]) for t in tasks])
+        remove_leftovers(folder)  # of attempts whose worker died
 
 
 def correlate_pair_task(task, progress=None):
@@ -255,15 +261,16 @@ def correlate_pair_task(task, progress=None):
            "median_snr": None, "path": None, "status": "ok",
            "worker": options.get("scheduler") or worker_name()}
     try:
-        with atomic_output(path) as tmp:
-            res = correlate_images(pair.reference, pair.secondary, tmp, start=pair.start,
-                                   end=pair.end, sensor=pair.sensor, progress=progress,
-                                   **options)
+        res = correlate_images(pair.reference, pair.secondary, path, start=pair.start,
+                               end=pair.end, sensor=pair.sensor, progress=progress, **options)
         row.update(valid_share=res["valid_share"], median_snr=res["median_snr"], path=path)
     except ClusterError:  # stops the batch, as cancelling does
         raise
-    except InputError as exc:
-        row["status"] = str(exc)
+    except (InputError, RuntimeError, OSError, MemoryError) as exc:
+        # a damaged image (GDAL's RuntimeError), a file system error or a pair too large is
+        # this pair's problem: recorded, the batch goes on. Cancelled is none of them:
+        # cancelling stops the batch.
+        row["status"] = f"skipped: {exc}"
     return row
 
 
@@ -285,6 +292,18 @@ def _working_grid(grid, resolution):
     work = Grid((x0, res, 0.0, y0, 0.0, -res), (int(grid.rows // fr), int(grid.cols // fc)),
                 grid.crs_wkt)
     return work, (fr, fc)
+
+
+def _require_memory(work, window, step, tile, margin, method, options):
+    """Refuse at once a search range or window whose strips and windows cannot fit in memory:
+    two pre-processed image strips (with temporaries, x3) and the windows in work."""
+    strip_rows = tile * step + window[0] + 2 * margin
+    strips = 3 * 2 * channels(method) * 4 * work.cols * strip_rows
+    needed = strips + working_memory(options, channels(method))
+    require_memory(needed, f"WINDOW {window[1]} x {window[0]} px with a search range of "
+                   f"{options.search_px:g} px (SEARCH)",
+                   "Use a smaller SEARCH (a known offset goes into PRIOR_EAST / PRIOR_NORTH "
+                   "instead), a smaller WINDOW or a coarser RESOLUTION.")
 
 
 def _require_content(ds, band, path, size=512):

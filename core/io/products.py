@@ -25,6 +25,34 @@ UNITS = {"m/yr": 1.0, "m/day": DAYS_PER_YEAR, "m/d": DAYS_PER_YEAR, "m/a": 1.0}
 SENSORS = ("landsat", "sentinel1", "sentinel2", "uav")
 
 
+def declared_units(metadata, path, default="m/yr"):
+    """The velocity units a file's UNITS metadata item declares (normalised; ``default`` when it
+    has none); :class:`InputError` naming the file when they are unknown, so values in other units
+    (furlongs/fortnight, km/h) are never read, converted or stamped as m/yr."""
+    units = str((metadata or {}).get("UNITS", "") or "").strip().lower()
+    if not units:
+        return default
+    if units not in UNITS:
+        raise InputError(f"'{path}' declares its velocities in unknown units '{units}': only "
+                         f"{', '.join(sorted(UNITS))} are understood. Convert it to m/yr, or "
+                         "correct its UNITS metadata item if it is wrong.")
+    return units
+
+
+def check_chronological(intervals, path, what="velocity stack"):
+    """:class:`InputError` when two bands of a stack have the same date interval or are out of
+    chronological order (by start, then end), naming the bands."""
+    for i in range(1, len(intervals)):
+        a, b = intervals[i - 1], intervals[i]
+        if a == b:
+            raise InputError(f"Bands {i} and {i + 1} of {what} '{path}' have the same date "
+                             f"interval {a}: each band of a stack must be a distinct time step.")
+        if b < a:
+            raise InputError(f"Bands {i} ({a}) and {i + 1} ({b}) of {what} '{path}' are out of "
+                             "chronological order: a stack's bands must go from the earliest "
+                             "interval to the latest.")
+
+
 def to_m_per_yr(values, units):
     """Convert velocities given in ``units`` ('m/yr' or 'm/day') to m/yr."""
     try:
@@ -69,13 +97,18 @@ class _ProductWriter:
     _w = None
 
     def close(self):
+        """Finish the product and move it into place."""
         self._w.close()
+
+    def abort(self):
+        """Drop the product being written (the destination stays as it was)."""
+        self._w.abort()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        self._w.__exit__(*exc)
 
 
 class PairWriter(_ProductWriter):
@@ -190,8 +223,12 @@ def read_stack_info(path, what="velocity stack", dataset=None):
             intervals.append(Interval.parse(desc))
         except InputError as exc:
             raise InputError(f"Band {i + 1} of {what} '{path}': {exc}") from None
+    check_chronological(intervals, path, what)
+    quantity = meta.get("QUANTITY", "v")
+    # velocities must be in known units; other quantities (counts) keep theirs
+    units = declared_units(meta, path) if quantity in QUANTITIES else meta.get("UNITS", "")
     return StackInfo(str(path), Grid.from_dataset(ds, path), intervals, meta.get("SENSOR", ""),
-                     meta.get("QUANTITY", "v"), meta.get("UNITS", "m/yr"), meta)
+                     quantity, units, meta)
 
 
 class StackFile:

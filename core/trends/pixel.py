@@ -50,7 +50,7 @@ from ..cluster import parse_scheduler, run_tasks
 from ..errors import InputError
 from ..io.products import StackFile
 from ..progress import ensure
-from ..io.raster import RasterWriter
+from ..io.raster import RasterWriter, all_or_none
 
 METHODS = {
     "ols_annual": "OLS on annual means, Student t test",
@@ -453,16 +453,12 @@ def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEF
             if key != "significant":
                 w.write(1, res[key], r0, c0)
 
-    try:
+    with stack, all_or_none(writers.values()):  # no output of a failed run
         run_tasks(trend_window, [(source, win, options) for win in windows], scheduler,
                   progress.sub(0.0, 0.95), visible=[path], key="pixel-trends", on_result=store)
         mask, threshold = significance_mask(p_all, alpha)
         if "significant" in writers:
             writers["significant"].write(1, mask, 0, 0)
-    finally:
-        stack.close()
-        for w in writers.values():
-            w.close()
     progress.update(1.0)
     n_ok = int(np.isfinite(p_all).sum())
     n_sig = int(np.nansum(mask))

@@ -29,6 +29,15 @@ FULL_CHILDREN = {
     "uncertainty": "stableuncertainty", "coverage": "coverage", "pixel_trends": "pixeltrend",
     "glacier_trends": "glaciertrend", "attributes": "attributecorrelation"}
 
+INVERSION_INPUTS = {"LANDSAT_FOLDER", "SENTINEL2_FOLDER", "SENTINEL1_FOLDER", "REFERENCE",
+                    "GLACIERS", "DEM", "MIN_YEARS", "MIN_AREA"} | {
+    f"{s}_{p}" for s in ("LANDSAT", "SENTINEL2", "SENTINEL1")
+    for p in ("MIN_DAYS", "MAX_DAYS", "WINDOW", "STEP")}
+INVERSION_CHILDREN = {
+    **{f"{s}_pairs": "correlatebatch" for s in ("landsat", "sentinel2", "sentinel1")},
+    "inversion": "invertseries", "sentinel1_inversion": "invertseries", "gapfill": "gapfill",
+    "pixel_trends": "pixeltrend", "glacier_trends": "glaciertrend"}
+
 
 def load(path):
     model = QgsProcessingModelAlgorithm()
@@ -40,6 +49,8 @@ def load(path):
     ("image_pairs_to_trends.model3", "imagepairstotrends", FULL_INPUTS, FULL_CHILDREN),
     ("one_pair_clean_velocity.model3", "onepaircleanvelocity", ONE_PAIR_INPUTS,
      {"correlate": "correlate", "clean": "cleanpair"}),
+    ("image_pairs_to_trends_inversion.model3", "imagepairstotrendsinversion", INVERSION_INPUTS,
+     INVERSION_CHILDREN),
 ])
 def test_model_file_loads_and_validates(provider, name, model_id, inputs, children):
     model = load(os.path.join(ROOT, "models", name))
@@ -58,7 +69,8 @@ def test_model_file_loads_and_validates(provider, name, model_id, inputs, childr
     assert len(help_content["ALG_DESC"]) > 200
 
 
-@pytest.mark.parametrize("name", ["image_pairs_to_trends.model3", "one_pair_clean_velocity.model3"])
+@pytest.mark.parametrize("name", ["image_pairs_to_trends.model3", "one_pair_clean_velocity.model3",
+                                  "image_pairs_to_trends_inversion.model3"])
 def test_model_opens_in_the_modeler(provider, qgis_processing, monkeypatch, name):
     """The graphical modeler (QGIS's own dialog) shows every input, step and output."""
     modeler = pytest.importorskip("processing.modeler.ModelerDialog")
@@ -92,12 +104,31 @@ def test_full_model_outputs_are_every_product(provider, build_models):
         assert mandatory <= set(child.modelOutputs()), cid
     # the weights reach the fusion from the calibration, the folders the stacks
     fusion = model.childAlgorithm("fusion").parameterSources()
-    assert fusion["WEIGHTS"][0].outputChildId() == "calibration"
-    assert fusion["WEIGHTS"][0].outputName() == "WEIGHTS"
+    assert [(s.outputChildId(), s.outputName()) for s in fusion["WEIGHTS_TABLE"]] == [
+        ("calibration", "OUTPUT")]
     stack = model.childAlgorithm("landsat_stack").parameterSources()
     assert stack["FOLDER"][0].outputChildId() == "landsat_pairs"
     assert stack["CLEAN"][0].staticValue() is True
     assert stack["STABLE"][0].parameterName() == "STABLE"
+
+
+def test_inversion_model_inverts_every_sensor_then_gapfills_and_trends(provider, build_models):
+    model = load(os.path.join(ROOT, "models", "image_pairs_to_trends_inversion.model3"))
+    outputs = {p.name() for p in model.destinationParameterDefinitions()}
+    assert outputs == {f"{c}:{o}" for c, o, _, _ in build_models.INVERSION_OUTPUTS}
+    inversion = model.childAlgorithm("inversion").parameterSources()
+    assert sorted(src.outputChildId() for src in inversion["FOLDERS"]) == [
+        "landsat_pairs", "sentinel1_pairs", "sentinel2_pairs"]
+    s1 = model.childAlgorithm("sentinel1_inversion").parameterSources()
+    assert s1["FOLDER"][0].outputChildId() == "sentinel1_pairs"
+    gapfill = model.childAlgorithm("gapfill").parameterSources()
+    assert gapfill["FUSED"][0].outputChildId() == "inversion"
+    assert gapfill["AUXILIARY"][0].outputChildId() == "sentinel1_inversion"
+    for child in ("pixel_trends", "glacier_trends"):
+        assert model.childAlgorithm(child).parameterSources()["INPUT"][0].outputChildId() == \
+            "gapfill"
+    defaults = {p.name(): p.defaultValue() for p in model.parameterDefinitions()}
+    assert (defaults["LANDSAT_MIN_DAYS"], defaults["LANDSAT_MAX_DAYS"]) == (16, 96)
 
 
 def test_shipped_models_are_what_the_script_builds(provider, build_models):
@@ -131,3 +162,71 @@ def test_one_pair_model_runs(run_alg, scene_tiny, tmp_path):
     assert np.median(err[fast]) < 15.0  # m/yr; one image pixel over the pair is ~170 m/yr
     stable = model.stable_mask(info.grid) & np.isfinite(d["v"])
     assert abs(np.median(d["vx"][stable])) < 1.0 and abs(np.median(d["vy"][stable])) < 1.0
+
+
+class _RecordingScene:
+    """QGIS's own modeler scene, recording every box it draws for a model."""
+
+    def __init__(self, model):
+        from qgis.core import QgsProcessingContext
+        from qgis.gui import QgsModelGraphicsScene
+
+        made = self.items = []
+
+        class Scene(QgsModelGraphicsScene):
+            def createParameterGraphicItem(self, model, param):  # noqa: N802 (QGIS's names)
+                made.append(super().createParameterGraphicItem(model, param))
+                return made[-1]
+
+            def createChildAlgGraphicItem(self, model, child):  # noqa: N802
+                made.append(super().createChildAlgGraphicItem(model, child))
+                return made[-1]
+
+            def createOutputGraphicItem(self, model, output):  # noqa: N802
+                made.append(super().createOutputGraphicItem(model, output))
+                return made[-1]
+
+        self.scene = Scene()
+        self.scene.createItems(model, QgsProcessingContext())
+
+
+@pytest.mark.parametrize("model_id", ["imagepairstotrends", "onepaircleanvelocity"])
+def test_model_layout_can_be_edited(provider, model_id):
+    """Every box at positive coordinates (the modeler cannot scroll to negative ones), as stored
+    (centre ± half the size) and as the modeler draws it, and no label clipped."""
+    model = provider.algorithm(model_id).create()
+    components = list(model.parameterComponents().values())
+    for child in model.childAlgorithms().values():
+        components += [child, *child.modelOutputs().values()]
+    for c in components:
+        left = c.position().x() - c.size().width() / 2
+        top = c.position().y() - c.size().height() / 2
+        assert left >= 0 and top >= 0, f"{model_id}: {c.description()} at {left:.0f}, {top:.0f}"
+    scene = _RecordingScene(model)  # kept: its items live as long as the scene
+    drawn = scene.items
+    assert len(drawn) == len(components)
+    for item in drawn:
+        box = item.sceneBoundingRect()
+        assert box.left() >= 0 and box.top() >= 0, f"{model_id}: {item.label()} drawn off-scroll"
+        if item.label().startswith("OUTPUT"):
+            continue  # QGIS 3.22 labels an output box with the output's id (see below)
+        assert item.truncatedTextForItem(item.label()) == item.label(), \
+            f"{model_id}: label '{item.label()}' is clipped"
+
+
+@pytest.mark.parametrize("model_id", ["imagepairstotrends", "onepaircleanvelocity"])
+def test_model_outputs_have_descriptive_names(provider, build_models, model_id):
+    """Output ids stay `child:OUTPUT_X` (a contract); each output's description (the name the
+    dialog, the results and newer modelers show) says what it holds."""
+    model = provider.algorithm(model_id).create()
+    table = build_models.FULL_OUTPUTS if model_id == "imagepairstotrends" \
+        else build_models.ONE_PAIR_OUTPUTS
+    expected = {f"{c}:{o}": desc for c, o, _, desc in table}
+    shown = {o.name(): o.description() for o in model.outputDefinitions()}
+    assert shown == expected
+    for output_id, description in shown.items():
+        assert "OUTPUT" not in description and len(description.split()) >= 2, output_id
+    for child in model.childAlgorithms().values():
+        for name, output in child.modelOutputs().items():
+            assert output.description() == expected[f"{child.childId()}:{name}"]
+
