@@ -262,7 +262,7 @@ def build_full():
     b.parameter(qc.QgsProcessingParameterNumber(
         "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, 1.0, minValue=0.0), 6, 10)
     b.parameter(advanced(qc.QgsProcessingParameterString(
-        "DASK_SCHEDULER", "Dask scheduler (empty = this computer)", optional=True)), 0, 9)
+        "DASK_SCHEDULER", "Dask scheduler", optional=True)), 0, 9)
 
     for k, s in enumerate(SENSORS):
         n, key = SENSOR_NAMES[s], s.upper()
