@@ -24,10 +24,11 @@ from ..errors import InputError
 from ..io.grid import Grid, require_overlap, require_projected, require_same_crs
 from ..io.names import unique_name
 from .pairing import image_sensor
+from .prior import prior_margin, search_radius
 from .preprocess import (DEFAULT_SIZE, antialias_sigma, channels, check_method, downsample, halo,
                          resolve)
 from .preprocess import apply as preprocess_apply
-from ..io.products import PairWriter
+from ..io.products import DEFAULT_MAX_SPEED, PairWriter
 from ..progress import ensure
 from ..io.raster import open_raster, read_band, warp_to_grid
 
@@ -38,7 +39,8 @@ SNR_BINS = 1000
 
 def correlate_images(reference, secondary, output, window=32, step=2, start=None, end=None,
                      sensor=None, preprocess="auto", filter_size=DEFAULT_SIZE, resolution=None,
-                     search=None, prior=(0.0, 0.0), band=1, min_snr=0.0, progress=None):
+                     search=None, prior=(0.0, 0.0), band=1, min_snr=0.0, max_speed=None,
+                     prior_field=None, progress=None):
     """Correlate two rasters into a pair product at ``output``; return a summary dict.
 
     ``window``: side in pixels, or (rows, cols); ``step``: pixels between window centres;
@@ -46,10 +48,14 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     (default: from the reference's name or metadata); ``preprocess``: a method of
     :mod:`core.correlation.preprocess`, or 'auto' (chosen by sensor), with ``filter_size`` px;
     ``resolution``: target pixel size in metres (anti-aliased down-sampling; None keeps the
-    reference's pixels); ``search``: largest displacement in working pixels beyond the prior
-    (None = a quarter of the window); ``prior``: expected displacement (east, north) in metres;
-    ``band``: the band correlated (1-based); ``min_snr``: vectors with a lower SNR are written as
-    NaN (their SNR is kept).
+    reference's pixels); ``search``: largest displacement in working pixels beyond the prior,
+    an explicit override of ``max_speed`` (m/yr, default 1095), which sets the search to
+    ``max_speed x baseline / pixel`` (:func:`core.correlation.prior.search_radius`);
+    ``prior``: a constant expected displacement (east, north) in metres; ``prior_field``: a
+    :class:`core.correlation.prior.PriorField` (velocity, m/yr) giving each window its expected
+    offset (velocity x baseline), the constant prior where it has no value; ``band``: the band
+    correlated (1-based); ``min_snr``: vectors with a lower SNR are written as NaN (their SNR is
+    kept).
 
     Summary keys: path, start, end, days, sensor, method (the pre-processing used), valid_share
     (share of windows with a vector), median_snr, windows, grid (of the product).
@@ -74,25 +80,33 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
 
     work, factors = _working_grid(grid_r, resolution)
     layout = _Layout.of(work, window, step, reference)
-    options = CorrelatorOptions(window=window, search=search)
+    years = days / DAYS_PER_YEAR
+    options = CorrelatorOptions(window=window, search=search_radius(
+        max_speed, days, max(work.dx, work.dy), window, search))
     prior_px = (-float(prior[1]) / work.dy, float(prior[0]) / work.dx)  # (rows down, cols east)
+    if prior_field is not None:
+        prior_field.attach(layout.grid)
     readers = [_StripReader(ds_r, int(band), grid_r, work, factors, method, filter_size),
                _StripReader(ds_s, int(band), grid_r, work, factors, method, filter_size,
                             same=grid_s.same_as(grid_r))]
-    margin = context_margin(options, prior_px)
+    margin = context_margin(options, prior_px) + prior_margin(prior_field, years,
+                                                              (work.dy, work.dx))
     budget_rows = STRIP_PIXELS // max(1, int(work.cols * factors[1] * factors[0] *
                                              channels(method)))
     tile = max(1, int((budget_rows - window[0] - 2 * margin) // step))  # output rows per strip
     meta = {"WINDOW": f"{window[0]}x{window[1]}", "STEP": step, "PREPROCESS": method,
             "FILTER_SIZE": f"{filter_size:g}", "SEARCH_PX": f"{options.search_px:g}",
             "PIXEL_M": f"{work.dx:g}", "BASELINE_DAYS": days,
+            "MAX_SPEED": "" if search is not None else
+            f"{DEFAULT_MAX_SPEED if max_speed is None else max_speed:g}",
+            "PRIOR": os.path.basename(prior_field.path) if prior_field is not None else "",
             "REFERENCE": os.path.basename(reference), "SECONDARY": os.path.basename(secondary),
             "CORRELATOR": "phase-plane fit with moving raised-cosine taper"}
     writer = PairWriter(output, layout.grid, start, end, sensor, meta,
                         inputs=[reference, secondary])
     try:
         valid, hist = _correlate_strips(readers, layout, tile, margin, options, prior_px,
-                                        days / DAYS_PER_YEAR, min_snr, writer, progress)
+                                        prior_field, years, min_snr, writer, progress)
         median = _hist_median(hist)
         share = valid / float(layout.ny * layout.nx)
         writer.set_metadata({"VALID_SHARE": f"{share:.4f}", "MEDIAN_SNR": f"{median:.4f}"})
@@ -105,7 +119,7 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     progress.update(1.0)
     return {"path": str(output), "start": start, "end": end, "days": days, "sensor": sensor,
             "method": method, "valid_share": share, "median_snr": median,
-            "windows": layout.ny * layout.nx, "grid": layout.grid}
+            "windows": layout.ny * layout.nx, "grid": layout.grid, "search_px": options.search_px}
 
 
 def _open_pair(reference, secondary):
@@ -147,8 +161,8 @@ class _Layout:
         return cls(ny, nx, top0, left0, step, window, grid)
 
 
-def _correlate_strips(readers, layout, tile, margin, options, prior_px, years, min_snr, writer,
-                      progress):
+def _correlate_strips(readers, layout, tile, margin, options, prior_px, prior_field, years,
+                      min_snr, writer, progress):
     """Correlate the product ``tile`` rows at a time (image rows read with ``margin`` for the
     search) and write each strip; returns ``(valid vectors, SNR histogram)``."""
     work = readers[0].work
@@ -169,7 +183,11 @@ def _correlate_strips(readers, layout, tile, margin, options, prior_px, years, m
             reader.ds.FlushCache()  # drop the read blocks: memory stays per strip, not per image
         rows = layout.top0 + step * np.arange(i0, i1) - r_lo
         rr, cc = np.meshgrid(rows, cols, indexing="ij")
-        d_r, d_c, snr = correlate_windows(ref_s, sec_s, rr, cc, options, prior_px,
+        prior = prior_px
+        if prior_field is not None:  # the field's offsets, the constant one where it has none
+            field = prior_field.offsets((i0, 0, i1 - i0, nx), years, (work.dy, work.dx))
+            prior = tuple(np.where(np.isfinite(f), f, p).ravel() for f, p in zip(field, prior_px))
+        d_r, d_c, snr = correlate_windows(ref_s, sec_s, rr, cc, options, prior,
                                           progress=part.sub(0.1, 1.0))
         shape = (i1 - i0, nx)
         vx = (d_c * work.dx / years).reshape(shape)

@@ -20,6 +20,7 @@ PAIR_BANDS = ("vx", "vy", "v", "snr")
 QUANTITIES = ("v", "vx", "vy")
 UNITS = {"m/yr": 1.0, "m/day": DAYS_PER_YEAR, "m/d": DAYS_PER_YEAR, "m/a": 1.0}
 SENSORS = ("landsat", "sentinel1", "sentinel2", "uav")
+DEFAULT_MAX_SPEED = 1095.0  # m/yr = 3 m/day: the speed filter's and the search range's default
 
 
 def to_m_per_yr(values, units):

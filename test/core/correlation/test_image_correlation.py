@@ -294,3 +294,79 @@ def test_perito_moreno_field_is_coherent(shared_data, tmp_path):
     assert black.sum() > 200
     assert np.all(snr[black & np.isfinite(snr)] < 0.2)
     assert np.isfinite(vx[black]).mean() < 0.05
+
+
+# ------------------------------------------------------------------ search range and prior field
+
+def test_search_follows_baseline_and_max_speed():
+    from glacier_velocity.core.correlation.prior import search_radius
+    # 1095 m/yr over 60 days at 10 m: 18 px; over 20 days 6 px < a quarter of 32 -> 8 px
+    assert search_radius(None, 60, 10.0, (32, 32)) == pytest.approx(1095 * 60 / DAYS_PER_YEAR / 10)
+    assert search_radius(None, 20, 10.0, (32, 32)) == 8.0
+    assert search_radius(300.0, 60, 10.0, (32, 32)) == 8.0
+    assert search_radius(1e5, 60, 10.0, (32, 32)) == 64.0  # capped at two windows
+    assert search_radius(1e5, 60, 10.0, (32, 32), search=100.0) == 100.0  # SEARCH overrides
+    with pytest.raises(InputError, match="MAX_SPEED"):
+        search_radius(-1.0, 60, 10.0, (32, 32))
+
+
+@pytest.fixture(scope="module")
+def far_pair(tmp_path_factory):
+    """A 60-day pair moved 11.6 px east and 9.2 px north (706 m/yr east, 560 m/yr north)."""
+    folder = str(tmp_path_factory.mktemp("far"))
+    ref, sec = shifted_pair((192, 224), 11.6, -9.2, np.random.default_rng(3))
+    return folder, write_pair(folder, ref, sec, names=("ref_20200101.tif", "sec_20200301.tif"))
+
+
+def _far_fraction(path, d_col=11.6, d_row=-9.2):
+    info, d = read_pair_product(path)
+    years = info.baseline_days / DAYS_PER_YEAR
+    good = (np.abs(d["vx"] * years / PIXEL - d_col) < 0.02) & \
+           (np.abs(-d["vy"] * years / PIXEL - d_row) < 0.02)
+    return good, d["snr"]
+
+
+def test_default_max_speed_finds_offsets_beyond_a_quarter_window(far_pair):
+    folder, (a, b) = far_pair
+    out = os.path.join(folder, "default.tif")
+    res = IC.correlate_images(a, b, out, window=32, step=8, preprocess="none")
+    assert res["search_px"] == pytest.approx(1095 * 60 / DAYS_PER_YEAR / 10)
+    assert read_pair_info(out).metadata["MAX_SPEED"] == "1095"
+    good, _ = _far_fraction(out)
+    assert good.sum() > 0.55 * good.size
+    # a maximum speed below the true one leaves them out of reach: low SNR, not wrong vectors
+    slow = os.path.join(folder, "slow.tif")
+    IC.correlate_images(a, b, slow, window=32, step=8, preprocess="none", max_speed=300.0)
+    good, snr = _far_fraction(slow)
+    assert good.sum() == 0 and np.nanmedian(snr) < 0.5
+
+
+def test_prior_field_sets_each_windows_offset(far_pair, tmp_path):
+    from glacier_velocity.core.correlation.prior import PriorField
+    folder, (a, b) = far_pair
+    years = 60 / DAYS_PER_YEAR
+    vx, vy = 11.6 * PIXEL / years, 9.2 * PIXEL / years
+    # vx / vy rasters on a coarse grid (100 m), in m/day, covering the east part only
+    g = Grid.from_bounds(499500, 5000500, 100.0, 30, 32, 32632)
+    east = np.zeros((30, 32), bool)
+    east[:, 17:] = True  # x > 501200 m
+    paths = []
+    for name, val in (("vx", vx), ("vy", vy)):
+        arr = np.where(east, val / DAYS_PER_YEAR, np.nan).astype(np.float32)
+        paths.append(write_raster(str(tmp_path / f"prior_{name}.tif"), g, arr,
+                                  metadata={"UNITS": "m/day"}))
+    out = str(tmp_path / "prior.tif")
+    IC.correlate_images(a, b, out, window=32, step=8, preprocess="none", max_speed=50.0,
+                        prior_field=PriorField(paths[0], paths[1]))
+    good, snr = _far_fraction(out)
+    info = read_pair_info(out)
+    x = info.grid.transform[0] + (np.arange(info.grid.cols) + 0.5) * info.grid.dx
+    covered = np.broadcast_to(x > 501200 + 200, good.shape)  # window and search inside
+    uncovered = np.broadcast_to(x < 501200 - 200, good.shape)
+    # where the prior covers the image, the 50 m/yr search around it finds the motion ...
+    assert good[covered & (snr > 0)].mean() > 0.6
+    # ... elsewhere the constant prior (0) is used and the offset is out of reach
+    assert good[uncovered].sum() == 0 and uncovered.sum() > 50
+    assert info.metadata["PRIOR"] == "prior_vx.tif"
+    with pytest.raises(InputError, match="PRIOR_VY"):
+        PriorField(paths[0])
