@@ -19,15 +19,19 @@ the estimate, which makes it free of windowing bias and pixel-locking (0.0012 px
 synthetic texture with 1 % noise). The search range follows the baseline: displacements up to
 MAX_SPEED (m/yr) x baseline are looked for (a first pass with larger windows finds those beyond a
 quarter of the window), centred on a prior velocity field (PRIOR) when one is given, so that each
-window starts at its expected offset (prior velocity x baseline); SEARCH (px) overrides it. The SNR band (0-1) is the coherence of
-the cross-power with the fitted phase plane: near 1 for good matches, below about 0.4 for
-unrelated windows (clouds, fresh snow), 0 where a window has no texture (flat, or contrast in a
+window starts at its expected offset (prior velocity x baseline); SEARCH (px) overrides it.
+The SNR band (0-1) is the coherence of the cross-power with the fitted phase plane: near 1 for
+good matches, below about 0.4 for unrelated windows (clouds, fresh snow), 0 where a window has no texture
+(flat, or contrast in a
 few specks only). For SAR intensity (Sentinel-1), log-amplitude with a light despeckling
 low-pass is used and larger windows (64) are recommended.
 Work goes in strips of window rows on all CPU cores, so memory depends on the image width only;
 progress is reported and Cancel stops within a second or so.
 
-Output: a pair product (bands vx, vy, v in m/yr, east and north positive, and snr), one pixel
+Output: a pair product (bands vx, vy, v in m/yr, east and north positive, and snr, then bands
+5-6 vx_error and vy_error: each vector's estimated standard error in m/yr, from the residual
+phases of the fit, calibrated on synthetic pairs so that about 95 % of true errors lie within
+1.96 x it), one pixel
 per window centre with a pixel size of STEP x the image pixel size; velocity = displacement /
 baseline (days) x 365.25. Images must be in the same projected CRS in metres and overlap; a
 secondary image on another grid is resampled onto the reference grid (Lanczos) first."""

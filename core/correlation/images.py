@@ -103,7 +103,7 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
             "REFERENCE": os.path.basename(reference), "SECONDARY": os.path.basename(secondary),
             "CORRELATOR": "phase-plane fit with moving raised-cosine taper"}
     writer = PairWriter(output, layout.grid, start, end, sensor, meta,
-                        inputs=[reference, secondary])
+                        inputs=[reference, secondary], errors=True)
     try:
         valid, hist = _correlate_strips(readers, layout, tile, margin, options, prior_px,
                                         prior_field, years, min_snr, writer, progress)
@@ -187,19 +187,20 @@ def _correlate_strips(readers, layout, tile, margin, options, prior_px, prior_fi
         if prior_field is not None:  # the field's offsets, the constant one where it has none
             field = prior_field.offsets((i0, 0, i1 - i0, nx), years, (work.dy, work.dx))
             prior = tuple(np.where(np.isfinite(f), f, p).ravel() for f, p in zip(field, prior_px))
-        d_r, d_c, snr = correlate_windows(ref_s, sec_s, rr, cc, options, prior,
-                                          progress=part.sub(0.1, 1.0))
+        d_r, d_c, snr, s_r, s_c = correlate_windows(ref_s, sec_s, rr, cc, options, prior,
+                                                    progress=part.sub(0.1, 1.0), errors=True)
         shape = (i1 - i0, nx)
         vx = (d_c * work.dx / years).reshape(shape)
         vy = (-d_r * work.dy / years).reshape(shape)
+        errors = ((s_c * work.dx / years).reshape(shape), (s_r * work.dy / years).reshape(shape))
         snr = snr.reshape(shape)
         if min_snr > 0:
             low = ~(snr >= min_snr)
-            vx[low] = np.nan
-            vy[low] = np.nan
+            for a in (vx, vy) + errors:
+                a[low] = np.nan
         valid += int(np.isfinite(vx).sum())
         hist += np.histogram(snr[np.isfinite(snr)], SNR_BINS, (0.0, 1.0))[0]
-        writer.write(vx, vy, snr, i0, 0)
+        writer.write(vx, vy, snr, i0, 0, errors)
     return valid, hist
 
 

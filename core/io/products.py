@@ -1,7 +1,9 @@
 """The plugin's file formats: pair products and velocity stacks (see README, "Data formats").
 
 Pair product: a 4-band float32 GeoTIFF ``vx, vy, v, snr`` (m/yr east, m/yr north, m/yr speed,
-0-1 quality) with metadata ``START_DATE``, ``END_DATE``, ``SENSOR``, ``UNITS=m/yr``.
+0-1 quality) with metadata ``START_DATE``, ``END_DATE``, ``SENSOR``, ``UNITS=m/yr``; the
+correlator adds bands 5-6 ``vx_error, vy_error`` (m/yr, each vector's estimated standard error).
+Readers find bands by their description, so the extra bands never disturb them.
 
 Velocity stack: one band per time step, chronological, each band's description the date interval
 ``START/END``; metadata ``SENSOR``, ``QUANTITY`` (v, vx or vy), ``UNITS=m/yr``.
@@ -17,6 +19,7 @@ from .grid import Grid
 from .raster import RasterWriter, iter_tiles, open_raster, read_band, read_bands
 
 PAIR_BANDS = ("vx", "vy", "v", "snr")
+ERROR_BANDS = ("vx_error", "vy_error")  # optional bands 5-6 of a pair product
 QUANTITIES = ("v", "vx", "vy")
 UNITS = {"m/yr": 1.0, "m/day": DAYS_PER_YEAR, "m/d": DAYS_PER_YEAR, "m/a": 1.0}
 SENSORS = ("landsat", "sentinel1", "sentinel2", "uav")
@@ -79,19 +82,23 @@ class _ProductWriter:
 class PairWriter(_ProductWriter):
     """Writes a pair product window by window (for tiled processing)."""
 
-    def __init__(self, path, grid, start, end, sensor="", metadata=None, inputs=()):
+    def __init__(self, path, grid, start, end, sensor="", metadata=None, inputs=(), errors=False):
         start, end = parse_date(start), parse_date(end)
         baseline_days(start, end, f"pair product '{path}'")
         meta = {"START_DATE": start.isoformat(), "END_DATE": end.isoformat(),
                 "SENSOR": sensor or "", "UNITS": "m/yr"}
         meta.update(metadata or {})
-        self._w = RasterWriter(path, grid, 4, PAIR_BANDS, meta, inputs=inputs)
+        names = PAIR_BANDS + (ERROR_BANDS if errors else ())
+        self._w = RasterWriter(path, grid, len(names), names, meta, inputs=inputs)
         self.path = str(path)
+        self.errors = errors
 
-    def write(self, vx, vy, snr, row_off=0, col_off=0):
+    def write(self, vx, vy, snr, row_off=0, col_off=0, errors=None):
+        """Write a window; ``errors``: ``(vx_error, vy_error)`` m/yr when the product has them."""
         vx = np.asarray(vx, np.float32)
         vy = np.asarray(vy, np.float32)
-        for band, arr in enumerate((vx, vy, np.hypot(vx, vy), snr), start=1):
+        arrays = (vx, vy, np.hypot(vx, vy), snr) + (tuple(errors) if self.errors else ())
+        for band, arr in enumerate(arrays, start=1):
             self._w.write(band, arr, row_off, col_off)
 
     def set_metadata(self, items):

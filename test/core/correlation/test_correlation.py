@@ -200,3 +200,44 @@ def test_bad_options():
         CorrelatorOptions((32, 32), search=-1)
     with pytest.raises(InputError, match="shape"):
         correlate_arrays(np.zeros((64, 64)), np.zeros((64, 65)))
+
+
+# ------------------------------------------------------------------ per-vector uncertainty
+
+def fourier_pair(size, d_col, d_row, noise, rng, cutoff=0.15, margin=24):
+    """Band-limited texture (|f| < ``cutoff`` cycles/px) and its copy shifted exactly in the
+    Fourier domain, with Gaussian noise of ``noise`` x the image std; the periodic wrap-around
+    is cut off (``margin`` px each side)."""
+    n = size + 2 * margin
+    f = np.fft.fft2(rng.standard_normal((n, n)))
+    fy, fx = np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :]
+    f *= np.hypot(fx, fy) < cutoff
+    ref = np.fft.ifft2(f).real
+    sec = np.fft.ifft2(f * np.exp(-2j * np.pi * (fx * d_col + fy * d_row))).real
+    inner = (slice(margin, -margin),) * 2
+    sd = ref.std()
+    return tuple((a[inner] + noise * sd * rng.standard_normal((size, size))).astype(np.float32)
+                 for a in (ref, sec))
+
+
+@pytest.mark.parametrize("noise", [0.01, 0.05, 0.1])
+def test_estimated_sigma_is_calibrated(noise):
+    """|error| <= 1.96 sigma for 95 +- 3 % of the vector components (measured 0.93-0.97)."""
+    rng = np.random.default_rng(11)
+    err, sig = [], []
+    for _ in range(5):
+        dc, dr = rng.uniform(-3, 3, 2)
+        ref, sec = fourier_pair(192, dc, dr, noise, rng)
+        r, c, _, s_r, s_c = correlate_arrays(ref, sec, 8, CorrelatorOptions((32, 32)),
+                                             errors=True)
+        ok = np.isfinite(r)
+        assert np.all(np.isfinite(s_r[ok]) & (s_r[ok] > 0))
+        err.append(np.r_[c[ok] - dc, r[ok] - dr])
+        sig.append(np.r_[s_c[ok], s_r[ok]])
+    err, sig = np.concatenate(err), np.concatenate(sig)
+    assert err.size > 2000
+    within = np.mean(np.abs(err) <= 1.96 * sig)
+    assert 0.92 <= within <= 0.98, within
+    # sigma follows the error's robust spread (rare mismatches aside); at 1 % noise the floor
+    # of 0.004 px makes it conservative (measured 1.8x)
+    assert 0.8 <= np.median(sig) / (1.4826 * np.median(np.abs(err))) <= 2.0

@@ -370,3 +370,22 @@ def test_prior_field_sets_each_windows_offset(far_pair, tmp_path):
     assert info.metadata["PRIOR"] == "prior_vx.tif"
     with pytest.raises(InputError, match="PRIOR_VY"):
         PriorField(paths[0])
+
+
+def test_pair_product_carries_error_bands(pair_files):
+    """Bands 5-6 vx_error, vy_error (m/yr); readers that know four bands still work."""
+    from glacier_velocity.core.io.products import pair_band_index
+    from glacier_velocity.core.io.raster import read_band
+    folder, (a, b) = pair_files
+    out = os.path.join(folder, "errors.tif")
+    IC.correlate_images(a, b, out, window=32, step=4, preprocess="none")
+    assert pair_band_index(out, "vx_error") == 5 and pair_band_index(out, "vy_error") == 6
+    info, d = read_pair_product(out)  # the four public bands, by description
+    ex, ey = read_band(out, 5), read_band(out, 6)
+    ok = np.isfinite(d["vx"])
+    assert np.array_equal(ok, np.isfinite(ex)) and np.array_equal(ok, np.isfinite(ey))
+    years = 20 / DAYS_PER_YEAR
+    err = np.abs(d["vx"][ok] * years / PIXEL - 1.3)
+    sig = ex[ok] * years / PIXEL
+    assert 0.004 <= np.median(sig) < 0.02  # px; floor 0.004 px, 1 % noise
+    assert np.mean(err <= 1.96 * sig) > 0.9
