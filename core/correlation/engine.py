@@ -46,6 +46,8 @@ from scipy.spatial import cKDTree
 
 from ..errors import InputError
 from ..arrays.nanstats import nanmedian0, neighbours
+from .deform import (DEFAULT_STRAIN, DEFAULT_TOLERANCE, MAX_ITERATIONS, lattice_gradient,
+                     spline_coefficients, warped_windows)
 from ..progress import ensure
 
 TWO_PI = 2.0 * np.pi
@@ -73,7 +75,10 @@ class CorrelatorOptions:
     noise, 0 = pure phase as in COSI-Corr; 0.5 keeps ~1/700 px on synthetic texture and follows
     real imagery, whose strong low frequencies do not always move with the surface, best);
     ``min_support`` windows whose contrast is carried by less than this share of their pixels
-    (specks, a lone edge: they match anything) get no vector and an SNR of 0.
+    (specks, a lone edge: they match anything) get no vector and an SNR of 0;
+    ``deform`` window deformation (:mod:`core.correlation.deform`) of the windows whose strain
+    exceeds ``deform_strain`` (dimensionless displacement gradient), iterated until the largest
+    update is below ``deform_tolerance`` px (lattice drivers only: it needs neighbours).
     """
 
     window: tuple = (32, 32)
@@ -83,6 +88,9 @@ class CorrelatorOptions:
     mask_fraction: float = 0.1
     weighting: float = 0.5
     min_support: float = 0.05
+    deform: bool = True
+    deform_strain: float = DEFAULT_STRAIN
+    deform_tolerance: float = DEFAULT_TOLERANCE
 
     def __post_init__(self):
         wy, wx = self.window
@@ -338,6 +346,39 @@ class Correlator:
         sx[bad] = np.nan
         return d_row, d_col, snr, sy, sx
 
+    def refine(self, ref, coeffs, rows, cols, d_row, d_col, grad):
+        """Re-estimate displacements ``(d_row, d_col)`` (px, from a first pass) with the
+        secondary windows deformed by the gradients ``grad`` (:mod:`core.correlation.deform`;
+        ``coeffs`` its spline coefficients of the secondary image). Returns ``(d_row, d_col,
+        snr, s_row, s_col)``, NaN where the deformed window leaves the image or the fit fails."""
+        rows = np.asarray(rows, np.int64)
+        cols = np.asarray(cols, np.int64)
+        iy, ix = np.round(d_row).astype(np.int64), np.round(d_col).astype(np.int64)
+        fy, fx = d_row - iy, d_col - ix
+        ref_w, ok = _gather(ref, rows, cols, self.wy, self.wx)
+        sec_w = warped_windows(coeffs, rows + iy, cols + ix, grad, self.pos_y, self.pos_x)
+        for w in sec_w:
+            finite = np.isfinite(w).all(axis=(1, 2))
+            w[~finite] = 0.0
+            ok &= finite
+        zero = np.zeros(rows.size, np.float32)
+        Rc = [np.conj(fft.rfft2(self._tapered(w, zero, zero), axes=(-2, -1),
+                                workers=self.workers, overwrite_x=True)) for w in ref_w]
+        # the fit starts from the fraction (I + G)^-1 f that the deformed window shows
+        g_rr, g_rc, g_cr, g_cc = grad
+        det = (1 + g_rr) * (1 + g_cc) - g_rc * g_cr
+        fy, fx = ((1 + g_cc) * fy - g_rc * fx) / det, ((1 + g_rr) * fx - g_cr * fy) / det
+        sy_, sx_, snr, sy, sx = self._subpixel(Rc, sec_w, fy, fx)
+        bad = ~ok | ~np.isfinite(sy_ + sx_ + snr) | (np.abs(sy_) > 1.0) | (np.abs(sx_) > 1.0)
+        # pixels p sample the secondary at p + i + G (p - centre): content that moved by
+        # i + f shows as the pure shift s = (I + G)^-1 f, hence f = (I + G) s
+        fy = sy_ + g_rr * sy_ + g_rc * sx_
+        fx = sx_ + g_cr * sy_ + g_cc * sx_
+        out = [iy + fy, ix + fx, np.clip(np.nan_to_num(snr, nan=0.0), 0.0, 1.0), sy, sx]
+        for a in out:
+            a[bad] = np.nan
+        return tuple(out)
+
     def _subpixel(self, Rc, sec_w, fy, fx, first=None):
         """The iterations of the phase-plane fit, each with the secondary taper moved to the
         current estimate (the first may use a given cross-power ``first``); returns
@@ -422,12 +463,12 @@ def correlate_arrays(ref, sec, step=2, options=None, prior=(0.0, 0.0), batch=102
     rr, cc = np.meshgrid(r0 + step * np.arange(ny), c0 + step * np.arange(nx), indexing="ij")
     prior = tuple(np.broadcast_to(np.asarray(p, float), (ny, nx)).ravel() for p in prior)
     out = correlate_windows(ref, sec, rr.ravel(), cc.ravel(), options, prior, batch, progress,
-                            errors=errors)
+                            errors=errors, lattice=(ny, nx, step))
     return tuple(a.reshape(ny, nx) for a in out)
 
 
 def correlate_windows(ref, sec, rows, cols, options=None, prior=(0.0, 0.0), batch=1024,
-                      progress=None, threads=None, errors=False):
+                      progress=None, threads=None, errors=False, lattice=None):
     """Correlate the windows with top-left pixels ``(rows, cols)`` of ``ref`` in batches.
 
     ``prior``: the expected (d_row, d_col) in px, scalars or one value per window (a prior
@@ -437,7 +478,9 @@ def correlate_windows(ref, sec, rows, cols, options=None, prior=(0.0, 0.0), batc
     of them at a time (default: one per CPU core, at most 8; numpy and the FFTs release the GIL).
     Progress is reported, and cancellation checked, after each batch; on cancel the batches not
     started are dropped. Returns flat ``(d_row, d_col, snr)``, with ``errors`` also the standard
-    errors ``(s_row, s_col)`` in px.
+    errors ``(s_row, s_col)`` in px. ``lattice`` ``(ny, nx, step)``: the windows form a
+    row-major lattice ``step`` px apart, which enables window deformation
+    (:func:`deform_lattice`) when the options ask for it.
     """
     options = options or CorrelatorOptions()
     progress = ensure(progress)
@@ -448,7 +491,7 @@ def correlate_windows(ref, sec, rows, cols, options=None, prior=(0.0, 0.0), batc
                                    progress.sub(0.0, coarse_share))
     threads = threads or min(os.cpu_count() or 1, MAX_THREADS)
     engine = Correlator(options, workers=1 if threads > 1 else -1)
-    out = np.full((5 if errors else 3, rows.size), np.nan)
+    out = np.full((5, rows.size), np.nan)  # d_row, d_col, snr, s_row, s_col
     main = progress.sub(coarse_share, 1.0)
     # small jobs get smaller batches so that every thread has work
     batch = min(int(batch), max(256, -(-rows.size // (4 * threads))))
@@ -457,21 +500,68 @@ def correlate_windows(ref, sec, rows, cols, options=None, prior=(0.0, 0.0), batc
     def run(span):
         s, e = span
         out[:, s:e] = engine.estimate(ref, sec, rows[s:e], cols[s:e], p_rows[s:e], p_cols[s:e],
-                                      errors)
+                                      errors=True)
         return e - s
 
+    _run_spans(threads, spans, run, lambda done: main.update(done / rows.size))
+    if lattice is not None and options.deform:
+        deform_lattice(engine, ref, sec, rows, cols, out, lattice, threads, batch, progress)
+    return tuple(out) if errors else tuple(out[:3])
+
+
+def _run_spans(threads, spans, run, report):
+    """Run ``run(span)`` (returns the windows done) on a pool; ``report(total done)`` after each
+    in order; on an exception (e.g. cancel) the spans not started are dropped."""
     done = 0
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(run, span) for span in spans]
         try:
             for f in futures:
                 done += f.result()
-                main.update(done / rows.size)
+                report(done)
         except BaseException:
             for f in futures:
                 f.cancel()
             raise
-    return tuple(out)
+
+
+def deform_lattice(engine, ref, sec, rows, cols, out, lattice, threads, batch, progress):
+    """Window deformation on a lattice of first-pass results ``out`` (rows d_row, d_col, snr,
+    s_row, s_col; updated in place): up to :data:`~core.correlation.deform.MAX_ITERATIONS`
+    passes over the windows whose strain exceeds the options' threshold, until the largest
+    update is below the tolerance. Returns the number of windows deformed in the first pass."""
+    ny, nx, step = lattice
+    o = engine.options
+    coeffs = None
+    first = 0
+    for it in range(MAX_ITERATIONS):
+        grad = lattice_gradient(out[0].reshape(ny, nx), out[1].reshape(ny, nx), step, o.window)
+        strain = np.nan_to_num(np.max(np.abs(np.stack(grad)), axis=0), nan=0.0).ravel()
+        sel = np.flatnonzero((strain > o.deform_strain) & np.isfinite(out[0]))
+        if it == 0:
+            first = sel.size
+        if sel.size == 0:
+            break
+        progress.check()
+        coeffs = coeffs if coeffs is not None else spline_coefficients(sec)
+        g = [a.ravel()[sel] for a in grad]
+        new = np.full((5, sel.size), np.nan)
+
+        def run(span, sel=sel, g=g, new=new, coeffs=coeffs):
+            s, e = span
+            new[:, s:e] = engine.refine(ref, coeffs, rows[sel[s:e]], cols[sel[s:e]],
+                                        out[0, sel[s:e]], out[1, sel[s:e]],
+                                        [a[s:e] for a in g])
+            return e - s
+
+        spans = [(s, min(s + batch, sel.size)) for s in range(0, sel.size, batch)]
+        _run_spans(threads, spans, run, lambda done: None)
+        good = np.isfinite(new[0])
+        update = np.hypot(new[0] - out[0, sel], new[1] - out[1, sel])[good]
+        out[:, sel[good]] = new[:, good]
+        if update.size == 0 or update.max() < o.deform_tolerance:
+            break
+    return first
 
 
 def needs_coarse_pass(options):

@@ -188,7 +188,8 @@ def _correlate_strips(readers, layout, tile, margin, options, prior_px, prior_fi
             field = prior_field.offsets((i0, 0, i1 - i0, nx), years, (work.dy, work.dx))
             prior = tuple(np.where(np.isfinite(f), f, p).ravel() for f, p in zip(field, prior_px))
         d_r, d_c, snr, s_r, s_c = correlate_windows(ref_s, sec_s, rr, cc, options, prior,
-                                                    progress=part.sub(0.1, 1.0), errors=True)
+                                                    progress=part.sub(0.1, 1.0), errors=True,
+                                                    lattice=(i1 - i0, nx, step))
         shape = (i1 - i0, nx)
         vx = (d_c * work.dx / years).reshape(shape)
         vy = (-d_r * work.dy / years).reshape(shape)
