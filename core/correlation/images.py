@@ -40,7 +40,7 @@ SNR_BINS = 1000
 def correlate_images(reference, secondary, output, window=32, step=2, start=None, end=None,
                      sensor=None, preprocess="auto", filter_size=DEFAULT_SIZE, resolution=None,
                      search=None, prior=(0.0, 0.0), band=1, min_snr=0.0, max_speed=None,
-                     prior_field=None, progress=None):
+                     prior_field=None, deform=True, progress=None):
     """Correlate two rasters into a pair product at ``output``; return a summary dict.
 
     ``window``: side in pixels, or (rows, cols); ``step``: pixels between window centres;
@@ -55,7 +55,8 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     :class:`core.correlation.prior.PriorField` (velocity, m/yr) giving each window its expected
     offset (velocity x baseline), the constant prior where it has no value; ``band``: the band
     correlated (1-based); ``min_snr``: vectors with a lower SNR are written as NaN (their SNR is
-    kept).
+    kept); ``deform``: window deformation where the strain across a window exceeds 0.4 %
+    (:mod:`core.correlation.deform`).
 
     Summary keys: path, start, end, days, sensor, method (the pre-processing used), valid_share
     (share of windows with a vector), median_snr, windows, grid (of the product).
@@ -82,7 +83,7 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     layout = _Layout.of(work, window, step, reference)
     years = days / DAYS_PER_YEAR
     options = CorrelatorOptions(window=window, search=search_radius(
-        max_speed, days, max(work.dx, work.dy), window, search))
+        max_speed, days, max(work.dx, work.dy), window, search), deform=bool(deform))
     prior_px = (-float(prior[1]) / work.dy, float(prior[0]) / work.dx)  # (rows down, cols east)
     if prior_field is not None:
         prior_field.attach(layout.grid)
@@ -101,7 +102,8 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
             f"{DEFAULT_MAX_SPEED if max_speed is None else max_speed:g}",
             "PRIOR": os.path.basename(prior_field.path) if prior_field is not None else "",
             "REFERENCE": os.path.basename(reference), "SECONDARY": os.path.basename(secondary),
-            "CORRELATOR": "phase-plane fit with moving raised-cosine taper"}
+            "CORRELATOR": "phase-plane fit with moving raised-cosine taper",
+            "DEFORM": "yes" if deform else "no"}
     writer = PairWriter(output, layout.grid, start, end, sensor, meta,
                         inputs=[reference, secondary], errors=True)
     try:
