@@ -45,7 +45,9 @@ OPTION_HELP = {
               "64 for weak texture or SAR.",
     "STEP": "pixels between window centres; the output pixel is STEP x the image pixel.",
     "PREPROCESS": "image pre-processing: automatic (log-amplitude for Sentinel-1, orientation "
-                  "images otherwise), none, high-pass (image minus a Gaussian blur of "
+                  "images for UAV, high-pass otherwise: on real Sentinel-2 triplets it closed "
+                  "best, 0.066 px against 0.077 px for orientation images), none, high-pass "
+                  "(image minus a Gaussian blur of "
                   "FILTER_SIZE), Wallis (local contrast equalisation over FILTER_SIZE), orientation "
                   "images (gradient directions, robust to illumination change and thin clouds) or "
                   "log-amplitude (SAR intensity, with a 1-px Gaussian despeckling).",

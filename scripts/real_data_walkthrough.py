@@ -108,8 +108,9 @@ def perito_closure(out, preprocess="auto", deform=True, data=DATA):
 
 def closure_summary(rows):
     """``(median of the triplets' median closures (px), share of ice windows valid in all three
-    pairs over all triplets)``; triplets without a valid window do not count in the median."""
-    medians = [r["median_closure_px"] for r in rows if r["valid"]]
+    pairs over all triplets)``; triplets with fewer than 10 % of their ice windows valid (hazy
+    images: a handful of vectors whose median means little) do not count in the median."""
+    medians = [r["median_closure_px"] for r in rows if r["valid_share"] >= 0.1]
     share = sum(r["valid"] for r in rows) / max(1, sum(r["windows"] for r in rows))
     return (float(np.median(medians)) if medians else float("nan")), share
 
