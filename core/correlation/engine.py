@@ -529,17 +529,14 @@ def deform_lattice(engine, ref, sec, rows, cols, out, lattice, threads, batch, p
     """Window deformation on a lattice of first-pass results ``out`` (rows d_row, d_col, snr,
     s_row, s_col; updated in place): up to :data:`~core.correlation.deform.MAX_ITERATIONS`
     passes over the windows whose strain exceeds the options' threshold, until the largest
-    update is below the tolerance. Returns the number of windows deformed in the first pass."""
+    update is below the tolerance."""
     ny, nx, step = lattice
     o = engine.options
     coeffs = None
-    first = 0
-    for it in range(MAX_ITERATIONS):
+    for _ in range(MAX_ITERATIONS):
         grad = lattice_gradient(out[0].reshape(ny, nx), out[1].reshape(ny, nx), step, o.window)
         strain = np.nan_to_num(np.max(np.abs(np.stack(grad)), axis=0), nan=0.0).ravel()
         sel = np.flatnonzero((strain > o.deform_strain) & np.isfinite(out[0]))
-        if it == 0:
-            first = sel.size
         if sel.size == 0:
             break
         progress.check()
@@ -561,7 +558,6 @@ def deform_lattice(engine, ref, sec, rows, cols, out, lattice, threads, batch, p
         out[:, sel[good]] = new[:, good]
         if update.size == 0 or update.max() < o.deform_tolerance:
             break
-    return first
 
 
 def needs_coarse_pass(options):

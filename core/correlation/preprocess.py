@@ -114,8 +114,17 @@ def lowpass(image, sigma):
 
 
 def highpass(image, size=DEFAULT_SIZE):
-    """``image - gaussian(image, size)``, NaN kept."""
-    return (image - lowpass(image, size)).astype(np.float32)
+    """``image - gaussian(image, size)``, NaN kept; 0 where the image itself is flat.
+
+    In a flat area (e.g. the black fill around a rendered scene) the difference holds only the
+    smooth tail of the low-pass of nearby edges, identical on both dates: such windows would
+    match with full confidence at zero shift. Pixels whose own 3 x 3 variation is below 1e-4 of
+    the image's standard deviation are set to 0 (no texture, no vector)."""
+    out = image - lowpass(image, size)
+    ref = np.nanstd(image) if np.isfinite(image).any() else 0.0
+    local = ndimage.maximum_filter(image, 3) - ndimage.minimum_filter(image, 3)
+    out[local <= 1e-4 * ref] = 0.0
+    return out.astype(np.float32)
 
 
 def wallis(image, size=DEFAULT_SIZE):
