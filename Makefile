@@ -8,7 +8,8 @@ PY := /usr/bin/python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 DEB_PACKAGES := qgis python3-qgis python3-gdal python3-scipy python3-pyqtgraph \
-                python3-matplotlib python3-venv python3-pip gdal-bin
+                python3-matplotlib python3-venv python3-pip gdal-bin \
+                python3-netcdf4 python3-xarray python3-dask python3-zarr
 # scikit-image is not a plugin dependency: only the correlation benchmark's baseline uses it
 BENCH_DEB_PACKAGES := python3-skimage
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -19,9 +20,13 @@ export XDG_RUNTIME_DIR ?= $(CURDIR)/.build/runtime
 DEMO_SIZE ?= tiny
 PYTEST := $(VPY) -m pytest -ra --timeout=1200
 
-.PHONY: setup deb test test-core test-qgis demo bench install uninstall zip lint screenshots docs clean
+.PHONY: link setup deb test test-core test-qgis demo bench install uninstall zip lint screenshots docs clean
 
 setup: deb $(VENV)/.stamp
+
+# .build/plugins/glacier_velocity -> this checkout, before anything imports the plugin
+link:
+	@scripts/link-plugin >/dev/null
 
 # Debian's QGIS 3.22 and scientific stack; only what is missing is installed.
 deb:
@@ -43,22 +48,29 @@ $(VENV)/.stamp: requirements-dev.txt
 
 test: setup test-core test-qgis
 
-test-core: setup
+test-core: setup link
 	$(PYTEST) -p no:qgis test/core
 
-test-qgis: setup
+test-qgis: setup link
 	$(PYTEST) test/qgis test/cli
 
-demo: setup
+demo: setup link
 	$(VPY) demo/run_demo.py --out demo_output --size $(DEMO_SIZE)
 
 bench: setup
 	@$(MAKE) --no-print-directory deb EXTRA_DEB_PACKAGES="$(BENCH_DEB_PACKAGES)"
 	$(VPY) bench/run.py
 
-# The dock rendered offscreen on the sample scene: docs/timeseries.png, docs/calibration.png.
+# Screenshots of the real QGIS desktop under Xvfb (docs/*.png, shown in the README): a private
+# profile with the plugin enabled, QGIS runs scripts/screenshots.py once it is up.
+SHOTS := .build/screenshots
 screenshots: setup
-	QT_QPA_PLATFORM=offscreen $(VPY) scripts/screenshots.py docs
+	rm -rf $(SHOTS)/profiles && mkdir -p $(SHOTS)/profiles/default/python/plugins $(SHOTS)/profiles/default/QGIS
+	ln -sfn "$(CURDIR)" $(SHOTS)/profiles/default/python/plugins/glacier_velocity
+	printf '[PythonPlugins]\nglacier_velocity=true\n' > $(SHOTS)/profiles/default/QGIS/QGIS3.ini
+	QT_QPA_PLATFORM=xcb GV_SCREENSHOTS="$(CURDIR)/docs" GV_WORK="$(CURDIR)/$(SHOTS)/work" \
+	  timeout 900 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path "$(CURDIR)/$(SHOTS)" \
+	  --noversioncheck --nologo --code scripts/screenshots.py
 
 install:
 	mkdir -p "$(QGIS_PROFILE)/python/plugins"
@@ -69,7 +81,7 @@ uninstall:
 	rm -f "$(QGIS_PROFILE)/python/plugins/glacier_velocity"
 
 # docs/ALGORITHMS.md, generated from the algorithms (a test checks it is current).
-docs: setup
+docs: setup link
 	$(VPY) scripts/document_algorithms.py
 
 zip:

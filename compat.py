@@ -3,8 +3,9 @@
 The rest of the plugin imports these names instead of touching versioned enums directly.
 """
 
-from qgis.core import (Qgis, QgsField, QgsProcessing, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterFile, QgsProcessingParameterNumber)
+from qgis.core import (Qgis, QgsColorRampShader, QgsField, QgsProcessing,
+                       QgsProcessingParameterDefinition, QgsProcessingParameterFile,
+                       QgsProcessingParameterNumber, QgsProcessingUtils, QgsRasterBandStats)
 from qgis.PyQt.QtCore import QT_VERSION_STR
 
 QT_MAJOR = int(QT_VERSION_STR.split(".")[0])
@@ -45,6 +46,19 @@ FLAG_ADVANCED = _enum(Qgis, "ProcessingParameterFlag.Advanced",
                       QgsProcessingParameterDefinition, "FlagAdvanced")
 FLAG_OPTIONAL = _enum(Qgis, "ProcessingParameterFlag.Optional",
                       QgsProcessingParameterDefinition, "FlagOptional")
+
+# Raster styling: Qgis.ShaderInterpolationMethod from 3.30, Qgis.RasterBandStatistic from 3.36
+SHADER_LINEAR = _enum(Qgis, "ShaderInterpolationMethod.Linear", QgsColorRampShader.Type,
+                      "Interpolated")
+SHADER_DISCRETE = _enum(Qgis, "ShaderInterpolationMethod.Discrete", QgsColorRampShader.Type,
+                        "Discrete")
+STATS_MIN_MAX = (_enum(Qgis, "RasterBandStatistic.Min", QgsRasterBandStats, "Min")
+                 | _enum(Qgis, "RasterBandStatistic.Max", QgsRasterBandStats, "Max"))
+# The layer-type hint of outputs loaded on completion (None where QGIS has neither name: it then
+# guesses the type from the path)
+_HINTS = getattr(Qgis, "ProcessingLayerHint", None) or getattr(QgsProcessingUtils, "LayerHint", None)
+LAYER_HINT_VECTOR = getattr(_HINTS, "Vector", None)
+LAYER_HINT_RASTER = getattr(_HINTS, "Raster", None)
 
 
 def no_geometry():

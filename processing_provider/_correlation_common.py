@@ -11,34 +11,35 @@ from .base import advanced
 
 PREPROCESS_KEYS = [preprocess.AUTO] + list(preprocess.METHODS)
 
-METHOD_HELP = """Method: each window (WINDOW pixels, every STEP pixels) is tapered by a raised
-cosine and matched in the frequency domain; the secondary window is first moved by whole pixels
-to the phase-correlation peak, then a weighted phase-plane fit of the cross-power spectrum
-(adaptive frequency mask) gives the sub-pixel shift, iterated with the secondary taper moved to
-the estimate, which makes it free of windowing bias and pixel-locking (0.0012 px RMSE on
-synthetic texture with 1 % noise). The search range follows the baseline: displacements up to
-MAX_SPEED (m/yr) x baseline are looked for (a first pass with larger windows finds those beyond a
-quarter of the window), centred on a prior velocity field (PRIOR) when one is given, so that each
-window starts at its expected offset (prior velocity x baseline); SEARCH (px) overrides it.
-Where the displacement varies across a window by more than 0.4 % of its size (glacier margins,
-tributary junctions), the window is deformed: the secondary window is resampled by the local
-displacement gradient from the neighbouring vectors and fitted again, until the update is below
-0.001 px (1-2 % shear: 0.0015 px instead of 0.006-0.012 px); DEFORM turns it off.
-The SNR band (0-1) is the coherence of the cross-power with the fitted phase plane: near 1 for
-good matches, below about 0.4 for unrelated windows (clouds, fresh snow), 0 where a window has no texture
-(flat, or contrast in a
-few specks only). For SAR intensity (Sentinel-1), log-amplitude with a light despeckling
-low-pass is used and larger windows (64) are recommended.
-Work goes in strips of window rows on all CPU cores, so memory depends on the image width only;
-progress is reported and Cancel stops within a second or so.
-
-Output: a pair product (bands vx, vy, v in m/yr, east and north positive, and snr, then bands
-5-6 vx_error and vy_error: each vector's estimated standard error in m/yr, from the residual
-phases of the fit, calibrated on synthetic pairs so that about 95 % of true errors lie within
-1.96 x it), one pixel
-per window centre with a pixel size of STEP x the image pixel size; velocity = displacement /
-baseline (days) x 365.25. Images must be in the same projected CRS in metres and overlap; a
-secondary image on another grid is resampled onto the reference grid (Lanczos) first."""
+METHOD_HELP = (
+    "Method: each window (WINDOW pixels, every STEP pixels) is tapered by a raised cosine and "
+    "matched in the frequency domain; the secondary window is first moved by whole pixels to the "
+    "phase-correlation peak, then a weighted phase-plane fit of the cross-power spectrum (adaptive "
+    "frequency mask) gives the sub-pixel shift, iterated with the secondary taper moved to the "
+    "estimate, which makes it free of windowing bias and pixel-locking (0.0012 px RMSE on "
+    "synthetic texture with 1 % noise). The search range follows the baseline: displacements up "
+    "to MAX_SPEED (m/yr) x baseline are looked for (a first pass with larger windows finds those "
+    "beyond a quarter of the window), centred on a prior velocity field (PRIOR) when one is "
+    "given, so that each window starts at its expected offset (prior velocity x baseline); "
+    "SEARCH (px) overrides it. Where the displacement varies across a window by more than 0.4 % "
+    "of its size (glacier margins, tributary junctions), the window is deformed: the secondary "
+    "window is resampled by the local displacement gradient from the neighbouring vectors and "
+    "fitted again, until the update is below 0.001 px (1-2 % shear: 0.0015 px instead of "
+    "0.006-0.012 px); DEFORM turns it off. The SNR band (0-1) is the coherence of the cross-power "
+    "with the fitted phase plane: near 1 for good matches, below about 0.4 for unrelated windows "
+    "(clouds, fresh snow), 0 where a window has no texture (flat, or contrast in a few specks "
+    "only). For SAR intensity (Sentinel-1), log-amplitude with a light despeckling low-pass is "
+    "used and larger windows (64) are recommended. Work goes in strips of window rows on all CPU "
+    "cores, so memory depends on the image width only; progress is reported and Cancel stops "
+    "within a second or so.\n\n"
+    "Output: a pair product (bands vx, vy, v in m/yr, east and north positive, and snr, then "
+    "bands 5-6 vx_error and vy_error: each vector's estimated standard error in m/yr, from the "
+    "residual phases of the fit, calibrated on synthetic pairs so that about 95 % of true errors "
+    "lie within 1.96 x it), one pixel per window centre with a pixel size of STEP x the image "
+    "pixel size; velocity = displacement / baseline (days) x 365.25. Images must be in the same "
+    "projected CRS in metres and overlap; a secondary image on another grid is resampled onto the "
+    "reference grid (Lanczos) first."
+)
 
 OPTION_HELP = {
     "WINDOW": "correlation window side in pixels (even, >= 8); 32 suits most optical images, "

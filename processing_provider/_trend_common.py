@@ -7,21 +7,23 @@ from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON
 from ..core.trends.pixel import (DEFAULT_METHOD, DEFAULT_MIN_MONTHS, DEFAULT_MIN_YEARS, METHODS,
                            USER_METHODS)
 
-SIGNIFICANCE_HELP = """Why this significance test: monthly velocities carry a seasonal cycle
-and autocorrelated noise, but least squares on the monthly values treats a decade as 120
-independent values, so its p-values are wrong both ways (it misses real trends when the seasonal
-cycle dominates, and flags trend-free series far too often when the autocorrelated noise
-dominates; see the benchmark). The default, OLS on annual means with a Student t test, first
-averages each year's valid months after removing the pixel's mean seasonal cycle: this removes
-the cycle and nearly all of the month-to-month correlation, and on 20,000 simulated trend-free
-series (AR(1) noise, phi = 0.6, 30 % seasonal cycle) it declares 6.7 % significant at
-alpha = 0.05. Theil-Sen with the Mann-Kendall test on the annual means is robust to a year spoiled
-by outliers (6.0 %), the correlated seasonal Mann-Kendall test (Hirsch & Slack 1984) compares each
-calendar month across the years and accounts for the correlation between months (5.3 %, slower,
-needs about ten years). Rank tests on ten years cannot reach p-values below ~1e-4, which limits
-what survives the false-discovery control over many pixels. A year counts when it has at least
-MIN_MONTHS valid calendar months; a trend needs MIN_YEARS counting years. Trends are m/yr per
-decade; the confidence interval is at level 1 - ALPHA."""
+SIGNIFICANCE_HELP = (
+    "Why this significance test: monthly velocities carry a seasonal cycle and autocorrelated "
+    "noise, but least squares on the monthly values treats a decade as 120 independent values, so "
+    "its p-values are wrong both ways (it misses real trends when the seasonal cycle dominates, "
+    "and flags trend-free series far too often when the autocorrelated noise dominates; see the "
+    "benchmark). The default, OLS on annual means with a Student t test, first averages each "
+    "year's valid months after removing the pixel's mean seasonal cycle: this removes the cycle "
+    "and nearly all of the month-to-month correlation, and on 20,000 simulated trend-free series "
+    "(AR(1) noise, phi = 0.6, 30 % seasonal cycle) it declares 6.7 % significant at alpha = 0.05. "
+    "Theil-Sen with the Mann-Kendall test on the annual means is robust to a year spoiled by "
+    "outliers (6.0 %), the correlated seasonal Mann-Kendall test (Hirsch & Slack 1984) compares "
+    "each calendar month across the years and accounts for the correlation between months (5.3 %, "
+    "slower, needs about ten years). Rank tests on ten years cannot reach p-values below ~1e-4, "
+    "which limits what survives the false-discovery control over many pixels. A year counts when "
+    "it has at least MIN_MONTHS valid calendar months; a trend needs MIN_YEARS counting years. "
+    "Trends are m/yr per decade; the confidence interval is at level 1 - ALPHA."
+)
 
 METHOD_HELP = ("significance test and slope estimator: " + "; ".join(
     f"{k} = {METHODS[k]}" for k in USER_METHODS) + f" (default {DEFAULT_METHOD}).")
@@ -40,10 +42,18 @@ COMMON_HELP = {
 }
 
 
-def add_method_parameters(alg, methods=USER_METHODS, default=DEFAULT_METHOD, min_months=True):
+def method_labels(methods, descriptions=METHODS):
+    """Readable choices for the METHOD enum, e.g. 'OLS on annual means, Student t test
+    (ols_annual)': the enum's values (indices in ``methods``) stay what scripts pass."""
+    return [f"{descriptions[k][:1].upper()}{descriptions[k][1:]} ({k})" for k in methods]
+
+
+def add_method_parameters(alg, methods=USER_METHODS, default=DEFAULT_METHOD, min_months=True,
+                          descriptions=METHODS):
     """METHOD, ALPHA, MIN_YEARS (and MIN_MONTHS) parameters."""
     alg.addParameter(QgsProcessingParameterEnum(
-        "METHOD", "Trend method", options=list(methods), defaultValue=list(methods).index(default)))
+        "METHOD", "Trend method", options=method_labels(methods, descriptions),
+        defaultValue=list(methods).index(default)))
     alg.addParameter(QgsProcessingParameterNumber(
         "ALPHA", "Significance level", NUMBER_DOUBLE, 0.05, minValue=0.001, maxValue=0.49))
     alg.addParameter(QgsProcessingParameterNumber(

@@ -13,20 +13,21 @@ class AttributeCorrelationAlgorithm(GlacierAlgorithm):
     ALG_ID = "attributecorrelation"
     DISPLAY_NAME = "Attribute correlations"
     GROUP = "trends"
-    HELP = """Per glacier: area (km²), mean elevation, mean slope and mean aspect from the DEM
-(aspect = downhill bearing, degrees clockwise from north, circular mean; northness = cos(aspect),
-eastness = sin(aspect)), and the mean and maximum velocity (m/yr) of a velocity raster (a stack is
-averaged per pixel over its bands first, e.g. the multi-year mean).
-
-The correlation table gives, for the mean and maximum velocity against log10 area, slope,
-northness and eastness, Pearson's r with its two-sided p-value (null: no correlation) and
-Spearman's rank correlation as a companion robust to outliers; then the partial correlation of
-velocity with northness and with eastness controlling for log10 area and slope (the residuals of
-both after a least-squares fit on the controls; p with n - 4 degrees of freedom, so at least 5
-glaciers are needed). Aspect is circular and enters through northness and eastness. The last row
-is the within-glacier relation of velocity and slope over the pixels of one glacier; neighbouring
-pixels are not independent, so that p-value is optimistic. The DEM is resampled (bilinear) onto
-the velocity grid."""
+    HELP = (
+        "Per glacier: area (km²), mean elevation, mean slope and mean aspect from the DEM (aspect "
+        "= downhill bearing, degrees clockwise from north, circular mean; northness = cos(aspect), "
+        "eastness = sin(aspect)), and the mean and maximum velocity (m/yr) of a velocity raster (a "
+        "stack is averaged per pixel over its bands first, e.g. the multi-year mean).\n\n"
+        "The correlation table gives, for the mean and maximum velocity against log10 area, slope, "
+        "northness and eastness, Pearson's r with its two-sided p-value (null: no correlation) and "
+        "Spearman's rank correlation as a companion robust to outliers; then the partial "
+        "correlation of velocity with northness and with eastness controlling for log10 area and "
+        "slope (the residuals of both after a least-squares fit on the controls; p with n - 4 "
+        "degrees of freedom, so at least 5 glaciers are needed). Aspect is circular and enters "
+        "through northness and eastness. The last row is the within-glacier relation of velocity "
+        "and slope over the pixels of one glacier; neighbouring pixels are not independent, so "
+        "that p-value is optimistic. The DEM is resampled (bilinear) onto the velocity grid."
+    )
     PARAM_HELP = dict(
         COMMON_HELP,
         INPUT="velocity raster (m/yr): one band, or a stack averaged per pixel over its bands.",

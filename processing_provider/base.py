@@ -2,24 +2,37 @@
 
 A subclass sets ``ALG_ID``, ``DISPLAY_NAME``, ``GROUP`` (a key of :data:`GROUPS`), ``HELP`` and
 ``PARAM_HELP`` (one explanation per parameter name, appended to the help text so that
-``qgis_process help`` and the toolbox explain every parameter), defines ``initAlgorithm`` and
-``process(parameters, context, feedback)`` (NOT ``run``: ``QgsProcessingAlgorithm.run`` is QGIS's own
-method and must not be overridden). The base class turns core ``InputError``/``ValueError`` into
-``QgsProcessingException`` and wires core progress/cancel to the feedback object.
+``qgis_process help`` and the toolbox explain every parameter) and ``OUTPUT_KINDS`` (the look of
+a raster output when QGIS loads it: output name -> a kind of :mod:`.styles`; only outputs that
+are not velocities need one, as undeclared ones go by name: ``…_ERROR`` errors, ``…_COUNT``
+counts, others velocities). Help is plain text written as paragraphs: one line per paragraph
+(blank line between), one line per list item (``- ``); the toolbox shows every line as a paragraph
+and reads ``<word>`` as HTML, so :func:`rich_help` escapes it. A subclass defines
+``initAlgorithm`` and ``process(parameters, context, feedback)`` (NOT ``run``:
+``QgsProcessingAlgorithm.run`` is QGIS's own method and must not be overridden). The base class
+checks number parameters and output paths before any work, turns core ``InputError``/
+``ValueError``, GDAL and OS errors into ``QgsProcessingException`` naming the file and the reason
+(see ``_guards``), wires core progress/cancel to the feedback object, and styles the outputs
+QGIS loads (:mod:`.styles`).
 
 ``processAlgorithm`` runs in a worker thread: nothing here touches widgets or ``iface``.
 """
 
+import html
 import os
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsFeature, QgsFeatureSink, QgsFields,
-                       QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingParameterFeatureSink, QgsProcessingParameterString)
+from qgis.core import (QgsCoordinateReferenceSystem, QgsFields, QgsProcessingAlgorithm,
+                       QgsProcessingException, QgsProcessingParameterFeatureSink,
+                       QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterString)
 from qgis.PyQt.QtGui import QIcon
 
 from ..compat import FLAG_ADVANCED, TYPE_VECTOR_TABLE, make_field, no_geometry
 from ..core.errors import Cancelled
 from ..core.progress import Progress
+from . import styles
+from ._guards import (check_destinations, check_numbers, check_raster_input, error_message,
+                      write_rows)
 
 ICON_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icons")
 
@@ -31,12 +44,19 @@ GROUPS = {
     "uncertainty": "Uncertainty",
     "trends": "Trends",
     "sampledata": "Sample data",
+    "io": "Import and export",
 }
 
 
 def icon(name="glacier_velocity.svg"):
     """A plugin icon, loaded by file path (no compiled resources)."""
     return QIcon(os.path.join(ICON_DIR, name))
+
+
+def rich_help(*texts):
+    """Help texts as the toolbox shows them: one paragraph or list item per line, HTML-escaped."""
+    lines = [line.strip() for text in texts for line in text.split("\n")]
+    return "\n".join(html.escape(line, quote=False) for line in lines if line)
 
 
 def advanced(param):
@@ -53,6 +73,9 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
     GROUP = ""
     HELP = ""
     PARAM_HELP = {}
+    _user_names = None  # per run (processAlgorithm): QGIS's copies of layers -> the user's layers
+    _first_raster = None  # per run: the first single raster input, which the others overlap
+    OUTPUT_KINDS = {}  # output name -> styles kind (VELOCITY, TREND, PVALUE...)
 
     # ---------------------------------------------------------------- identity
     def name(self):
@@ -74,23 +97,41 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
         return type(self)()
 
     def shortHelpString(self):
-        lines = [self.HELP.strip(), "", "Parameters:"]
+        lines = ["Parameters:"]
         for p in self.parameterDefinitions():
             lines.append(f"- {p.name()} ({p.description()}): {self.PARAM_HELP.get(p.name(), '')}")
         for o in self.outputDefinitions():
             if self.parameterDefinition(o.name()) is None:  # outputs that are not destinations
                 lines.append(f"- {o.name()} (output: {o.description()}): "
                              f"{self.PARAM_HELP.get(o.name(), '')}")
-        return "\n".join(lines)
+        return rich_help(self.HELP, *lines)
 
     # ---------------------------------------------------------------- running
     def processAlgorithm(self, parameters, context, feedback):
+        self._user_names, self._first_raster = {}, None  # a fresh run (see the class attributes)
         try:
-            return self.process(parameters, context, feedback)
+            check_numbers(self, parameters, context)
+            check_destinations(self, parameters, context)
+            results = self.process(parameters, context, feedback)
+            styles.attach_outputs(context, results, self.output_kinds())
+            return results
         except Cancelled:
-            raise QgsProcessingException("Cancelled by the user.") from None
-        except ValueError as exc:  # core InputError included: a clear message, no traceback
-            raise QgsProcessingException(str(exc)) from None
+            message = "Cancelled by the user."
+        except (ValueError, RuntimeError, OSError, MemoryError) as exc:
+            # core InputError, GDAL and file-system errors: the file and the reason, no traceback
+            message = error_message(exc, self._user_names)
+        # raised outside the handlers, so that it keeps no reference to the failed work's frames
+        # (their open GDAL datasets, outliving the application, crash QGIS at exit)
+        raise QgsProcessingException(message)
+
+    def output_kinds(self):
+        """Output name -> styles kind of every raster output: ``OUTPUT_KINDS``, else by name
+        (:func:`.styles.default_kind`)."""
+        kinds = {d.name(): styles.default_kind(d.name())
+                 for d in self.destinationParameterDefinitions()
+                 if isinstance(d, QgsProcessingParameterRasterDestination)}
+        kinds.update(self.OUTPUT_KINDS)
+        return kinds
 
     def process(self, parameters, context, feedback):
         """The algorithm's work: read parameters, call the core, return the outputs dict."""
@@ -98,10 +139,12 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def progress(feedback):
-        """A core :class:`Progress` that reports to ``feedback`` and stops when it is cancelled."""
+        """A core :class:`Progress` that reports to ``feedback`` (fraction to the progress bar,
+        stages of the work as log lines) and stops when it is cancelled."""
         if feedback is None:
             return Progress()
-        return Progress(lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled)
+        return Progress(lambda f: feedback.setProgress(100.0 * f), feedback.isCanceled,
+                        log=feedback.pushInfo)
 
     # ---------------------------------------------------------------- parameters
     def add_string(self, name, description):
@@ -133,11 +176,15 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
             if required:
                 raise QgsProcessingException(f"{name}: no raster layer given or it cannot be read.")
             return None
+        checked = check_raster_input(name, layer.source(), self._first_raster)
+        self._first_raster = self._first_raster or checked
         return layer.source()
 
     def raster_paths(self, parameters, name, context):
         """File paths of a multiple-layer parameter, in the order given."""
         layers = self.parameterAsLayerList(parameters, name, context)
+        for k, lyr in enumerate(layers):
+            check_raster_input(f"{name} (layer {k + 1})", lyr.source())
         return [lyr.source() for lyr in layers]
 
     def vector_path(self, parameters, name, context, feedback, required=True):
@@ -150,7 +197,17 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
             if required:
                 raise QgsProcessingException(f"{name}: no vector layer given or it cannot be read.")
             return None
+        self.remember_user_name(parameters, name, context, path)
         return path
+
+    def remember_user_name(self, parameters, name, context, path):
+        """Note the user's layer behind ``path`` when QGIS handed over a temporary copy of it, so
+        that messages name the user's layer (see ``processAlgorithm``)."""
+        layer = self.parameterAsVectorLayer(parameters, name, context)
+        user = layer.source() if layer is not None else str(parameters.get(name) or "")
+        copy = path.split("|")[0]
+        if user and copy != user.split("|")[0]:
+            self._user_names = dict(self._user_names or {}, **{copy: user})
 
     # ---------------------------------------------------------------- outputs
     def optional_output(self, parameters, name, context):
@@ -179,24 +236,5 @@ class GlacierAlgorithm(QgsProcessingAlgorithm):
         fields = QgsFields()
         for col in columns:
             fields.append(make_field(col, kinds[col]))
-        sink, dest = self.parameterAsSink(parameters, name, context, fields, no_geometry(),
-                                          QgsCoordinateReferenceSystem())
-        if sink is None:
-            raise QgsProcessingException(f"{name}: the table cannot be created.")
-        for row in rows:
-            f = QgsFeature(fields)
-            values = []
-            for col in columns:
-                v = row.get(col)
-                if v is None:
-                    values.append(None)
-                elif kinds[col] == "int":
-                    values.append(int(v))
-                elif kinds[col] == "double":
-                    v = float(v)
-                    values.append(None if v != v else v)  # NaN -> NULL
-                else:
-                    values.append(str(v))
-            f.setAttributes(values)
-            sink.addFeature(f, QgsFeatureSink.FastInsert)
-        return dest
+        return write_rows(self, parameters, name, context, fields, no_geometry(),
+                          QgsCoordinateReferenceSystem(), rows, columns, kinds)

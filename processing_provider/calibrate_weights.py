@@ -13,23 +13,25 @@ class CalibrateWeightsAlgorithm(GlacierAlgorithm):
     ALG_ID = "calibrateweights"
     DISPLAY_NAME = "Calibrate fusion weights on UAV velocities"
     GROUP = "fusion"
-    HELP = """Finds the weights of a multi-sensor fusion (Fuse velocity stacks) by comparing each
-sensor's velocity stack with UAV velocities, taken as the reference.
-
-Band matching: each UAV band (a survey interval) is paired, in every stack, with the band that
-shares the most days with it, if the shared days are at least half of the UAV interval (ties: the
-band whose middle is nearest). UAV bands without such a partner in every stack are left out.
-Every stack is resampled onto the UAV grid with nearest neighbour (values are not smoothed).
-
-Least squares (default): the weights w minimise Σ (V_uav − Σ_k w_k V_k)² over the pixels and dates
-where the UAV and every stack are valid, subject to w_k ≥ 0 and Σ w_k = 1, solved exactly (an
-active-set method on the constrained problem). Inverse variance: w_k ∝ 1 / mean((V_k − V_uav)²).
-
-The table holds one row per stack (SOURCES in order, then AUXILIARY) and a row 'combined' (the
-weighted combination): weight, n (matched samples), bias = mean(V − V_uav), RMSE, R² (squared
-correlation) and the slope of the line V = a + slope·V_uav, all in m/yr. With CLASSES, weights are
-also solved per class (rows with their class in column 'class'; classes with fewer than 10
-samples per weight keep the global weights). Velocities in m/yr."""
+    HELP = (
+        "Finds the weights of a multi-sensor fusion (Fuse velocity stacks) by comparing each "
+        "sensor's velocity stack with UAV velocities, taken as the reference.\n\n"
+        "Band matching: each UAV band (a survey interval) is paired, in every stack, with the band "
+        "that shares the most days with it, if the shared days are at least half of the UAV "
+        "interval (ties: the band whose middle is nearest). UAV bands without such a partner in "
+        "every stack are left out. Every stack is resampled onto the UAV grid with nearest "
+        "neighbour (values are not smoothed).\n\n"
+        "Least squares (default): the weights w minimise Σ (V_uav − Σ_k w_k V_k)² over the pixels "
+        "and dates where the UAV and every stack are valid, subject to w_k ≥ 0 and Σ w_k = 1, "
+        "solved exactly (an active-set method on the constrained problem). Inverse variance: w_k ∝ "
+        "1 / mean((V_k − V_uav)²).\n\n"
+        "The table holds one row per stack (SOURCES in order, then AUXILIARY) and a row 'combined' "
+        "(the weighted combination): weight, n (matched samples), bias = mean(V − V_uav), RMSE, R² "
+        "(squared correlation) and the slope of the line V = a + slope·V_uav, all in m/yr. With "
+        "CLASSES, weights are also solved per class (rows with their class in column 'class'; "
+        "classes with fewer than 10 samples per weight keep the global weights). Velocities in "
+        "m/yr."
+    )
     PARAM_HELP = {
         "REFERENCE": "UAV velocity stack (bands named START/END), the reference the weights are "
                      "fitted to; its grid is the common grid of the comparison.",
@@ -49,6 +51,8 @@ samples per weight keep the global weights). Velocities in m/yr."""
                    "fusion's WEIGHTS parameter.",
         "CLASS_WEIGHTS": "per-class weights 'class:w1,w2,...;class:...' (empty without CLASSES), "
                          "for the fusion's CLASS_WEIGHTS parameter.",
+        "ERRORS": "each stack's RMSE against the UAV (m/yr, bias included), comma-separated in "
+                  "WEIGHTS order: the 1 σ per stack for the fusion's ERRORS parameter.",
     }
     METHOD_LABELS = ["Least squares, w ≥ 0 and Σw = 1 (default)", "Inverse variance"]
 
@@ -66,6 +70,7 @@ samples per weight keep the global weights). Velocities in m/yr."""
         self.add_table("OUTPUT_SAMPLES", "Matched samples", optional=True)
         self.addOutput(QgsProcessingOutputString("WEIGHTS", "Weights"))
         self.addOutput(QgsProcessingOutputString("CLASS_WEIGHTS", "Per-class weights"))
+        self.addOutput(QgsProcessingOutputString("ERRORS", "Errors (RMSE against the UAV)"))
 
     def process(self, parameters, context, feedback):
         reference = self.raster_path(parameters, "REFERENCE", context)
@@ -89,7 +94,8 @@ samples per weight keep the global weights). Velocities in m/yr."""
                                      "weights.")
         results = {"OUTPUT": self.write_table(parameters, "OUTPUT", context, rows,
                                               cal.table_columns()),
-                   "WEIGHTS": cal.weight_string, "CLASS_WEIGHTS": cal.class_weight_string()}
+                   "WEIGHTS": cal.weight_string, "CLASS_WEIGHTS": cal.class_weight_string(),
+                   "ERRORS": cal.error_string}
         if self.parameterAsOutputLayer(parameters, "OUTPUT_SAMPLES", context):
             results["OUTPUT_SAMPLES"] = self.write_table(
                 parameters, "OUTPUT_SAMPLES", context, cal.sample_rows(), cal.sample_columns())

@@ -10,25 +10,25 @@ class CleanPairAlgorithm(PairAlgorithm):
     ALG_ID = "cleanpair"
     DISPLAY_NAME = "Clean a velocity pair (default chain)"
     GROUP = "filters"
-    HELP = f"""Applies the default post-processing chain to one velocity pair and writes a pair
-product in m/yr: SNR below SNR_MIN (default {DEFAULT_SNR:g}) removed; speeds above MAX_SPEED
-(default {DEFAULT_MAX_SPEED:g} m/yr = 3 m/day) removed; normalised median test (3×3, threshold
-2); small coherent islands of mismatches removed (speckle filter, up to 100 pixels); vectors
-more than 20° off the direction of the locally smoothed field removed where the flow is clearly
-faster than the noise; NaN-aware 3×3 median smoothing (see Quality filters for each step and its
-automatic thresholds).
-
-When stable ground is given, a plane is fitted robustly to vx and to vy there (Huber then Tukey
-biweight weights, so mismatches cannot tilt it) and subtracted from the vectors before the
-neighbourhood and directional filters, which thus compare corrected vectors with the flow. The
-fitted planes are logged and kept in the output's metadata (RAMP_VX, RAMP_VY, and
-RAMP_VX_SURFACE/RAMP_VY_SURFACE in machine-readable form).
-
-The input is a pair product, or an external map as two single-band rasters (vx with INPUT_VY) in
-m/yr or m/day; its dates come from the file name (two dates, e.g. 20180304-20180405_vx.tif), its
-metadata, or START_DATE/END_DATE. Each filter's removals are logged. Every step is also an
-algorithm of its own (Quality filters, Remove ramp, Destripe) to reorder or tune in the
-modeler."""
+    HELP = (
+        "Applies the default post-processing chain to one velocity pair and writes a pair product "
+        f"in m/yr: SNR below SNR_MIN (default {DEFAULT_SNR:g}) removed; speeds above MAX_SPEED "
+        f"(default {DEFAULT_MAX_SPEED:g} m/yr = 3 m/day) removed; normalised median test (3×3, "
+        "threshold 2); small coherent islands of mismatches removed (speckle filter, up to 100 "
+        "pixels); vectors more than 20° off the direction of the locally smoothed field removed "
+        "where the flow is clearly faster than the noise; NaN-aware 3×3 median smoothing (see "
+        "Quality filters for each step and its automatic thresholds).\n\n"
+        "When stable ground is given, a plane is fitted robustly to vx and to vy there (Huber "
+        "then Tukey biweight weights, so mismatches cannot tilt it) and subtracted from the "
+        "vectors before the neighbourhood and directional filters, which thus compare corrected "
+        "vectors with the flow. The fitted planes are logged and kept in the output's metadata "
+        "(RAMP_VX, RAMP_VY, and RAMP_VX_SURFACE/RAMP_VY_SURFACE in machine-readable form).\n\n"
+        "The input is a pair product, or an external map as two single-band rasters (vx with "
+        "INPUT_VY) in m/yr or m/day; its dates come from the file name (two dates, e.g. "
+        "20180304-20180405_vx.tif), its metadata, or START_DATE/END_DATE. Each filter's removals "
+        "are logged. Every step is also an algorithm of its own (Quality filters, Remove ramp, "
+        "Destripe) to reorder or tune in the modeler."
+    )
     PARAM_HELP = dict(PAIR_HELP, **THRESHOLD_HELP,
                       STABLE=STABLE_HELP["STABLE"] + " Optional: without it no ramp is removed.",
                       OUTPUT="cleaned pair product (vx, vy, v, snr; m/yr, NaN where removed).",

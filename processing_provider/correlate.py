@@ -13,12 +13,12 @@ class CorrelateAlgorithm(GlacierAlgorithm):
     ALG_ID = "correlate"
     DISPLAY_NAME = "Correlate an image pair"
     GROUP = "correlation"
-    HELP = """Measures the surface displacement between two images of the same area (optical or
-SAR intensity) by sub-pixel frequency correlation and writes it as a velocity pair product.
-Acquisition dates come from START_DATE/END_DATE, else from the file names (Landsat, Sentinel-2,
-Sentinel-1 product names, YYYYMMDD or YYYY-MM-DD) or the images' metadata.
-
-""" + METHOD_HELP
+    HELP = (
+        "Measures the surface displacement between two images of the same area (optical or SAR "
+        "intensity) by sub-pixel frequency correlation and writes it as a velocity pair product. "
+        "Acquisition dates come from START_DATE/END_DATE, else from the file names (Landsat, "
+        "Sentinel-2, Sentinel-1 product names, YYYYMMDD or YYYY-MM-DD) or the images' metadata.\n\n"
+    ) + METHOD_HELP
     PARAM_HELP = dict(
         OPTION_HELP,
         REFERENCE="the earlier image (its grid is the working grid).",

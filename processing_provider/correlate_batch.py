@@ -19,16 +19,19 @@ class CorrelateBatchAlgorithm(GlacierAlgorithm):
     ALG_ID = "correlatebatch"
     DISPLAY_NAME = "Correlate image pairs (batch)"
     GROUP = "correlation"
-    HELP = """Correlates a series of images into one pair product per pair, with the same method
-and options as "Correlate an image pair". Images come from SOURCES and/or every raster in FOLDER.
-Pairing rule: images are grouped by sensor (from the product name, e.g. LC08_..., S2A_MSIL1C_...,
-S1A_IW_..., else the SENSOR metadata, or SENSOR for all) and sorted by acquisition date (from
-the names or metadata); every two images of a group between MIN_DAYS and MAX_DAYS apart form a
-pair, the earlier one as reference. Products are named <sensor>_<start>_<end>.tif in OUTPUT.
-A pair that cannot be correlated (e.g. its images do not overlap) is skipped and its reason is
-written in the index table's status column.
-
-""" + METHOD_HELP
+    HELP = (
+        "Correlates a series of images into one pair product per pair, with the same method and "
+        "options as \"Correlate an image pair\". Images come from SOURCES and/or every raster in "
+        "FOLDER. Pairing rule: images are grouped by sensor (from the product name, e.g. LC08_..., "
+        "S2A_MSIL1C_..., S1A_IW_..., else the SENSOR metadata, or SENSOR for all) and sorted by "
+        "acquisition date (from the names or metadata); every two images of a group between "
+        "MIN_DAYS and MAX_DAYS apart form a pair, the earlier one as reference. Products are named "
+        "<sensor>_<start>_<end>.tif in OUTPUT. A pair that cannot be correlated (its images do not "
+        "overlap, one of them is damaged or truncated, it would need more memory than there is) "
+        "is skipped and its reason is written in the index table's status column; the log ends "
+        "with the number of pairs written and skipped. The run fails only when no pair could be "
+        "correlated.\n\n"
+    ) + METHOD_HELP
     PARAM_HELP = dict(
         OPTION_HELP,
         SOURCES="images to pair (any number; optional when FOLDER is given).",
@@ -83,6 +86,12 @@ written in the index table's status column.
                                   f"{100 * row['valid_share']:.1f} % valid, median SNR "
                                   f"{row['median_snr']:.2f}")
             else:
-                feedback.reportError(f"{row['pair']} skipped: {row['status']}")
+                feedback.reportError(f"{row['pair']}: {row['status']}")
+        skipped = len(rows) - written
+        if not written:  # nothing could be done: a failure, not an empty success
+            reasons = "; ".join(f"{r['pair']}: {r['status']}" for r in rows[:3])
+            raise InputError(f"None of the {len(rows)} pair(s) could be correlated: {reasons}")
+        feedback.pushInfo(f"{len(rows)} pair(s): {written} written, {skipped} skipped"
+                          + (" (reasons in the status column of OUTPUT_TABLE)." if skipped else "."))
         table = self.write_table(parameters, "OUTPUT_TABLE", context, rows, COLUMNS)
         return {"OUTPUT": out_folder, "OUTPUT_TABLE": table, "PAIRS": written}

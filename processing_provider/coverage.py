@@ -7,20 +7,25 @@ from ..compat import TYPE_RASTER, TYPE_VECTOR_POLYGON
 from ..core.uncertainty.quality_metrics import COVERAGE_COLUMNS, coverage
 from ..core.uncertainty.stable_ground import open_sources
 from .base import GlacierAlgorithm
+from .styles import COUNT
 
 
 class CoverageAlgorithm(GlacierAlgorithm):
     ALG_ID = "coverage"
     DISPLAY_NAME = "Coverage and continuity"
+    OUTPUT_KINDS = {"OUTPUT": COUNT}
     GROUP = "uncertainty"
-    HELP = """How much of the glaciers does each stack see? Inside the glacier polygons (the whole
-grid without them), the table gives per band the valid pixels, the mask pixels and their ratio
-(0-1), then a row with band 0 for the whole stack (valid pixel-bands over mask pixels × bands):
-run it on the sensor stacks and on the fused stack to compare coverage before and after fusion.
-
-The raster gives, per pixel inside the mask, the number of valid bands (months) of each stack, one
-band per input stack (NaN outside the mask). All stacks are assessed on the grid of the first;
-others are resampled onto it with nearest neighbour. Memory holds one strip of one band."""
+    HELP = (
+        "How much of the glaciers does each stack see? Inside the glacier polygons (the whole grid "
+        "without them), the table gives per band the valid pixels, the mask pixels and their ratio "
+        "(0-1), then a row with band 0 for the whole stack (valid pixel-bands over mask pixels × "
+        "bands): run it on the sensor stacks and on the fused stack to compare coverage before and "
+        "after fusion.\n\n"
+        "The raster gives, per pixel inside the mask, the number of valid bands (months) of each "
+        "stack, one band per input stack (NaN outside the mask). All stacks are assessed on the "
+        "grid of the first; others are resampled onto it with nearest neighbour. Memory holds one "
+        "strip of one band."
+    )
     PARAM_HELP = {
         "INPUT": "velocity stacks (or pair products / velocity rasters) to compare.",
         "GLACIERS": "glacier polygons: the area assessed (whole grid when empty).",

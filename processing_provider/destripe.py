@@ -11,14 +11,17 @@ class DestripeAlgorithm(PairAlgorithm):
     ALG_ID = "destripe"
     DISPLAY_NAME = "Destripe (stable ground)"
     GROUP = "filters"
-    HELP = f"""Removes stripes (detector, along-track or cross-track jitter artefacts) from vx and vy.
-Stripes run along ANGLE (degrees clockwise from north: 90 = along rows, 0 = along columns, or a
-satellite's ground-track heading). Pixels are grouped in one-pixel-wide bands across the stripes;
-the median of vx and of vy over the stable pixels of each band is that band's stripe value and is
-subtracted from the whole band. Bands with fewer than MIN_PIXELS stable pixels get the value
-interpolated from their neighbours; if fewer than {100 * DEFAULT_MIN_COVERAGE:.0f} % of the bands
-can be measured, the algorithm stops and says there is too little stable ground. Remove ramps
-first (Remove ramp), so that the stripe profile holds only the stripes."""
+    HELP = (
+        "Removes stripes (detector, along-track or cross-track jitter artefacts) from vx and vy. "
+        "Stripes run along ANGLE (degrees clockwise from north: 90 = along rows, 0 = along "
+        "columns, or a satellite's ground-track heading). Pixels are grouped in one-pixel-wide "
+        "bands across the stripes; the median of vx and of vy over the stable pixels of each band "
+        "is that band's stripe value and is subtracted from the whole band. Bands with fewer than "
+        "MIN_PIXELS stable pixels get the value interpolated from their neighbours; if fewer than "
+        f"{100 * DEFAULT_MIN_COVERAGE:.0f} % of the bands can be measured, the algorithm stops and "
+        "says there is too little stable ground. Remove ramps first (Remove ramp), so that the "
+        "stripe profile holds only the stripes."
+    )
     PARAM_HELP = dict(PAIR_HELP, **STABLE_HELP,
                       ANGLE="direction the stripes run along, degrees clockwise from north "
                             "(default 90: along rows).",

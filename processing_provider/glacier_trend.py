@@ -14,20 +14,20 @@ class GlacierTrendAlgorithm(GlacierAlgorithm):
     ALG_ID = "glaciertrend"
     DISPLAY_NAME = "Glacier trends"
     GROUP = "trends"
-    HELP = """Decadal trend of each glacier's mean velocity (m/yr per decade) with its confidence
-interval, p-value and class at ALPHA: 'significantly accelerating', 'significantly decelerating'
-or 'no significant trend'; plus the shares of the classes over all glaciers and by aspect sector
-(N 315-45°, E 45-135°, S 135-225°, W 225-315°).
-
-A glacier's series is the mean speed over its pixels in each band. Gaps hide different parts of
-a glacier in different months and its centre is faster than its margins, so the visible pixels
-are scaled to the whole glacier by their usual share of its flow (ratio estimator); a band that
-shows less than MIN_COVERAGE of the glacier is left out. The mean aspect is the circular mean of
-the DEM's aspect (downhill bearing) over the glacier, or the polygons' 'aspect' field when no DEM
-is given. The table also gives q_fdr, the p-value adjusted for testing many glaciers
-(Benjamini-Hochberg); the classes use p as the paper does.
-
-""" + SIGNIFICANCE_HELP
+    HELP = (
+        "Decadal trend of each glacier's mean velocity (m/yr per decade) with its confidence "
+        "interval, p-value and class at ALPHA: 'significantly accelerating', 'significantly "
+        "decelerating' or 'no significant trend'; plus the shares of the classes over all glaciers "
+        "and by aspect sector (N 315-45°, E 45-135°, S 135-225°, W 225-315°).\n\n"
+        "A glacier's series is the mean speed over its pixels in each band. Gaps hide different "
+        "parts of a glacier in different months and its centre is faster than its margins, so the "
+        "visible pixels are scaled to the whole glacier by their usual share of its flow (ratio "
+        "estimator); a band that shows less than MIN_COVERAGE of the glacier is left out. The mean "
+        "aspect is the circular mean of the DEM's aspect (downhill bearing) over the glacier, or "
+        "the polygons' 'aspect' field when no DEM is given. The table also gives q_fdr, the "
+        "p-value adjusted for testing many glaciers (Benjamini-Hochberg); the classes use p as the "
+        "paper does.\n\n"
+    ) + SIGNIFICANCE_HELP
     PARAM_HELP = dict(
         COMMON_HELP,
         DEM="elevation model for the mean aspect (optional; any grid and CRS, resampled).",

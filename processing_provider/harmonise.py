@@ -13,22 +13,23 @@ class HarmoniseAlgorithm(GlacierAlgorithm):
     ALG_ID = "harmonise"
     DISPLAY_NAME = "Harmonise onto a reference grid"
     GROUP = "timeseries"
-    HELP = f"""Resamples a pair product or a velocity stack onto one grid, so products of different
-sensors and resolutions can be compared and combined pixel by pixel. The grid is the REFERENCE
-raster's (extent, pixel size, CRS), or, without a reference, a grid of PIXEL_SIZE metres (default
-{DEFAULT_PIXEL:g} m) covering the input, in TARGET_CRS (default: the input's CRS).
-
-Nearest-neighbour resampling keeps every value an observed one (no smoothing across glacier
-margins or gaps); the CRS is reprojected when needed. A pair product keeps its dates, sensor and
-SNR, and its speed is recomputed from the resampled vx and vy; a stack keeps its band dates and
-band metadata. Velocities are written in m/yr (INPUT_UNITS declares the input's units when its
-metadata does not).
-
-When the CRS changes, vx and vy are turned by the local grid convergence (about 3° between \
-neighbouring UTM zones at 30° N), so the flow keeps its true direction. A vx or vy stack can only \
-be turned with its other component: the stack named like it with _vy or _vx beside it (for \
-example flow_vx.tif and flow_vy.tif) is used, or give it as INPUT_COMPANION; without one the \
-stack is refused. A speed stack needs none."""
+    HELP = (
+        "Resamples a pair product or a velocity stack onto one grid, so products of different "
+        "sensors and resolutions can be compared and combined pixel by pixel. The grid is the "
+        "REFERENCE raster's (extent, pixel size, CRS), or, without a reference, a grid of "
+        f"PIXEL_SIZE metres (default {DEFAULT_PIXEL:g} m) covering the input, in TARGET_CRS "
+        "(default: the input's CRS).\n\n"
+        "Nearest-neighbour resampling keeps every value an observed one (no smoothing across "
+        "glacier margins or gaps); the CRS is reprojected when needed. A pair product keeps its "
+        "dates, sensor and SNR, and its speed is recomputed from the resampled vx and vy; a stack "
+        "keeps its band dates and band metadata. Velocities are written in m/yr (INPUT_UNITS "
+        "declares the input's units when its metadata does not).\n\n"
+        "When the CRS changes, vx and vy are turned by the local grid convergence (about 3° "
+        "between neighbouring UTM zones at 30° N), so the flow keeps its true direction. A vx or "
+        "vy stack can only be turned with its other component: the stack named like it with _vy "
+        "or _vx beside it (for example flow_vx.tif and flow_vy.tif) is used, or give it as "
+        "INPUT_COMPANION; without one the stack is refused. A speed stack needs none."
+    )
     PARAM_HELP = {
         "INPUT": "pair product or velocity stack.",
         "REFERENCE": "raster whose grid the output takes (optional).",

@@ -15,7 +15,7 @@ from ..core.errors import InputError
 from ..core.timeseries.harmonise import DEFAULT_PIXEL, target_grid
 from ..core.timeseries.monthly import COMBINE, monthly_stacks
 from ..core.correlation.pairing import list_images
-from ..core.io.pairsource import PairSource
+from ..core.io.pairsource import PairSource, readable_pairs
 from ._pair_common import STABLE_HELP, add_output_grid, add_stable, reference_grid
 from .base import GlacierAlgorithm
 
@@ -24,24 +24,25 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
     ALG_ID = "monthlystacks"
     DISPLAY_NAME = "Monthly stacks from pair products"
     GROUP = "timeseries"
-    HELP = f"""Builds monthly velocity stacks (speed v, and vx and vy) on one grid from many pair
-products of one sensor. Each band is a calendar month (description START/END), from the first to
-the last month that received a pair; months without pairs are empty (NaN).
-
-A pair goes to the calendar month that holds most of its days, if that is at least MIN_FRACTION
-of them (default half); pairs spanning months more evenly are left out and listed in the log.
-Several pairs in one month are combined per pixel by the median of vx and of vy (robust to one
-bad pair), or by a weighted mean with weights baseline² × SNR (a velocity's error falls with the
-baseline). The speed is the magnitude of the combined vx and vy: averaging speeds would be biased
-upwards by noise. Pairs are resampled onto the grid by nearest neighbour: the REFERENCE raster's
-grid, or a {DEFAULT_PIXEL:g} m grid (PIXEL_SIZE) covering the first pair. Each band's metadata
-PAIRS lists the pair files that went into it; OUTPUT_TABLE lists them per month.
-
-Pair products come from SOURCES and/or every raster in FOLDER (e.g. the output folder of
-"Correlate image pairs (batch)", which makes this step chainable in the modeler). With CLEAN,
-each pair first goes through the default chain of "Clean a velocity pair" (quality filters, and
-ramp removal on the STABLE polygons when given); the cleaned pairs are kept in OUTPUT_PAIRS when
-it is set, else in a temporary folder."""
+    HELP = (
+        "Builds monthly velocity stacks (speed v, and vx and vy) on one grid from many pair "
+        "products of one sensor. Each band is a calendar month (description START/END), from the "
+        "first to the last month that received a pair; months without pairs are empty (NaN).\n\n"
+        "A pair goes to the calendar month that holds most of its days, if that is at least "
+        "MIN_FRACTION of them (default half); pairs spanning months more evenly are left out and "
+        "listed in the log. Several pairs in one month are combined per pixel by the median of vx "
+        "and of vy (robust to one bad pair), or by a weighted mean with weights baseline² × SNR "
+        "(a velocity's error falls with the baseline). The speed is the magnitude of the combined "
+        "vx and vy: averaging speeds would be biased upwards by noise. Pairs are resampled onto "
+        f"the grid by nearest neighbour: the REFERENCE raster's grid, or a {DEFAULT_PIXEL:g} m "
+        "grid (PIXEL_SIZE) covering the first pair. Each band's metadata PAIRS lists the pair "
+        "files that went into it; OUTPUT_TABLE lists them per month.\n\n"
+        "Pair products come from SOURCES and/or every raster in FOLDER (e.g. the output folder of "
+        "\"Correlate image pairs (batch)\", which makes this step chainable in the modeler). With "
+        "CLEAN, each pair first goes through the default chain of \"Clean a velocity pair\" "
+        "(quality filters, and ramp removal on the STABLE polygons when given); the cleaned pairs "
+        "are kept in OUTPUT_PAIRS when it is set, else in a temporary folder."
+    )
     PARAM_HELP = {
         "SOURCES": "pair products of one sensor (bands vx, vy, v, snr; START_DATE/END_DATE); "
                    "optional when FOLDER is given.",
@@ -95,6 +96,7 @@ it is set, else in a temporary folder."""
         if not paths:
             raise InputError("SOURCES / FOLDER: give at least one pair product, or a folder that "
                              "holds some.")
+        paths = self.usable_pairs(paths, feedback)
         stable = self.vector_path(parameters, "STABLE", context, feedback, required=False)
         if not self.parameterAsBoolean(parameters, "CLEAN", context):
             if stable:
@@ -116,6 +118,20 @@ it is set, else in a temporary folder."""
             results["OUTPUT_PAIRS"] = kept
         return results
 
+    @staticmethod
+    def usable_pairs(paths, feedback):
+        """The paths of ``paths`` that are readable pair products; the others are reported
+        with their reason and skipped (InputError when none is left)."""
+        sources, skipped = readable_pairs(paths)
+        for path, why in skipped:
+            feedback.reportError(f"Skipped {path}: {why}", False)
+        if not sources:
+            raise InputError(f"SOURCES / FOLDER: none of the {len(paths)} file(s) is a usable pair "
+                             "product: " + "; ".join(why for _, why in skipped[:3]))
+        if skipped:
+            feedback.pushInfo(f"{len(sources)} pair product(s) used, {len(skipped)} skipped.")
+        return [s.path for s in sources]
+
     def stack(self, paths, parameters, context, feedback, start=0.0):
         """Build the stacks from ``paths``; progress from ``start`` to 1."""
         grid = reference_grid(self, parameters, context) or target_grid(
@@ -128,7 +144,8 @@ it is set, else in a temporary folder."""
             paths, grid, outputs, COMBINE[self.parameterAsEnum(parameters, "COMBINE", context)],
             self.parameterAsDouble(parameters, "MIN_FRACTION", context),
             self.parameterAsString(parameters, "SENSOR", context).strip() or None,
-            progress=self.progress(feedback).sub(start, 1.0))
+            progress=self.progress(feedback).sub(
+                start, 1.0, f"Stacking {len(paths)} pair products by calendar month"))
         for r in rows:
             feedback.pushInfo(f"{r['month']}: {r['n_pairs']} pair(s) {r['pairs']}")
         if left_out:

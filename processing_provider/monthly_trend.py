@@ -8,24 +8,28 @@ from ..core.trends.glaciers import MONTHLY_COLUMNS, monthly_trend_table
 from ..core.trends.seasonal import MONTHLY_METHODS, monthly_trend_raster
 from ._trend_common import COMMON_HELP, add_glaciers, add_method_parameters, method_options
 from .base import GlacierAlgorithm
+from .styles import PVALUE, TREND
 
 
 class MonthlyTrendAlgorithm(GlacierAlgorithm):
     ALG_ID = "monthlytrend"
     DISPLAY_NAME = "Month-resolved trends"
+    OUTPUT_KINDS = {"OUTPUT_RASTER": TREND, "OUTPUT_P_RASTER": PVALUE}
     GROUP = "trends"
-    HELP = """Trend of each calendar month's velocity over the years (every January, every
-February, ...), m/yr per decade with confidence interval and p-value: does the summer speed-up
-change differently from the winter flow? A table for the mean speed of a masked area and/or of
-each glacier (the whole raster when no polygons are given), and optionally 12-band rasters of the
-per-pixel trend and p-value (band 1 = January).
-
-Why this test: values of the same calendar month a year apart are nearly independent (monthly
-AR(1) noise with phi = 0.6 correlates by 0.6^12 = 0.002 after a year) and carry no seasonal cycle,
-so OLS with a Student t test, or Theil-Sen with the Mann-Kendall test, hold their level on each
-month's series without further correction. Each month's series has only one value per year, so
-trends need MIN_YEARS years with that month observed; with ten years they are noisier than the
-annual trend of the Pixel trends and Glacier trends algorithms."""
+    HELP = (
+        "Trend of each calendar month's velocity over the years (every January, every February, "
+        "...), m/yr per decade with confidence interval and p-value: does the summer speed-up "
+        "change differently from the winter flow? A table for the mean speed of a masked area "
+        "and/or of each glacier (the whole raster when no polygons are given), and optionally "
+        "12-band rasters of the per-pixel trend and p-value (band 1 = January).\n\n"
+        "Why this test: values of the same calendar month a year apart are nearly independent "
+        "(monthly AR(1) noise with phi = 0.6 correlates by 0.6^12 = 0.002 after a year) and carry "
+        "no seasonal cycle, so OLS with a Student t test, or Theil-Sen with the Mann-Kendall test, "
+        "hold their level on each month's series without further correction. Each month's series "
+        "has only one value per year, so trends need MIN_YEARS years with that month observed; "
+        "with ten years they are noisier than the annual trend of the Pixel trends and Glacier "
+        "trends algorithms."
+    )
     METHODS = tuple(MONTHLY_METHODS)
     PARAM_HELP = dict(
         COMMON_HELP,
@@ -46,7 +50,8 @@ annual trend of the Pixel trends and Glacier trends algorithms."""
         add_glaciers(self, optional=True, min_area=0.0)
         self.addParameter(QgsProcessingParameterFeatureSource(
             "MASK", "Mask polygons (one area)", [TYPE_VECTOR_POLYGON], optional=True))
-        add_method_parameters(self, self.METHODS, "ols", min_months=False)
+        add_method_parameters(self, self.METHODS, "ols", min_months=False,
+                              descriptions=MONTHLY_METHODS)
         self.add_table("OUTPUT_TABLE", "Month-resolved trends")
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_RASTER", "Per-pixel month trends (12 bands)", optional=True,

@@ -6,6 +6,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterRasterDe
 from ..core.trends.pixel import pixel_trends
 from ._trend_common import COMMON_HELP, SIGNIFICANCE_HELP, add_method_parameters, method_options
 from .base import GlacierAlgorithm
+from .styles import COUNT, PVALUE, SIGNIFICANCE, TREND
 
 # output parameter -> key of core.trends.pixel.pixel_trends, description, created by default
 OUTPUTS = (
@@ -23,18 +24,24 @@ OUTPUTS = (
 class PixelTrendAlgorithm(GlacierAlgorithm):
     ALG_ID = "pixeltrend"
     DISPLAY_NAME = "Pixel trends"
+    OUTPUT_KINDS = {
+        "OUTPUT_TREND": TREND, "OUTPUT_P": PVALUE, "OUTPUT_SIGNIFICANT": SIGNIFICANCE,
+        "OUTPUT_CI_LOW": TREND, "OUTPUT_CI_HIGH": TREND, "OUTPUT_TREND_OLS": TREND,
+        "OUTPUT_TREND_SEN": TREND, "OUTPUT_N_YEARS": COUNT
+    }
     GROUP = "trends"
-    HELP = """Decadal velocity trend of every pixel of a monthly velocity stack (m/yr per decade),
-its confidence interval and p-value, and a significance mask that controls the false discovery rate
-over the whole raster (Benjamini-Hochberg: among the pixels marked significant, at most a share
-ALPHA are expected to be false). The mask is 1 where significant, 0 where not, NoData where the
-pixel has fewer than MIN_YEARS valid years.
-
-""" + SIGNIFICANCE_HELP + """
-
-The trend raster holds the chosen method's slope (OLS for ols_annual, Theil-Sen for sen_annual,
-seasonal Kendall slope for seasonal_mk); the OLS and Theil-Sen slopes of the annual means are
-optional outputs whatever the method. The stack is processed tile by tile (bounded memory)."""
+    HELP = (
+        "Decadal velocity trend of every pixel of a monthly velocity stack (m/yr per decade), its "
+        "confidence interval and p-value, and a significance mask that controls the false "
+        "discovery rate over the whole raster (Benjamini-Hochberg: among the pixels marked "
+        "significant, at most a share ALPHA are expected to be false). The mask is 1 where "
+        "significant, 0 where not, NoData where the pixel has fewer than MIN_YEARS valid years.\n\n"
+    ) + SIGNIFICANCE_HELP + (
+        "\n\nThe trend raster holds the chosen method's slope (OLS for ols_annual, Theil-Sen for "
+        "sen_annual, seasonal Kendall slope for seasonal_mk); the OLS and Theil-Sen slopes of the "
+        "annual means are optional outputs whatever the method. The stack is processed tile by "
+        "tile (bounded memory)."
+    )
     PARAM_HELP = dict(
         COMMON_HELP,
         OUTPUT_TREND="trend of the chosen method, m/yr per decade.",

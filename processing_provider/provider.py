@@ -7,7 +7,6 @@ an algorithm is adding one file; nothing else needs editing. The graphical model
 """
 
 import glob
-import importlib
 import inspect
 import os
 import pkgutil
@@ -27,7 +26,10 @@ def algorithm_classes():
     for info in pkgutil.iter_modules([os.path.dirname(__file__)]):
         if info.name in _SKIP or info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{__package__}.{info.name}")
+        # through builtins.__import__, i.e. QGIS's import hook: only modules it sees are removed from
+        # sys.modules when the plugin is unloaded (importlib.import_module bypasses the hook, and a
+        # reload would then find the old modules, whose classes derive from the old base class)
+        module = __import__(f"{__package__}.{info.name}", fromlist=["__name__"])
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, GlacierAlgorithm) and cls.ALG_ID and cls.__module__ == module.__name__:
                 found[cls.ALG_ID] = cls

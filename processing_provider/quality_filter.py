@@ -20,29 +20,32 @@ class QualityFilterAlgorithm(PairAlgorithm):
     ALG_ID = "qualityfilter"
     DISPLAY_NAME = "Quality filters"
     GROUP = "filters"
-    HELP = """Removes wrong vectors from a velocity pair and writes a pair product (m/yr, NaN where
-removed). The filters run in this order, each on what the previous ones left; a threshold of 0
-switches a filter off:
-
-1. SNR: vectors whose correlation quality is below SNR_MIN (pixels without SNR are kept).
-2. Speed: vectors faster than MAX_SPEED.
-3. Normalised median test (Westerweel & Scarano 2005) on vx and vy over the 3×3 neighbours:
-   |v − median| / (median residual of the neighbours + ε) above NMT_THRESHOLD; isolated
-   vectors (fewer than 2 valid neighbours) go too.
-4. Speckle: islands of at most SPECKLE_SIZE pixels that agree among themselves but jump by more
-   than SPECKLE_DIFF from a vector within 2 pixels of them (overlapping correlation windows
-   mismatch together, which the 3×3 test cannot see); an island with no valid vector that near,
-   such as a clear patch between clouds, is kept.
-5. Direction: vectors more than MAX_ANGLE degrees off the flow direction, taken from the
-   smoothed field itself (9×9 mean, where it is faster than MIN_SPEED), from a direction raster
-   (degrees clockwise from north), or from flowlines drawn downstream. Only vectors faster than
-   MIN_SPEED are tested: a slower vector's direction is mostly noise.
-6. NaN-aware 3×3 median smoothing of vx and vy (gaps are not filled).
-
-Automatic values (left empty) scale with the pixel speed P = one grid pixel of displacement over
-the pair's baseline: ε = 0.1 P, MIN_SPEED = 0.2 P, SPECKLE_DIFF = max(0.1 P, 3 × the robust
-scale of neighbour differences). The number of vectors each filter removed is logged and
-returned."""
+    HELP = (
+        "Removes wrong vectors from a velocity pair and writes a pair product (m/yr, NaN where "
+        "removed). The filters run in this order, each on what the previous ones left; a threshold "
+        "of 0 switches a filter off:\n\n"
+        "1. SNR: vectors whose correlation quality is below SNR_MIN (pixels without SNR are kept).\n"
+        "2. Speed: vectors faster than MAX_SPEED.\n"
+        "3. Normalised median test (Westerweel & Scarano "
+        "2005) on vx and vy over the 3×3 neighbours: |v − median| / (median residual of the "
+        "neighbours + ε) above NMT_THRESHOLD; isolated vectors (fewer than 2 valid neighbours) go "
+        "too.\n"
+        "4. Speckle: islands of at most SPECKLE_SIZE pixels that agree among themselves but "
+        "jump by more than SPECKLE_DIFF from a vector within 2 pixels of them (overlapping "
+        "correlation windows mismatch together, which the 3×3 test cannot see); an island with no "
+        "valid vector that near, such as a clear patch between clouds, is kept.\n"
+        "5. Direction: "
+        "vectors more than MAX_ANGLE degrees off the flow direction, taken from the smoothed field "
+        "itself (9×9 mean, where it is faster than MIN_SPEED), from a direction raster (degrees "
+        "clockwise from north), or from flowlines drawn downstream. Only vectors faster than "
+        "MIN_SPEED are tested: a slower vector's direction is mostly noise.\n"
+        "6. NaN-aware 3×3 "
+        "median smoothing of vx and vy (gaps are not filled).\n\n"
+        "Automatic values (left empty) scale with the pixel speed P = one grid pixel of "
+        "displacement over the pair's baseline: ε = 0.1 P, MIN_SPEED = 0.2 P, SPECKLE_DIFF = "
+        "max(0.1 P, 3 × the robust scale of neighbour differences). The number of vectors each "
+        "filter removed is logged and returned."
+    )
     PARAM_HELP = dict(
         PAIR_HELP,
         **THRESHOLD_HELP,

@@ -13,14 +13,17 @@ class ReferenceAgreementAlgorithm(GlacierAlgorithm):
     ALG_ID = "referenceagreement"
     DISPLAY_NAME = "Agreement with a reference"
     GROUP = "uncertainty"
-    HELP = """How close are the products to an independent reference (a UAV stack, or any stack)?
-Each reference band is matched with the product band that shares most days with it, provided the
-shared days are at least MIN_OVERLAP of the reference interval (ties: nearest middle date); e.g. a
-UAV survey of 2019-06-28/2019-07-30 matches the July 2019 band of a monthly stack. Each product is
-resampled onto the reference grid with nearest neighbour and compared on the reference's valid
-pixels. The table gives per product and reference band n, bias (mean of product − reference), RMSE,
-standard deviation, NMAD and E = √(SE² + bias²), all in m/yr; unmatched reference bands have n = 0,
-and a row with ref_band 0 pools every matched band of a product."""
+    HELP = (
+        "How close are the products to an independent reference (a UAV stack, or any stack)? Each "
+        "reference band is matched with the product band that shares most days with it, provided "
+        "the shared days are at least MIN_OVERLAP of the reference interval (ties: nearest middle "
+        "date); e.g. a UAV survey of 2019-06-28/2019-07-30 matches the July 2019 band of a monthly "
+        "stack. Each product is resampled onto the reference grid with nearest neighbour and "
+        "compared on the reference's valid pixels. The table gives per product and reference band "
+        "n, bias (mean of product − reference), RMSE, standard deviation, NMAD and E = √(SE² + "
+        "bias²), all in m/yr; unmatched reference bands have n = 0, and a row with ref_band 0 "
+        "pools every matched band of a product."
+    )
     PARAM_HELP = {
         "INPUT": "velocity stacks or pair products to assess (bands with date intervals).",
         "REFERENCE": "reference velocity stack (e.g. UAV), bands named START/END.",

@@ -8,20 +8,25 @@ from ..core.trends.glaciers import SEASONAL_COLUMNS, seasonal_cycle_table
 from ..core.trends.seasonal import seasonal_cycle_rasters
 from ._trend_common import COMMON_HELP, add_glaciers
 from .base import GlacierAlgorithm
+from .styles import ANOMALY
 
 
 class SeasonalCycleAlgorithm(GlacierAlgorithm):
     ALG_ID = "seasonalcycle"
     DISPLAY_NAME = "Seasonal cycle"
+    OUTPUT_KINDS = {"OUTPUT_ANOMALIES": ANOMALY}  # OUTPUT_MEAN: a velocity, by default
     GROUP = "trends"
-    HELP = """The intra-annual velocity cycle of a monthly stack: the mean velocity of each calendar
-month over the years (m/yr), its interannual spread, and the anomalies (value minus the mean of
-its calendar month). A table for the mean speed of a masked area and/or of each glacier (the whole
-raster when no polygons are given); per pixel, optionally, a 12-band raster of monthly means
-(band 1 = January) and an anomaly stack with the input's bands and date intervals. Bands are
-assigned to the calendar month of their middle date; several bands in one month are averaged
-first. The monthly means are simple means over the years with data (a month observed only in
-early years of a trending glacier carries that period's level)."""
+    HELP = (
+        "The intra-annual velocity cycle of a monthly stack: the mean velocity of each calendar "
+        "month over the years (m/yr), its interannual spread, and the anomalies (value minus the "
+        "mean of its calendar month). A table for the mean speed of a masked area and/or of each "
+        "glacier (the whole raster when no polygons are given); per pixel, optionally, a 12-band "
+        "raster of monthly means (band 1 = January) and an anomaly stack with the input's bands "
+        "and date intervals. Bands are assigned to the calendar month of their middle date; "
+        "several bands in one month are averaged first. The monthly means are simple means over "
+        "the years with data (a month observed only in early years of a trending glacier carries "
+        "that period's level)."
+    )
     PARAM_HELP = dict(
         COMMON_HELP,
         GLACIERS="glacier polygons: one set of rows per glacier (optional).",

@@ -15,17 +15,20 @@ class SmoothnessAlgorithm(GlacierAlgorithm):
     ALG_ID = "smoothness"
     DISPLAY_NAME = "Smoothness"
     GROUP = "uncertainty"
-    HELP = """How noisy is each band? Inside the glacier polygons (the whole grid without them),
-per band: the spatial variance of the velocities (m²/yr², the paper's smoothness measure; it
-includes the real velocity gradient along and across the glacier) and a noise measure far less
-sensitive to that gradient: the variance of the difference between each pixel and the median of
-its 3×3 (or 5×5) neighbourhood (NaN-aware; only pixels inside the polygons enter the median, so
-the glacier margin is not counted as noise). noise_std = √(residual_var / c) is the standard
-deviation of white noise that would give this residual (c = 0.943 for 3×3, 0.980 for 5×5), and
-noise_nmad its robust counterpart, NMAD of the residuals / c' (c' = 0.863, 0.954): outliers inflate
-noise_std but hardly noise_nmad; spatially correlated noise reads lower in both. A row with band 0
-gives the mean over bands.
-Several stacks give one comparison table; each is assessed on its own grid."""
+    HELP = (
+        "How noisy is each band? Inside the glacier polygons (the whole grid without them), per "
+        "band: the spatial variance of the velocities (m²/yr², the paper's smoothness measure; it "
+        "includes the real velocity gradient along and across the glacier) and a noise measure far "
+        "less sensitive to that gradient: the variance of the difference between each pixel and "
+        "the median of its 3×3 (or 5×5) neighbourhood (NaN-aware; only pixels inside the polygons "
+        "enter the median, so the glacier margin is not counted as noise). noise_std = "
+        "√(residual_var / c) is the standard deviation of white noise that would give this "
+        "residual (c = 0.943 for 3×3, 0.980 for 5×5), and noise_nmad its robust counterpart, NMAD "
+        "of the residuals / c' (c' = 0.863, 0.954): outliers inflate noise_std but hardly "
+        "noise_nmad; spatially correlated noise reads lower in both. A row with band 0 gives the "
+        "mean over bands. Several stacks give one comparison table; each is assessed on its own "
+        "grid."
+    )
     PARAM_HELP = {
         "INPUT": "velocity stacks (or pair products / velocity rasters) to compare.",
         "GLACIERS": "glacier polygons: the area assessed (whole grid when empty).",

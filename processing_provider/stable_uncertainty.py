@@ -16,21 +16,23 @@ class StableUncertaintyAlgorithm(GlacierAlgorithm):
     ALG_ID = "stableuncertainty"
     DISPLAY_NAME = "Stable-ground uncertainty"
     GROUP = "uncertainty"
-    HELP = """How good is a velocity product? On stable ground the true velocity is zero, so every
-value there is error. For each band of each product (pair products, velocity stacks or external
-velocity rasters; several at once for a comparison table), over the stable pixels or a seeded random
-sample of them, the table gives (m/yr): n, mean, standard deviation (ddof=1), SE = std/√n,
-E = √(SE² + mean²), median, NMAD = 1.4826·median(|x − median|) and the share of stable pixels whose
-speed exceeds SPEED_THRESHOLD (incorrect matches; they are left out of the other statistics).
-
-Rows are given for the speed v and, when present, the components vx and vy (pair products carry
-them; stacks can be completed with INPUT_VX / INPUT_VY). Speeds on stable ground are the magnitude
-of noisy components, so the stable mean of v is mostly the noise level, not a bias: the components
-tell bias and noise apart. A row with band 0 follows each multi-band product: the mean over its
-bands of each statistic (n summed).
-
-Stable ground is given as polygons (STABLE) and/or a mask raster (STABLE_MASK, nonzero = stable,
-resampled onto each product's grid with nearest neighbour). Memory holds one band's stable values."""
+    HELP = (
+        "How good is a velocity product? On stable ground the true velocity is zero, so every "
+        "value there is error. For each band of each product (pair products, velocity stacks or "
+        "external velocity rasters; several at once for a comparison table), over the stable "
+        "pixels or a seeded random sample of them, the table gives (m/yr): n, mean, standard "
+        "deviation (ddof=1), SE = std/√n, E = √(SE² + mean²), median, NMAD = 1.4826·median(|x − "
+        "median|) and the share of stable pixels whose speed exceeds SPEED_THRESHOLD (incorrect "
+        "matches; they are left out of the other statistics).\n\n"
+        "Rows are given for the speed v and, when present, the components vx and vy (pair products "
+        "carry them; stacks can be completed with INPUT_VX / INPUT_VY). Speeds on stable ground "
+        "are the magnitude of noisy components, so the stable mean of v is mostly the noise level, "
+        "not a bias: the components tell bias and noise apart. A row with band 0 follows each "
+        "multi-band product: the mean over its bands of each statistic (n summed).\n\n"
+        "Stable ground is given as polygons (STABLE) and/or a mask raster (STABLE_MASK, nonzero = "
+        "stable, resampled onto each product's grid with nearest neighbour). Memory holds one "
+        "band's stable values."
+    )
     PARAM_HELP = {
         "INPUT": "velocity products: pair products (bands vx, vy, v, snr), velocity stacks (bands "
                  "named START/END) or velocity rasters (QUANTITY metadata or a file name ending "

@@ -13,17 +13,19 @@ class TemporalFilterAlgorithm(GlacierAlgorithm):
     ALG_ID = "temporalfilter"
     DISPLAY_NAME = "Temporal robust filter"
     GROUP = "timeseries"
-    HELP = f"""Removes outliers in time from a speed stack (v, m/yr). For every pixel and calendar
-year the reference is the α-trimmed mean of that year's values: the ⌊α·n⌋ lowest and ⌊α·n⌋
-highest of its n valid values are dropped and the rest averaged (α = {DEFAULT_ALPHA:g} keeps
-the middle third). Values above UPPER × reference or below LOWER × reference (default
-{DEFAULT_UPPER:g} and {DEFAULT_LOWER:g}) become NaN. A band's year is that of its interval's
-middle.
-
-On stable ground the speed is noise around a small bias, so ratios to the reference are large by
-chance and the test removes many correct values there; MIN_REFERENCE (m/yr) leaves pixels whose
-yearly reference is slower untested (default 0: every pixel is tested). The vx and vy stacks
-of the same months (INPUT_VX, INPUT_VY) get the same removals when given."""
+    HELP = (
+        "Removes outliers in time from a speed stack (v, m/yr). For every pixel and calendar year "
+        "the reference is the α-trimmed mean of that year's values: the ⌊α·n⌋ lowest and ⌊α·n⌋ "
+        f"highest of its n valid values are dropped and the rest averaged (α = {DEFAULT_ALPHA:g} "
+        "keeps the middle third). Values above UPPER × reference or below LOWER × reference "
+        f"(default {DEFAULT_UPPER:g} and {DEFAULT_LOWER:g}) become NaN. A band's year is that of "
+        "its interval's middle.\n\n"
+        "On stable ground the speed is noise around a small bias, so ratios to the reference are "
+        "large by chance and the test removes many correct values there; MIN_REFERENCE (m/yr) "
+        "leaves pixels whose yearly reference is slower untested (default 0: every pixel is "
+        "tested). The vx and vy stacks of the same months (INPUT_VX, INPUT_VY) get the same "
+        "removals when given."
+    )
     PARAM_HELP = {
         "INPUT": "monthly speed stack (QUANTITY v, m/yr).",
         "ALPHA": f"share trimmed from each end before averaging (0-0.5, default {DEFAULT_ALPHA:g}).",

@@ -56,7 +56,9 @@ FULL_OUTPUTS = (
        ("calibration", "OUTPUT_SAMPLES", "table", "Calibration samples (UAV and each sensor)"),
        ("fusion", "OUTPUT", "raster", "Fused monthly speed stack"),
        ("fusion", "OUTPUT_COUNT", "raster", "Sensors contributing per pixel and month"),
+       ("fusion", "OUTPUT_ERROR", "raster", "Fused speed error (1 sigma, m/yr)"),
        ("gapfill", "OUTPUT", "raster", "Fused and gap-filled monthly speed stack"),
+       ("gapfill", "OUTPUT_ERROR", "raster", "Fused and gap-filled speed error (1 sigma, m/yr)"),
        ("uncertainty", "OUTPUT_TABLE", "table", "Stable-ground uncertainty table"),
        ("coverage", "OUTPUT_TABLE", "table", "Coverage table (glaciers, per stack and month)"),
        ("coverage", "OUTPUT", "raster", "Valid months per pixel (one band per stack)"),
@@ -79,7 +81,9 @@ are cleaned with the default chain and stable-ground ramp removal (Landsat and S
 Sentinel-1 SNR stays low under speckle, so its pairs go uncleaned), stacked by calendar month on
 the REFERENCE grid (Monthly stacks) and filtered in time (Temporal robust filter). The fusion
 weights are calibrated on the UAV velocity stack (Landsat and Sentinel-2 primary, Sentinel-1
-auxiliary), the stacks fused with them and the gaps filled from Sentinel-1. Then: stable-ground
+auxiliary), the stacks fused with them and the gaps filled from Sentinel-1 (window and per-pixel
+temporal coefficients combined), each with its per-pixel 1 sigma error (fusion:OUTPUT_ERROR,
+gapfill:OUTPUT_ERROR, m/yr) from the sensors' RMSE against the UAV. Then: stable-ground
 uncertainty and glacier coverage of every stack, pixel trends with FDR significance, glacier
 trends and classes, and glacier attributes correlated with velocity (DEM). Velocities in m/yr,
 trends in m/yr per decade. Every product is a model output named <step>:<output>, e.g.
@@ -146,24 +150,35 @@ def _qgis():
     return qc
 
 
-class ModelBuilder:
-    """Adds parameters, child algorithms and outputs to a model, laid out in columns."""
+# Modeler layout: every box is BOX_WIDTH wide (the longest label fits unclipped), in columns
+# COLUMN apart and rows ROW apart; the modeler centres a box on its position, and a box left or
+# above 0 cannot be scrolled to, so column 0 / row 0 start MARGIN from the origin (room for the
+# fold button the modeler draws above a child box).
+BOX_WIDTH, BOX_HEIGHT, COLUMN, ROW, MARGIN = 280, 30, 330, 110, 60
 
-    def __init__(self, name, title):
+
+class ModelBuilder:
+    """Adds parameters, child algorithms and outputs to a model, laid out in columns counted from
+    ``first_column`` (the leftmost one used)."""
+
+    def __init__(self, name, title, first_column=0):
         qc = _qgis()
         self.qc = qc
         self.model = qc.QgsProcessingModelAlgorithm(name, "Models", "models")
         self.title = title  # shown by the provider in the toolbox (help key TITLE)
         self.order = []
+        self.first_column = first_column
 
-    def _pos(self, column, row):
-        from qgis.PyQt.QtCore import QPointF
+    def _place(self, component, column, row):
+        from qgis.PyQt.QtCore import QPointF, QSizeF
 
-        return QPointF(150 + 300 * column, 80 + 110 * row)
+        component.setSize(QSizeF(BOX_WIDTH, BOX_HEIGHT))
+        component.setPosition(QPointF(MARGIN + BOX_WIDTH / 2 + COLUMN * (column - self.first_column),
+                                      MARGIN + BOX_HEIGHT / 2 + ROW * row))
 
     def parameter(self, definition, column, row):
         component = self.qc.QgsProcessingModelParameter(definition.name())
-        component.setPosition(self._pos(column, row))
+        self._place(component, column, row)
         component.setDescription(definition.description())
         self.model.addModelParameter(definition, component)
         self.order.append(definition.name())
@@ -176,7 +191,7 @@ class ModelBuilder:
         c = qc.QgsProcessingModelChildAlgorithm(f"{PROVIDER}:{alg_id}")
         c.setChildId(child_id)
         c.setDescription(description)
-        c.setPosition(self._pos(column, row))
+        self._place(c, column, row)
         for name, src in sources.items():
             c.addParameterSources(name, src if isinstance(src, list) else [src])
         # every other input keeps its algorithm's default, stated as the modeler would
@@ -190,7 +205,7 @@ class ModelBuilder:
             o = qc.QgsProcessingModelOutput(out, desc)
             o.setChildId(child_id)
             o.setChildOutputName(out)
-            o.setPosition(self._pos(column + 0.5, row + 0.35 + 0.3 * k))
+            self._place(o, column + 0.5, row + 0.35 + 0.3 * k)
             model_outputs[out] = o
         c.setModelOutputs(model_outputs)
         self.model.addChildAlgorithm(c)
@@ -222,7 +237,7 @@ def build_full():
     from glacier_velocity.compat import (FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, NUMBER_INTEGER,
                                          TYPE_VECTOR_POLYGON)
 
-    b = ModelBuilder(FULL_ID, "Image pairs to trends (full chain)")
+    b = ModelBuilder(FULL_ID, "Image pairs to trends (full chain)", first_column=-2)
     for k, s in enumerate(SENSORS):
         n, d, key = SENSOR_NAMES[s], SENSOR_DEFAULTS[s], s.upper()
         b.parameter(qc.QgsProcessingParameterFile(f"{key}_FOLDER", f"{n} image folder",
@@ -242,7 +257,7 @@ def build_full():
         "GLACIERS", "Glacier polygons", [TYPE_VECTOR_POLYGON]), 5, 9)
     b.parameter(qc.QgsProcessingParameterRasterLayer("DEM", "DEM"), 5, 10)
     b.parameter(qc.QgsProcessingParameterNumber(
-        "MIN_YEARS", "Minimum number of valid years for a trend", NUMBER_INTEGER, 5, minValue=3),
+        "MIN_YEARS", "Minimum valid years for a trend", NUMBER_INTEGER, 5, minValue=3),
         6, 9)
     b.parameter(qc.QgsProcessingParameterNumber(
         "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, 1.0, minValue=0.0), 6, 10)
@@ -267,9 +282,11 @@ def build_full():
              "AUXILIARY": b.c("sentinel1_filtered")}, 4, 2, _outputs(FULL_OUTPUTS, "calibration"))
     b.child("fusion", "fuse", "Fuse the stacks",
             {"SOURCES": primary, "AUXILIARY": b.c("sentinel1_filtered"),
-             "WEIGHTS": b.c("calibration", "WEIGHTS")}, 4, 4, _outputs(FULL_OUTPUTS, "fusion"))
+             "WEIGHTS_TABLE": b.c("calibration"), "ERRORS": b.c("calibration", "ERRORS")},
+             4, 4, _outputs(FULL_OUTPUTS, "fusion"))
     b.child("gapfill", "gapfill", "Gap-fill with Sentinel-1",
-            {"FUSED": b.c("fusion"), "AUXILIARY": b.c("sentinel1_filtered")}, 4, 6,
+            {"FUSED": b.c("fusion"), "AUXILIARY": b.c("sentinel1_filtered"),
+             "FUSED_ERROR": b.c("fusion", "OUTPUT_ERROR")}, 4, 6,
             _outputs(FULL_OUTPUTS, "gapfill"))
     products = every + [b.c("fusion"), b.c("gapfill")]
     b.child("uncertainty", "stableuncertainty", "Stable-ground uncertainty",
@@ -297,7 +314,7 @@ def build_one_pair():
     from glacier_velocity.compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON
     from glacier_velocity.core.filters.quality import DEFAULT_MAX_SPEED, DEFAULT_SNR
 
-    b = ModelBuilder(ONE_PAIR_ID, "One pair to a clean velocity map")
+    b = ModelBuilder(ONE_PAIR_ID, "One pair to a clean velocity map", first_column=-1)
     b.parameter(qc.QgsProcessingParameterRasterLayer("REFERENCE", "Reference (earlier) image"),
                 0, 0)
     b.parameter(qc.QgsProcessingParameterRasterLayer("SECONDARY", "Secondary (later) image"),
@@ -345,7 +362,10 @@ SAMPLE_WINDOWS = {"landsat": 16, "sentinel2": 16, "sentinel1": 32}
 
 def sample_scene_inputs(scene_folder, manifest, min_area=0.1):
     """Inputs of the full model for a sample scene written with image series (its manifest from
-    ``core.sampledata.scene.load_scene``): its series folders, pairing rules and layers."""
+    ``core.sampledata.scene.load_scene``): its series folders, pairing rules and layers. The
+    valley scene's glaciers are wide enough for the model's default windows."""
+    windows = ({s: SENSOR_DEFAULTS[s]["WINDOW"] for s in SENSORS}
+               if manifest.get("scene") == "valley" else SAMPLE_WINDOWS)
     p = manifest["paths"]
     inputs = {"REFERENCE": p["reference_grid"], "UAV": p["uav_v"], "STABLE": p["stable"],
               "GLACIERS": p["glaciers"], "DEM": p["dem"],
@@ -355,7 +375,7 @@ def sample_scene_inputs(scene_folder, manifest, min_area=0.1):
         inputs.update({f"{s.upper()}_FOLDER": os.path.join(scene_folder, "series", s),
                        f"{s.upper()}_MIN_DAYS": rule["min_days"],
                        f"{s.upper()}_MAX_DAYS": rule["max_days"],
-                       f"{s.upper()}_WINDOW": SAMPLE_WINDOWS[s]})
+                       f"{s.upper()}_WINDOW": windows[s]})
     return inputs
 
 

@@ -5,7 +5,9 @@ Generated from the registered algorithms themselves, so the reference never drif
 [--check]
 """
 
+import html
 import os
+import re
 import subprocess
 import sys
 
@@ -21,6 +23,22 @@ def _default(p):
     if callable(options) and isinstance(value, int) and 0 <= value < len(options()):
         return options()[value]
     return str(value)
+
+
+def _escape(text):
+    """Markdown renders ``<word>`` as an HTML tag: escape it (``series/<sensor>/`` shows as written)."""
+    return html.escape(text, quote=False)
+
+
+def _markdown(help_text):
+    """A help text's paragraphs (blank line between) and list items ("- " or "1. ", kept together)."""
+    out, item = [], re.compile(r"^(- |\d+\. )")
+    for line in (x.strip() for x in help_text.split("\n")):
+        if line:
+            if out and not (item.match(line) and item.match(out[-1])):
+                out.append("")
+            out.append(_escape(line))
+    return out
 
 
 def render(provider):
@@ -39,19 +57,19 @@ def render(provider):
         help_text = getattr(a, "HELP", None) or a.shortHelpString() or ""
         param_help = getattr(a, "PARAM_HELP", {})
         lines += ["", f"## {a.name()}", "", f"**{a.displayName()}** ({a.group()}) — "
-                  f"`glaciervelocity:{a.name()}`", "", " ".join(help_text.split()), "",
+                  f"`glaciervelocity:{a.name()}`", "", *_markdown(help_text), "",
                   "| parameter | type | default | meaning |", "|---|---|---|---|"]
         for p in a.parameterDefinitions():
             optional = " (optional)" if p.flags() & p.FlagOptional else ""
             meaning = param_help.get(p.name(), p.description())
-            lines.append(f"| `{p.name()}` | {p.type()}{optional} | {_default(p)} | "
-                         f"{meaning.replace('|', '/')} |")
+            lines.append(f"| `{p.name()}` | {p.type()}{optional} | {_escape(_default(p))} | "
+                         f"{_escape(meaning).replace('|', '/')} |")
         extra = [o for o in a.outputDefinitions() if a.parameterDefinition(o.name()) is None]
         if extra:
             lines += ["", "| output | type | meaning |", "|---|---|---|"]
             for o in extra:
                 meaning = param_help.get(o.name(), o.description())
-                lines.append(f"| `{o.name()}` | {o.type()} | {meaning.replace('|', '/')} |")
+                lines.append(f"| `{o.name()}` | {o.type()} | {_escape(meaning).replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 
 

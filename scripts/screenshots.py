@@ -1,147 +1,240 @@
-"""Render the dock offscreen on the sample scene: docs/timeseries.png and docs/calibration.png.
+"""Screenshots of the plugin in the real QGIS desktop, for the README (``make screenshots``).
 
-The tiny sample scene is generated under .build/screenshots, the UAV calibration is computed with
-``glaciervelocity:calibrateweights`` and the fused stack with ``glaciervelocity:fuse``, the stacks
-are loaded into a project, the time-series tab is shown at a fast glacier pixel inside the UAV
-footprint and the calibration tab with the calibration tables.
+``make screenshots`` starts QGIS under Xvfb with a private profile in which the plugin is enabled,
+and QGIS runs this file once it is up (``qgis --code scripts/screenshots.py``). It then does what
+a new user does, step by step on the GUI's event loop, and takes each picture of the whole screen
+with ImageMagick (``import -window root``), cropped to the window shown:
 
-Usage: python scripts/screenshots.py [output folder, default docs]   (make screenshots)
+* ``docs/desktop.png``: the sample scene generated from the toolbox (it loads as one styled layer
+  group), the toolbox open on our groups;
+* ``docs/dialog.png``: the Pixel trends dialog with its help;
+* ``docs/timeseries.png``: the dock after a click on a glacier pixel, one pixel pinned (its marker
+  on the map), the fused stack included; ``docs/calibration.png``: the calibration tab;
+* ``docs/modeler.png``: the full image-to-trends model open in the modeler.
+
+Environment: ``GV_SCREENSHOTS`` (output folder), ``GV_WORK`` (scratch folder). QGIS quits at the
+end; a failed step is printed and QGIS exits with status 1.
 """
 
 import os
 import subprocess
 import sys
+import time
+import traceback
 
 import numpy as np
+import processing
+from osgeo import gdal
+from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsPointXY, QgsProject,
+                       QgsRasterLayer, QgsRectangle)
+from qgis.gui import QgsProcessingToolboxTreeView
+from qgis.PyQt.QtCore import QPoint, QRect, Qt, QTimer
+from qgis.PyQt.QtTest import QTest
+from qgis.PyQt.QtWidgets import QAction, QDockWidget, QSplitter
+from qgis.utils import iface, plugins
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-LAYERS = (("landsat_v", "Landsat"), ("sentinel2_v", "Sentinel-2"), ("sentinel1_v", "Sentinel-1"),
-          ("uav_v", "UAV"))
-
-
-def link_plugin():
-    sys.path.insert(0, subprocess.run([os.path.join(ROOT, "scripts", "link-plugin")], check=True,
-                                      capture_output=True, text=True).stdout.strip())
-
-
-def start_qgis():
-    from qgis.core import QgsApplication
-
-    app = QgsApplication([], True)
-    app.initQgis()
-    sys.path.append(os.path.join(app.pkgDataPath(), "python", "plugins"))
-    from processing.core.Processing import Processing
-
-    Processing.initialize()
-    from glacier_velocity.processing_provider.provider import GlacierVelocityProvider
-
-    provider = GlacierVelocityProvider()
-    QgsApplication.processingRegistry().addProvider(provider)
-    return app, provider
+OUT = os.path.abspath(os.environ.get("GV_SCREENSHOTS", "docs"))
+WORK = os.path.abspath(os.environ.get("GV_WORK", os.path.join(".build", "screenshots")))
+SCREEN = QRect(0, 0, 1600, 1000)
+STEP_MS = 400
+ALG = "glaciervelocity:"
 
 
-# ------------------------------------------------------------------ the scene's products
-
-def products(work):
-    """Scene, calibration tables and fused stack (made once per work folder)."""
-    import processing
-
-    from glacier_velocity.core.sampledata.scene import generate_scene, load_scene
-
-    scene = os.path.join(work, "scene")
-    if not os.path.exists(os.path.join(scene, "scene.json")):
-        print("Generating the tiny sample scene…", flush=True)
-        generate_scene(scene, "tiny", 2015, 10, seed=0)
-    manifest, model = load_scene(scene)
-    paths = manifest["paths"]
-    cal_csv = os.path.join(work, "calibration.csv")
-    samples_csv = os.path.join(work, "calibration_samples.csv")
-    res = processing.run("glaciervelocity:calibrateweights", {
-        "REFERENCE": paths["uav_v"], "SOURCES": [paths["landsat_v"], paths["sentinel2_v"]],
-        "AUXILIARY": paths["sentinel1_v"], "OUTPUT": cal_csv, "OUTPUT_SAMPLES": samples_csv})
-    weights = res["WEIGHTS"]
-    print(f"Calibrated with glaciervelocity:calibrateweights: weights {weights}")
-    fused = os.path.join(work, "fused_v.tif")
-    processing.run("glaciervelocity:fuse", {
-        "SOURCES": [paths["landsat_v"], paths["sentinel2_v"]],
-        "AUXILIARY": paths["sentinel1_v"], "WEIGHTS": weights, "OUTPUT": fused})
-    return manifest, model, cal_csv, fused
+def wait(seconds=1.0):
+    """Let the GUI draw (layers render in background threads)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
 
 
-def glacier_pixel(manifest):
-    """The fastest pixel with UAV values in every survey (a glacier 1 trunk pixel)."""
+def shot(name, rect=SCREEN):
+    """The screen (cropped to ``rect``) as ``OUT/name``, taken by ImageMagick from the X server."""
+    wait(1.5)
+    path = os.path.join(OUT, name)
+    crop = f"{rect.width()}x{rect.height()}+{rect.x()}+{rect.y()}"
+    subprocess.run(["import", "-window", "root", "-crop", crop, "+repage", path], check=True)
+    print(f"Wrote {path}", flush=True)
+
+
+def glacier_pixel(paths):
+    """A fast glacier pixel inside the UAV footprint (row, col) and a slower one for the pin."""
     from glacier_velocity.core.io.products import read_stack
 
-    _, uav = read_stack(manifest["paths"]["uav_v"])
-    _, truth = read_stack(manifest["paths"]["truth_v"])
-    speed = np.where(np.isfinite(uav).all(0), np.nanmean(truth, 0), -np.inf)
-    row, col = np.unravel_index(int(np.argmax(speed)), speed.shape)
-    return int(row), int(col)
+    _, uav = read_stack(paths["uav_v"])
+    _, truth = read_stack(paths["truth_v"])
+    mean = np.nanmean(truth, 0)
+    speed = np.where(np.isfinite(uav).all(0), mean, -np.inf)
+    fast = np.unravel_index(int(np.argmax(speed)), speed.shape)
+    slow = np.unravel_index(int(np.argmin(np.abs(np.where(np.isfinite(mean), mean, -1e9)
+                                                  - 0.5 * mean[fast]))), speed.shape)
+    return fast, slow
 
 
-class Iface:
-    """What the dock needs of QgisInterface."""
-
-    def __init__(self, canvas):
-        self.canvas = canvas
-
-    def mapCanvas(self):  # noqa: N802 (QGIS's name)
-        return self.canvas
+def map_point(path, row, col):
+    gt = gdal.Open(path).GetGeoTransform()
+    return QgsPointXY(gt[0] + (col + 0.5) * gt[1], gt[3] + (row + 0.5) * gt[5])
 
 
-def main(out="docs"):
-    link_plugin()
-    app, _provider = start_qgis()
-    from osgeo import gdal
-    from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY, QgsProject, QgsRasterLayer
-    from qgis.gui import QgsMapCanvas
-
-    from glacier_velocity.ui.dock import GlacierVelocityDock
-
-    out = os.path.abspath(out)
-    os.makedirs(out, exist_ok=True)
-    work = os.path.join(ROOT, ".build", "screenshots")
-    os.makedirs(work, exist_ok=True)
-    manifest, _model, cal_csv, fused = products(work)
-    paths = manifest["paths"]
-
-    project = QgsProject.instance()
-    for key, name in LAYERS:
-        project.addMapLayer(QgsRasterLayer(paths[key], name))
-    project.addMapLayer(QgsRasterLayer(fused, "Fused"))
-    canvas = QgsMapCanvas()
-    canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32645"))
-    dock = GlacierVelocityDock(Iface(canvas))
-    dock.resize(1100, 800)
-    dock.show()
-    app.processEvents()
-
-    ts = dock.timeseries
-    row, col = glacier_pixel(manifest)
-    gt = gdal.Open(paths["landsat_v"]).GetGeoTransform()
-    point = QgsPointXY(gt[0] + (col + 0.5) * gt[1], gt[3] + (row + 0.5) * gt[5])
-    ts.show_point(point)
-    if not ts.wait_idle(60):
-        raise SystemExit("Reading the stacks at the pixel did not finish.")
-    app.processEvents()
-    fused_series = next(s for s in ts.current if s.is_fused)
-    k = int(np.nanargmax(np.where(np.isfinite(fused_series.values), fused_series.values, -np.inf)))
-    ts.plot.hover_at(fused_series.timestamps()[k], fused_series.values[k])
-    app.processEvents()
-    dock.grab().save(os.path.join(out, "timeseries.png"))
-
-    dock.tabs.setCurrentWidget(dock.calibration)
-    dock.calibration.open_file("calibration", cal_csv)
-    dock.resize(1100, 820)
-    app.processEvents()
-    dock.grab().save(os.path.join(out, "calibration.png"))
-    print(f"Wrote {os.path.join(out, 'timeseries.png')} (pixel row {row}, col {col}) and "
-          f"{os.path.join(out, 'calibration.png')}")
-    dock.close_tools()
-    project.removeAllMapLayers()
+def click_map(point):
+    """A real left click on the canvas at map ``point`` (what the pixel tool receives)."""
+    canvas = iface.mapCanvas()
+    pixel = canvas.getCoordinateTransform().transform(point)
+    pos = QPoint(int(pixel.x()), int(pixel.y()))
+    QTest.mousePress(canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     pos)
+    QTest.mouseRelease(canvas.viewport(), Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier, pos)
 
 
-if __name__ == "__main__":
-    main(*sys.argv[1:2])
+class Session:
+    """The steps, run one after the other from the event loop."""
+
+    def __init__(self):
+        self.steps = [self.setup, self.scene, self.toolbox, self.dialog, self.dock,
+                      self.calibration, self.modeler, self.finish]
+        self.failed = False
+
+    def next(self):
+        step = self.steps.pop(0)
+        try:
+            print(f"Screenshots: {step.__name__}", flush=True)
+            step()
+        except Exception:
+            traceback.print_exc()
+            self.failed = True
+            self.steps = [self.finish]
+        QTimer.singleShot(STEP_MS, self.next)
+
+    def setup(self):
+        os.makedirs(OUT, exist_ok=True)
+        os.makedirs(WORK, exist_ok=True)
+        window = iface.mainWindow()
+        window.setGeometry(SCREEN)
+        window.showMaximized()
+        self.toolbox_dock = window.findChild(QDockWidget, "ProcessingToolbox")
+        self.toolbox_dock.show()
+        browser = window.findChild(QDockWidget, "Browser")
+        if browser is not None:  # the layer tree gets the height
+            browser.hide()
+        if ALG + "generatescene" not in [a.id() for a in
+                                         QgsApplication.processingRegistry().algorithms()]:
+            raise RuntimeError("The Glacier Velocity provider is not loaded.")
+
+    def scene(self):
+        """Generate the sample scene as from the toolbox: it arrives as one styled group."""
+        folder = os.path.join(WORK, "scene")
+        result = processing.runAndLoadResults(ALG + "generatescene", {
+            "SIZE": 0, "YEARS": 10, "SEED": 0, "OUTPUT": folder})
+        from glacier_velocity.core.sampledata.scene import load_scene
+
+        self.manifest, _ = load_scene(result["OUTPUT"])
+        paths = self.manifest["paths"]
+        cal = os.path.join(WORK, "calibration.csv")
+        res = processing.run(ALG + "calibrateweights", {
+            "REFERENCE": paths["uav_v"], "SOURCES": [paths["landsat_v"], paths["sentinel2_v"]],
+            "AUXILIARY": paths["sentinel1_v"], "OUTPUT": cal,
+            "OUTPUT_SAMPLES": os.path.join(WORK, "calibration_samples.csv")})
+        self.calibration_table = cal
+        fused = os.path.join(WORK, "fused_v.tif")
+        processing.runAndLoadResults(ALG + "fuse", {
+            "SOURCES": [paths["landsat_v"], paths["sentinel2_v"]],
+            "AUXILIARY": paths["sentinel1_v"], "WEIGHTS": res["WEIGHTS"], "OUTPUT": fused})
+        project = QgsProject.instance()
+        fused_layer = next(lyr for lyr in project.mapLayers().values()
+                           if lyr.source() == fused)
+        fused_layer.setName("Fused speed")
+        self.fused = fused_layer.id()
+        root = project.layerTreeRoot()
+        node = root.findLayer(fused_layer.id())
+        clone = node.clone()
+        clone.setItemVisibilityChecked(False)  # the scene's stacks show on the map
+        root.insertChildNode(len(root.children()), clone)  # below the scene's group
+        node.parent().removeChildNode(node)
+        canvas = iface.mapCanvas()
+        canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32645"))
+        extent = QgsRasterLayer(paths["landsat_v"], "extent").extent()
+        canvas.setExtent(QgsRectangle(extent).buffered(extent.width() * 0.03))
+        canvas.refreshAllLayers()
+        project.setDirty(False)
+
+    def toolbox(self):
+        tree = self.toolbox_dock.findChild(QgsProcessingToolboxTreeView)
+        tree.collapseAll()
+        model = tree.model()
+        for row in range(model.rowCount()):
+            index = model.index(row, 0)
+            if model.data(index) == "Glacier Velocity":
+                tree.expand(index)
+                for k in range(model.rowCount(index)):
+                    group = model.index(k, 0, index)
+                    if model.data(group) in ("Sample data", "Trends"):
+                        tree.expand(group)
+                tree.scrollTo(index, QgsProcessingToolboxTreeView.ScrollHint.PositionAtTop)
+        shot("desktop.png")
+
+    def dialog(self):
+        dlg = processing.createAlgorithmDialog(ALG + "pixeltrend", {"INPUT": self.fused})
+        dlg.setGeometry(QRect(150, 60, 1300, 880))
+        dlg.show()
+        wait(0.5)
+        splitter = dlg.findChild(QSplitter)
+        if splitter is not None:  # room for the help beside the parameters
+            splitter.setSizes([720, 560])
+        wait(0.5)
+        shot("dialog.png", dlg.frameGeometry())
+        dlg.close()
+
+    def dock(self):
+        plugin = plugins["glacier_velocity"]
+        dock = self.dock_widget = plugin.dock
+        dock.show()
+        iface.mainWindow().resizeDocks([dock], [700], Qt.Orientation.Horizontal)
+        self.toolbox_dock.hide()
+        dock.pick_action.setChecked(True)
+        ts = dock.timeseries
+        # the fused stack, the UAV, Landsat and Sentinel-2: a readable plot
+        ts.set_ticked([lyr.id() for lyr in QgsProject.instance().mapLayers().values()
+                       if lyr.name() in ("Fused speed", "UAV speed", "Landsat speed",
+                                         "Sentinel-2 speed")])
+        wait(1.0)
+        paths = self.manifest["paths"]
+        (fr, fc), (sr, sc) = glacier_pixel(paths)
+        click_map(map_point(paths["landsat_v"], sr, sc))
+        dock.timeseries.wait_idle(60)
+        dock.timeseries.pin()
+        click_map(map_point(paths["landsat_v"], fr, fc))
+        if not dock.timeseries.wait_idle(60):
+            raise RuntimeError("The dock did not read the stacks at the clicked pixel.")
+        shot("timeseries.png")
+
+    def calibration(self):
+        dock = self.dock_widget
+        dock.tabs.setCurrentWidget(dock.calibration)
+        dock.calibration.open_file("calibration", self.calibration_table)
+        shot("calibration.png", QRect(dock.mapToGlobal(QPoint(0, 0)), dock.size()))
+        dock.tabs.setCurrentWidget(dock.timeseries)
+
+    def modeler(self):
+        from processing.modeler.ModelerDialog import ModelerDialog
+
+        model = QgsApplication.processingRegistry().algorithmById(ALG + "imagepairstotrends")
+        dlg = self.modeler_dialog = ModelerDialog.create(model)
+        dlg.setGeometry(SCREEN)
+        dlg.show()
+        wait(1.0)
+        actions = {a.objectName(): a for a in dlg.findChildren(QAction) if a.objectName()}
+        actions["mActionHidePanels"].trigger()  # the model gets the whole window
+        wait(0.5)
+        actions["mActionZoomToItems"].trigger()
+        wait(0.5)
+        shot("modeler.png", dlg.frameGeometry())
+
+    def finish(self):
+        QgsProject.instance().setDirty(False)
+        sys.stdout.flush()
+        os._exit(1 if self.failed else 0)  # QGIS's own exit asks questions; nothing is unsaved
+
+
+SESSION = Session()
+QTimer.singleShot(2000, SESSION.next)

@@ -44,15 +44,18 @@ def calibration_tiny(scene_tiny):
 
 @pytest.fixture(scope="session")
 def fused_tiny(scene_tiny, calibration_tiny, tmp_path_factory):
-    """The tiny scene fused with its calibrated weights: ``(fused, count, summary)``, made once."""
+    """The tiny scene fused with its calibrated weights: ``(fused, count, summary, error)``
+    (error: the fused 1 σ stack from the calibration's errors), made once."""
     from glacier_velocity.core.fusion.weighted import fuse_stacks
 
     p = scene_tiny[1]["paths"]
     folder = tmp_path_factory.mktemp("fused_tiny")
     out, cnt = str(folder / "fused.tif"), str(folder / "count.tif")
+    err = str(folder / "fused_error.tif")
     summary = fuse_stacks([p["landsat_v"], p["sentinel2_v"]], out, calibration_tiny.weight_string,
-                          p["sentinel1_v"], cnt)
-    return out, cnt, summary
+                          p["sentinel1_v"], cnt, errors=calibration_tiny.error_string,
+                          error_output=err)
+    return out, cnt, summary, err
 
 
 @pytest.fixture(scope="session")

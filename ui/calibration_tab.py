@@ -26,6 +26,15 @@ HELP = ("Choose the calibration table written by 'Calibrate fusion weights' (a p
         "file) and its samples table to see each source against the UAV velocities.")
 
 
+def _same_table(source, path):
+    """True when a layer source and a table path name the same file (and layer, if given)."""
+    a, b = str(source).split("|"), str(path).split("|")
+    same_file = os.path.abspath(a[0]) == os.path.abspath(b[0])
+    layer_a = next((p for p in a[1:] if p.startswith("layername=")), None)
+    layer_b = next((p for p in b[1:] if p.startswith("layername=")), None)
+    return same_file and (layer_a is None or layer_b is None or layer_a == layer_b)
+
+
 def _fmt(value, spec):
     return "" if value is None or (isinstance(value, float) and not math.isfinite(value)) \
         else format(value, spec)
@@ -48,7 +57,8 @@ class CalibrationTab(QWidget):
             combo = QComboBox(self)
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(8)
-            combo.currentIndexChanged.connect(self.update_view)
+            combo.currentIndexChanged.connect(
+                self._calibration_chosen if kind == "calibration" else self.update_view)
             self.combos[kind] = combo
             browse = QPushButton("File…", self)
             browse.clicked.connect(lambda _=False, k=kind: self._browse(k))
@@ -107,7 +117,7 @@ class CalibrationTab(QWidget):
             index = combo.findData(keep) if keep else -1
             combo.setCurrentIndex(index if index >= 0 else min(1, combo.count() - 1))
             combo.blockSignals(False)
-        self.update_view()
+        self._calibration_chosen()
 
     def open_file(self, kind, path):
         """Add a table file to the ``kind`` ('calibration' or 'samples') choices and select it;
@@ -124,6 +134,31 @@ class CalibrationTab(QWidget):
         if companion:
             self.combos["samples"].setCurrentIndex(
                 self.combos["samples"].findData(f"file:{companion}"))
+
+    def _calibration_chosen(self, *args):
+        """A calibration table was chosen: choose the samples written beside it (a project layer
+        of that file, else the file itself), then redraw."""
+        data = self.combos["calibration"].currentData() or ""
+        source = data.split(":", 1)[1] if ":" in data else ""
+        if data.startswith("layer:"):
+            layer = self.project.mapLayer(source)
+            source = layer.source() if layer is not None else ""
+        companion = samples_companion(source) if source and os.path.exists(
+            source.split("|")[0]) else None
+        if companion:
+            combo = self.combos["samples"]
+            same = [lyr.id() for lyr in table_layers("samples", self.project)
+                    if _same_table(lyr.source(), companion)]
+            if not same and companion not in self._files["samples"]:
+                self._files["samples"].append(companion)
+                self.refresh_choices()  # lists the file; it comes back here once
+                return
+            index = combo.findData(f"layer:{same[0]}" if same else f"file:{companion}")
+            if index >= 0:
+                combo.blockSignals(True)
+                combo.setCurrentIndex(index)
+                combo.blockSignals(False)
+        self.update_view()
 
     def _browse(self, kind):
         path, _ = QFileDialog.getOpenFileName(self, f"Open a {kind} table", "", TABLE_FILTER)

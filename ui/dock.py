@@ -91,7 +91,11 @@ class GlacierVelocityDock(QgsDockWidget):
         return [self.pick_action] if self.pick_action is not None else []
 
     def close_tools(self):
-        """Release the map tool and anything bound to the canvas before the dock is removed."""
+        """Release the map tool and anything bound to the canvas before the dock is removed
+        (once: later calls do nothing)."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         if self.pick_action is not None:
             self.pick_action.toggled.disconnect(self._tool_toggled)
             self.pick_action.setChecked(False)

@@ -7,6 +7,7 @@ from qgis.core import (QgsCoordinateTransform, QgsCsException, QgsProject, QgsRa
                        QgsVectorLayer)
 
 from ..core.errors import InputError
+from ..core.io.cubes import cube_source, source_file
 from ..core.io.pixel_series import CALIBRATION_COLUMNS
 from ..core.io.products import QUANTITIES, read_stack_info
 
@@ -14,9 +15,12 @@ _INFO_CACHE = {}  # (path, mtime, size) -> StackInfo or None
 
 
 def layer_file(layer):
-    """The file behind a GDAL raster layer, or None (web services, virtual layers...)."""
+    """The file behind a GDAL raster layer, or None (web services, virtual layers...). A NetCDF
+    cube's variable keeps its GDAL name (``NETCDF:"cube.nc":v``), which the stack readers take."""
     if not isinstance(layer, QgsRasterLayer) or layer.providerType() != "gdal":
         return None
+    if cube_source(layer.source()):
+        return layer.source() if os.path.exists(source_file(layer.source())) else None
     path = layer.source().split("|")[0]
     return path if os.path.isfile(path) else None
 
@@ -25,7 +29,7 @@ def stack_info(path):
     """The :class:`StackInfo` of ``path`` when it is a velocity stack (every band described by a
     date interval START/END, QUANTITY v/vx/vy or none), else None. Cached per file version."""
     try:
-        st = os.stat(path)
+        st = os.stat(source_file(path))
     except OSError:
         return None
     key = (path, st.st_mtime_ns, st.st_size)
@@ -57,9 +61,15 @@ def stack_layers(project=None):
 def to_layer_crs(point, source_crs, layer, project=None):
     """``point`` (a QgsPointXY in ``source_crs``) in the CRS of ``layer``; None when the
     transformation fails (a point outside the target CRS' domain)."""
-    if not source_crs.isValid() or not layer.crs().isValid() or source_crs == layer.crs():
+    return to_crs(point, source_crs, layer.crs(), project)
+
+
+def to_crs(point, source_crs, target_crs, project=None):
+    """``point`` (in ``source_crs``) in ``target_crs`` (e.g. the canvas'); None when it cannot be
+    transformed."""
+    if not source_crs.isValid() or not target_crs.isValid() or source_crs == target_crs:
         return point
-    transform = QgsCoordinateTransform(source_crs, layer.crs(), project or QgsProject.instance())
+    transform = QgsCoordinateTransform(source_crs, target_crs, project or QgsProject.instance())
     try:
         return transform.transform(point)
     except QgsCsException:

@@ -7,6 +7,7 @@ only once it knows pyqtgraph is installed. Widgets only draw; the data come read
 
 import html
 import math
+import zlib
 
 import numpy as np
 
@@ -18,7 +19,7 @@ pyqtgraph_env()
 import pyqtgraph as pg  # noqa: E402  (needs PYQTGRAPH_QT_LIB set first)
 from pyqtgraph import exporters  # noqa: E402
 from qgis.PyQt.QtCore import Qt  # noqa: E402
-from qgis.PyQt.QtGui import QColor  # noqa: E402
+from qgis.PyQt.QtGui import QColor, QFont, QFontMetricsF  # noqa: E402
 from qgis.PyQt.QtWidgets import QMenu, QToolButton  # noqa: E402
 
 SENSOR_COLOURS = {
@@ -46,15 +47,28 @@ def sensor_key(sensor):
     return key
 
 
-def assign_colours(sensors):
-    """One colour per entry: the sensor's colour the first time it appears, then the palette."""
-    used, out, spare = set(), [], iter(PALETTE * 10)
-    for sensor in sensors:
+_FIRST_SEEN = {}  # stack name -> order of its first appearance in this QGIS session
+
+
+def stack_colours(entries):
+    """``{name: colour}`` for ``(name, sensor)`` entries, the same for a stack in every view and
+    redraw: a sensor's colour goes to the first-seen stack of that sensor (in this session), other
+    stacks take a palette colour chosen by a hash of their name (the next free one on a clash)."""
+    for name, _ in entries:
+        _FIRST_SEEN.setdefault(name, len(_FIRST_SEEN))
+    ordered = sorted(dict(entries).items(), key=lambda e: _FIRST_SEEN[e[0]])
+    out, used = {}, set()
+    for name, sensor in ordered:
         colour = SENSOR_COLOURS.get(sensor_key(sensor))
-        if colour is None or colour in used:
-            colour = next(c for c in spare if c not in used)
-        used.add(colour)
-        out.append(colour)
+        if colour is not None and colour not in used:
+            out[name] = colour
+            used.add(colour)
+    for name, _ in ordered:
+        if name not in out:
+            start = zlib.crc32(name.encode("utf-8")) % len(PALETTE)
+            free = [PALETTE[(start + k) % len(PALETTE)] for k in range(len(PALETTE))]
+            out[name] = next((c for c in free if c not in used), free[0])
+            used.add(out[name])
     return out
 
 
@@ -72,9 +86,6 @@ def _style_plot(plot_item):
         axis.setTextPen(pg.mkPen(FOREGROUND))
     plot_item.showGrid(x=True, y=True, alpha=0.15)
 
-
-LEGEND_STYLE = dict(labelTextColor=FOREGROUND, labelTextSize="9pt", verSpacing=-4,
-                    brush=pg.mkBrush(255, 255, 255, 215), pen=pg.mkPen("#b0b0b0"))
 
 
 def export_image(target, path, width=1600):
@@ -125,60 +136,118 @@ class _Pool:
         return item
 
 
-class TimeSeriesPlot(pg.PlotWidget):
+def robust_range(values, k=1.5):
+    """``(lo, hi)`` of the y-axis: each series' values inside its Tukey fences (quartiles ∓ k ×
+    IQR; a series of fewer than 8 values keeps them all), so one outlier does not flatten the
+    others; None when no value is outside (the plot then fits every value)."""
+    inside, clipped = [], False
+    for v in values:
+        v = np.asarray(v, np.float64)
+        v = v[np.isfinite(v)]
+        if v.size >= 8:
+            q1, q3 = np.percentile(v, [25, 75])
+            iqr = (q3 - q1) or max(abs(q3), 1.0) * 0.05
+            ok = (v >= q1 - k * iqr) & (v <= q3 + k * iqr)
+            clipped |= not ok.all()
+            v = v[ok]
+        if v.size:
+            inside.append((v.min(), v.max()))
+    if not clipped or not inside:
+        return None
+    lo, hi = min(a for a, _ in inside), max(b for _, b in inside)
+    pad = 0.06 * ((hi - lo) or 1.0)
+    return float(lo - pad), float(hi + pad)
+
+
+EMPTY_PLOT = "Click on the map with the pixel tool to plot the velocity history of the ticked stacks there."
+
+# pinned pixels: the map marker's shape and the plot symbol of the same pin (cycled)
+# (squares and circles are the series at the point: pins take other shapes)
+PIN_SYMBOLS = ("t1", "d", "t", "x")
+PIN_MARKS = ("▲", "◆", "▼", "✕")  # the same shapes as text, for the legend
+LEGEND_SIZE = "9pt"
+LEGEND_MAX_SHARE = 1 / 3  # the legend never takes more than this share of the plot's height
+
+
+class TimeSeriesPlot(pg.GraphicsLayoutWidget):
     """Velocity against the middle date of each band, one curve per :class:`PixelSeries`.
 
     Points plus lines broken at NaN and at long gaps (:func:`connect_mask`), error bars where
-    errors are known, pinned series dashed, the fused product thicker and on top (UAV points
-    larger, so they show around it). Hovering near a point shows its series, date and value.
+    errors are known, pinned series dashed with their pin's symbol, the fused product thicker and
+    on top (UAV points larger, so they show around it). The legend sits below the plot in as many
+    columns as fit, never over the data nor over a third of the height. The y-range leaves out
+    far outliers (:func:`robust_range`), which are drawn as triangles on the edge they exceed.
+    Hovering near a point shows its series, date and value. With nothing to plot, a message
+    replaces the axes.
     """
 
     def __init__(self, parent=None):
-        super().__init__(parent, background="w",
-                         axisItems={"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0)})
+        super().__init__(parent)
+        self.setBackground("w")
+        self.plotItem = self.ci.addPlot(
+            row=0, col=0, axisItems={"bottom": pg.DateAxisItem(orientation="bottom", utcOffset=0)})
         self.plotItem.setLabel("left", "Velocity", units="m/yr", color=FOREGROUND)
         self.plotItem.setLabel("bottom", "Middle date of each interval", color=FOREGROUND)
         self.plotItem.getAxis("left").enableAutoSIPrefix(False)
         _style_plot(self.plotItem)
-        self.legend = self.plotItem.addLegend(offset=(8, 8), **LEGEND_STYLE)
+        # rich text below the plot (an HTML table): it never covers the data
+        self.legend = pg.LabelItem("", justify="left", color=FOREGROUND, size=LEGEND_SIZE)
+        self.ci.addItem(self.legend, row=1, col=0)
+        self.ci.layout.setRowStretchFactor(0, 1)
+        self._legend_entries = []  # (symbol html, label) in legend order
+        self._legend_shown = []  # the labels shown (the "+ n more" line included)
+        self.legend_columns = 1
+        self.legend_hidden = 0  # entries left out for lack of room
         self._curves = _Pool(self.plotItem, lambda: pg.PlotDataItem(antialias=True))
         self._bars = _Pool(self.plotItem, lambda: pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0)))
+        self._clipped = _Pool(self.plotItem, lambda: pg.ScatterPlotItem(size=10))
         self.items = {}  # label -> PlotDataItem
-        self._drawn = []  # (series, timestamps)
+        self.empty = True  # nothing plotted: the message shows instead of axes
+        self.clipped = {}  # label -> number of values drawn on the edge of the y-range
+        self._drawn = []  # (series, timestamps, y as drawn)
+        self.message = pg.TextItem("", color="#606060", anchor=(0.5, 0.5))
+        self.message.setTextWidth(320)
         self.hover = pg.TextItem("", color=FOREGROUND, fill=pg.mkBrush(255, 255, 255, 230),
                                  border=pg.mkPen("#808080"), anchor=(0, 1))
         self.hover_marker = pg.ScatterPlotItem(size=11, pen=pg.mkPen("#000000", width=1.5),
                                                brush=None)
-        for z, item in ((100, self.hover), (99, self.hover_marker)):
+        for z, item in ((100, self.hover), (99, self.hover_marker), (98, self.message)):
             item.setZValue(z)
             item.hide()
             self.plotItem.addItem(item, ignoreBounds=True)
         self._proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=30,
                                      slot=self._mouse_moved)
+        self._show_empty(EMPTY_PLOT)
 
-    def set_series(self, series, title="", colours=None):
+    def set_series(self, series, title="", colours=None, empty_message=None):
         """Draw ``series`` (a list of :class:`PixelSeries`; labels must be unique); ``colours``
-        maps labels to colours where the caller fixes them (else by sensor)."""
+        maps labels to colours where the caller fixes them (else :func:`stack_colours`). When no
+        series has a value, ``empty_message`` is shown instead of axes."""
         self._curves.reset()
         self._bars.reset()
-        self.legend.clear()
+        self._clipped.reset()
         self.hide_hover()
-        self.items, self._drawn = {}, []
-        fixed = colours or {}
-        auto = assign_colours([s.sensor if not s.pinned else f"pinned {s.sensor}" for s in series])
-        for s, colour in zip(series, auto):
-            colour = fixed.get(s.label) or colour
+        self.items, self.clipped, self._drawn = {}, {}, []
+        fixed = dict(colours or {})
+        auto = stack_colours([(s.label, s.sensor) for s in series if s.label not in fixed])
+        y_range = robust_range([s.values for s in series])
+        for s in series:
             x = s.timestamps()
-            self._draw(s, x, colour)
-            self._drawn.append((s, x))
-        # legend: sources in list order, the fused product last (it is drawn on top)
-        for s in sorted(series, key=lambda s: s.is_fused):
-            self.legend.addItem(self.items[s.label],
-                                s.label if s.valid else f"{s.label} (no value here)")
+            y = self._draw(s, x, fixed.get(s.label) or auto[s.label], y_range)
+            self._drawn.append((s, x, y))
+        self._legend_entries = self._legend_for(series, fixed, auto)
         self.plotItem.setTitle(title, size="11pt", color=FOREGROUND)
-        self.plotItem.enableAutoRange()
+        self.empty = not any(s.valid for s in series)
+        self._show_empty((empty_message or EMPTY_PLOT) if self.empty else "")
+        if not self.empty and y_range is not None:
+            self.plotItem.enableAutoRange(x=True, y=False)
+            self.plotItem.setYRange(*y_range, padding=0)
+        elif not self.empty:
+            self.plotItem.enableAutoRange()
+        self._layout_legend()
 
-    def _draw(self, s, x, colour):
+    def _draw(self, s, x, colour, y_range):
+        """Draw one series; returns its y values as drawn (outliers moved to the edge)."""
         fused = s.is_fused
         style = Qt.PenStyle.DashLine if s.pinned else Qt.PenStyle.SolidLine
         alpha = 150 if s.pinned else 255
@@ -186,15 +255,33 @@ class TimeSeriesPlot(pg.PlotWidget):
         values = s.values
         if not np.isfinite(values).any():  # nothing to draw (pyqtgraph warns on all-NaN data)
             x = values = np.zeros(0)
+        symbol = PIN_SYMBOLS[(int(s.pinned) - 1) % len(PIN_SYMBOLS)] if s.pinned else (
+            "s" if fused else "o")
         item.setData(x, values, connect=connect_mask(s) if values.size else "finite",
                      pen=pg.mkPen(_with_alpha(colour, alpha), width=2.4 if fused else 1.3,
                                   style=style),
-                     symbol="d" if s.pinned else ("s" if fused else "o"),
-                     symbolSize=6 if fused else (9 if sensor_key(s.sensor) == "uav" else 5),
+                     symbol=symbol,
+                     symbolSize=6 if fused else (9 if sensor_key(s.sensor) == "uav" or s.pinned
+                                                 else 5),
                      symbolPen=pg.mkPen(colour),
                      symbolBrush=pg.mkBrush(_with_alpha(colour, alpha)), name=s.label)
         item.setZValue(10 if fused else (1 if s.pinned else 5))
         self.items[s.label] = item
+        shown = values
+        if y_range is not None and values.size:
+            lo, hi = y_range
+            above, below = values > hi, values < lo
+            if above.any() or below.any():
+                # the curve runs off the plot; a triangle on the edge says where and which way
+                edge = self._clipped.take()
+                spots = np.concatenate([x[above], x[below]])
+                edge.setData(spots, np.concatenate([np.full(above.sum(), hi),
+                                                    np.full(below.sum(), lo)]),
+                             symbol=["t1"] * int(above.sum()) + ["t"] * int(below.sum()),
+                             pen=pg.mkPen(colour), brush=pg.mkBrush(_with_alpha(colour, 200)))
+                edge.setZValue(12)
+                self.clipped[s.label] = int(above.sum() + below.sum())
+                shown = np.clip(values, lo, hi)
         if s.errors is not None and not s.pinned:
             ok = np.isfinite(s.values) & np.isfinite(s.errors)
             if ok.any():
@@ -202,6 +289,79 @@ class TimeSeriesPlot(pg.PlotWidget):
                 bars.setData(x=x[ok], y=s.values[ok], height=2 * s.errors[ok], beam=0,
                              pen=pg.mkPen(_with_alpha(colour, 140), width=1))
                 bars.setZValue(item.zValue() - 0.5)
+        return shown
+
+    def _show_empty(self, text):
+        """A message instead of axes when there is nothing to plot (no meaningless ticks)."""
+        for name in ("left", "bottom"):
+            self.plotItem.showAxis(name, not text)
+        self.plotItem.showGrid(x=not text, y=not text, alpha=0.15)
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+        if text:
+            self.plotItem.disableAutoRange()
+            self.plotItem.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+            self.message.setPos(0.5, 0.5)
+
+    @staticmethod
+    def _legend_for(series, fixed, auto):
+        """``(symbol html, label)``: the series at the point (sources in list order, the fused
+        product last, as drawn on top), then one entry per pin (its symbol, dashed)."""
+        entries, pins = [], {}
+        for s in sorted((s for s in series if not s.pinned), key=lambda s: s.is_fused):
+            colour = fixed.get(s.label) or auto[s.label]
+            mark = "■" if s.is_fused else "●"
+            entries.append((f"<span style='color:{colour}'>━{mark}</span>",
+                            s.label if s.valid else f"{s.label} (no value here)"))
+        for s in series:
+            if s.pinned and s.pinned not in pins:
+                pins[s.pinned] = f"pin {s.pinned}: row {s.row}, col {s.col} (dashed)"
+        for number, label in pins.items():
+            mark = PIN_MARKS[(number - 1) % len(PIN_MARKS)]
+            entries.append((f"<span style='color:#404040'>╌{mark}</span>", label))
+        return entries
+
+    def _layout_legend(self):
+        """The legend as a table: as many columns as the width allows, rows within a third of
+        the height; entries that still do not fit are counted in a last "+ n more" line."""
+        entries = self._legend_entries
+        if not entries:
+            self._legend_shown, self.legend_columns = [], 1
+            self.legend.setText("")
+            self.ci.layout.setRowMaximumHeight(1, 0)
+            return
+        font = QFont()
+        font.setPointSizeF(float(LEGEND_SIZE.rstrip("pt")))
+        metrics = QFontMetricsF(font)
+        entry_w = max(metrics.horizontalAdvance("━● " + label) for _, label in entries) + 24
+        row_h = metrics.height() + 4
+        max_cols = max(1, int(max(self.width() - 30, 100) // entry_w))
+        max_rows = max(1, int((self.height() * LEGEND_MAX_SHARE - 12) // row_h))
+        shown, hidden = entries, 0
+        if len(entries) > max_cols * max_rows:
+            keep = max(max_cols * max_rows - 1, 1)
+            shown, hidden = entries[:keep], len(entries) - keep
+        cells = [f"{mark}&nbsp;{html.escape(label)}" for mark, label in shown]
+        self._legend_shown = [label for _, label in shown]
+        if hidden:
+            cells.append(f"+ {hidden} more (see the list above)")
+            self._legend_shown.append(f"+ {hidden} more (see the list above)")
+        # as many columns as fit: the fewest rows, the most room for the data
+        cols = self.legend_columns = min(max_cols, len(cells))
+        rows = [cells[i:i + cols] for i in range(0, len(cells), cols)]
+        self.legend.setText("<table cellspacing='0' cellpadding='1'>" + "".join(
+            "<tr>" + "".join(f"<td style='padding-right:14px'>{c}</td>" for c in row) + "</tr>"
+            for row in rows) + "</table>")
+        self.ci.layout.setRowMaximumHeight(1, len(rows) * row_h + 8)
+
+    def legend_labels(self):
+        """Legend texts in order (the "+ n more" line included)."""
+        return list(self._legend_shown)
+
+    def resizeEvent(self, event):  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if hasattr(self, "_legend_entries"):  # the base constructor resizes before ours runs
+            self._layout_legend()
 
     # ---------------------------------------------------------------- hover
     def nearest(self, x, y, max_pixels=HOVER_PIXELS):
@@ -210,8 +370,8 @@ class TimeSeriesPlot(pg.PlotWidget):
         sx, sy = self.plotItem.vb.viewPixelSize()
         sx, sy = sx or 1.0, sy or 1.0
         best, best_d = None, float(max_pixels)
-        for s, ts in self._drawn:
-            d = np.hypot((ts - x) / sx, (s.values - y) / sy)
+        for s, ts, shown in self._drawn:
+            d = np.hypot((ts - x) / sx, (shown - y) / sy)
             d[~np.isfinite(d)] = np.inf
             if d.size and d.min() <= best_d:
                 i = int(np.argmin(d))
@@ -235,7 +395,8 @@ class TimeSeriesPlot(pg.PlotWidget):
             self.hide_hover()
             return ""
         s, i = hit
-        xi, yi = s.timestamps()[i], s.values[i]
+        shown = next(y for d, _, y in self._drawn if d is s)
+        xi, yi = s.timestamps()[i], shown[i]
         text = self.describe(s, i)
         self.hover.setText(text)
         self.hover.setPos(xi, yi)
@@ -259,9 +420,9 @@ class TimeSeriesPlot(pg.PlotWidget):
             self.hide_hover()
 
     def export(self, path, width=1600):
-        """Save the plot as PNG or SVG."""
+        """Save the plot and its legend as PNG or SVG."""
         self.hide_hover()
-        return export_image(self.plotItem, path, width)
+        return export_image(self.ci, path, width)
 
 
 class CalibrationPlot(pg.GraphicsLayoutWidget):
@@ -337,8 +498,9 @@ class CalibrationPlot(pg.GraphicsLayoutWidget):
         fits = {f.source: f for f in calibration.sources} if calibration else {}
         names = list(samples.sources) if samples is not None else []
         names += [n for n in fits if n not in names]
-        colours = assign_colours([fits[n].sensor if n in fits and fits[n].sensor else n
-                                  for n in names])
+        by_name = stack_colours([(n, fits[n].sensor if n in fits and fits[n].sensor else n)
+                                 for n in names])
+        colours = [by_name[n] for n in names]
         values = []
         for name, colour in zip(names, colours):
             fit = fits.get(name)

@@ -20,9 +20,10 @@ from qgis.PyQt.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, 
                                  QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 from ..core.errors import InputError
+from ..core.io.cubes import source_file
 from ..core.io.pixel_series import StackPixelReader, unique_labels, write_series_csv
 from . import plot_widgets
-from .plot_data import layer_file, stack_layers, to_layer_crs
+from .plot_data import layer_file, stack_layers, to_crs, to_layer_crs
 
 THROTTLE_MS = 80  # at most one read per this interval while dragging
 POLL_MS = 15
@@ -32,7 +33,13 @@ NO_STACKS = ("No velocity stack is loaded. Add one as a raster layer: a GeoTIFF 
              "2019-06-03/2019-07-05), with metadata SENSOR and QUANTITY — the outputs of the Time "
              "series and Fusion algorithms, or the sample scene's stacks/*.tif (Processing › "
              "Glacier Velocity › Sample data). Then click on the map with the pixel tool.")
+NO_STACKS_SHORT = ("No velocity stack is loaded: add one (e.g. Processing › Glacier Velocity › "
+                   "Sample data), then click on the map with the pixel tool.")
 NONE_TICKED = "Tick at least one velocity stack in the list to plot it."
+# pin markers on the map, in the order of plot_widgets.PIN_SYMBOLS (triangle, diamond...)
+PIN_ICONS = tuple(getattr(QgsVertexMarker.IconType, name, QgsVertexMarker.IconType.ICON_BOX)
+                  for name in ("ICON_TRIANGLE", "ICON_RHOMBUS", "ICON_INVERTED_TRIANGLE",
+                               "ICON_X"))
 
 
 class TimeSeriesTab(QWidget):
@@ -48,12 +55,13 @@ class TimeSeriesTab(QWidget):
         self.reads = 0  # points read so far (throttling is measured on it)
         self.last_read_seconds = 0.0
         self._checked = {}  # layer id -> tick state, kept across refreshes
-        self._colours = {}  # layer name -> colour of its list entry (the plot uses the same)
+        self._colours = {}  # stack file -> colour of its list entry (the plot uses the same)
         self._readers = {}  # (path, mtime, size) -> StackPixelReader; touched by the worker only
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="glacier-velocity")
         self._job = None  # the point being read: its futures, one per stack
         self._pending = None
         self._marker = None
+        self._pin_markers = []  # one canvas marker per pinned point
 
         self.plot = plot_widgets.TimeSeriesPlot(self)
         self.stack_list = QListWidget(self)
@@ -114,22 +122,26 @@ class TimeSeriesTab(QWidget):
         """List the project's velocity stacks (quantity v ticked by default, else all)."""
         found = stack_layers(self.project)
         default_v = any(info.quantity == "v" for _, info in found)
-        colours = plot_widgets.assign_colours([info.sensor for _, info in found])
+        colours = plot_widgets.stack_colours([(layer.name(), info.sensor)
+                                              for layer, info in found])
         self.stack_list.blockSignals(True)
         self.stack_list.clear()
-        for (layer, info), colour in zip(found, colours):
+        for layer, info in found:
+            colour = colours[layer.name()]
             item = QListWidgetItem(f"{layer.name()} — {info.sensor or 'no sensor'}, "
                                    f"{info.quantity}, {info.count} bands")
             item.setData(Qt.ItemDataRole.UserRole, layer.id())
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             ticked = self._checked.get(layer.id(), info.quantity == "v" or not default_v)
             item.setCheckState(Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
-            self._colours[layer.name()] = colour
+            self._colours[layer_file(layer)] = colour
             pixmap = QPixmap(12, 12)
             pixmap.fill(QColor(colour))
             item.setIcon(QIcon(pixmap))
             self.stack_list.addItem(item)
         self.stack_list.blockSignals(False)
+        if self.last_point is None:
+            self._redraw()  # the empty plot's message follows the list
         if not found:
             self.status.setText(NO_STACKS)
         elif self.last_point is None:
@@ -224,7 +236,7 @@ class TimeSeriesTab(QWidget):
         """Worker thread: ``(PixelSeries or None outside the stack, error message or None)``;
         vx/vy in the axes of ``axes_crs`` (WKT)."""
         try:
-            st = os.stat(path)
+            st = os.stat(source_file(path))  # a NetCDF cube: its file
             key = (path, st.st_mtime_ns, st.st_size)
             reader = self._readers.get(key)
             if reader is None:
@@ -324,32 +336,73 @@ class TimeSeriesTab(QWidget):
         if point is None and self.last_point is not None:
             point, crs = self.last_point
         shown = self.displayed()
-        colours = {d.label: self._colours.get(s.label) for d, s in
-                   zip(shown, self.pinned + self.current) if not s.pinned}
-        self.plot.set_series(shown, self.title(point, crs) if point is not None else "", colours)
+        colours = {d.label: self._colours.get(s.path) for d, s in
+                   zip(shown, self.pinned + self.current)}
+        self.plot.set_series(shown, self.title(point, crs) if point is not None else "",
+                             {k: v for k, v in colours.items() if v}, self.empty_message())
+
+    def empty_message(self):
+        """What the plot says when it has no value to show."""
+        if self.stack_list.count() == 0:
+            return NO_STACKS_SHORT
+        if not self.ticked_layers():
+            return NONE_TICKED
+        if self.last_point is None:
+            return plot_widgets.EMPTY_PLOT
+        return "No ticked stack has a value at this pixel."
+
+    def _vertex_marker(self, point, icon, colour, size):
+        marker = QgsVertexMarker(self.canvas)
+        marker.setIconType(icon)
+        marker.setColor(QColor(colour))
+        marker.setIconSize(size)
+        marker.setPenWidth(2)
+        marker.setCenter(QgsPointXY(point))
+        return marker
 
     def _show_marker(self, point):
         if self.canvas is None:
             return
         if self._marker is None:
-            self._marker = QgsVertexMarker(self.canvas)
-            self._marker.setIconType(QgsVertexMarker.IconType.ICON_CROSS)
-            self._marker.setColor(QColor("#d62728"))
-            self._marker.setIconSize(14)
-            self._marker.setPenWidth(2)
+            self._marker = self._vertex_marker(point, QgsVertexMarker.IconType.ICON_CROSS,
+                                               "#d62728", 14)
         self._marker.setCenter(QgsPointXY(point))
 
     # ---------------------------------------------------------------- pins and export
     def pin(self):
-        """Keep the current series (dashed, labelled with their pixel) to compare pixels."""
+        """Keep the current series (dashed, labelled with their pin and pixel) to compare pixels;
+        the pin is marked on the map with the shape its points have in the plot."""
+        if not self.current or self.last_point is None:
+            return
+        number = len(self._pin_markers) + 1
         for s in self.current:
-            self.pinned.append(replace(s, pinned=True,
-                                       label=f"{s.label} @ row {s.row}, col {s.col}"))
+            self.pinned.append(replace(s, pinned=number,
+                                       label=f"{s.label} · pin {number} (row {s.row}, col "
+                                             f"{s.col})"))
+        if self.canvas is not None:
+            point, crs = self.last_point
+            canvas_crs = self.canvas.mapSettings().destinationCrs()
+            here = to_crs(point, crs, canvas_crs, self.project)
+            if here is not None:
+                icon = PIN_ICONS[(number - 1) % len(PIN_ICONS)]
+                marker = self._vertex_marker(here, icon, "#202020", 16)
+                marker.pin_icon = icon  # QgsVertexMarker has no getter for it
+                self._pin_markers.append(marker)
         self._redraw()
+
+    def pin_markers(self):
+        """The canvas markers of the pins, in pin order."""
+        return list(self._pin_markers)
 
     def clear_pins(self):
         self.pinned = []
+        self._remove_pin_markers()
         self._redraw()
+
+    def _remove_pin_markers(self):
+        for marker in self._pin_markers:
+            self.canvas.scene().removeItem(marker)
+        self._pin_markers = []
 
     def export_csv(self, path):
         """Write the plotted series to CSV (see :func:`core.io.pixel_series.series_table`)."""
@@ -393,3 +446,6 @@ class TimeSeriesTab(QWidget):
         if self._marker is not None and self.canvas is not None:
             self.canvas.scene().removeItem(self._marker)
             self._marker = None
+        if self.canvas is not None:
+            self._remove_pin_markers()
+        self._pin_markers = []  # one canvas marker per pinned point

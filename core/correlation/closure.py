@@ -114,9 +114,7 @@ def triplet_closure(paths, output=None, region=None, pixel=None, progress=None):
             writer.close()
     except BaseException:
         if writer is not None:
-            writer.close()
-            if os.path.exists(str(output)):
-                os.remove(str(output))  # no half-written output
+            writer.abort()  # no half-written output
         raise
     east, north, along, where = (np.concatenate(parts[k]) for k in ("east", "north", "along",
                                                                      "where"))

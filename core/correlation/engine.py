@@ -487,14 +487,16 @@ def correlate_windows(ref, sec, rows, cols, options=None, prior=(0.0, 0.0), batc
     rows = np.asarray(rows, np.int64).ravel()
     cols = np.asarray(cols, np.int64).ravel()
     coarse_share = 0.1 if needs_coarse_pass(options) else 0.0
-    p_rows, p_cols = prior_offsets(ref, sec, rows, cols, options, prior,
-                                   progress.sub(0.0, coarse_share))
+    p_rows, p_cols = prior_offsets(
+        ref, sec, rows, cols, options, prior,
+        progress.sub(0.0, coarse_share, "Coarse search with larger windows" if coarse_share else None))
     threads = threads or min(os.cpu_count() or 1, MAX_THREADS)
     engine = Correlator(options, workers=1 if threads > 1 else -1)
     out = np.full((5, rows.size), np.nan)  # d_row, d_col, snr, s_row, s_col
     main = progress.sub(coarse_share, 1.0)
-    # small jobs get smaller batches so that every thread has work
+    # small jobs get smaller batches so that every thread has work; large windows too (memory)
     batch = min(int(batch), max(256, -(-rows.size // (4 * threads))))
+    batch = windows_per_batch(options.window, np.ndim(ref) - 1, batch)
     spans = [(s, min(s + batch, rows.size)) for s in range(0, rows.size, batch)]
 
     def run(span):
@@ -560,6 +562,31 @@ def deform_lattice(engine, ref, sec, rows, cols, out, lattice, threads, batch, p
             break
 
 
+# Bytes per window pixel and image channel while windows are correlated: the windows, their
+# tapered copies, spectra, cross-power and correlation surface (float32 / complex64).
+WORK_BYTES_PER_PIXEL = 40
+# Working memory of one batch of windows; batches of large windows hold fewer windows.
+BATCH_BYTES = 256 * 2 ** 20
+
+
+def windows_per_batch(window, channels=1, limit=1024):
+    """Windows of ``window`` (rows, cols) px per batch: at most ``limit``, fewer for large
+    windows so that a batch stays within :data:`BATCH_BYTES`."""
+    per_window = int(window[0]) * int(window[1]) * max(1, channels) * WORK_BYTES_PER_PIXEL
+    return int(max(1, min(int(limit), BATCH_BYTES // per_window)))
+
+
+def working_memory(options, channels=1, threads=None):
+    """Bytes the windows in work need at least: a batch per thread, or one coarse-pass window
+    (:func:`coarse_window`, single-threaded) when the search range asks for that pass."""
+    threads = threads or min(os.cpu_count() or 1, MAX_THREADS)
+    wy, wx = options.window
+    per_px = max(1, channels) * WORK_BYTES_PER_PIXEL
+    main = threads * windows_per_batch(options.window, channels) * wy * wx * per_px
+    coarse = coarse_window(options) ** 2 * per_px if needs_coarse_pass(options) else 0
+    return max(main, coarse)
+
+
 def needs_coarse_pass(options):
     """True when the search range exceeds a quarter of the window (the normal pass's reach)."""
     return options.search_px > min(options.window) / 4.0
@@ -615,7 +642,7 @@ def prior_offsets(ref, sec, rows, cols, options, prior=(0.0, 0.0), progress=None
     base_r, base_c = pr[nearest], pc[nearest]
     d_r = np.full(top.size, np.nan)
     d_c = np.full(top.size, np.nan)
-    chunk = 512
+    chunk = windows_per_batch((big, big), np.ndim(ref) - 1, 512)
     for s in range(0, top.size, chunk):
         e = min(s + chunk, top.size)
         d_r[s:e], d_c[s:e], _ = coarse.estimate(ref, sec, top[s:e], left[s:e], base_r[s:e],

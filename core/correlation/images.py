@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import CorrelatorOptions, context_margin, correlate_windows, window_layout
+from .engine import (CorrelatorOptions, context_margin, correlate_windows, window_layout,
+                     working_memory)
 from ..io.dates import DAYS_PER_YEAR, acquisition_date, baseline_days
 from ..errors import InputError
 from ..io.grid import Grid, require_overlap, require_projected, require_same_crs
@@ -28,9 +29,11 @@ from .prior import prior_margin, search_radius
 from .preprocess import (DEFAULT_SIZE, antialias_sigma, channels, check_method, downsample, halo,
                          resolve)
 from .preprocess import apply as preprocess_apply
-from ..io.products import DEFAULT_MAX_SPEED, PairWriter
+from ..io.atomic import make_folder
+from ..io.products import DEFAULT_MAX_SPEED, ERROR_BANDS, PairWriter
 from ..progress import ensure
-from ..io.raster import open_raster, read_band, warp_to_grid
+from ..arrays.memory import require_memory
+from ..io.raster import check_readable, read_band, warp_to_grid
 
 # pixels (per image and channel, at input resolution) held for one strip
 STRIP_PIXELS = 4_000_000
@@ -95,6 +98,7 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     budget_rows = STRIP_PIXELS // max(1, int(work.cols * factors[1] * factors[0] *
                                              channels(method)))
     tile = max(1, int((budget_rows - window[0] - 2 * margin) // step))  # output rows per strip
+    _require_memory(work, window, step, tile, margin, method, options)
     meta = {"WINDOW": f"{window[0]}x{window[1]}", "STEP": step, "PREPROCESS": method,
             "FILTER_SIZE": f"{filter_size:g}", "SEARCH_PX": f"{options.search_px:g}",
             "PIXEL_M": f"{work.dx:g}", "BASELINE_DAYS": days,
@@ -105,7 +109,7 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
             "CORRELATOR": "phase-plane fit with moving raised-cosine taper",
             "DEFORM": "yes" if deform else "no"}
     writer = PairWriter(output, layout.grid, start, end, sensor, meta,
-                        inputs=[reference, secondary], errors=True)
+                        inputs=[reference, secondary], extra_bands=ERROR_BANDS)
     try:
         valid, hist = _correlate_strips(readers, layout, tile, margin, options, prior_px,
                                         prior_field, years, min_snr, writer, progress)
@@ -114,9 +118,7 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
         writer.set_metadata({"VALID_SHARE": f"{share:.4f}", "MEDIAN_SNR": f"{median:.4f}"})
         writer.close()
     except BaseException:
-        writer.close()  # a cancelled or failed run leaves no half-written product behind
-        if os.path.exists(str(output)):
-            os.remove(str(output))
+        writer.abort()  # a cancelled or failed run leaves no half-written product behind
         raise
     progress.update(1.0)
     return {"path": str(output), "start": start, "end": end, "days": days, "sensor": sensor,
@@ -126,9 +128,9 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
 
 def _open_pair(reference, secondary):
     """``((dataset, grid), (dataset, grid))`` of the two images, once their geometry is checked:
-    a projected CRS, the same one, and overlapping footprints."""
-    ds_r = open_raster(reference, "reference image")
-    ds_s = open_raster(secondary, "secondary image")
+    readable to their last block, a projected CRS, the same one, and overlapping footprints."""
+    ds_r = check_readable(reference, "reference image")
+    ds_s = check_readable(secondary, "secondary image")
     grid_r = Grid.from_dataset(ds_r, reference)
     grid_s = Grid.from_dataset(ds_s, secondary)
     require_projected(grid_r, reference)
@@ -153,6 +155,10 @@ class _Layout:
 
     @classmethod
     def of(cls, work, window, step, reference):
+        if window[0] > work.rows or window[1] > work.cols:
+            raise InputError(f"The window ({window[1]} x {window[0]} px) is larger than the image "
+                             f"'{reference}' ({work.cols} x {work.rows} px at {work.dx:g} m): use "
+                             "a smaller WINDOW (or a finer RESOLUTION).")
         (ny, nx), (top0, left0), (oy, ox) = window_layout(work.shape, window, step)
         if ny <= 0 or nx <= 0:
             raise InputError(f"'{reference}' ({work.rows} x {work.cols} px at {work.dx:g} m) is "
@@ -203,7 +209,9 @@ def _correlate_strips(readers, layout, tile, margin, options, prior_px, prior_fi
                 a[low] = np.nan
         valid += int(np.isfinite(vx).sum())
         hist += np.histogram(snr[np.isfinite(snr)], SNR_BINS, (0.0, 1.0))[0]
-        writer.write(vx, vy, snr, i0, 0, errors)
+        writer.write(vx, vy, snr, i0, 0)
+        for name, arr in zip(ERROR_BANDS, errors):
+            writer.write_extra(name, arr, i0, 0)
     return valid, hist
 
 
@@ -216,7 +224,7 @@ def correlate_batch(pairs, folder, progress=None, **options):
     cancellation stops the batch.
     """
     progress = ensure(progress)
-    os.makedirs(str(folder), exist_ok=True)
+    make_folder(folder)
     rows, used = [], set()
     for k, pair in enumerate(pairs):
         name = unique_name(pair.name, used)
@@ -228,11 +236,16 @@ def correlate_batch(pairs, folder, progress=None, **options):
         try:
             res = correlate_images(pair.reference, pair.secondary, path, start=pair.start,
                                    end=pair.end, sensor=pair.sensor,
-                                   progress=progress.sub(k / len(pairs), (k + 1) / len(pairs)),
+                                   progress=progress.sub(
+                                       k / len(pairs), (k + 1) / len(pairs),
+                                       f"Pair {k + 1} of {len(pairs)}: {name}"),
                                    **options)
             row.update(valid_share=res["valid_share"], median_snr=res["median_snr"], path=path)
-        except InputError as exc:  # Cancelled is not one: cancelling stops the batch
-            row["status"] = str(exc)
+        except (InputError, RuntimeError, OSError, MemoryError) as exc:
+            # a damaged image (GDAL's RuntimeError), a file system error or a pair too large is
+            # this pair's problem: recorded, the batch goes on. Cancelled is none of them:
+            # cancelling stops the batch.
+            row["status"] = f"skipped: {exc}"
         rows.append(row)
     return rows
 
@@ -255,6 +268,18 @@ def _working_grid(grid, resolution):
     work = Grid((x0, res, 0.0, y0, 0.0, -res), (int(grid.rows // fr), int(grid.cols // fc)),
                 grid.crs_wkt)
     return work, (fr, fc)
+
+
+def _require_memory(work, window, step, tile, margin, method, options):
+    """Refuse at once a search range or window whose strips and windows cannot fit in memory:
+    two pre-processed image strips (with temporaries, x3) and the windows in work."""
+    strip_rows = tile * step + window[0] + 2 * margin
+    strips = 3 * 2 * channels(method) * 4 * work.cols * strip_rows
+    needed = strips + working_memory(options, channels(method))
+    require_memory(needed, f"WINDOW {window[1]} x {window[0]} px with a search range of "
+                   f"{options.search_px:g} px (SEARCH)",
+                   "Use a smaller SEARCH (a known offset goes into PRIOR_EAST / PRIOR_NORTH "
+                   "instead), a smaller WINDOW or a coarser RESOLUTION.")
 
 
 def _require_content(ds, band, path, size=512):

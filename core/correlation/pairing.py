@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..io.dates import acquisition_date
 from ..errors import InputError
+from ..io.atomic import TAG
 from ..io.raster import open_raster
 
 SENSOR_PATTERNS = (
@@ -62,11 +63,13 @@ class Pair:
 
 
 def list_images(folder):
-    """Raster files (by extension) directly in ``folder``, sorted by name."""
+    """Raster files (by extension) directly in ``folder``, sorted by name (temporary files of
+    runs under way or killed excluded)."""
     if not os.path.isdir(str(folder)):
         raise InputError(f"The image folder '{folder}' does not exist.")
-    found = [p for p in glob.glob(os.path.join(str(folder), "*"))
-             if os.path.splitext(p)[1].lower() in IMAGE_EXTENSIONS]
+    found = [p for p in glob.glob(os.path.join(str(folder), "*"))  # hidden files not included
+             if os.path.splitext(p)[1].lower() in IMAGE_EXTENSIONS
+             and TAG not in os.path.basename(p)]  # a killed run's temporary file
     return sorted(found)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import quality as F
 from ..errors import InputError
+from ..io.atomic import make_folder
 from ..io.names import unique_name
 from ..io.pairsource import PairSource
 from ..io.products import PairWriter
@@ -141,8 +142,8 @@ def clean_pair(source, output, settings=None, flow=None, stable=None, order=1, t
     ramps = None
     if stable is not None:
         ramps = fit_file_ramps(source, stable, order, settings.max_speed, tile,
-                               progress.sub(0.0, 0.2))
-        progress = progress.sub(0.2, 1.0)
+                               progress.sub(0.0, 0.2, "Fitting the ramps on stable ground"))
+        progress = progress.sub(0.2, 1.0, "Filtering and writing the pair")
     meta = source.carried_metadata()
     meta["FILTERS"] = describe(settings)
     if ramps:
@@ -180,7 +181,7 @@ def clean_pairs(paths, folder, polygons=None, progress=None):
     input, in order.
     """
     progress = ensure(progress)
-    os.makedirs(str(folder), exist_ok=True)
+    make_folder(folder)
     masks, used, out = [], set(), []  # masks: (grid, stable mask) per distinct pair grid
     for k, path in enumerate(paths):
         source = PairSource(path)
@@ -194,7 +195,8 @@ def clean_pairs(paths, folder, polygons=None, progress=None):
         name = unique_name(stem, used)
         target = os.path.join(str(folder), name + (ext or ".tif"))
         report, ramps = clean_pair(source, target, stable=stable,
-                                   progress=progress.sub(k / len(paths), (k + 1) / len(paths)))
+                                   progress=progress.sub(k / len(paths), (k + 1) / len(paths),
+                                                         f"Cleaning pair {k + 1} of {len(paths)}"))
         out.append((target, report, ramps))
     return out
 

@@ -131,5 +131,5 @@ def destripe_file(source, output, stable, angle=90.0, min_pixels=DEFAULT_MIN_PIX
     profiles = fit_stripes(source.grid, x, y, vx, vy, angle, max(1, min_pixels // sampler.step),
                            min_coverage)
     write_corrected(source, output, profiles, ("STRIPES_VX", "STRIPES_VY"), tile,
-                    progress.sub(0.4, 1.0))
+                    progress.sub(0.4, 1.0, "Writing the destriped pair"))
     return profiles

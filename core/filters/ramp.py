@@ -250,6 +250,8 @@ def remove_ramp_file(source, output, stable, order=1, tile=1024, progress=None):
     """Fit ramps of a pair (a :class:`core.io.pairsource.PairSource`) on the ``stable`` mask (bool,
     on the pair's grid) and write the corrected pair product to ``output``; returns the ramps."""
     progress = ensure(progress)
-    ramps = fit_file_ramps(source, stable, order, tile=tile, progress=progress.sub(0.0, 0.4))
-    write_corrected(source, output, ramps, tile=tile, progress=progress.sub(0.4, 1.0))
+    ramps = fit_file_ramps(source, stable, order, tile=tile,
+                           progress=progress.sub(0.0, 0.4, "Reading stable ground, fitting the ramps"))
+    write_corrected(source, output, ramps, tile=tile,
+                    progress=progress.sub(0.4, 1.0, "Writing the corrected pair"))
     return ramps

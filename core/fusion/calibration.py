@@ -21,6 +21,7 @@ the ordinary least-squares line V = a + slope · V_uav (1 when the source does n
 All velocities in m/yr.
 """
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,6 +140,14 @@ class Calibration:
     @property
     def weight_string(self):
         return format_weights(self.weights)
+
+    @property
+    def error_string(self):
+        """Each source's RMSE against the UAV (m/yr, bias included), comma-separated in weight
+        order: the 1 σ per stack that the fusion propagates into its per-pixel error."""
+        s = self.samples
+        return format_weights([fit_stats(s.values[:, k], s.uav)["rmse"]
+                               for k in range(len(self.names))])
 
     def stats_rows(self, weights=None, mask=None, label=None):
         """One row per source then 'combined' (see the module doc for the statistics)."""
@@ -262,6 +271,23 @@ def collect_samples(reference, sources, classes=None, progress=None):
     return samples, matches, infos
 
 
+# sensors that are never a calibration reference: a stack of one of them given as REFERENCE is
+# almost surely a dialog's default (the first raster of the project), not the UAV stack
+SATELLITE_SENSORS = ("landsat", "sentinel1", "sentinel2")
+
+
+def check_reference(reference, sources):
+    """Refuse a REFERENCE that is one of the sources or a satellite stack (SENSOR metadata)."""
+    same = [s for s in sources if os.path.realpath(s) == os.path.realpath(reference)]
+    if same:
+        raise InputError(f"REFERENCE: '{reference}' is also one of the stacks to weight: give the "
+                         "UAV velocity stack as REFERENCE.")
+    sensor = stack_infos([reference], "REFERENCE")[0].sensor.strip().lower()
+    if sensor in SATELLITE_SENSORS:
+        raise InputError(f"REFERENCE: '{reference}' is a {sensor} stack (SENSOR={sensor}): the "
+                         "reference of the calibration is the UAV velocity stack.")
+
+
 def calibrate(reference, primaries, auxiliary=None, method="least_squares", classes=None,
               progress=None):
     """Calibrate fusion weights on a UAV stack; weights are in ``primaries`` order then auxiliary.
@@ -275,6 +301,7 @@ def calibrate(reference, primaries, auxiliary=None, method="least_squares", clas
     if not primaries:
         raise InputError("SOURCES: give at least one primary velocity stack.")
     sources = primaries + ([auxiliary] if auxiliary else [])
+    check_reference(reference, sources)
     samples, matches, infos = collect_samples(reference, sources, classes, progress)
     k = len(sources)
     need = MIN_SAMPLES_PER_WEIGHT * k

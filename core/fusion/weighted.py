@@ -11,14 +11,19 @@ step through its band with exactly that interval (monthly stacks share calendar 
 output is on the grid of the first primary stack; other stacks are resampled onto it with nearest
 neighbour, band by band (vx/vy stacks in another CRS turned to its axes, see
 :mod:`core.io.reader`). Memory holds one band of each stack at a time.
+
+Per-pixel uncertainty (``errors``, one 1 σ per stack in m/yr, e.g. each sensor's RMSE against the
+UAV from the calibration): the fused value's 1 σ is ``sqrt(Σ w_k² σ_k²) / Σ w_k`` over the stacks
+that contributed, i.e. the propagation of independent errors through the renormalised weighted
+mean (``error_output``, one band per time step).
 """
 
 import numpy as np
 
 from ..errors import InputError
-from ..io.grid import require_crs
+from ..io.grid import require_crs, require_overlap
 from ..io.products import StackWriter, read_stack_info
-from ..io.raster import RasterWriter
+from ..io.raster import RasterWriter, all_or_none
 from ..io.reader import GridReader, StackReader
 from ..progress import ensure
 
@@ -43,6 +48,23 @@ def parse_weights(text, count, what="WEIGHTS"):
     return w / w.sum()
 
 
+def parse_errors(text, count, what="ERRORS"):
+    """Per-stack 1 σ errors (m/yr): a comma-separated string or a sequence of ``count`` positive
+    numbers (not normalised)."""
+    if isinstance(text, str):
+        parts = [p for p in text.replace(";", ",").split(",") if p.strip()]
+        try:
+            e = np.array([float(p) for p in parts], np.float64)
+        except ValueError:
+            raise InputError(f"{what}: '{text}' is not a comma-separated list of numbers.") from None
+    else:
+        e = np.asarray(text, np.float64).ravel()
+    if e.size != count or not np.all(np.isfinite(e)) or np.any(e <= 0):
+        raise InputError(f"{what}: '{text}' must hold {count} positive errors (m/yr), one per "
+                         "stack in SOURCES order, then the auxiliary.")
+    return e
+
+
 def parse_class_weights(text, count, what="CLASS_WEIGHTS"):
     """Parse 'class:w1,w2,...;class:...' into ``{class value: weights}`` (may be empty)."""
     out = {}
@@ -65,15 +87,17 @@ def union_intervals(infos):
     return sorted({iv for info in infos for iv in info.intervals})
 
 
-def fuse_band(values, weights, n_primary):
+def fuse_band(values, weights, n_primary, errors=None):
     """Fuse one time step: ``values`` (k bands of rows x cols, m/yr, NaN gaps, None for a stack
     without this time step), ``weights`` (k,) or (k, rows, cols); the first ``n_primary`` stacks
     are primary. Returns ``(fused, count)``: the fused band (float32, NaN where no primary stack
-    with a positive weight is valid) and the number of contributing stacks (float32, 0 there).
-    Accumulates stack by stack, so memory holds the inputs and four bands."""
+    with a positive weight is valid) and the number of contributing stacks (float32, 0 there);
+    with ``errors`` (k 1 σ values, m/yr) ``(fused, count, error)``, the fused value's 1 σ.
+    Accumulates stack by stack, so memory holds the inputs and five bands."""
     shape = next(np.shape(v) for v in values if v is not None)
     num = np.zeros(shape, np.float32)
     den = np.zeros(shape, np.float32)
+    var = np.zeros(shape, np.float32)
     count = np.zeros(shape, np.float32)
     primary = np.zeros(shape, bool)
     for k, v in enumerate(values):
@@ -83,13 +107,33 @@ def fuse_band(values, weights, n_primary):
         ok = np.isfinite(v) & (w > 0)
         num += np.where(ok, v * w, np.float32(0))
         den += np.where(ok, w, np.float32(0))
+        if errors is not None:
+            var += np.where(ok, (w * np.float32(errors[k])) ** 2, np.float32(0))
         count += ok
         if k < n_primary:
             primary |= ok
     fused = np.full(shape, np.nan, np.float32)
     np.divide(num, den, out=fused, where=primary)
     count[~primary] = 0
-    return fused, count
+    if errors is None:
+        return fused, count
+    error = np.full(shape, np.nan, np.float32)
+    np.divide(np.sqrt(var), den, out=error, where=primary)
+    return fused, count, error
+
+
+def value_shares(values, weights, valid):
+    """Each stack's share of the fused values of one time step: the mean over the ``valid``
+    fused pixels of its renormalised weight there (shares sum to 1 where anything is fused)."""
+    ws = []
+    for k, v in enumerate(values):
+        w = np.asarray(weights[k], np.float32)
+        ws.append(np.zeros(valid.shape, np.float32) if v is None
+                  else np.where(np.isfinite(v) & (w > 0), w, np.float32(0)))
+    den = np.sum(ws, axis=0)
+    if not valid.any():
+        return [0.0] * len(ws)
+    return [float(np.mean(w[valid] / den[valid])) for w in ws]
 
 
 def stack_infos(paths, what):
@@ -105,6 +149,11 @@ def stack_infos(paths, what):
     if len(quantities) > 1:
         raise InputError(f"The stacks hold different quantities ({', '.join(sorted(quantities))}): "
                          "combine stacks of one quantity (v, vx or vy).")
+    first = infos[0]
+    for info in infos[1:]:
+        # a stack that does not overlap the first would contribute nothing, silently
+        # (another CRS is fine: the reader reprojects, and turns vx/vy)
+        require_overlap(first.grid, info.grid, first.path, info.path)
     return infos
 
 
@@ -127,22 +176,26 @@ def pixel_weights(weights, grid, classes=None, class_weights=None):
     return out
 
 
-def fused_step(readers, interval, weights, n_primary):
-    """Fuse the stacks' bands of ``interval``: ``(fused, count, item)`` with ``item`` the
-    summary ``{interval, stacks, valid_share, mean_sources}`` of that time step."""
+def fused_step(readers, interval, weights, n_primary, errors=None):
+    """Fuse the stacks' bands of ``interval``: ``(fused, count, item, error)`` with ``item`` the
+    summary ``{interval, stacks, valid_share, mean_sources, shares}`` of that time step and
+    ``error`` the fused 1 σ band (None without ``errors``, see :func:`fuse_band`)."""
     bands = [r.read(interval) for r in readers]
-    fused, count = fuse_band(bands, weights, n_primary)
+    fused, count, *error = fuse_band(bands, weights, n_primary, errors)
     valid = np.isfinite(fused)
     item = {"interval": str(interval), "stacks": sum(x is not None for x in bands),
             "valid_share": float(valid.mean()),
-            "mean_sources": float(count[valid].mean()) if valid.any() else 0.0}
-    return fused, count, item
+            "mean_sources": float(count[valid].mean()) if valid.any() else 0.0,
+            "shares": value_shares(bands, weights, valid)}
+    return fused, count, item, (error[0] if error else None)
 
 
 def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, classes=None,
-                class_weights=None, progress=None):
+                class_weights=None, progress=None, errors=None, error_output=None):
     """Fuse velocity stacks into ``output`` (and the contributing-stack counts into
     ``count_output``). ``weights``: array or weight string, primaries then auxiliary.
+    ``errors`` (array or comma-separated string, one 1 σ in m/yr per stack in the same order)
+    and ``error_output`` write the fused value's 1 σ stack.
 
     ``classes`` (categorical raster) with ``class_weights`` ({class value: weights}) gives pixels
     of those classes their own weights. Stacks in another CRS are read with their components
@@ -159,6 +212,11 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
     w = parse_weights(weights, k) if isinstance(weights, str) else np.asarray(weights, np.float64)
     if w.shape != (k,):
         raise InputError(f"WEIGHTS: {w.size} weight(s) for {k} stack(s).")
+    if error_output and errors is None:
+        raise InputError("ERRORS: the per-pixel error output needs one error (1 sigma, m/yr) per "
+                         "stack.")
+    if errors is not None:
+        errors = parse_errors(errors, k)
     grid = infos[0].grid
     readers = [StackReader(info, grid) for info in infos]
     intervals = union_intervals(infos)
@@ -169,24 +227,28 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
     summary = []
     inputs = paths + ([classes] if classes else [])
     writer = StackWriter(output, grid, intervals, "fused", infos[0].quantity, meta, inputs=inputs)
+    err_writer = None
+    if error_output:
+        err_writer = StackWriter(error_output, grid, intervals, "error", infos[0].quantity,
+                                 dict(meta, ERRORS=format_weights(errors), ERROR="1 sigma, m/yr"),
+                                 inputs=inputs + [output])
     counter = None
     if count_output:
         counter = RasterWriter(count_output, grid, len(intervals), [str(iv) for iv in intervals],
                                {"SENSOR": "fused", "QUANTITY": "count", "UNITS": "stacks",
                                 "SOURCES": names}, inputs=inputs + [output])
-    try:
+    with all_or_none([writer, counter, err_writer]):
         for b, iv in enumerate(intervals):
-            fused, count, item = fused_step(readers, iv, pixel_w, len(primaries))
+            fused, count, item, error = fused_step(readers, iv, pixel_w, len(primaries), errors)
+            if err_writer is not None:
+                err_writer.write(b, error)
             writer.write(b, fused)
             writer.set_band_metadata(b, {"STACKS": item["stacks"],
                                          "VALID_SHARE": f"{item['valid_share']:.4f}",
-                                         "MEAN_SOURCES": f"{item['mean_sources']:.3f}"})
+                                         "MEAN_SOURCES": f"{item['mean_sources']:.3f}",
+                                         "VALUE_SHARES": format_weights(item["shares"])})
             if counter is not None:
                 counter.write(b + 1, count)
             summary.append(item)
             progress.update((b + 1) / len(intervals))
-    finally:
-        writer.close()
-        if counter is not None:
-            counter.close()
     return summary

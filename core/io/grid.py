@@ -26,6 +26,9 @@ class Grid:
     def from_dataset(cls, ds, name="raster"):
         """The grid of an open GDAL dataset; rotated or non-north-up grids are refused."""
         gt = tuple(float(v) for v in ds.GetGeoTransform())
+        if gt == (0.0, 1.0, 0.0, 0.0, 0.0, 1.0):  # GDAL's answer when the file has none
+            raise InputError(f"'{name}' has no georeferencing (no geotransform: not a georeferenced "
+                             "raster, or its header is damaged or truncated).")
         if gt[2] != 0 or gt[4] != 0 or gt[5] >= 0:
             raise InputError(f"'{name}' has a rotated or south-up geotransform {gt}: warp it to a "
                              "north-up grid first.")
@@ -145,12 +148,33 @@ def require_same_crs(a, b, name_a, name_b):
                          f"{crs_name(b.crs_wkt)}: reproject one onto the other's CRS first.")
 
 
+def bounds_in(grid, crs_wkt):
+    """The bounds ``(xmin, ymin, xmax, ymax)`` of ``grid`` in the CRS ``crs_wkt`` (its own when
+    they are the same CRS; else the transformed extent, densified along the edges)."""
+    if same_crs(grid.crs_wkt, crs_wkt) or not grid.crs_wkt or not crs_wkt:
+        return grid.bounds
+    src, dst = grid.srs(), osr.SpatialReference()
+    dst.ImportFromWkt(crs_wkt)
+    for srs in (src, dst):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    x0, y0, x1, y1 = grid.bounds
+    return tuple(osr.CoordinateTransformation(src, dst).TransformBounds(x0, y0, x1, y1, 21))
+
+
 def require_overlap(a, b, name_a, name_b):
-    """Raise :class:`InputError` when two grids (same CRS) do not overlap; return the overlap."""
+    """Raise :class:`InputError` when two grids do not overlap (``b`` taken into the CRS of ``a``
+    when they differ); return the overlap in the CRS of ``a``."""
     ax0, ay0, ax1, ay1 = a.bounds
-    bx0, by0, bx1, by1 = b.bounds
+    bx0, by0, bx1, by1 = bounds_in(b, a.crs_wkt)
     x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
     if x1 <= x0 or y1 <= y0:
-        raise InputError(f"'{name_a}' and '{name_b}' do not overlap: extents {a.bounds} and "
-                         f"{b.bounds} ({crs_name(a.crs_wkt)}).")
+        if same_crs(a.crs_wkt, b.crs_wkt):
+            raise InputError(f"'{name_a}' and '{name_b}' do not overlap: extents {a.bounds} and "
+                             f"{b.bounds} ({crs_name(a.crs_wkt)}).")
+        where = tuple(round(v, 1) for v in (bx0, by0, bx1, by1))
+        raise InputError(f"'{name_a}' ({crs_name(a.crs_wkt)}) and '{name_b}' "
+                         f"({crs_name(b.crs_wkt)}) do not overlap: in {crs_name(a.crs_wkt)} the "
+                         f"second covers {where}, the first {a.bounds}. Check that each file's "
+                         "CRS is the right one (reproject a file, rather than assign it another "
+                         "CRS).")
     return (x0, y0, x1, y1)

@@ -14,8 +14,8 @@ import numpy as np
 from .dates import Interval, baseline_days, baseline_years, parse_date
 from ..errors import InputError
 from .grid import Grid
-from .products import UNITS, pair_band_index, read_pair_info, to_m_per_yr
-from .raster import open_raster, read_band
+from .products import UNITS, declared_units, pair_band_index, read_pair_info, to_m_per_yr
+from .raster import check_readable, open_raster, read_band
 from .reader import GridReader
 
 _DATE_TOKEN = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2}|\d{8})(?!\d)")
@@ -39,8 +39,8 @@ def check_units(units, path=None, metadata=None):
     declared = str(units).strip().lower()
     if declared not in UNITS:
         raise InputError(f"Unknown velocity units '{units}': use m/yr or m/day.")
-    file_units = (metadata or {}).get("UNITS", "").strip().lower()
-    if file_units in UNITS and UNITS[file_units] != UNITS[declared]:
+    file_units = declared_units(metadata, path, declared)
+    if UNITS[file_units] != UNITS[declared]:
         raise InputError(f"'{path}' says its units are {file_units} but {declared} was declared: "
                          f"set the input units to {file_units}.")
     return declared
@@ -87,6 +87,7 @@ class PairSource:
             self._open[p] = open_raster(p, what)  # kept for read(), see _dataset
             if self._open[p].RasterCount != 1:
                 raise InputError(f"The {what} '{p}' must have a single band.")
+            check_units(self.units, p, self._open[p].GetMetadata())
         self.grid = Grid.from_dataset(self._open[self.path], self.path)
         if not self.grid.same_as(Grid.from_dataset(self._open[self.vy_path], self.vy_path)):
             raise InputError(f"The vx raster '{self.path}' and the vy raster '{self.vy_path}' are "
@@ -173,3 +174,17 @@ class PairSource:
     def inputs(self):
         """Input paths (so outputs never overwrite them)."""
         return [p for p in (self.path, self.vy_path) if p]
+
+
+def readable_pairs(paths):
+    """``(sources, skipped)``: a :class:`PairSource` for every path that opens as a pair product
+    and reads to its last block, and ``(path, reason)`` for each of the others, so that a folder
+    with one damaged or foreign file is processed without it."""
+    sources, skipped = [], []
+    for p in paths:
+        try:
+            check_readable(p, "pair product")
+            sources.append(PairSource(p))
+        except (InputError, RuntimeError, OSError) as exc:
+            skipped.append((str(p), str(exc).strip()))
+    return sources, skipped

@@ -24,11 +24,13 @@ import csv
 import datetime as dt
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 from osgeo import gdal
 
+from .atomic import atomic_file
 from ..errors import InputError
 from .products import read_stack_info, to_m_per_yr
 from .grid import crs_name, same_crs
@@ -40,6 +42,11 @@ gdal.UseExceptions()
 # Metadata items holding a velocity uncertainty (1 sigma, in the stack's units): per band, else
 # one value for the whole stack. ``V_ERROR`` is ITS_LIVE's name.
 ERROR_KEYS = ("V_ERROR", "ERROR", "UNCERTAINTY")
+# Per-pixel errors: a stack of 1-sigma errors (m/yr, the same grid and bands) named by the stack's
+# ERROR_STACK metadata (a path, relative to the stack's folder or absolute), else found beside it
+# as ``<stem>_error.tif``.
+ERROR_STACK_KEY = "ERROR_STACK"
+ERROR_SUFFIX = "_error"
 FUSED_SENSORS = ("fused", "fusion", "combined", "gapfilled", "gap-filled")
 EPOCH = dt.date(1970, 1, 1)
 
@@ -61,8 +68,9 @@ def sample_column(source):
 class PixelSeries:
     """One stack's values at one pixel: ``values[i]`` (m/yr, NaN = no data) over ``intervals[i]``.
 
-    ``errors`` is the 1-sigma uncertainty per band (m/yr) when the stack's metadata gives one,
-    else None. ``x, y`` is the point in the stack's CRS, ``row, col`` the pixel holding it.
+    ``errors`` is the 1-sigma uncertainty per band (m/yr) when the stack's metadata or its error
+    stack gives one, else None. ``x, y`` is the point in the stack's CRS, ``row, col`` the pixel
+    holding it; ``pinned`` is the number of the pin keeping the series (0: not pinned).
     """
 
     label: str
@@ -76,7 +84,7 @@ class PixelSeries:
     x: float = math.nan
     y: float = math.nan
     errors: object = None
-    pinned: bool = False
+    pinned: int = 0
 
     @property
     def dates(self):
@@ -133,6 +141,8 @@ class StackPixelReader:
         if self._inverse is None:
             raise InputError(f"The geotransform of '{self.path}' cannot be inverted.")
         self.errors = _stack_errors(self.ds, self.info)
+        self.error_path = error_stack_path(self.path, self.info)
+        self.error_ds = open_raster(self.error_path, "error stack") if self.error_path else None
         self._companion = None  # the other component's reader, opened on first need
 
     def pixel(self, x, y):
@@ -163,9 +173,15 @@ class StackPixelReader:
         if (axes_crs and self.info.quantity in COMPONENTS
                 and not same_crs(axes_crs, self.info.grid.crs_wkt)):
             values = self._turned(values, row, col, axes_crs)
+        errors = self.errors
+        if self.error_ds is not None:  # per-pixel errors where known, else the metadata's
+            pixel = read_bands(self.error_ds, None, (row, col, 1, 1), np.float64)[:, 0, 0]
+            units = (self.error_ds.GetMetadata() or {}).get("UNITS", self.info.units)
+            pixel = np.asarray(to_m_per_yr(pixel, units), np.float64)
+            errors = pixel if errors is None else np.where(np.isfinite(pixel), pixel, errors)
         return PixelSeries(label or os.path.splitext(os.path.basename(self.path))[0], self.path,
                            self.info.sensor, self.info.quantity, list(self.info.intervals), values,
-                           int(row), int(col), float(x), float(y), self.errors)
+                           int(row), int(col), float(x), float(y), errors)
 
     def _values(self, row, col):
         values = read_bands(self.ds, None, (row, col, 1, 1), np.float64)[:, 0, 0]
@@ -195,9 +211,28 @@ class StackPixelReader:
         return vx * ex[0] + vy * nx[0] if self.info.quantity == "vx" else vx * ey[0] + vy * ny[0]
 
     def close(self):
-        self.ds = None
+        self.ds = self.error_ds = None
         if self._companion is not None:
             self._companion.close()
+
+
+def error_stack_path(path, info):
+    """The per-pixel error stack of the stack ``path`` (header ``info``), or None: the file its
+    ``ERROR_STACK`` metadata names, else ``<stem>_error<ext>`` beside it; used only when it has
+    the stack's size and band count (a mismatched file is ignored, not misread)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(name)
+    named = info.metadata.get(ERROR_STACK_KEY, "").strip()
+    candidate = os.path.join(folder, named) if named else os.path.join(
+        folder, f"{stem}{ERROR_SUFFIX}{ext}")
+    if not os.path.isfile(candidate) or stem.endswith(ERROR_SUFFIX):
+        return None
+    try:
+        ds = gdal.Open(candidate)
+    except RuntimeError:
+        return None
+    same = (ds.RasterCount, ds.RasterYSize, ds.RasterXSize) == (info.count,) + info.grid.shape
+    return candidate if same else None
 
 
 def _stack_errors(ds, info):
@@ -257,10 +292,8 @@ def _cell(value):
 
 
 def write_csv(path, header, rows):
-    """Write a CSV file (comma separated, header line first)."""
-    folder = os.path.dirname(os.path.abspath(str(path)))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    """Write a CSV file (comma separated, header line first), atomically (see :mod:`.atomic`)."""
+    with atomic_file(path, "CSV file") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
@@ -440,10 +473,14 @@ def _int_cell(values, i):
 
 
 def samples_companion(path):
-    """The samples table written beside a calibration table, or None: ``<stem>_samples.<ext>``
-    (or ``<stem>-samples.<ext>``) first, else the only file of the folder with 'sample' in its
-    name and the same extension; in a GeoPackage (``file.gpkg|layername=x``) the only other layer
-    with 'sample' in its name."""
+    """The samples table written beside a calibration table, or None.
+
+    Looked for in order: in a GeoPackage (``file.gpkg|layername=x``) the only other layer with
+    'sample' in its name; ``<stem>_samples.<ext>`` or ``<stem>-samples.<ext>`` (any case, so
+    ``OUTPUT_SAMPLES`` beside ``OUTPUT``) in the table's folder, else the only file there with
+    'sample' in its name and the same extension; for QGIS temporary outputs (each in its own
+    ``<processing temp>/<uuid>/`` folder) ``<stem>_samples.<ext>`` in a sibling uuid folder,
+    the one written closest in time (within :data:`COMPANION_SECONDS`)."""
     file_path = str(path).split("|")[0]
     if "|layername=" in str(path):  # another layer of the same GeoPackage
         from osgeo import ogr
@@ -451,12 +488,39 @@ def samples_companion(path):
         ds = ogr.Open(file_path)
         names = [ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount())] if ds else []
         found = [n for n in names if "sample" in n.lower()]
-        return f"{file_path}|layername={found[0]}" if len(found) == 1 else None
+        if len(found) == 1:
+            return f"{file_path}|layername={found[0]}"
     folder, name = os.path.split(os.path.abspath(file_path))
     stem, ext = os.path.splitext(name)
-    for candidate in (f"{stem}_samples{ext}", f"{stem}-samples{ext}"):
-        if os.path.isfile(os.path.join(folder, candidate)):
-            return os.path.join(folder, candidate)
-    found = [f for f in sorted(os.listdir(folder))
+    wanted = {f"{stem}_samples{ext}".lower(), f"{stem}-samples{ext}".lower()}
+    files = sorted(os.listdir(folder))
+    for f in files:
+        if f.lower() in wanted:
+            return os.path.join(folder, f)
+    found = [f for f in files
              if "sample" in f.lower() and f.lower().endswith(ext.lower()) and f != name]
-    return os.path.join(folder, found[0]) if len(found) == 1 else None
+    if len(found) == 1:
+        return os.path.join(folder, found[0])
+    return _temporary_companion(folder, wanted, file_path)
+
+
+COMPANION_SECONDS = 600
+_UUID_DIR = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _temporary_companion(folder, wanted, table):
+    """``<stem>_samples.<ext>`` in a sibling QGIS temporary-output folder, nearest in time."""
+    if not _UUID_DIR.match(os.path.basename(folder)):
+        return None
+    parent, when = os.path.dirname(folder), os.path.getmtime(table)
+    best = None
+    for sub in os.listdir(parent):
+        d = os.path.join(parent, sub)
+        if d == folder or not _UUID_DIR.match(sub) or not os.path.isdir(d):
+            continue
+        for f in os.listdir(d):
+            if f.lower() in wanted:
+                gap = abs(os.path.getmtime(os.path.join(d, f)) - when)
+                if gap <= COMPANION_SECONDS and (best is None or gap < best[0]):
+                    best = (gap, os.path.join(d, f))
+    return best[1] if best else None

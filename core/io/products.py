@@ -1,9 +1,11 @@
 """The plugin's file formats: pair products and velocity stacks (see README, "Data formats").
 
 Pair product: a 4-band float32 GeoTIFF ``vx, vy, v, snr`` (m/yr east, m/yr north, m/yr speed,
-0-1 quality) with metadata ``START_DATE``, ``END_DATE``, ``SENSOR``, ``UNITS=m/yr``; the
-correlator adds bands 5-6 ``vx_error, vy_error`` (m/yr, each vector's estimated standard error).
-Readers find bands by their description, so the extra bands never disturb them.
+0-1 quality) with metadata ``START_DATE``, ``END_DATE``, ``SENSOR``, ``UNITS=m/yr``. Imported
+products (ITS_LIVE) may add a fifth band ``v_error`` (1-sigma m/yr per pixel) and the metadata
+``VX_ERROR``/``VY_ERROR`` (1-sigma m/yr of the pair); readers find bands by description.
+The correlator adds bands 5-6 ``vx_error, vy_error`` (m/yr, each vector's estimated
+standard error).
 
 Velocity stack: one band per time step, chronological, each band's description the date interval
 ``START/END``; metadata ``SENSOR``, ``QUANTITY`` (v, vx or vy), ``UNITS=m/yr``.
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cubes import cube_source, cube_stack_info
 from .dates import DAYS_PER_YEAR, Interval, baseline_days, parse_date
 from ..errors import InputError
 from .grid import Grid
@@ -24,6 +27,34 @@ QUANTITIES = ("v", "vx", "vy")
 UNITS = {"m/yr": 1.0, "m/day": DAYS_PER_YEAR, "m/d": DAYS_PER_YEAR, "m/a": 1.0}
 SENSORS = ("landsat", "sentinel1", "sentinel2", "uav")
 DEFAULT_MAX_SPEED = 1095.0  # m/yr = 3 m/day: the speed filter's and the search range's default
+
+
+def declared_units(metadata, path, default="m/yr"):
+    """The velocity units a file's UNITS metadata item declares (normalised; ``default`` when it
+    has none); :class:`InputError` naming the file when they are unknown, so values in other units
+    (furlongs/fortnight, km/h) are never read, converted or stamped as m/yr."""
+    units = str((metadata or {}).get("UNITS", "") or "").strip().lower()
+    if not units:
+        return default
+    if units not in UNITS:
+        raise InputError(f"'{path}' declares its velocities in unknown units '{units}': only "
+                         f"{', '.join(sorted(UNITS))} are understood. Convert it to m/yr, or "
+                         "correct its UNITS metadata item if it is wrong.")
+    return units
+
+
+def check_chronological(intervals, path, what="velocity stack"):
+    """:class:`InputError` when two bands of a stack have the same date interval or are out of
+    chronological order (by start, then end), naming the bands."""
+    for i in range(1, len(intervals)):
+        a, b = intervals[i - 1], intervals[i]
+        if a == b:
+            raise InputError(f"Bands {i} and {i + 1} of {what} '{path}' have the same date "
+                             f"interval {a}: each band of a stack must be a distinct time step.")
+        if b < a:
+            raise InputError(f"Bands {i} ({a}) and {i + 1} ({b}) of {what} '{path}' are out of "
+                             "chronological order: a stack's bands must go from the earliest "
+                             "interval to the latest.")
 
 
 def to_m_per_yr(values, units):
@@ -70,36 +101,46 @@ class _ProductWriter:
     _w = None
 
     def close(self):
+        """Finish the product and move it into place."""
         self._w.close()
+
+    def abort(self):
+        """Drop the product being written (the destination stays as it was)."""
+        self._w.abort()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        self._w.__exit__(*exc)
 
 
 class PairWriter(_ProductWriter):
-    """Writes a pair product window by window (for tiled processing)."""
+    """Writes a pair product window by window (for tiled processing). ``extra_bands`` names
+    bands after the four of the contract (e.g. ``v_error``, m/yr), written with
+    :meth:`write_extra`."""
 
-    def __init__(self, path, grid, start, end, sensor="", metadata=None, inputs=(), errors=False):
+    def __init__(self, path, grid, start, end, sensor="", metadata=None, inputs=(),
+                 extra_bands=()):
         start, end = parse_date(start), parse_date(end)
         baseline_days(start, end, f"pair product '{path}'")
         meta = {"START_DATE": start.isoformat(), "END_DATE": end.isoformat(),
                 "SENSOR": sensor or "", "UNITS": "m/yr"}
         meta.update(metadata or {})
-        names = PAIR_BANDS + (ERROR_BANDS if errors else ())
-        self._w = RasterWriter(path, grid, len(names), names, meta, inputs=inputs)
+        self.bands = PAIR_BANDS + tuple(extra_bands)
+        self._w = RasterWriter(path, grid, len(self.bands), self.bands, meta, inputs=inputs)
         self.path = str(path)
-        self.errors = errors
 
-    def write(self, vx, vy, snr, row_off=0, col_off=0, errors=None):
-        """Write a window; ``errors``: ``(vx_error, vy_error)`` m/yr when the product has them."""
+    def write(self, vx, vy, snr, row_off=0, col_off=0, v=None):
+        """Write a window; the speed is hypot(vx, vy) unless ``v`` is given (a source's own)."""
         vx = np.asarray(vx, np.float32)
         vy = np.asarray(vy, np.float32)
-        arrays = (vx, vy, np.hypot(vx, vy), snr) + (tuple(errors) if self.errors else ())
-        for band, arr in enumerate(arrays, start=1):
+        for band, arr in enumerate((vx, vy, np.hypot(vx, vy) if v is None else v, snr), start=1):
             self._w.write(band, arr, row_off, col_off)
+
+    def write_extra(self, name, array, row_off=0, col_off=0):
+        """Write a window of the extra band ``name``."""
+        self._w.write(self.bands.index(name) + 1, array, row_off, col_off)
 
     def set_metadata(self, items):
         """Add dataset metadata items (e.g. statistics known only at the end)."""
@@ -166,7 +207,14 @@ class StackInfo:
 
 def read_stack_info(path, what="velocity stack", dataset=None):
     """Header of a velocity stack; :class:`InputError` when a band has no date interval.
-    ``dataset``: the stack already opened (not opened again)."""
+    ``dataset``: the stack already opened (not opened again).
+
+    A cube exported as NetCDF is a stack too when named as a GDAL subdataset
+    (``NETCDF:"cube.nc":v``): its layers' dates come from the cube (see :mod:`.cubes`)."""
+    if cube_source(path):
+        grid, intervals, sensor, quantity = cube_stack_info(path)
+        return StackInfo(str(path), grid, intervals, sensor, quantity, "m/yr",
+                         {"SENSOR": sensor, "QUANTITY": quantity, "UNITS": "m/yr"})
     ds = dataset if dataset is not None else open_raster(path, what)
     meta = ds.GetMetadata() or {}
     intervals = []
@@ -179,8 +227,12 @@ def read_stack_info(path, what="velocity stack", dataset=None):
             intervals.append(Interval.parse(desc))
         except InputError as exc:
             raise InputError(f"Band {i + 1} of {what} '{path}': {exc}") from None
+    check_chronological(intervals, path, what)
+    quantity = meta.get("QUANTITY", "v")
+    # velocities must be in known units; other quantities (counts) keep theirs
+    units = declared_units(meta, path) if quantity in QUANTITIES else meta.get("UNITS", "")
     return StackInfo(str(path), Grid.from_dataset(ds, path), intervals, meta.get("SENSOR", ""),
-                     meta.get("QUANTITY", "v"), meta.get("UNITS", "m/yr"), meta)
+                     quantity, units, meta)
 
 
 class StackFile:

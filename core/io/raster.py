@@ -6,12 +6,14 @@ written is a tiled, compressed GeoTIFF, float32, NoData = NaN. Reads take an opt
 (:func:`iter_tiles`), and :class:`RasterWriter` writes any band/window as it comes.
 """
 
+import contextlib
 import os
 
 import numpy as np
 from osgeo import gdal
 
 from ..errors import InputError
+from .atomic import commit, discard, prepare_folder, temporary_path
 from .grid import Grid
 
 gdal.UseExceptions()
@@ -45,6 +47,26 @@ def open_raster(path, what="raster"):
         raise InputError(f"The {what} '{path}' cannot be read as a raster: {exc}") from None
     if ds is None or ds.RasterCount == 0:
         raise InputError(f"The {what} '{path}' cannot be read as a raster (no bands).")
+    return ds
+
+
+def check_readable(source, what="raster"):
+    """Read the last block of the first and the last band of a raster: a truncated or damaged
+    file (a download or copy cut short) fails here in milliseconds, with its name, instead of
+    deep inside a long computation. Returns the open dataset."""
+    ds = open_raster(source, what) if isinstance(source, (str, os.PathLike)) else source
+    name = ds.GetDescription() or str(source)
+    for index in sorted({1, ds.RasterCount}):
+        band = ds.GetRasterBand(index)
+        bx, by = band.GetBlockSize()
+        bx, by = max(1, min(bx, ds.RasterXSize)), max(1, min(by, ds.RasterYSize))
+        c0 = (ds.RasterXSize - 1) // bx * bx
+        r0 = (ds.RasterYSize - 1) // by * by
+        try:
+            band.ReadRaster(c0, r0, ds.RasterXSize - c0, ds.RasterYSize - r0)
+        except RuntimeError as exc:
+            raise InputError(f"The {what} '{name}' is damaged or truncated (its last block cannot "
+                             f"be read: {str(exc).strip()}).") from None
     return ds
 
 
@@ -110,15 +132,17 @@ def iter_tiles(shape, tile=512, halo=0):
 
 
 def check_output_path(path, inputs=()):
-    """Refuse to write over one of the inputs; create the output folder when needed."""
+    """Refuse to write over one of the inputs; create the output folder when needed (and remove
+    the temporary leftovers of killed runs there)."""
     out = os.path.realpath(str(path))
     for p in inputs:
-        if p and os.path.exists(str(p)) and os.path.realpath(str(p)) == out:
+        if p and os.path.exists(str(p).split("|")[0]) and os.path.realpath(
+                str(p).split("|")[0]) == out:
             raise InputError(f"The output '{path}' is also an input: choose another file so the "
                              "input is not overwritten.")
-    folder = os.path.dirname(out)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
+    if os.path.isdir(out):
+        raise InputError(f"The output '{path}' is a folder: give a file name.")
+    prepare_folder(out)
 
 
 class RasterWriter:
@@ -127,6 +151,10 @@ class RasterWriter:
     ``descriptions`` sets each band's description; ``metadata`` the dataset metadata; and
     ``band_metadata`` (a list of dicts) each band's metadata. Use as a context manager or call
     :meth:`close` to flush.
+
+    The file is written under a temporary name beside ``path`` (see :mod:`core.io.atomic`) and
+    moved to ``path`` by :meth:`close`; :meth:`abort` (or leaving the ``with`` block on an
+    exception) removes it, so ``path`` never holds a half-written raster.
     """
 
     def __init__(self, path, grid, bands=1, descriptions=None, metadata=None, band_metadata=None,
@@ -134,11 +162,14 @@ class RasterWriter:
         check_output_path(path, inputs)
         self.path = str(path)
         self.grid = grid
+        self.temp = temporary_path(self.path)
         driver = gdal.GetDriverByName("GTiff")
-        if os.path.exists(self.path):
-            driver.Delete(self.path)
-        self.ds = driver.Create(self.path, grid.cols, grid.rows, int(bands), gdal.GDT_Float32,
-                                options=GTIFF_OPTIONS)
+        try:
+            self.ds = driver.Create(self.temp, grid.cols, grid.rows, int(bands), gdal.GDT_Float32,
+                                    options=GTIFF_OPTIONS)
+        except RuntimeError as exc:
+            discard(self.temp)
+            raise InputError(f"The output '{self.path}' cannot be created: {exc}") from None
         self.ds.SetGeoTransform(grid.transform)
         if grid.crs_wkt:
             self.ds.SetProjection(grid.crs_wkt)
@@ -162,15 +193,29 @@ class RasterWriter:
         self.ds.GetRasterBand(int(band)).SetMetadata({k: str(v) for k, v in items.items()})
 
     def close(self):
+        """Flush the complete raster and move it into place (a second call does nothing)."""
         if self.ds is not None:
-            self.ds.FlushCache()
-            self.ds = None
+            try:
+                self.ds.FlushCache()
+                self.ds = None  # closes the file
+                commit(self.temp, self.path)
+            except BaseException:
+                self.abort()
+                raise
+
+    def abort(self):
+        """Drop the raster being written: the destination stays as it was."""
+        self.ds = None
+        discard(self.temp)
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def write_raster(path, grid, array, descriptions=None, metadata=None, inputs=()):
@@ -210,3 +255,18 @@ def warp_to_grid(source, grid, resampling="nearest", bands=None, window=None, sr
         data = data[None]
     data[~np.isfinite(data)] = np.nan
     return data
+
+
+@contextlib.contextmanager
+def all_or_none(writers):
+    """Close every writer of ``writers`` (moving each output into place) when the block ends
+    normally; abort them all when it raises, so a failed run leaves none of its outputs."""
+    writers = [w for w in writers if w is not None]
+    try:
+        yield writers
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    for w in writers:
+        w.close()

@@ -139,3 +139,25 @@ def write_polygons(path, layer_name, crs_wkt, polygons, fields, overwrite_file=F
         layer.CreateFeature(f)
     ds = None
     return f"{path}|layername={layer_name}"
+
+
+def mask_polygons(mask, grid, simplify=0.0):
+    """The polygons of a boolean raster ``mask`` on ``grid``, largest first: each a list of rings
+    ((n, 2) arrays of map x, y; exterior first, then holes), traced along pixel edges and
+    simplified within ``simplify`` map units (0 = none)."""
+    mem = _mem_raster(grid, gdal.GDT_Byte)
+    mem.GetRasterBand(1).WriteArray(np.asarray(mask, np.uint8))
+    srs = grid.srs() if grid.crs_wkt else None
+    vds = ogr.GetDriverByName("Memory").CreateDataSource("")
+    layer = vds.CreateLayer("mask", srs, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
+    gdal.Polygonize(mem.GetRasterBand(1), mem.GetRasterBand(1), layer, 0)
+    polys = []
+    for feature in layer:
+        geom = feature.GetGeometryRef()
+        if simplify > 0:
+            geom = geom.SimplifyPreserveTopology(simplify)
+        rings = [np.array(geom.GetGeometryRef(k).GetPoints())[:, :2]
+                 for k in range(geom.GetGeometryCount())]
+        polys.append((geom.GetArea(), rings))
+    return [rings for _, rings in sorted(polys, key=lambda p: -p[0])]

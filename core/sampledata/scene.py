@@ -35,7 +35,8 @@ from ..io.dates import DAYS_PER_YEAR, Interval, decimal_year, monthly_intervals
 from ..errors import InputError
 from ..io.grid import Grid, crs_to_wkt
 from ..io.products import write_stack
-from ..io.raster import write_raster
+from ..io.atomic import atomic_file, make_folder
+from ..io.raster import read_band, write_raster
 from ..io.vector import write_polygons
 
 EPSG = 32645
@@ -97,7 +98,13 @@ SENSOR_NOISE = {
 
 
 class SceneModel:
-    """The analytic truth of the scene: geometry, DEM and velocity for any grid and interval."""
+    """The analytic truth of the scene: geometry, DEM and velocity for any grid and interval.
+
+    The sensing hooks (:meth:`sar_unusable`, :meth:`cloud_bias`, :meth:`snow_opacity`,
+    :meth:`decorrelation_days`) describe what the sensors see; the valley scene
+    (:class:`~.valley.ValleyModel`) overrides them with terrain-driven conditions."""
+
+    kind = "ellipses"
 
     def __init__(self, size="small", first_year=2015, years=10, seed=0):
         if size not in SIZES:
@@ -230,6 +237,44 @@ class SceneModel:
         return monthly_intervals(dt.date(self.first_year, 1, 1),
                                  dt.date(self.first_year + self.years - 1, 12, 31))
 
+    # ---------------------------------------------------------------- sensing conditions
+    def terrain_sar_mask(self, grid):
+        """Sentinel-1 layover and shadow from the terrain (bool), or None: this scene's stacks
+        get random blobs instead, and its images none."""
+        return None
+
+    def cloud_bias(self, grid):
+        """Where clouds are more frequent (0–1 field added to the random cloud field), or None."""
+        return None
+
+    def snow_opacity(self, grid, date):
+        """Opacity (0–1) of fresh snow hiding the optical texture on ``date``, or None."""
+        return None
+
+    def decorrelation_days(self, grid):
+        """E-folding time (days) of the surface texture's correlation, or None (never)."""
+        return None
+
+    def uav_footprint(self, grid):
+        """Boolean footprint of the UAV surveys: a rectangle over the lower trunk of glacier 1."""
+        g = self.glaciers[0]
+        x, y = self._xy(grid)
+        a, c = self._local(g, x, y)
+        return (np.abs(a - 0.25) < 0.3) & (np.abs(c) < 1.4)
+
+    def outline_polygons(self):
+        """{glacier id: [rings]} of the glacier outlines (one exterior ring each)."""
+        return {g.gid: [[self.outline(g)]] for g in self.glaciers}
+
+    def stable_polygons(self, grid):
+        """Stable-ground polygons (list of ring lists): the frame inset by two pixels, minus
+        every glacier's outline scaled by 1.3."""
+        x0, y0, x1, y1 = grid.bounds
+        inset = 2 * grid.dx
+        frame = np.array([[x0 + inset, y1 - inset], [x1 - inset, y1 - inset],
+                          [x1 - inset, y0 + inset], [x0 + inset, y0 + inset]])
+        return [[frame] + [self.outline(g, scale=1.3) for g in self.glaciers]]
+
 
 # -------------------------------------------------------------------- textures and images
 
@@ -243,16 +288,19 @@ def band_limited_noise(shape, rng, cutoff=0.25):
     return (field - field.mean()) / field.std()
 
 
-def render_pair_images(texture_fine, disp_cols, disp_rows, oversample=OVERSAMPLE):
+def render_pair_images(texture_fine, disp_cols, disp_rows, oversample=OVERSAMPLE, coeffs=None):
     """Reference and secondary images from a fine texture and a displacement in fine pixels.
 
     The secondary image is ``texture(p - d(p))`` sampled by a quintic spline (no linear
     interpolation, which would low-pass it), then both are integrated over ``oversample``²
     fine pixels, like a detector. ``disp_cols`` is eastward, ``disp_rows`` downward (south).
+    ``coeffs`` are the texture's spline coefficients when the caller keeps them (one texture,
+    many pairs).
     """
     rows, cols = texture_fine.shape
     rr, cc = np.mgrid[0:rows, 0:cols].astype(np.float64)
-    coeffs = ndimage.spline_filter(texture_fine, order=5, mode="mirror")
+    if coeffs is None:
+        coeffs = ndimage.spline_filter(texture_fine, order=5, mode="mirror")
     moved = ndimage.map_coordinates(coeffs, [rr - disp_rows, cc - disp_cols], order=5,
                                     mode="mirror", prefilter=False)
     o = oversample
@@ -263,9 +311,12 @@ def render_pair_images(texture_fine, disp_cols, disp_rows, oversample=OVERSAMPLE
     return integrate(texture_fine), integrate(moved)
 
 
-def cloud_field(shape, rng, cover):
-    """Opacity in [0, 1] of smooth clouds covering about ``cover`` of the image."""
+def cloud_field(shape, rng, cover, bias=None):
+    """Opacity in [0, 1] of smooth clouds covering about ``cover`` of the image; ``bias`` (0–1
+    field) makes them more frequent where it is high (one standard deviation per unit)."""
     f = ndimage.gaussian_filter(rng.standard_normal(shape), sigma=max(shape) / 25.0)
+    if bias is not None:
+        f = f / (f.std() + 1e-12) + bias
     thr = np.quantile(f, 1.0 - cover)
     return np.clip((f - thr) / (0.15 * f.std() + 1e-12), 0.0, 1.0)
 
@@ -292,30 +343,65 @@ class PairRenderer:
         self.grid = model.grid(self.pixel)
         self.fine = model.grid(self.pixel / OVERSAMPLE)
         self.texture = band_limited_noise(self.fine.shape, rng, cutoff=0.3 / OVERSAMPLE)
+        self.coeffs = ndimage.spline_filter(self.texture, order=5, mode="mirror")
+        self.tau = model.decorrelation_days(self.grid)
+        self.sar_lost = model.terrain_sar_mask(self.grid) if sensor == "sentinel1" else None
+        self.cloud_bias = model.cloud_bias(self.grid)
+        # clouds on the reference image too where the scene favours some places (valley)
+        self.reference_clouds = 0.0 if self.cloud_bias is None else 0.5
+
+    def _decorrelate(self, img, days):
+        """Mix an independent texture into ``img`` as the surface evolves over ``days``."""
+        if self.tau is None:
+            return img
+        rho = np.exp(-days / self.tau)
+        fresh = band_limited_noise(img.shape, self.rng, cutoff=0.3)
+        return rho * img + np.sqrt(1 - rho ** 2) * fresh * img.std()
+
+    def _optical(self, img, date, cloud_cover, sd):
+        """Radiance-like optical image (noise 1 % of ``sd``, the reference texture's spread),
+        fresh snow and clouds (opacity fields)."""
+        rng = self.rng
+        img = 1000 + 250 * (img + 0.01 * rng.standard_normal(img.shape) * sd)
+        snow = self.model.snow_opacity(self.grid, date)
+        if snow is not None:
+            img = (1 - snow) * img + snow * (3000.0 + 5.0 * rng.standard_normal(img.shape))
+        if cloud_cover > 0:
+            alpha = cloud_field(self.grid.shape, rng, cloud_cover, self.cloud_bias)
+            img = (1 - alpha) * img + alpha * 3500.0
+        return img
+
+    def _sar(self, img):
+        """SAR intensity: exp(texture) reflectivity with 4-look speckle; layover bright and
+        shadow dark, both without the ground's texture."""
+        rng = self.rng
+        img = np.exp(0.8 * img) * rng.gamma(4.0, 0.25, img.shape)
+        if self.sar_lost is not None:
+            img[self.sar_lost] = 4.0 * rng.gamma(4.0, 0.25, int(self.sar_lost.sum()))
+        return img
 
     def write(self, folder, subdir, start, baseline_days, cloud_cover):
         """Render the pair (start, start + baseline) and write both images; return its record.
 
         Optical images are radiance-like (1 % noise) with clouds covering ``cloud_cover`` of the
-        secondary; SAR images are exp(texture) reflectivity with independent 4-look speckle.
+        secondary (and half that of the reference where the scene has a cloud bias), and the
+        scene's fresh snow; SAR images are exp(texture) reflectivity with independent 4-look
+        speckle and the terrain's layover and shadow. The secondary's texture decorrelates with
+        the baseline where the scene says so.
         """
-        rng = self.rng
         end = start + dt.timedelta(days=baseline_days)
         iv = Interval(start, end)
         vx, vy = self.model.velocity(self.fine, iv)
         years = iv.days / DAYS_PER_YEAR
         ref_img, sec_img = render_pair_images(self.texture, vx * years / self.fine.dx,
-                                              -vy * years / self.fine.dy)
+                                              -vy * years / self.fine.dy, coeffs=self.coeffs)
+        sec_img = self._decorrelate(sec_img, baseline_days)
         if self.sensor == "sentinel1":
-            ref_img = np.exp(0.8 * ref_img) * rng.gamma(4.0, 0.25, ref_img.shape)
-            sec_img = np.exp(0.8 * sec_img) * rng.gamma(4.0, 0.25, sec_img.shape)
+            ref_img, sec_img = self._sar(ref_img), self._sar(sec_img)
         else:
             sd = ref_img.std()
-            ref_img = 1000 + 250 * (ref_img + 0.01 * rng.standard_normal(ref_img.shape) * sd)
-            sec_img = 1000 + 250 * (sec_img + 0.01 * rng.standard_normal(sec_img.shape) * sd)
-            if cloud_cover > 0:
-                alpha = cloud_field(self.grid.shape, rng, cloud_cover)
-                sec_img = (1 - alpha) * sec_img + alpha * 3500.0
+            ref_img = self._optical(ref_img, start, self.reference_clouds * cloud_cover, sd)
+            sec_img = self._optical(sec_img, end, cloud_cover, sd)
         os.makedirs(os.path.join(folder, subdir), exist_ok=True)
         names = []
         for d, img in ((start, ref_img), (end, sec_img)):
@@ -345,7 +431,10 @@ def sensor_stack(model, grid, sensor, intervals, rng, footprint=None):
     """
     noise = SENSOR_NOISE[sensor]
     out = np.empty((len(intervals),) + grid.shape, np.float32)
-    layover = cloud_field(grid.shape, rng, noise.gap_fraction * 0.6) > 0.5
+    layover = model.terrain_sar_mask(grid)
+    if layover is None:
+        layover = cloud_field(grid.shape, rng, noise.gap_fraction * 0.6) > 0.5
+    bias = model.cloud_bias(grid)
     for i, iv in enumerate(intervals):
         vx, vy = model.velocity(grid, iv)
         v = np.hypot(vx + _correlated_noise(grid.shape, rng, noise.sigma),
@@ -355,7 +444,7 @@ def sensor_stack(model, grid, sensor, intervals, rng, footprint=None):
             winter = iv.start.month in (11, 12, 1, 2, 3)
             cover = np.clip(rng.normal(noise.gap_fraction * (1.3 if winter else 0.8), 0.12),
                             0.02, 0.95)
-            gaps = cloud_field(grid.shape, rng, cover) > 0.5
+            gaps = cloud_field(grid.shape, rng, cover, bias) > 0.5
         elif sensor == "sentinel1":
             gaps = layover | (rng.random(grid.shape) < noise.gap_fraction * 0.4)
         else:
@@ -380,93 +469,88 @@ def uav_intervals(model):
     return out
 
 
-def uav_footprint(model, grid):
-    """Boolean footprint of the UAV surveys: a rectangle over the lower trunk of glacier 1."""
-    g = model.glaciers[0]
-    x, y = model._xy(grid)
-    a, c = model._local(g, x, y)
-    return (np.abs(a - 0.25) < 0.3) & (np.abs(c) < 1.4)
-
-
 # -------------------------------------------------------------------- the writer
 
-def generate_scene(folder, size="small", first_year=2015, years=10, seed=0, progress=None,
-                   image_series=False):
-    """Write the sample scene into ``folder`` and return its manifest (also ``scene.json``).
+SCENES = ("ellipses", "valley")
 
-    Deterministic for given arguments. ``size`` is 'tiny' (3 km), 'small' (6 km, the default),
-    'medium' (12 km) or 'large' (24 km); ``years`` monthly years from ``first_year``. With
-    ``image_series``, each sensor also gets an image pair every :data:`SERIES_PERIOD_DAYS` days
-    under ``series/<sensor>/`` (short revisit baselines, :data:`SERIES_BASELINES`), so the whole
-    chain can start from images; the manifest's ``series_rules`` give the pairing rule
-    (min/max days) that forms exactly those pairs.
-    """
-    from ..progress import ensure
 
-    progress = ensure(progress)
-    model = SceneModel(size, first_year, years, seed)
-    os.makedirs(folder, exist_ok=True)
-    for sub in ("images", "stacks", "truth"):
-        os.makedirs(os.path.join(folder, sub), exist_ok=True)
-    ref = model.grid(REF_PIXEL)
-    paths = {}
+def scene_model(scene="ellipses", size="small", first_year=2015, years=10, seed=0):
+    """The analytic model of a sample scene: 'ellipses' (:class:`SceneModel`, four elliptic
+    tongues) or 'valley' (:class:`~.valley.ValleyModel`, the realistic valley glacier)."""
+    if scene not in SCENES:
+        raise InputError(f"Unknown sample scene '{scene}': use one of {', '.join(SCENES)}.")
+    if scene == "valley":
+        from .valley import ValleyModel
 
-    def p(*parts):
-        return os.path.join(folder, *parts)
+        return ValleyModel(size, first_year, years, seed)
+    return SceneModel(size, first_year, years, seed)
 
-    # static layers
-    paths["reference_grid"] = write_raster(p("reference_grid.tif"), ref,
-                                           model.labels(ref).astype(np.float32), ["glacier_id"])
-    paths["dem"] = write_raster(p("dem.tif"), ref, model.dem(ref), ["elevation_m"])
-    paths["stable_mask"] = write_raster(p("stable_mask.tif"), ref,
-                                        model.stable_mask(ref).astype(np.float32), ["stable"])
-    paths["flow_direction"] = write_raster(p("truth", "flow_direction.tif"), ref,
-                                           model.flow_direction(ref), ["bearing_deg"])
-    paths["true_trend"] = write_raster(p("truth", "trend.tif"), ref, model.trend(ref),
-                                       ["trend_m_per_yr_per_decade"])
+
+def _write_static_layers(model, folder, ref):
+    """Reference grid (glacier ids), DEM, stable mask, true flow direction and trend, and the
+    glacier and stable polygons (vectors.gpkg). Returns their paths by manifest key."""
+    p = lambda *parts: os.path.join(folder, *parts)  # noqa: E731
+    paths = {
+        "reference_grid": write_raster(p("reference_grid.tif"), ref,
+                                       model.labels(ref).astype(np.float32), ["glacier_id"]),
+        "dem": write_raster(p("dem.tif"), ref, model.dem(ref), ["elevation_m"]),
+        "stable_mask": write_raster(p("stable_mask.tif"), ref,
+                                    model.stable_mask(ref).astype(np.float32), ["stable"]),
+        "flow_direction": write_raster(p("truth", "flow_direction.tif"), ref,
+                                       model.flow_direction(ref), ["bearing_deg"]),
+        "true_trend": write_raster(p("truth", "trend.tif"), ref, model.trend(ref),
+                                   ["trend_m_per_yr_per_decade"]),
+    }
     gpkg = p("vectors.gpkg")
-    glacier_polys = [(model.outline(g), {"id": g.gid, "name": g.name, "aspect": g.bearing,
-                                         "true_class": g.expected_class})
+    outlines = model.outline_polygons()
+    glacier_polys = [(outlines[g.gid][0], {"id": g.gid, "name": g.name, "aspect": g.bearing,
+                                           "true_class": g.expected_class})
                      for g in model.glaciers]
-    paths["glaciers"] = write_polygons(gpkg, "glaciers", model.crs_wkt, glacier_polys,
-                                       {"id": "int", "name": "str", "aspect": "float",
-                                        "true_class": "str"}, overwrite_file=True)
-    x0, y0, x1, y1 = ref.bounds
-    inset = 2 * REF_PIXEL
-    frame = np.array([[x0 + inset, y1 - inset], [x1 - inset, y1 - inset],
-                      [x1 - inset, y0 + inset], [x0 + inset, y0 + inset]])
-    holes = [model.outline(g, scale=1.3) for g in model.glaciers]
-    paths["stable"] = write_polygons(gpkg, "stable", model.crs_wkt,
-                                     [([frame] + holes, {"id": 1})], {"id": "int"})
-    progress.update(0.05)
+    with atomic_file(gpkg) as tmp:  # both layers, or the file stays as it was
+        write_polygons(tmp, "glaciers", model.crs_wkt, glacier_polys,
+                       {"id": "int", "name": "str", "aspect": "float", "true_class": "str"},
+                       overwrite_file=True)
+        write_polygons(tmp, "stable", model.crs_wkt,
+                       [(rings, {"id": 1}) for rings in model.stable_polygons(ref)], {"id": "int"})
+    paths["glaciers"] = f"{gpkg}|layername=glaciers"
+    paths["stable"] = f"{gpkg}|layername=stable"
+    return paths
 
-    # truth stacks
+
+def _write_truth(model, folder, ref):
+    """True monthly v, vx, vy stacks; returns their paths."""
     months = model.months()
     truth = {q: np.empty((len(months),) + ref.shape, np.float32) for q in ("v", "vx", "vy")}
     for i, iv in enumerate(months):
         vx, vy = model.velocity(ref, iv)
         truth["vx"][i], truth["vy"][i], truth["v"][i] = vx, vy, np.hypot(vx, vy)
-    for q, arr in truth.items():
-        paths[f"truth_{q}"] = write_stack(p("truth", f"truth_{q}.tif"), ref, arr, months,
-                                          "truth", q)
-    progress.update(0.15)
+    return {f"truth_{q}": write_stack(os.path.join(folder, "truth", f"truth_{q}.tif"), ref, arr,
+                                      months, "truth", q) for q, arr in truth.items()}
 
-    # sensor stacks
+
+def _write_sensor_stacks(model, folder, ref, seed, progress):
+    """Each sensor's noisy monthly stack and the UAV stack; returns their paths."""
+    paths = {}
+    months = model.months()
     for k, sensor in enumerate(("landsat", "sentinel2", "sentinel1")):
         rng = np.random.default_rng([seed, 100 + k])
         arr = sensor_stack(model, ref, sensor, months, rng)
-        paths[f"{sensor}_v"] = write_stack(p("stacks", f"{sensor}_v.tif"), ref, arr, months, sensor)
+        paths[f"{sensor}_v"] = write_stack(os.path.join(folder, "stacks", f"{sensor}_v.tif"), ref,
+                                           arr, months, sensor)
         progress.update(0.15 + 0.1 * (k + 1))
     rng = np.random.default_rng([seed, 200])
     uiv = uav_intervals(model)
-    arr = sensor_stack(model, ref, "uav", uiv, rng, footprint=uav_footprint(model, ref))
-    paths["uav_v"] = write_stack(p("stacks", "uav_v.tif"), ref, arr, uiv, "uav")
-    progress.update(0.5)
+    arr = sensor_stack(model, ref, "uav", uiv, rng, footprint=model.uav_footprint(ref))
+    paths["uav_v"] = write_stack(os.path.join(folder, "stacks", "uav_v.tif"), ref, arr, uiv, "uav")
+    return paths
 
-    # image pairs: two per sensor (a summer and a cloudy winter one), and optionally a series
+
+def _write_image_pairs(model, folder, seed, image_series, progress):
+    """Two pairs per sensor (a summer and a cloudy winter one) under images/, and with
+    ``image_series`` a pair every :data:`SERIES_PERIOD_DAYS` days under series/<sensor>/.
+    Returns (pairs, series) records."""
     mid_year = model.first_year + model.years // 2
-    pairs = []
-    series = []
+    pairs, series = [], []
     sensors = ("landsat", "sentinel2", "sentinel1")
     for k, sensor in enumerate(sensors):
         renderer = PairRenderer(model, sensor, np.random.default_rng([seed, 300 + k]))
@@ -484,24 +568,73 @@ def generate_scene(folder, size="small", first_year=2015, years=10, seed=0, prog
                 series.append(renderer.write(folder, os.path.join("series", sensor), start,
                                              SERIES_BASELINES[sensor], cloud))
         progress.update(0.5 + 0.5 * (k + 1) / len(sensors))
+    return pairs, series
 
+
+def _glacier_records(model, ref, dem_path):
+    """The manifest's glacier entries: the spec, area, mean true trend; on the valley scene the
+    mean flow bearing and surface slope measured on the DEM."""
+    lab = model.labels(ref)
+    out = []
+    for g in model.glaciers:
+        on = lab == g.gid
+        rec = dict(asdict(g), area_km2=model.area_km2(g),
+                   true_trend_mean=float(np.mean(model.base_speed(g, ref)[on]) * g.trend),
+                   vmax=float(g.vmax))
+        if model.kind == "valley":
+            rec.pop("branches")
+            dem = read_band(dem_path, dtype=np.float64)
+            dzdy, dzdx = np.gradient(dem, -ref.dy, ref.dx)
+            vx, vy = model.velocity(ref, model.months()[0])
+            rec["bearing"] = float(np.degrees(np.arctan2(vx[on].sum(), vy[on].sum())) % 360)
+            rec["slope"] = float(np.degrees(np.arctan(np.mean(np.hypot(dzdx[on], dzdy[on])))))
+        out.append(rec)
+    return out
+
+
+def generate_scene(folder, size="small", first_year=2015, years=10, seed=0, progress=None,
+                   image_series=False, scene="ellipses"):
+    """Write the sample scene into ``folder`` and return its manifest (also ``scene.json``).
+
+    Deterministic for given arguments. ``scene`` is 'ellipses' (four elliptic tongues, the fast
+    test scene) or 'valley' (the realistic dendritic valley glacier, :mod:`.valley`). ``size``
+    is 'tiny' (3 km), 'small' (6 km, the default), 'medium' (12 km) or 'large' (24 km) for the
+    ellipses, half that again for the valley scene (7.5 km at 'small'); ``years`` monthly years
+    from ``first_year``. With ``image_series``, each sensor also gets an image pair every
+    :data:`SERIES_PERIOD_DAYS` days under ``series/<sensor>/`` (short revisit baselines,
+    :data:`SERIES_BASELINES`), so the whole chain can start from images; the manifest's
+    ``series_rules`` give the pairing rule (min/max days) that forms exactly those pairs.
+    """
+    from ..progress import ensure
+
+    progress = ensure(progress)
+    model = scene_model(scene, size, first_year, years, seed)
+    make_folder(folder, "scene folder")
+    for sub in ("images", "stacks", "truth"):
+        os.makedirs(os.path.join(folder, sub), exist_ok=True)
+    ref = model.grid(REF_PIXEL)
+    paths = _write_static_layers(model, folder, ref)
+    progress.update(0.05)
+    paths.update(_write_truth(model, folder, ref))
+    progress.update(0.15)
+    paths.update(_write_sensor_stacks(model, folder, ref, seed, progress))
+    progress.update(0.5)
+    pairs, series = _write_image_pairs(model, folder, seed, image_series, progress)
     manifest = {
-        "size": size, "first_year": model.first_year, "years": model.years, "seed": seed,
-        "epsg": EPSG, "reference_pixel": REF_PIXEL, "side_m": model.side,
+        "scene": model.kind, "size": size, "first_year": model.first_year, "years": model.years,
+        "seed": seed, "epsg": EPSG, "reference_pixel": REF_PIXEL, "side_m": model.side,
         "paths": {k: os.path.relpath(v.split("|")[0], folder) + (
             "|" + v.split("|")[1] if "|" in v else "") for k, v in paths.items()},
         "pairs": pairs,
         "series": series,
         "series_rules": {k: {"min_days": v - 1, "max_days": v + 1}
                          for k, v in SERIES_BASELINES.items()},
-        "glaciers": [dict(asdict(g), area_km2=model.area_km2(g),
-                          true_trend_mean=float(np.mean(model.base_speed(g, ref)[
-                              model.labels(ref) == g.gid]) * g.trend))
-                     for g in model.glaciers],
+        "glaciers": _glacier_records(model, ref, paths["dem"]),
         "sensor_noise": {k: asdict(v) for k, v in SENSOR_NOISE.items()},
         "seasonal_amplitude": SEASONAL_AMPLITUDE,
     }
-    with open(p("scene.json"), "w") as f:
+    # written last and atomically: a folder with scene.json holds a complete scene
+    with atomic_file(os.path.join(folder, "scene.json")) as tmp, open(tmp, "w") as f:
         json.dump(manifest, f, indent=1)
     return manifest
 
@@ -517,6 +650,6 @@ def load_scene(folder):
     for pair in manifest["pairs"] + manifest.get("series", []):
         pair["reference"] = os.path.join(folder, pair["reference"])
         pair["secondary"] = os.path.join(folder, pair["secondary"])
-    model = SceneModel(manifest["size"], manifest["first_year"], manifest["years"],
-                       manifest["seed"])
+    model = scene_model(manifest.get("scene", "ellipses"), manifest["size"],
+                        manifest["first_year"], manifest["years"], manifest["seed"])
     return manifest, model

@@ -34,6 +34,8 @@ def kind_of(path):
         read_stack_info(path)
         return "stack"
     except InputError:
+        if all("/" in n for n in names):  # a stack with a fault of its own (units, band order)
+            raise
         raise InputError(f"'{path}' is neither a pair product (bands vx, vy, v, snr) nor a "
                          "velocity stack (bands named START/END dates).") from None
 

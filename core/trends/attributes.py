@@ -57,7 +57,8 @@ def glacier_attributes(velocity_path, dem_path, glaciers_path, min_area=1.0, pro
     """
     progress = ensure(progress)
     grid = raster_grid(velocity_path, "velocity raster")
-    velocity = mean_velocity(velocity_path, grid, progress.sub(0.0, 0.7))
+    velocity = mean_velocity(velocity_path, grid,
+                             progress.sub(0.0, 0.7, "Reading the velocity stack (mean per pixel)"))
     dem = warp_to_grid(dem_path, grid, "bilinear")[0]
     if not np.isfinite(dem).any():
         raise InputError(f"DEM: '{dem_path}' does not cover the velocity raster.")

@@ -166,7 +166,8 @@ def glacier_trends(path, glaciers_path, dem_path=None, min_area=1.0, method=DEFA
         info = stack.info
         labels, glaciers = glacier_labels(glaciers_path, info.grid, min_area)
         series, coverage = _region_sums(stack, labels, len(glaciers), min_coverage,
-                                        progress.sub(0.0, 0.9))
+                                        progress.sub(0.0, 0.9, f"Reading the mean series of "
+                                                                f"{len(glaciers)} glaciers"))
     cal = Calendar(info.intervals)
     res = series_trends(series, info.intervals, method, alpha, min_years, min_months, cal)
     aspects = _aspects(glaciers, labels, info.grid, dem_path)
@@ -240,7 +241,8 @@ def _region_series_all(path, grid_regions, progress):
         label_sets, regions = grid_regions(stack.info.grid)
         parts = []
         for k, (labels, n) in enumerate(label_sets):
-            sub = progress.sub(k / len(label_sets), (k + 1) / len(label_sets))
+            sub = progress.sub(k / len(label_sets), (k + 1) / len(label_sets),
+                               f"Reading region set {k + 1} of {len(label_sets)}")
             parts.append(_region_sums(stack, labels, n, DEFAULT_MIN_COVERAGE, sub)[0])
         return stack.info, np.concatenate(parts, axis=1), regions
 

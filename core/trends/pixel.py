@@ -49,7 +49,7 @@ from scipy import stats
 from ..errors import InputError
 from ..io.products import StackFile
 from ..progress import ensure
-from ..io.raster import RasterWriter
+from ..io.raster import RasterWriter, all_or_none
 
 METHODS = {
     "ols_annual": "OLS on annual means, Student t test",
@@ -438,7 +438,7 @@ def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEF
                for k, p in outputs.items() if p}
     p_all = np.full(info.grid.shape, np.nan, np.float32)
     windows = stack.windows()
-    try:
+    with stack, all_or_none(writers.values()):  # no output of a failed run
         for k, win in enumerate(windows):
             r0, c0, nr, nc = win
             res = series_trends(stack.read(win), info.intervals, method, alpha, min_years,
@@ -451,10 +451,6 @@ def pixel_trends(path, outputs, method=DEFAULT_METHOD, alpha=0.05, min_years=DEF
         mask, threshold = significance_mask(p_all, alpha)
         if "significant" in writers:
             writers["significant"].write(1, mask, 0, 0)
-    finally:
-        stack.close()
-        for w in writers.values():
-            w.close()
     progress.update(1.0)
     n_ok = int(np.isfinite(p_all).sum())
     n_sig = int(np.nansum(mask))

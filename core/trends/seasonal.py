@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.products import QUANTITIES, StackFile, StackWriter
 from ..progress import ensure
-from ..io.raster import RasterWriter
+from ..io.raster import RasterWriter, all_or_none
 from .pixel import (DECADE, DEFAULT_MIN_YEARS, Calendar, nanmean_count, ols_trend, sen_trend,
                      year_month_means)
 
@@ -103,7 +103,7 @@ def monthly_trend_raster(path, output, method="ols", alpha=0.05, min_years=DEFAU
         writers.append(RasterWriter(p_output, info.grid, 12, [f"{m} p-value" for m in MONTH_NAMES],
                                     meta, inputs=[path]))
     windows = stack.windows()
-    try:
+    with stack, all_or_none(writers):  # no output of a failed run
         for k, (r0, c0, nr, nc) in enumerate(windows):
             block = stack.read((r0, c0, nr, nc))
             res = monthly_trends(block.reshape(info.count, -1), None, method, alpha, min_years,
@@ -112,10 +112,6 @@ def monthly_trend_raster(path, output, method="ols", alpha=0.05, min_years=DEFAU
                 for m in range(12):
                     w.write(m + 1, res[key][m].reshape(nr, nc), r0, c0)
             progress.update((k + 1) / len(windows))
-    finally:
-        stack.close()
-        for w in writers:
-            w.close()
 
 
 def seasonal_cycle_rasters(path, mean_output=None, anomalies_output=None, progress=None):
@@ -137,7 +133,7 @@ def seasonal_cycle_rasters(path, mean_output=None, anomalies_output=None, progre
                              {"ANOMALY": "value minus the mean of its calendar month",
                               "SOURCE": path}, inputs=[path])
     windows = stack.windows()
-    try:
+    with stack, all_or_none((mean_w, anom_w)):  # no output of a failed run
         for k, (r0, c0, nr, nc) in enumerate(windows):
             block = stack.read((r0, c0, nr, nc))
             mean, _, _, anomalies = seasonal_cycle(block.reshape(info.count, -1), None, cal)
@@ -148,8 +144,3 @@ def seasonal_cycle_rasters(path, mean_output=None, anomalies_output=None, progre
                 for b in range(info.count):
                     anom_w.write(b, anomalies[b].reshape(nr, nc), r0, c0)
             progress.update((k + 1) / len(windows))
-    finally:
-        stack.close()
-        for w in (mean_w, anom_w):
-            if w is not None:
-                w.close()

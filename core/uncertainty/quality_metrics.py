@@ -23,7 +23,7 @@ from ..io.dates import match_intervals
 from ..errors import InputError
 from ..arrays.nanstats import nanmedian0, neighbours
 from ..progress import ensure
-from ..io.raster import RasterWriter, iter_tiles
+from ..io.raster import RasterWriter, all_or_none, iter_tiles
 from .stable_ground import STRIP_PIXELS, as_source, band_means, describe
 from ..io.vector import rasterize_mask
 
@@ -103,7 +103,7 @@ def coverage(sources, glaciers=None, output=None, progress=None):
         writer = RasterWriter(output, grid, len(sources), [s.name for s in sources],
                               {"QUANTITY": "valid_bands", "UNITS": "count"}, inputs=inputs)
     rows = []
-    try:
+    with all_or_none([writer]):
         strips = _row_strips(grid)
         for k, src in enumerate(sources):
             q = src.main_quantity
@@ -128,9 +128,6 @@ def coverage(sources, glaciers=None, output=None, progress=None):
             rows.append(dict(product=src.name, band=0, interval=f"all {src.steps} bands",
                              valid_pixels=int(valid.sum()), mask_pixels=mask_pixels * src.steps,
                              valid_ratio=valid.sum() / (mask_pixels * src.steps)))
-    finally:
-        if writer is not None:
-            writer.close()
     return rows
 
 

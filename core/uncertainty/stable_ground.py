@@ -415,6 +415,7 @@ def stable_uncertainty(sources, polygons=None, mask_raster=None, threshold=None,
             mask = stable_mask(src.grid, polygons, mask_raster)
             masks.append((src.grid, mask))
         part = stable_statistics(src, mask, threshold, sample_size, seed,
-                                 progress.sub(k / len(sources), (k + 1) / len(sources)))
+                                 progress.sub(k / len(sources), (k + 1) / len(sources),
+                                              f"Product {k + 1} of {len(sources)}: {src.name}"))
         rows += part + (band_means(part) if summary else [])
     return rows

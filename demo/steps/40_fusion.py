@@ -20,7 +20,14 @@ def run(ctx):
     # filtered stacks when an earlier step made them, else the raw ones
     names = {"landsat": "landsat_v", "sentinel2": "sentinel2_v", "sentinel1": "sentinel1_v"}
     stacks = {s: ctx.products.get(f"{n}_filtered", p[n]) for s, n in names.items()}
-    used = ", ".join(f"`{os.path.basename(path)}`" for path in stacks.values())
+    made = _calibrate_fuse_fill(ctx, stacks)
+    ctx.products.update(made)
+    ctx.report(TITLE, _against_truth(ctx, stacks, made))
+
+
+def _calibrate_fuse_fill(ctx, stacks):
+    """Calibrate the weights on the UAV, fuse, gap-fill (both estimators); the products by name."""
+    p = ctx.scene["paths"]
     sources = [stacks["landsat"], stacks["sentinel2"]]
     table = ctx.path("fusion", "calibration.csv")
     samples = ctx.path("fusion", "calibration_samples.csv")
@@ -28,7 +35,7 @@ def run(ctx):
                    AUXILIARY=stacks["sentinel1"], OUTPUT=table, OUTPUT_SAMPLES=samples)
     weights = res["WEIGHTS"]
     fused, count = ctx.path("fusion", "fused_v.tif"), ctx.path("fusion", "fused_count.tif")
-    ctx.qgis("fuse", SOURCES=sources, AUXILIARY=stacks["sentinel1"], WEIGHTS=weights,
+    ctx.qgis("fuse", SOURCES=sources, AUXILIARY=stacks["sentinel1"], WEIGHTS_TABLE=table,
              OUTPUT=fused, OUTPUT_COUNT=count)
     gapfilled = ctx.path("fusion", "fused_gapfilled_v.tif")
     ctx.qgis("gapfill", FUSED=fused, AUXILIARY=stacks["sentinel1"], WINDOW=10, SIGMA=2.0,
@@ -36,10 +43,18 @@ def run(ctx):
     gapfilled_ls = ctx.path("fusion", "fused_gapfilled_ls_v.tif")  # the paper's estimator
     ctx.qgis("gapfill", FUSED=fused, AUXILIARY=stacks["sentinel1"], ESTIMATOR=1,
              OUTPUT=gapfilled_ls)
-    ctx.products.update({"calibration_table": table, "calibration_samples": samples,
-                         "weights": weights, "fused": fused, "fused_count": count,
-                         "gapfilled": gapfilled})
+    return {"calibration_table": table, "calibration_samples": samples, "weights": weights,
+            "fused": fused, "fused_count": count, "gapfilled": gapfilled,
+            "gapfilled_ls": gapfilled_ls}
 
+
+def _against_truth(ctx, stacks, made):
+    """Report lines: each stack and the fusion against the truth and the UAV, and the fills."""
+    p = ctx.scene["paths"]
+    used = ", ".join(f"`{os.path.basename(path)}`" for path in stacks.values())
+    sources = [stacks["landsat"], stacks["sentinel2"]]
+    table, weights = made["calibration_table"], made["weights"]
+    fused, gapfilled, gapfilled_ls = made["fused"], made["gapfilled"], made["gapfilled_ls"]
     info, truth = read_stack(p["truth_v"])
     data = {s: read_stack(path)[1] for s, path in stacks.items()}
     _, f = read_stack(fused)
@@ -95,4 +110,4 @@ def run(ctx):
               f"{compare['ratio'][1]:+.1f} m/yr; least squares ΣF·S/ΣS² (paper) RMSE "
               f"{compare['ls'][0]:.1f}, mean error {compare['ls'][1]:+.1f} m/yr (attenuated by S1 "
               "noise: errors in variables)."]
-    ctx.report(TITLE, lines)
+    return lines

@@ -32,10 +32,19 @@ def _f(value):
 
 def run(ctx):
     stack, source = _stack(ctx)
-    paths = ctx.scene["paths"]
-    glaciers = paths["glaciers"]
     # half the smallest glacier: every glacier of the scene enters the tables whatever its size
     min_area = 0.5 * min(g["area_km2"] for g in ctx.scene["glaciers"])
+    lines = _pixel_trends(ctx, stack, source)
+    lines += _glacier_trends(ctx, stack, min_area)
+    lines += _monthly_trends(ctx, stack, min_area)
+    lines += _seasonal_cycle(ctx, stack, min_area)
+    lines += _attributes(ctx, stack, min_area)
+    ctx.report(TITLE, lines)
+
+
+def _pixel_trends(ctx, stack, source):
+    """Pixel trends, their confidence intervals and FDR significance against the true trend."""
+    paths = ctx.scene["paths"]
     out = {k: ctx.path("trends", f"{k}.tif") for k in ("trend", "p", "significant", "ci_low",
                                                          "ci_high", "trend_sen")}
     res = ctx.qgis("pixeltrend", INPUT=stack, OUTPUT_TREND=out["trend"], OUTPUT_P=out["p"],
@@ -66,13 +75,17 @@ def run(ctx):
              f"{100 * np.nanmean(sig[moving]):.1f} % |",
              f"| significant pixels whose true trend is 0 (realised FDR) | "
              f"{100 * false_share:.2f} % |"]
+    return lines
 
-    # glacier trends beside the truth
+
+def _glacier_trends(ctx, stack, min_area):
+    """Glacier trends, classes and class shares beside each glacier's true trend."""
+    paths, glaciers = ctx.scene["paths"], ctx.scene["paths"]["glaciers"]
     table, summary = ctx.path("trends", "glacier_trends.csv"), ctx.path("trends", "summary.csv")
     ctx.qgis("glaciertrend", INPUT=stack, GLACIERS=glaciers, DEM=paths["dem"], MIN_AREA=min_area,
              OUTPUT_TABLE=table, OUTPUT_SUMMARY=summary)
     rows = {int(r["id"]): r for r in _rows(table)}
-    lines += ["", f"Glacier trends (MIN_AREA {min_area:.3g} km²; the series is the mean over each "
+    lines = ["", f"Glacier trends (MIN_AREA {min_area:.3g} km²; the series is the mean over each "
               "glacier's pixels, like the true value):", "",
               "| glacier | trend ± 95 % CI (m/yr per decade) | true | in CI | p | class | "
               "expected | match | aspect (true) |", "|---|---|---|---|---|---|---|---|---|"]
@@ -94,17 +107,26 @@ def run(ctx):
               f"{_f(shares['share_decelerating_pct']):.1f} % decelerating, "
               f"{_f(shares['share_no_trend_pct']):.1f} % no significant trend "
               f"(paper: 38.3 / 25.5 / 36.2 % over its glaciers)."]
+    return lines
 
-    # month-resolved trends of the accelerating glacier: true = mean trend x seasonal factor
+
+def _seasonal_factor(ctx):
+    """The scene's seasonal factor of each calendar month (the steady glacier's time factor: its
+    trend is 0)."""
+    steady, year = ctx.model.glaciers[2], ctx.scene["first_year"]
+    return [ctx.model.time_factor(steady, Interval.month(year, m)) for m in range(1, 13)]
+
+
+def _monthly_trends(ctx, stack, min_area):
+    """Month-resolved trends of the accelerating glacier: true = mean trend x seasonal factor."""
+    glaciers = ctx.scene["paths"]["glaciers"]
     monthly = ctx.path("trends", "monthly_trends.csv")
     ctx.qgis("monthlytrend", INPUT=stack, GLACIERS=glaciers, MIN_AREA=min_area,
              OUTPUT_TABLE=monthly, OUTPUT_RASTER=ctx.path("trends", "monthly_trends.tif"))
     acc = ctx.scene["glaciers"][0]
-    steady = ctx.model.glaciers[2]  # trend 0: its time factor is the seasonal factor alone
-    year = ctx.scene["first_year"]
-    factor = [ctx.model.time_factor(steady, Interval.month(year, m)) for m in range(1, 13)]
+    factor = _seasonal_factor(ctx)
     mrows = [r for r in _rows(monthly) if r["id"] == str(acc["gid"])]
-    lines += ["", f"Month-resolved trends of the {acc['name'].lower()} (m/yr per decade; true = "
+    return ["", f"Month-resolved trends of the {acc['name'].lower()} (m/yr per decade; true = "
               "mean trend x the month's seasonal factor):", "",
               "| month | " + " | ".join(r["month_name"][:3] for r in mrows) + " |",
               "|---|" + "---|" * len(mrows),
@@ -112,14 +134,18 @@ def run(ctx):
               "| true | " + " | ".join(f"{acc['true_trend_mean'] * factor[int(r['month']) - 1]:+.1f}"
                                       for r in mrows) + " |"]
 
-    # seasonal cycle: anomaly in % of the mean, true from the model's seasonal factor
+
+def _seasonal_cycle(ctx, stack, min_area):
+    """Seasonal cycle: each glacier's monthly anomaly in % of its mean, beside the true one."""
+    glaciers = ctx.scene["paths"]["glaciers"]
     seasonal = ctx.path("trends", "seasonal_cycle.csv")
     ctx.qgis("seasonalcycle", INPUT=stack, GLACIERS=glaciers, MIN_AREA=min_area,
              OUTPUT_TABLE=seasonal, OUTPUT_MEAN=ctx.path("trends", "monthly_means.tif"),
              OUTPUT_ANOMALIES=ctx.path("trends", "anomalies.tif"))
+    factor = _seasonal_factor(ctx)
     true_pct = 100.0 * (np.array(factor) / np.mean(factor) - 1.0)
     srows = _rows(seasonal)
-    lines += ["", "Seasonal cycle: anomaly of each month from the annual mean (%), per glacier:", "",
+    lines = ["", "Seasonal cycle: anomaly of each month from the annual mean (%), per glacier:", "",
               "| glacier | " + " | ".join(n[:3] for n in (r["month_name"] for r in srows[:12]))
               + " |", "|---|" + "---|" * 12]
     for g in ctx.scene["glaciers"]:
@@ -128,13 +154,18 @@ def run(ctx):
             lines.append(f"| {g['name']} | " + " | ".join(f"{_f(r['anomaly_pct']):+.0f}"
                                                           for r in cells) + " |")
     lines.append("| truth (all glaciers) | " + " | ".join(f"{v:+.0f}" for v in true_pct) + " |")
+    return lines
 
-    # attribute correlations on the multi-year mean of the stack
+
+def _attributes(ctx, stack, min_area):
+    """Glacier attributes (DEM, multi-year mean) beside the truth, and their correlations."""
+    paths, glaciers = ctx.scene["paths"], ctx.scene["paths"]["glaciers"]
+    labels = ctx.model.labels(ctx.model.grid())
     attrs, corr = ctx.path("trends", "attributes.csv"), ctx.path("trends", "correlations.csv")
     res = ctx.qgis("attributecorrelation", GLACIERS=glaciers, DEM=paths["dem"], INPUT=stack,
                    MIN_AREA=min_area, OUTPUT_TABLE=attrs, OUTPUT_CORRELATION=corr)
     arows = {int(r["id"]): r for r in _rows(attrs)}
-    lines += ["", "Glacier attributes from the DEM and the stack's multi-year mean:", "",
+    lines = ["", "Glacier attributes from the DEM and the stack's multi-year mean:", "",
               "| glacier | area km² (true) | slope ° (true) | aspect ° (true) | mean v m/yr "
               "(true) |", "|---|---|---|---|---|"]
     grid = ctx.model.grid()
@@ -157,4 +188,4 @@ def run(ctx):
     lines += ["", f"Within the largest glacier: {_f(res.get('V_PER_DEGREE')):.2f} m/yr per degree "
               "of slope (the synthetic glaciers are planes of one slope, so this relation is "
               "dominated by margin pixels)."]
-    ctx.report(TITLE, lines)
+    return lines

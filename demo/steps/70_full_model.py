@@ -10,6 +10,8 @@ import numpy as np
 
 from glacier_velocity.core.io.products import read_stack
 from glacier_velocity.core.io.raster import read_band
+from glacier_velocity.core.sampledata.assessment import (against_truth, assess_chain,
+                                                         format_assessment)
 from glacier_velocity.core.sampledata.scene import load_scene
 
 TITLE = "The full model: image folders to fused velocities, uncertainty and trends in one run"
@@ -33,19 +35,21 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
-def against_truth(path, truth, tinfo, mask):
-    """(RMSE, bias, share of mask pixel-months valid) of a speed stack against the truth stack,
-    on the months it has (matched by interval) and its valid pixels inside ``mask``."""
-    info, data = read_stack(path)
-    t = truth[[tinfo.intervals.index(iv) for iv in info.intervals]]
-    m = np.broadcast_to(mask, data.shape)
-    ok = np.isfinite(data) & m
-    err = data[ok] - t[ok]
-    return float(np.sqrt(np.mean(err ** 2))), float(np.mean(err)), float(ok.sum() / m.sum())
-
-
 def run(ctx):
     bm = build_models()
+    manifest, model, outputs = _run_model(ctx, bm)
+    p = manifest["paths"]
+    tinfo, truth = read_stack(p["truth_v"])
+    glacier = model.labels(tinfo.grid) > 0
+    lines, measured = _products(bm, manifest, model, outputs, tinfo, truth, glacier)
+    lines += _gap_filling(bm, manifest, model, outputs, tinfo)
+    lines += _trends(manifest, outputs, glacier)
+    ctx.report(TITLE, lines)
+
+
+def _run_model(ctx, bm):
+    """Generate a scene with image series and run the full model on it (a line per product as
+    it appears); returns the scene's manifest and model, and the model's outputs."""
     folder = os.path.dirname(ctx.path("model", "scene", "scene.json"))
     ctx.qgis("generatescene", SIZE=["tiny", "small", "medium", "large"].index(SIZE), YEARS=YEARS,
              IMAGE_SERIES="true", OUTPUT=folder)
@@ -62,10 +66,12 @@ def run(ctx):
     ctx.qgis(MODEL_ID, watch=watch, **inputs, **outputs)
     ctx.products["model"] = {"folder": folder, "manifest": manifest, "model": model,
                              "outputs": outputs, "inputs": inputs}
+    return manifest, model, outputs
 
-    p = manifest["paths"]
-    tinfo, truth = read_stack(p["truth_v"])
-    glacier = model.labels(tinfo.grid) > 0
+
+def _products(bm, manifest, model, outputs, tinfo, truth, glacier):
+    """Every stack of the run against the truth, weights and stable-ground statistics; returns the
+    report lines and ``{path: (RMSE on glaciers, valid share)}``."""
     stable = model.stable_mask(tinfo.grid)
     cal = {r["sensor"] or r["source"]: r for r in rows(outputs["calibration:OUTPUT"])}
     unc = {(r["product"], r["quantity"]): r for r in rows(outputs["uncertainty:OUTPUT_TABLE"])
@@ -92,8 +98,9 @@ def run(ctx):
                  ("**fused, gap-filled**", outputs["gapfill:OUTPUT"], None)]
     measured = {}
     for label, path, key in products:
-        r, b, share = against_truth(path, truth, tinfo, glacier)
-        rs, _, _ = against_truth(path, truth, tinfo, stable)
+        e = against_truth(path, tinfo, truth, glacier)
+        r, b, share = e["rmse"], e["bias"], e["share"]
+        rs = against_truth(path, tinfo, truth, stable)["rmse"]
         measured[path] = (r, share)
         u = unc.get((os.path.splitext(os.path.basename(path))[0], "v"))
         weight = f"{float(cal[key]['weight']):.3f}" if key in cal else ""
@@ -123,34 +130,33 @@ def run(ctx):
                   "each alone elsewhere.")
               + " Stable-ground speeds are biased upward by noise (a speed cannot be negative): E "
               "there measures noise, not a velocity bias."]
-    info, fused_stack = read_stack(outputs["fusion:OUTPUT"])
-    filled = read_stack(outputs["gapfill:OUTPUT"])[1]
-    t = truth[[tinfo.intervals.index(iv) for iv in info.intervals]]
-    new = np.broadcast_to(glacier, t.shape) & np.isnan(fused_stack) & np.isfinite(filled)
-    err = filled[new] - t[new]
-    fast = t[new] > 50
-    s1 = read_stack(outputs["sentinel1_filtered:OUTPUT"])
-    s1 = s1[1][[s1[0].intervals.index(iv) for iv in info.intervals]]
-    err_s1 = s1[new] - t[new]  # the Sentinel-1 values the fills were scaled from
-    lines += ["", f"Gap filling added {new.sum()} glacier pixel-months (from "
-              f"{100 * measured[outputs['fusion:OUTPUT']][1]:.1f} % to "
-              f"{100 * measured[outputs['gapfill:OUTPUT']][1]:.1f} % of them valid): RMSE "
-              f"{np.sqrt(np.mean(err ** 2)):.1f} m/yr, mean error {np.mean(err):+.1f} m/yr, "
-              f"{np.mean(err[fast]):+.1f} m/yr where the ice is faster than 50 m/yr (the filtered "
-              f"Sentinel-1 values they were scaled from: RMSE {np.sqrt(np.nanmean(err_s1 ** 2)):.1f}, "
-              f"mean error {np.nanmean(err_s1):+.1f} and {np.nanmean(err_s1[fast]):+.1f} m/yr). "
-              "In months when "
-              "the optical stacks see little of a glacier, often only its slow margins (cloudy "
-              "winters), the local Sentinel-1 coefficient is fitted there and the filled centre "
-              "comes out too slow (see the time-series figure)."]
+    return lines, measured
 
-    # trends: 3 years are enough to compute, not to detect a trend of a few m/yr per decade
+
+def _gap_filling(bm, manifest, model, outputs, tinfo):
+    """Issue 15's figures of the run against the truth: each sensor, fused, gap-filled, the fills
+    alone and the per-pixel errors."""
+    p = manifest["paths"]
+    figures = assess_chain(p["truth_v"], model.labels(tinfo.grid),
+                           {s: outputs[f"{s}_stack:OUTPUT"] for s in bm.SENSORS},
+                           outputs["fusion:OUTPUT"], outputs["gapfill:OUTPUT"],
+                           outputs["sentinel1_filtered:OUTPUT"], outputs["gapfill:OUTPUT_ERROR"])
+    return (["", "Issue 15's figures on this scene (gap filling with the window and temporal "
+             "coefficients combined; per-pixel errors from the sensors' RMSE against the UAV; "
+             "the realistic valley scene is judged in the next section):", ""]
+            + format_assessment(figures, NAMES))
+
+
+def _trends(manifest, outputs, glacier):
+    """Pixel and glacier trends of the run: 3 years are enough to compute a trend, not to detect
+    one of a few m/yr per decade."""
+    p = manifest["paths"]
     trend = read_band(outputs["pixel_trends:OUTPUT_TREND"])
     sig = read_band(outputs["pixel_trends:OUTPUT_SIGNIFICANT"])
     true_trend = read_band(p["true_trend"])
     on = glacier & np.isfinite(trend)
     gt = {int(r["id"]): r for r in rows(outputs["glacier_trends:OUTPUT_TABLE"])}
-    lines += ["", f"Trends over {YEARS} years (OLS on annual means, FDR at 0.05): pixel trend RMSE "
+    lines = ["", f"Trends over {YEARS} years (OLS on annual means, FDR at 0.05): pixel trend RMSE "
               f"on the glaciers {np.sqrt(np.mean((trend - true_trend)[on] ** 2)):.0f} m/yr per "
               f"decade against true trends of {np.nanmin(true_trend[glacier]):+.0f} to "
               f"{np.nanmax(true_trend[glacier]):+.0f}; {int(np.nansum(sig))} significant pixels. "
@@ -170,4 +176,4 @@ def run(ctx):
                           f"{g['slope']:.0f}°), aspect {float(attrs[g['gid']]['aspect_deg']):.0f}° "
                           f"(true {g['bearing']:.0f}°)" for g in manifest["glaciers"]
                           if g["gid"] in attrs) + "."]
-    ctx.report(TITLE, lines)
+    return lines

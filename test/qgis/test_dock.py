@@ -222,7 +222,7 @@ def test_pin_hover_and_exports_round_trip(dock, scene_tiny, tmp_path):
     click(dock, QgsPointXY(*pixel_centre(paths["landsat_v"], row, col)))
     ts.pin()
     click(dock, QgsPointXY(*pixel_centre(paths["landsat_v"], row + 3, col)))
-    pinned = f"landsat_v @ row {row}, col {col}"
+    pinned = f"landsat_v · pin 1 (row {row}, col {col})"
     assert pinned in ts.plot.items and "landsat_v" in ts.plot.items
     _, arr = read_stack(paths["landsat_v"])
     np.testing.assert_array_equal(plotted(dock, pinned)[1], arr[:, row, col])
@@ -239,7 +239,7 @@ def test_pin_hover_and_exports_round_trip(dock, scene_tiny, tmp_path):
     csv_path = ts.export_csv(tmp_path / "series.csv")
     dates, cols = read_series_csv(csv_path)
     here = ("landsat_v", "sentinel2_v", "uav_v")
-    assert set(cols) == set(here) | {f"{n} @ row {row}, col {col}" for n in here}
+    assert set(cols) == set(here) | {f"{n} · pin 1 (row {row}, col {col})" for n in here}
     by_date = {d: i for i, d in enumerate(dates)}
     for name, (r, c) in (("landsat_v", (row + 3, col)), (pinned, (row, col))):
         idx = [by_date[iv.mid] for iv in info.intervals]
@@ -390,3 +390,192 @@ def test_components_of_another_zone_are_shown_in_the_canvas_axes(dock, zone_flow
     assert turned.size == 2 and -5.4 < turned.mean() < -5.0
     np.testing.assert_allclose(turned, truth, atol=100 * np.radians(0.1))
     assert "north_only.tif" in dock.timeseries.status.text()
+
+
+# ---------------------------------------------------------------------------- display (issue 13)
+
+def small_stack(tmp_path, name, values, sensor="landsat", errors=None):
+    """A 3×4 stack in UTM 45N whose pixel (1, 2) holds ``values`` (one per month of 2020...)."""
+    from glacier_velocity.core.io.dates import Interval
+    from glacier_velocity.core.io.grid import Grid
+    from glacier_velocity.core.io.products import write_stack
+
+    grid = Grid.from_bounds(400000.0, 3300000.0, 30.0, 3, 4, 32645)
+    n = len(values)
+    intervals = [Interval.month(2020 + m // 12, m % 12 + 1) for m in range(n)]
+    arr = np.full((n, 3, 4), 50.0, np.float32)
+    arr[:, 1, 2] = values
+    path = write_stack(tmp_path / f"{name}.tif", grid, arr, intervals, sensor)
+    if errors is not None:
+        err = np.full(arr.shape, np.nan, np.float32)
+        err[:, 1, 2] = errors
+        write_stack(tmp_path / f"{name}_error.tif", grid, err, intervals, sensor)
+    return path, (400000.0 + 2.5 * 30.0, 3300000.0 - 1.5 * 30.0)  # centre of pixel (1, 2)
+
+
+def settle(widget):
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    for _ in range(3):
+        QCoreApplication.processEvents()
+    widget.plot.ci.layout.activate()
+
+
+def test_legend_sits_below_the_data_and_within_a_third_of_the_plot(dock, tmp_path):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY
+
+    dock.canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32645"))
+    rng = np.random.default_rng(3)
+    for k in range(14):  # many stacks: more than fit in a third of the height
+        path, point = small_stack(tmp_path, f"stack_{k:02d}", rng.normal(100, 10, 24))
+        add_layer(path, f"stack_{k:02d}")
+    ts = dock.timeseries
+    click(dock, QgsPointXY(*point))
+    settle(ts)
+    plot = ts.plot
+    data = plot.plotItem.vb.sceneBoundingRect()
+    legend = plot.legend.sceneBoundingRect()
+    assert legend.top() >= data.bottom()  # under the data (and its axis), never over it
+    assert legend.height() <= plot.height() / 3 + 1
+    assert plot.legend_columns > 1  # several columns before rows grow
+    shown = plot.legend_labels()
+    assert len(shown) <= 14 and (len(shown) == 14 or shown[-1].startswith("+ "))
+
+    # one stack: a one-line legend, and the data take almost the whole height
+    ts.set_ticked([ts.ticked_layers()[0].id()])
+    assert ts.wait_idle()
+    settle(ts)
+    assert len(plot.legend_labels()) == 1
+    assert plot.legend.sceneBoundingRect().height() < 0.1 * plot.height()
+    assert plot.plotItem.vb.sceneBoundingRect().height() > 0.6 * plot.height()
+
+
+def test_pins_are_marked_on_the_map_and_removed(dock, tmp_path):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY
+
+    from glacier_velocity.ui.plot_widgets import PIN_SYMBOLS
+
+    dock.canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32645"))
+    path, (x, y) = small_stack(tmp_path, "lan", np.linspace(80, 120, 12))
+    add_layer(path, "lan")
+    ts = dock.timeseries
+    scene = dock.canvas.scene()
+    points = [(x, y), (x - 30.0, y), (x, y + 30.0)]
+    for px, py in points[:2]:
+        click(dock, QgsPointXY(px, py))
+        ts.pin()
+    click(dock, QgsPointXY(*points[2]))
+    markers = ts.pin_markers()
+    assert len(markers) == 2 and all(m.scene() is scene for m in markers)
+    for m, (px, py) in zip(markers, points):
+        assert (m.center().x(), m.center().y()) == (px, py)
+    assert markers[0].pin_icon != markers[1].pin_icon  # each pin its own shape...
+    labels = ["lan · pin 1 (row 1, col 2)", "lan · pin 2 (row 1, col 1)"]
+    symbols = [ts.plot.items[label].opts["symbol"] for label in labels]
+    assert symbols == list(PIN_SYMBOLS[:2])  # ...and the same shape in the plot
+    assert ts.plot.legend_labels() == ["lan", "pin 1: row 1, col 2 (dashed)",
+                                       "pin 2: row 1, col 1 (dashed)"]  # one entry per pin
+    ts.clear_pins()
+    assert ts.pin_markers() == [] and all(m.scene() is None for m in markers)
+    ts.pin()
+    marker = ts.pin_markers()[0]
+    dock.close_tools()  # closing the dock removes them too
+    assert marker.scene() is None and ts.pin_markers() == []
+
+
+def test_colours_stay_with_their_stack(dock, tmp_path, scene_tiny):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY, QgsProject
+
+    from glacier_velocity.ui.plot_widgets import SENSOR_COLOURS, stack_colours
+
+    _, manifest, _ = scene_tiny
+    dock.canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32645"))
+    layers = add_stacks(manifest, ("landsat_v", "sentinel2_v", "uav_v"))
+    extra = str(tmp_path / "landsat_filtered.tif")
+    gdal.Translate(extra, manifest["paths"]["landsat_v"])
+    ts = dock.timeseries
+    row, col = glacier_pixel(manifest)
+    point = QgsPointXY(*pixel_centre(manifest["paths"]["landsat_v"], row, col))
+
+    def colours():
+        ts.refresh_stacks()
+        click(dock, point)
+        return {label: item.opts["pen"].color().name() for label, item in ts.plot.items.items()
+                if label in ("landsat_v", "sentinel2_v", "uav_v", "landsat_filtered")}
+
+    first = colours()
+    assert first == {"landsat_v": SENSOR_COLOURS["landsat"],
+                     "sentinel2_v": SENSOR_COLOURS["sentinel2"], "uav_v": SENSOR_COLOURS["uav"]}
+    # another Landsat stack put first in the tree, one stack removed: nobody changes colour
+    QgsProject.instance().removeMapLayer(layers["sentinel2_v"].id())
+    layer = add_layer(extra, "landsat_filtered")
+    root = QgsProject.instance().layerTreeRoot()
+    node = root.findLayer(layer.id())
+    root.insertChildNode(0, node.clone())
+    root.removeChildNode(node)
+    second = colours()
+    assert second["landsat_v"] == first["landsat_v"] and second["uav_v"] == first["uav_v"]
+    assert second["landsat_filtered"] not in (first["landsat_v"], first["uav_v"])
+    # the list shows the plot's colours; another view (the calibration tab) agrees
+    icons = {ts.stack_list.item(i).text().split(" — ")[0]:
+             ts.stack_list.item(i).icon().pixmap(12, 12).toImage().pixelColor(6, 6).name()
+             for i in range(ts.stack_list.count())}
+    assert icons == {k: second[k] for k in icons}
+    other_view = stack_colours([("landsat_filtered", "landsat"), ("landsat_v", "landsat")])
+    assert other_view == {k: second[k] for k in other_view}
+
+
+def test_empty_plot_shows_a_message_not_axes(dock, tmp_path):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY
+
+    ts = dock.timeseries
+    plot = ts.plot
+    assert plot.empty and plot.message.isVisible()
+    assert not plot.plotItem.getAxis("bottom").isVisible()  # no "00.250 00.500" date ticks
+    assert "No velocity stack is loaded" in plot.message.toPlainText()
+    dock.canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32645"))
+    values = np.full(12, np.nan)
+    path, (x, y) = small_stack(tmp_path, "gaps", values)
+    add_layer(path, "gaps")
+    ts.refresh_stacks()
+    assert "Click on the map" in plot.message.toPlainText()
+    click(dock, QgsPointXY(x, y))  # a pixel without any value
+    assert plot.empty and "No ticked stack has a value" in plot.message.toPlainText()
+    click(dock, QgsPointXY(x - 30.0, y))  # 50 m/yr there
+    assert not plot.empty and not plot.message.isVisible()
+    assert plot.plotItem.getAxis("bottom").isVisible()
+
+
+def test_one_outlier_does_not_set_the_y_range_but_stays_visible(dock, tmp_path):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY
+
+    dock.canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32645"))
+    values = 100 + 15 * np.sin(np.arange(36) / 12 * 2 * np.pi)
+    values[20] = 360.0  # one wild value
+    path, (x, y) = small_stack(tmp_path, "spiky", values)
+    add_layer(path, "spiky")
+    ts = dock.timeseries
+    click(dock, QgsPointXY(x, y))
+    plot = ts.plot
+    (_, _), (lo, hi) = plot.plotItem.vb.viewRange()
+    assert 110 < hi < 130 and 75 < lo < 90  # the seasonal cycle fills the plot
+    assert plot.clipped == {"spiky": 1}
+    edge = plot._clipped.items[0]
+    ex, ey = edge.getData()
+    t = ts.current[0].timestamps()
+    assert ex.tolist() == [t[20]] and ey.tolist() == [hi]  # a marker on the top edge
+    assert "360.0 m/yr" in plot.hover_at(t[20], hi)  # hovering it tells the real value
+
+
+def test_error_bars_from_the_error_stack_beside(dock, tmp_path):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsPointXY
+
+    dock.canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:32645"))
+    errors = np.array([4.0, np.nan, 6.0, 8.0])
+    path, (x, y) = small_stack(tmp_path, "fused", [100.0, 110.0, 120.0, 130.0], "fused", errors)
+    add_layer(path, "fused")
+    click(dock, QgsPointXY(x, y))
+    bars = dock.timeseries.plot._bars
+    assert bars.used == 1
+    np.testing.assert_array_equal(bars.items[0].opts["height"], [8.0, 12.0, 16.0])
+    assert "± 8.0" in dock.timeseries.plot.describe(dock.timeseries.current[0], 3)

@@ -40,25 +40,44 @@ def test_calibrate_fuse_gapfill_chain(run_alg, scene_tiny, tmp_path):
                               "v_sentinel1_v", "v_combined"]
     assert len(srows) == core.samples.uav.size and srows[0]["interval"] == "2019-06-28/2019-07-30"
 
+    errors = [float(e) for e in res["ERRORS"].split(",")]
+    np.testing.assert_allclose(errors, [float(r["rmse"]) for r in rows[:3]], rtol=1e-6)
     fused, count = str(tmp_path / "fused.tif"), str(tmp_path / "count.tif")
+    fused_err = str(tmp_path / "fused_error.tif")
     res = run_alg("fuse", {"SOURCES": [p["landsat_v"], p["sentinel2_v"]],
                            "AUXILIARY": p["sentinel1_v"], "WEIGHTS": res["WEIGHTS"],
-                           "OUTPUT": fused, "OUTPUT_COUNT": count})
+                           "ERRORS": res["ERRORS"], "OUTPUT": fused, "OUTPUT_COUNT": count,
+                           "OUTPUT_ERROR": fused_err})
     assert res["OUTPUT"] == fused and res["OUTPUT_COUNT"] == count
+    # the calibration table itself gives the same fusion as the weight string
+    fused_table = str(tmp_path / "fused_table.tif")
+    run_alg("fuse", {"SOURCES": [p["landsat_v"], p["sentinel2_v"]],
+                     "AUXILIARY": p["sentinel1_v"], "WEIGHTS_TABLE": table, "OUTPUT": fused_table})
+    np.testing.assert_allclose(read_stack(fused_table)[1], read_stack(fused)[1], rtol=1e-5,
+                               atol=1e-3, equal_nan=True)
+    _, err = read_stack(fused_err)
+    assert np.nanmin(err) >= min(errors) * 0.5 and np.nanmax(err) <= max(errors) + 1e-3
     info = read_stack_info(fused)
     assert info.count == 120 and info.sensor == "fused"
     assert read_stack_info(count).count == 120
 
-    filled = str(tmp_path / "filled.tif")
-    run_alg("gapfill", {"FUSED": fused, "AUXILIARY": p["sentinel1_v"], "OUTPUT": filled})
+    filled, filled_err = str(tmp_path / "filled.tif"), str(tmp_path / "filled_error.tif")
+    res = run_alg("gapfill", {"FUSED": fused, "AUXILIARY": p["sentinel1_v"],
+                              "FUSED_ERROR": fused_err, "OUTPUT": filled,
+                              "OUTPUT_ERROR": filled_err})
+    assert res["OUTPUT_ERROR"] == filled_err
     _, before = read_stack(fused)
     _, after = read_stack(filled)
+    _, sigma = read_stack(filled_err)
+    assert np.isfinite(sigma)[np.isfinite(after)].mean() > 0.999
+    assert not np.isfinite(sigma[np.isnan(after)]).any()
     glacier = np.broadcast_to(model.labels(info.grid) > 0, after.shape)
     assert np.isfinite(after)[glacier].mean() >= 0.97 > np.isfinite(before)[glacier].mean()
     ds = gdal.Open(filled)
     share = float(ds.GetRasterBand(1).GetMetadataItem("FILLED_SHARE"))
     assert share == pytest.approx((np.isnan(before[0]) & np.isfinite(after[0])).mean(), abs=1e-4)
     assert ds.GetMetadataItem("GAPFILL_ESTIMATOR") == "ratio"
+    assert ds.GetMetadataItem("GAPFILL_COEFFICIENT") == "combined"
 
 
 def test_per_class_weights_through_processing(run_alg, scene_tiny, tmp_path):
@@ -85,6 +104,29 @@ def test_bad_input_is_a_clear_error(run_alg, scene_tiny, tmp_path):
         run_alg("fuse", {"SOURCES": [p["landsat_v"], p["sentinel2_v"]],
                          "AUXILIARY": p["sentinel1_v"], "WEIGHTS": "0.5,0.5",
                          "OUTPUT": str(tmp_path / "x.tif")})
+    with pytest.raises(QgsProcessingException, match="OUTPUT_ERROR needs ERRORS"):
+        run_alg("fuse", {"SOURCES": [p["landsat_v"], p["sentinel2_v"]], "WEIGHTS": "0.5,0.5",
+                         "OUTPUT": str(tmp_path / "x.tif"),
+                         "OUTPUT_ERROR": str(tmp_path / "xe.tif")})
     with pytest.raises(QgsProcessingException, match="dem.tif.*is not a date interval"):
         run_alg("calibrateweights", {"REFERENCE": p["uav_v"], "SOURCES": [p["dem"]],
                                      "OUTPUT": str(tmp_path / "t.csv")})
+
+
+def test_calibration_refuses_a_satellite_stack_as_reference(run_alg, scene_tiny, tmp_path):
+    """A dialog may preselect the first raster (a Landsat stack) as the UAV REFERENCE: refused."""
+    p = scene_tiny[1]["paths"]
+    table = str(tmp_path / "t.csv")
+    with pytest.raises(QgsProcessingException, match=r"REFERENCE: .*landsat_v.* is a landsat stack"):
+        run_alg("calibrateweights", {"REFERENCE": p["landsat_v"], "SOURCES": [p["sentinel2_v"]],
+                                     "OUTPUT": table})
+    with pytest.raises(QgsProcessingException, match="REFERENCE: .* is also one of the stacks"):
+        run_alg("calibrateweights", {"REFERENCE": p["uav_v"],
+                                     "SOURCES": [p["landsat_v"], p["uav_v"]], "OUTPUT": table})
+
+
+def test_fuse_needs_weights_or_table(run_alg, scene_tiny, tmp_path):
+    p = scene_tiny[1]["paths"]
+    with pytest.raises(QgsProcessingException, match="WEIGHTS: give the weights"):
+        run_alg("fuse", {"SOURCES": [p["landsat_v"], p["sentinel2_v"]],
+                         "OUTPUT": str(tmp_path / "f.tif")})

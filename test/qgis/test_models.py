@@ -92,8 +92,8 @@ def test_full_model_outputs_are_every_product(provider, build_models):
         assert mandatory <= set(child.modelOutputs()), cid
     # the weights reach the fusion from the calibration, the folders the stacks
     fusion = model.childAlgorithm("fusion").parameterSources()
-    assert fusion["WEIGHTS"][0].outputChildId() == "calibration"
-    assert fusion["WEIGHTS"][0].outputName() == "WEIGHTS"
+    assert [(s.outputChildId(), s.outputName()) for s in fusion["WEIGHTS_TABLE"]] == [
+        ("calibration", "OUTPUT")]
     stack = model.childAlgorithm("landsat_stack").parameterSources()
     assert stack["FOLDER"][0].outputChildId() == "landsat_pairs"
     assert stack["CLEAN"][0].staticValue() is True
@@ -131,3 +131,71 @@ def test_one_pair_model_runs(run_alg, scene_tiny, tmp_path):
     assert np.median(err[fast]) < 15.0  # m/yr; one image pixel over the pair is ~170 m/yr
     stable = model.stable_mask(info.grid) & np.isfinite(d["v"])
     assert abs(np.median(d["vx"][stable])) < 1.0 and abs(np.median(d["vy"][stable])) < 1.0
+
+
+class _RecordingScene:
+    """QGIS's own modeler scene, recording every box it draws for a model."""
+
+    def __init__(self, model):
+        from qgis.core import QgsProcessingContext
+        from qgis.gui import QgsModelGraphicsScene
+
+        made = self.items = []
+
+        class Scene(QgsModelGraphicsScene):
+            def createParameterGraphicItem(self, model, param):  # noqa: N802 (QGIS's names)
+                made.append(super().createParameterGraphicItem(model, param))
+                return made[-1]
+
+            def createChildAlgGraphicItem(self, model, child):  # noqa: N802
+                made.append(super().createChildAlgGraphicItem(model, child))
+                return made[-1]
+
+            def createOutputGraphicItem(self, model, output):  # noqa: N802
+                made.append(super().createOutputGraphicItem(model, output))
+                return made[-1]
+
+        self.scene = Scene()
+        self.scene.createItems(model, QgsProcessingContext())
+
+
+@pytest.mark.parametrize("model_id", ["imagepairstotrends", "onepaircleanvelocity"])
+def test_model_layout_can_be_edited(provider, model_id):
+    """Every box at positive coordinates (the modeler cannot scroll to negative ones), as stored
+    (centre ± half the size) and as the modeler draws it, and no label clipped."""
+    model = provider.algorithm(model_id).create()
+    components = list(model.parameterComponents().values())
+    for child in model.childAlgorithms().values():
+        components += [child, *child.modelOutputs().values()]
+    for c in components:
+        left = c.position().x() - c.size().width() / 2
+        top = c.position().y() - c.size().height() / 2
+        assert left >= 0 and top >= 0, f"{model_id}: {c.description()} at {left:.0f}, {top:.0f}"
+    scene = _RecordingScene(model)  # kept: its items live as long as the scene
+    drawn = scene.items
+    assert len(drawn) == len(components)
+    for item in drawn:
+        box = item.sceneBoundingRect()
+        assert box.left() >= 0 and box.top() >= 0, f"{model_id}: {item.label()} drawn off-scroll"
+        if item.label().startswith("OUTPUT"):
+            continue  # QGIS 3.22 labels an output box with the output's id (see below)
+        assert item.truncatedTextForItem(item.label()) == item.label(), \
+            f"{model_id}: label '{item.label()}' is clipped"
+
+
+@pytest.mark.parametrize("model_id", ["imagepairstotrends", "onepaircleanvelocity"])
+def test_model_outputs_have_descriptive_names(provider, build_models, model_id):
+    """Output ids stay `child:OUTPUT_X` (a contract); each output's description (the name the
+    dialog, the results and newer modelers show) says what it holds."""
+    model = provider.algorithm(model_id).create()
+    table = build_models.FULL_OUTPUTS if model_id == "imagepairstotrends" \
+        else build_models.ONE_PAIR_OUTPUTS
+    expected = {f"{c}:{o}": desc for c, o, _, desc in table}
+    shown = {o.name(): o.description() for o in model.outputDefinitions()}
+    assert shown == expected
+    for output_id, description in shown.items():
+        assert "OUTPUT" not in description and len(description.split()) >= 2, output_id
+    for child in model.childAlgorithms().values():
+        for name, output in child.modelOutputs().items():
+            assert output.description() == expected[f"{child.childId()}:{name}"]
+

@@ -102,11 +102,47 @@ def test_gui_load_and_unload(qgis_app, qgis_canvas, no_provider):
     assert QgsApplication.processingRegistry().providerById("glaciervelocity") is None
 
 
+def test_shipped_models_offered_for_editing(qgis_app, qgis_canvas, no_provider, monkeypatch):
+    """The toolbox's context menu of a shipped model opens a copy in the modeler (no file path:
+    saving asks where, the shipped file is never overwritten); not offered for algorithms."""
+    import sys
+
+    import glacier_velocity
+
+    sys.path.insert(0, "/usr/share/qgis/python/plugins")  # the Processing plugin (toolbox)
+    import processing.modeler.ModelerDialog as modeler
+    from processing.gui.ProviderActions import ProviderContextMenuActions
+
+    monkeypatch.setattr(modeler, "iface", None)  # pytest-qgis' iface lacks the desktop's iconSize()
+    iface = RecordingIface(qgis_canvas)
+    plugin = glacier_velocity.classFactory(iface)
+    plugin.initGui()
+    try:
+        action = plugin.edit_model
+        assert action in ProviderContextMenuActions.actions
+        registry = QgsApplication.processingRegistry()
+        action.setData(registry.algorithmById("glaciervelocity:fuse"), None)
+        assert not action.isEnabled()
+        shipped = registry.algorithmById("glaciervelocity:imagepairstotrends")
+        action.setData(shipped, None)
+        assert action.isEnabled()
+        dialog = action.execute()
+        try:
+            opened = dialog.model()
+            assert set(opened.childAlgorithms()) == set(shipped.childAlgorithms())
+            assert opened.sourceFilePath() == ""
+        finally:
+            dialog.close()
+    finally:
+        plugin.unload()
+    assert action not in ProviderContextMenuActions.actions
+
+
 def test_provider_groups_and_help(provider):
     algs = provider.algorithms()
     assert algs, "no algorithm registered"
     allowed = {"Correlation", "Filters", "Time series", "Fusion", "Uncertainty", "Trends",
-               "Sample data"}
+               "Sample data", "Import and export"}
     from glacier_velocity.processing_provider.base import GlacierAlgorithm
 
     for alg in algs:
@@ -168,3 +204,40 @@ def test_algorithm_reference_is_current(provider, load_script):
     module = load_script("document_algorithms")
     with open(module.TARGET) as f:
         assert f.read() == module.render(provider), "run `make docs` to refresh docs/ALGORITHMS.md"
+
+
+class LoggingFeedback:
+    """A QgsProcessingFeedback that keeps the log lines an algorithm pushes."""
+
+    def __new__(cls):
+        from qgis.core import QgsProcessingFeedback
+
+        class Feedback(QgsProcessingFeedback):
+            def __init__(self):
+                super().__init__()
+                self.lines = []
+
+            def pushInfo(self, info):  # noqa: N802 (QGIS's name)
+                self.lines.append(info)
+                super().pushInfo(info)
+
+        return Feedback()
+
+
+def test_long_algorithms_log_their_stages(run_alg, scene_tiny, tmp_path):
+    """The core's progress stages reach the Processing log as lines, in order."""
+    p = scene_tiny[1]["paths"]
+    feedback = LoggingFeedback()
+    run_alg("stableuncertainty", {"INPUT": [p["landsat_v"], p["sentinel2_v"]], "STABLE": p["stable"],
+                                  "SAMPLE_SIZE": 200, "OUTPUT_TABLE": str(tmp_path / "s.csv")},
+            feedback)
+    stages = [line for line in feedback.lines if line.startswith("Product ")]
+    assert stages == ["Product 1 of 2: landsat_v", "Product 2 of 2: sentinel2_v"]
+
+    from glacier_velocity.core.progress import Progress
+
+    seen = []
+    progress = Progress(log=seen.append)
+    progress.sub(0.0, 0.5, "Reading").stage("Pass 1 of 2")
+    progress.sub(0.5, 1.0).stage("Writing")
+    assert seen == ["Reading", "Pass 1 of 2", "Writing"]

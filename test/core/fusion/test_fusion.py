@@ -35,6 +35,47 @@ def test_fuse_band_rule():
     assert fused_c[0, 0] == pytest.approx(20.0) and fused_c[0, 1] == pytest.approx(10.0)
 
 
+def test_fused_error_propagates_the_weights():
+    """1 σ of the renormalised weighted mean of independent errors: sqrt(Σ w² σ²) / Σ w."""
+    a = np.array([[10.0, 10.0, NAN]])
+    b = np.array([[20.0, NAN, 30.0]])
+    s1 = np.array([[40.0, 40.0, 40.0]])
+    fused, _, err = fuse_band([a, b, s1], [0.5, 0.3, 0.2], 2, errors=[10.0, 5.0, 20.0])
+    assert err[0, 0] == pytest.approx(np.sqrt(25 + 2.25 + 16))
+    assert err[0, 1] == pytest.approx(np.sqrt(25 + 16) / 0.7)
+    assert err[0, 2] == pytest.approx(np.sqrt(2.25 + 16) / 0.5)
+    # a Monte Carlo of the same rule agrees
+    rng = np.random.default_rng(0)
+    n = 20000
+    va = 10 + 10 * rng.standard_normal((1, n))
+    vb = 10 + 5 * rng.standard_normal((1, n))
+    f, _, e = fuse_band([va, vb], [0.25, 0.75], 2, errors=[10.0, 5.0])
+    assert np.std(f - 10) == pytest.approx(e[0, 0], rel=0.03)
+
+
+def test_scene_fused_error_is_calibrated(scene_tiny, fused_tiny):
+    """The fused error from the sensors' RMSE against the UAV covers the truth on the glaciers:
+    about 95 % of the glacier pixel-months within ±1.96 σ."""
+    from glacier_velocity.core.sampledata.assessment import aligned, sigma_coverage
+
+    _, manifest, model = scene_tiny
+    tinfo, truth = read_stack(manifest["paths"]["truth_v"])
+    _, fused, true = aligned(fused_tiny[0], tinfo, truth)
+    _, err, _ = aligned(fused_tiny[3], tinfo, truth)
+    share, n = sigma_coverage(fused, err, true, model.labels(tinfo.grid) > 0)
+    assert n > 10000 and 0.92 <= share <= 0.99, share
+
+
+def test_value_shares():
+    from glacier_velocity.core.fusion.weighted import value_shares
+
+    a = np.array([[10.0, 10.0, NAN]])
+    b = np.array([[20.0, NAN, 30.0]])
+    valid = np.array([[True, True, True]])
+    shares = value_shares([a, b, None], [0.25, 0.75, 0.5], valid)
+    np.testing.assert_allclose(shares, [(0.25 + 1 + 0) / 3, (0.75 + 0 + 1) / 3, 0.0])
+
+
 def test_weight_strings():
     assert format_weights([0.25, 0.5, 0.25]) == "0.25,0.5,0.25"
     np.testing.assert_allclose(parse_weights("1, 2,1", 3), [0.25, 0.5, 0.25])
@@ -107,7 +148,7 @@ def test_per_class_weights(tmp_path):
 def test_fused_scene_beats_every_sensor_on_glaciers(scene_tiny, fused_tiny):
     _, manifest, model = scene_tiny
     p = manifest["paths"]
-    out, cnt, summary = fused_tiny
+    out, cnt, summary, _ = fused_tiny
     _, truth = read_stack(p["truth_v"])
     stacks = {s: read_stack(p[f"{s}_v"])[1] for s in ("landsat", "sentinel2", "sentinel1")}
     info, fused = read_stack(out)

@@ -54,6 +54,24 @@ def test_series_at_a_point_equals_the_stack_with_nan_gaps(stack):
     assert s.errors[0] == 2.5 and s.errors[2] == 4.0 and np.isnan(s.errors[1])
 
 
+def test_per_pixel_errors_from_an_error_stack_beside_or_named_in_metadata(stack, tmp_path):
+    path, arr = stack
+    err = np.full(arr.shape, np.nan, np.float32)
+    err[:, 2, 5] = [1.0, 2.0, np.nan, 3.0, 4.0]  # no per-pixel error in band 3: metadata's 4.0
+    write_stack(tmp_path / "s_error.tif", GRID, err / 365.25, months(5), "landsat",
+                metadata={"UNITS": "m/day"})  # converted like the stack's values
+    s = read_pixel_series(path, *centre(2, 5))
+    np.testing.assert_allclose(s.errors, [1.0, 2.0, 4.0, 3.0, 4.0], rtol=1e-6)
+    # a stack naming its error stack in metadata; an error stack of another shape is ignored
+    named = write_stack(tmp_path / "fused.tif", GRID, arr, months(5), "fused",
+                        metadata={"ERROR_STACK": "sigma.tif"})
+    write_stack(tmp_path / "sigma.tif", GRID, err, months(5), "fused")
+    np.testing.assert_allclose(read_pixel_series(named, *centre(2, 5)).errors[:2], [1.0, 2.0])
+    other = write_stack(tmp_path / "other.tif", GRID, arr, months(5), "landsat")
+    write_stack(tmp_path / "other_error.tif", GRID, err[:4], months(4), "landsat")
+    assert read_pixel_series(other, *centre(2, 5)).errors is None
+
+
 def test_pixel_edges_and_outside_points(stack):
     path, _ = stack
     reader = StackPixelReader(path)
@@ -179,3 +197,33 @@ def test_calibration_tables_from_csv_and_geopackage(tmp_path):
     assert samples_companion(f"{gpkg}|layername=weights") == f"{gpkg}|layername=weights_samples"
     with pytest.raises(InputError, match="does not exist"):
         read_table_rows(os.path.join(tmp_path, "missing.csv"))
+
+
+def _gpkg_table(path, name):
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    ds.CreateLayer(name, geom_type=ogr.wkbNone).CreateField(ogr.FieldDefn("uav", ogr.OFTReal))
+    ds = None
+    return str(path)
+
+
+def test_samples_found_beside_the_calibration_table_as_calibrateweights_writes_them(tmp_path):
+    # files the user named: a GeoPackage table whose samples are another GeoPackage beside it
+    table = _gpkg_table(tmp_path / "weights.gpkg", "weights")
+    samples = _gpkg_table(tmp_path / "weights_samples.gpkg", "weights_samples")
+    _gpkg_table(tmp_path / "other.gpkg", "other")
+    assert samples_companion(f"{table}|layername=weights") == samples
+    # QGIS temporary outputs: OUTPUT.gpkg and OUTPUT_SAMPLES.gpkg, each in its own uuid folder;
+    # the samples of the same run (nearest in time) are chosen, not an older run's
+    temp = tmp_path / "processing_abc"
+    run = {}
+    for k, when in enumerate((1000.0, 5000.0)):
+        for i, name in enumerate(("OUTPUT", "OUTPUT_SAMPLES")):
+            folder = temp / f"{k}{i}".rjust(32, "a")  # a uuid without dashes
+            folder.mkdir(parents=True)
+            run[(k, name)] = path = _gpkg_table(folder / f"{name}.gpkg", name)
+            os.utime(path, (when + i, when + i))
+    assert samples_companion(f"{run[(1, 'OUTPUT')]}|layername=OUTPUT") == run[(1, "OUTPUT_SAMPLES")]
+    assert samples_companion(run[(0, "OUTPUT")]) == run[(0, "OUTPUT_SAMPLES")]
+    # a table in an ordinary folder with no samples beside it: none
+    (tmp_path / "alone").mkdir()
+    assert samples_companion(_gpkg_table(tmp_path / "alone" / "t.gpkg", "t")) is None

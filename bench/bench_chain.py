@@ -1,0 +1,139 @@
+"""Whole-chain benchmark (issue 15): the realistic valley scene (3 years) against its truth.
+
+Default (minutes): the chain from the scene's monthly sensor stacks — temporal filter,
+calibration on the UAV stack, fusion with per-pixel errors, gap filling with the paper's window
+coefficient and with the combined (window + temporal) one — timed, every figure beside the
+issue's targets. ``--from-images``: the shipped full model (models/image_pairs_to_trends.model3)
+through scripts/qgis-process on the tiny ellipse scene and on the valley scene, both from image
+series, with their wall times side by side (the issue's target: under 10 minutes for the valley
+scene on 2 quiet cores; the valley run correlates 108 pairs of 500-750 px images). Usage:
+python bench/bench_chain.py [--from-images] [--size small] [--keep DIR]
+"""
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, ".build", "plugins"))
+
+from glacier_velocity.core.fusion.calibration import calibrate  # noqa: E402
+from glacier_velocity.core.fusion.gapfill import gapfill_stack  # noqa: E402
+from glacier_velocity.core.fusion.weighted import fuse_stacks  # noqa: E402
+from glacier_velocity.core.io.products import read_stack_info  # noqa: E402
+from glacier_velocity.core.sampledata.assessment import (assess_chain,  # noqa: E402
+                                                         format_assessment)
+from glacier_velocity.core.sampledata.scene import generate_scene, load_scene  # noqa: E402
+from glacier_velocity.core.timeseries.temporal import temporal_filter_file  # noqa: E402
+
+SENSORS = ("landsat", "sentinel2", "sentinel1")
+NAMES = {"landsat": "Landsat", "sentinel2": "Sentinel-2", "sentinel1": "Sentinel-1",
+         "landsat_filtered": "Landsat, filtered", "sentinel2_filtered": "Sentinel-2, filtered",
+         "sentinel1_filtered": "Sentinel-1, filtered"}
+YEARS = 3
+
+
+def scene(folder, size, image_series):
+    if not os.path.exists(os.path.join(folder, "scene.json")):
+        t0 = time.perf_counter()
+        generate_scene(folder, size, 2015, YEARS, seed=0, image_series=image_series,
+                       scene="valley")
+        print(f"valley scene ({size}) written in {time.perf_counter() - t0:.0f} s")
+    return load_scene(folder)
+
+
+def chain_from_stacks(folder, out, size):
+    """The chain from the scene's monthly stacks; prints the figures of both gap fillings."""
+    manifest, model = scene(folder, size, False)
+    p = manifest["paths"]
+    t0 = time.perf_counter()
+    filtered = {}
+    for s in SENSORS:
+        filtered[s] = os.path.join(out, f"{s}_filtered.tif")
+        temporal_filter_file(p[f"{s}_v"], filtered[s])
+    cal = calibrate(p["uav_v"], [filtered["landsat"], filtered["sentinel2"]], filtered["sentinel1"])
+    fused, fused_err = os.path.join(out, "fused.tif"), os.path.join(out, "fused_error.tif")
+    fuse_stacks([filtered["landsat"], filtered["sentinel2"]], fused, cal.weight_string,
+                filtered["sentinel1"], errors=cal.error_string, error_output=fused_err)
+    t_fuse = time.perf_counter() - t0
+    print(f"filter + calibration + fusion: {t_fuse:.1f} s; weights "
+          f"{cal.weight_string}, errors (RMSE vs UAV) {cal.error_string} m/yr")
+    labels = model.labels(read_stack_info(p["truth_v"]).grid)
+    for coefficient in ("spatial", "combined"):
+        t1 = time.perf_counter()
+        filled = os.path.join(out, f"filled_{coefficient}.tif")
+        error = os.path.join(out, f"filled_{coefficient}_error.tif")
+        gapfill_stack(fused, filtered["sentinel1"], filled, coefficient=coefficient,
+                      fused_error=fused_err, error_output=error)
+        print(f"\n--- gap filling, {coefficient} coefficient ({time.perf_counter() - t1:.1f} s)")
+        stacks = dict({s: p[f"{s}_v"] for s in SENSORS},
+                      **{f"{s}_filtered": filtered[s] for s in SENSORS})
+        res = assess_chain(p["truth_v"], labels, stacks, fused, filled, filtered["sentinel1"],
+                           error)
+        print("\n".join(format_assessment(res, NAMES)))
+
+
+def run_model(folder, out, qgis_process):
+    """The shipped full model on a scene with image series: wall seconds."""
+    spec_path = os.path.join(ROOT, "scripts", "build_models.py")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_models", spec_path)
+    bm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bm)
+    manifest, _ = load_scene(folder)
+    outputs = bm.full_model_outputs(out)
+    min_area = 0.5 * min(g["area_km2"] for g in manifest["glaciers"])
+    args = bm.run_arguments(bm.sample_scene_inputs(folder, manifest, min_area), outputs)
+    t0 = time.perf_counter()
+    subprocess.run([qgis_process, "run", f"glaciervelocity:{bm.FULL_ID}", "--", *args],
+                   check=True, capture_output=True)
+    return time.perf_counter() - t0, outputs
+
+
+def from_images(work, size):
+    qgis_process = os.path.join(ROOT, "scripts", "qgis-process")
+    tiny = os.path.join(work, "tiny_scene")
+    if not os.path.exists(os.path.join(tiny, "scene.json")):
+        generate_scene(tiny, "tiny", 2015, YEARS, seed=0, image_series=True)
+    t_tiny, _ = run_model(tiny, os.path.join(work, "tiny_model"), qgis_process)
+    folder = os.path.join(work, "valley_scene")
+    manifest, model = scene(folder, size, True)
+    t_valley, o = run_model(folder, os.path.join(work, "valley_model"), qgis_process)
+    print(f"full model: tiny ellipse scene {t_tiny:.0f} s, valley scene ({size}) {t_valley:.0f} s "
+          f"({t_valley / t_tiny:.1f}x; target under 600 s on 2 cores)")
+    p = manifest["paths"]
+    labels = model.labels(read_stack_info(p["truth_v"]).grid)
+    res = assess_chain(p["truth_v"], labels, {s: o[f"{s}_stack:OUTPUT"] for s in SENSORS},
+                       o["fusion:OUTPUT"], o["gapfill:OUTPUT"], o["sentinel1_filtered:OUTPUT"],
+                       o["gapfill:OUTPUT_ERROR"])
+    with open(o["calibration:OUTPUT"], newline="") as f:
+        print("calibration: " + "; ".join(f"{r['source']} w={float(r['weight']):.3f} rmse="
+                                          f"{float(r['rmse']):.1f}" for r in csv.DictReader(f)))
+    print("\n".join(format_assessment(res, NAMES)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--stacks-only", action="store_true")
+    parser.add_argument("--size", default="small")
+    parser.add_argument("--keep", help="work folder to keep (scenes are reused from it)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.keep or tmp
+        os.makedirs(work, exist_ok=True)
+        out = os.path.join(work, "chain")
+        os.makedirs(out, exist_ok=True)
+        chain_from_stacks(os.path.join(work, "valley_stacks_scene"), out, args.size)
+        if not args.stacks_only:
+            print("\n=== the shipped full model from images")
+            from_images(work, args.size)
+
+
+if __name__ == "__main__":
+    main()
