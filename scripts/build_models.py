@@ -334,7 +334,7 @@ def build_one_pair():
                                                 DEFAULT_SNR, minValue=0, maxValue=1), 2, 3)
     b.parameter(qc.QgsProcessingParameterNumber("MAX_SPEED", "Maximum speed (m/yr)", NUMBER_DOUBLE,
                                                 DEFAULT_MAX_SPEED, minValue=0), 2, 4)
-    b.parameter(qc.QgsProcessingParameterNumber("SEARCH", "Search range (px, 0 = from MAX_SPEED)",
+    b.parameter(qc.QgsProcessingParameterNumber("SEARCH", "Search range (px, 0 = auto)",
                                                 NUMBER_DOUBLE, 0.0, minValue=0), 0, 4)
     b.parameter(qc.QgsProcessingParameterRasterLayer("PRIOR", "Prior velocity field",
                                                      optional=True), 0, 5)
