@@ -20,7 +20,8 @@ export XDG_RUNTIME_DIR ?= $(CURDIR)/.build/runtime
 DEMO_SIZE ?= tiny
 PYTEST := $(VPY) -m pytest -ra --timeout=1200
 
-.PHONY: link setup deb test test-core test-qgis demo bench install uninstall zip lint screenshots docs clean
+.PHONY: link setup deb test test-core test-qgis demo bench ticoi-venv install uninstall zip lint screenshots \
+        docs clean
 
 setup: deb $(VENV)/.stamp
 
@@ -57,9 +58,18 @@ test-qgis: setup link
 demo: setup link
 	$(VPY) demo/run_demo.py --out demo_output --size $(DEMO_SIZE)
 
-bench: setup
+bench: setup ticoi-venv
 	@$(MAKE) --no-print-directory deb EXTRA_DEB_PACKAGES="$(BENCH_DEB_PACKAGES)"
 	$(VPY) bench/run.py
+
+# TICOI (PyPI ticoi, numpy 2) for bench/bench_inversion.py only: its own venv WITHOUT the system
+# site-packages, so its numpy never meets Debian's GDAL; the bench talks to it through .npz files.
+TICOI_VENV := .build/ticoi-venv
+ticoi-venv: $(TICOI_VENV)/.stamp
+$(TICOI_VENV)/.stamp:
+	$(PY) -m venv $(TICOI_VENV)
+	$(TICOI_VENV)/bin/pip install -q --disable-pip-version-check ticoi==0.1.2
+	touch $@
 
 # Screenshots of the real QGIS desktop under Xvfb (docs/*.png, shown in the README): a private
 # profile with the plugin enabled, QGIS runs scripts/screenshots.py once it is up.

@@ -30,6 +30,7 @@ TYPE_VECTOR_ANY = _enum(Qgis, "ProcessingSourceType.VectorAnyGeometry",
                         QgsProcessing, "TypeVectorAnyGeometry")
 TYPE_RASTER = _enum(Qgis, "ProcessingSourceType.Raster", QgsProcessing, "TypeRaster")
 TYPE_VECTOR_TABLE = _enum(Qgis, "ProcessingSourceType.Vector", QgsProcessing, "TypeVector")
+TYPE_FILE = _enum(Qgis, "ProcessingSourceType.File", QgsProcessing, "TypeFile")  # any paths
 FILE_BEHAVIOR_FILE = _enum(Qgis, "ProcessingFileParameterBehavior.File",
                            QgsProcessingParameterFile.Behavior, "File")
 FILE_BEHAVIOR_FOLDER = _enum(Qgis, "ProcessingFileParameterBehavior.Folder",

@@ -350,7 +350,118 @@ def build_one_pair():
     return b.finish(_help_one_pair())
 
 
-BUILDERS = {FULL_FILE: build_full, ONE_PAIR_FILE: build_one_pair}
+
+# ------------------------------------------------------------------ the inversion chain (issue 16)
+
+INVERSION_ID = "imagepairstotrendsinversion"
+INVERSION_FILE = "image_pairs_to_trends_inversion.model3"
+# Baselines of many lengths overlap in the inversion, so the pairs need not fit a month.
+INVERSION_DEFAULTS = {
+    "landsat": {"MIN_DAYS": 16, "MAX_DAYS": 96, "STEP": 2, "WINDOW": 32},
+    "sentinel2": {"MIN_DAYS": 10, "MAX_DAYS": 60, "STEP": 3, "WINDOW": 32},
+    "sentinel1": {"MIN_DAYS": 12, "MAX_DAYS": 48, "STEP": 3, "WINDOW": 64},
+}
+INVERSION_OUTPUTS = (
+    [(f"{s}_pairs", "OUTPUT", "folder", f"{SENSOR_NAMES[s]} pair products") for s in SENSORS]
+    + [("inversion", "OUTPUT", "raster", "Monthly speed stack inverted from every sensor's pairs"),
+       ("inversion", "OUTPUT_ERROR", "raster", "1 sigma of the inverted monthly speed"),
+       ("inversion", "OUTPUT_TABLE", "table", "Pairs and residuals per month"),
+       ("sentinel1_inversion", "OUTPUT", "raster", "Monthly speed stack inverted from Sentinel-1"),
+       ("gapfill", "OUTPUT", "raster", "Inverted and gap-filled monthly speed stack"),
+       ("pixel_trends", "OUTPUT_TREND", "raster", "Pixel trend (m/yr per decade)"),
+       ("pixel_trends", "OUTPUT_P", "raster", "Pixel trend p-value"),
+       ("pixel_trends", "OUTPUT_SIGNIFICANT", "raster", "Significant pixel trends (FDR)"),
+       ("glacier_trends", "OUTPUT_TABLE", "table", "Glacier trends"),
+       ("glacier_trends", "OUTPUT_SUMMARY", "table", "Glacier trend class shares")])
+INVERSION_HELP = """From per-sensor image folders to monthly velocities by temporal inversion,
+gap-filled, and their trends. For each sensor (Landsat, Sentinel-2, Sentinel-1) the images of its
+folder are paired by baseline (<SENSOR>_MIN_DAYS to <SENSOR>_MAX_DAYS; long and overlapping
+baselines help the inversion) and correlated (Correlate image pairs (batch)). All pairs of all
+sensors then enter one inversion (Invert overlapping pairs into a time series) on the REFERENCE
+grid: calendar-month vx and vy with a 1 sigma error per month, outlier pairs removed by robust
+reweighting, each pair weighted by its error. The Sentinel-1 pairs alone give a second inverted
+series that guides the gap filling of the first. Then pixel trends with FDR significance and
+glacier trends and classes (DEM). Velocities in m/yr, trends in m/yr per decade. Every product is
+a model output named <step>:<output>, e.g. inversion:OUTPUT, gapfill:OUTPUT,
+pixel_trends:OUTPUT_TREND."""
+
+
+def _help_inversion():
+    h = {"ALG_DESC": " ".join(INVERSION_HELP.split()), "ALG_CREATOR": "Glacier Velocity",
+         "REFERENCE": "raster whose grid (CRS, extent, pixel) the inverted stacks take, e.g. a "
+                      "30 m raster over the region.",
+         "GLACIERS": "glacier outline polygons (e.g. RGI): glacier trends.",
+         "DEM": "elevation model (any grid and CRS): glacier aspect, slope and elevation.",
+         "MIN_YEARS": "minimum number of valid years for a trend (at least 3).",
+         "MIN_AREA": "glaciers smaller than this (km²) are left out of the glacier tables."}
+    for s in SENSORS:
+        n, d = SENSOR_NAMES[s], INVERSION_DEFAULTS[s]
+        h[f"{s.upper()}_FOLDER"] = f"folder of {n} images (product names carry the dates)."
+        h[f"{s.upper()}_MIN_DAYS"] = f"shortest {n} pair baseline, days (default {d['MIN_DAYS']})."
+        h[f"{s.upper()}_MAX_DAYS"] = f"longest {n} pair baseline, days (default {d['MAX_DAYS']})."
+        h[f"{s.upper()}_WINDOW"] = f"{n} correlation window, pixels (default {d['WINDOW']})."
+        h[f"{s.upper()}_STEP"] = (f"{n} pixels between correlation windows (default {d['STEP']}); "
+                                  "the pair product's pixel is STEP × the image pixel.")
+    for child, out, _, desc in INVERSION_OUTPUTS:
+        h[f"{child}:{out}"] = desc + "."
+    return h
+
+
+def build_inversion():
+    """Image folders to inverted, gap-filled monthly velocities and trends."""
+    qc = _qgis()
+    from glacier_velocity.compat import (FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, NUMBER_INTEGER,
+                                         TYPE_VECTOR_POLYGON)
+
+    b = ModelBuilder(INVERSION_ID, "Image pairs to trends by temporal inversion")
+    for k, s in enumerate(SENSORS):
+        n, d, key = SENSOR_NAMES[s], INVERSION_DEFAULTS[s], s.upper()
+        b.parameter(qc.QgsProcessingParameterFile(f"{key}_FOLDER", f"{n} image folder",
+                                                  behavior=FILE_BEHAVIOR_FOLDER), 0, 3 * k)
+        for j, (name, label, lo) in enumerate((("MIN_DAYS", "minimum baseline (days)", 1),
+                                               ("MAX_DAYS", "maximum baseline (days)", 1),
+                                               ("WINDOW", "correlation window (px)", 8),
+                                               ("STEP", "step between windows (px)", 1))):
+            b.parameter(qc.QgsProcessingParameterNumber(
+                f"{key}_{name}", f"{n} {label}", NUMBER_INTEGER, d[name], minValue=lo),
+                j % 2, 3 * k + 1 + j // 2)
+    b.parameter(qc.QgsProcessingParameterRasterLayer("REFERENCE", "Reference grid"), 2, 9)
+    b.parameter(qc.QgsProcessingParameterFeatureSource(
+        "GLACIERS", "Glacier polygons", [TYPE_VECTOR_POLYGON]), 4, 9)
+    b.parameter(qc.QgsProcessingParameterRasterLayer("DEM", "DEM"), 4, 10)
+    b.parameter(qc.QgsProcessingParameterNumber(
+        "MIN_YEARS", "Minimum number of valid years for a trend", NUMBER_INTEGER, 5, minValue=3),
+        5, 9)
+    b.parameter(qc.QgsProcessingParameterNumber(
+        "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, 1.0, minValue=0.0), 5, 10)
+    for k, s in enumerate(SENSORS):
+        n, key = SENSOR_NAMES[s], s.upper()
+        b.child(f"{s}_pairs", "correlatebatch", f"Correlate {n} pairs",
+                {"FOLDER": b.p(f"{key}_FOLDER"), "MIN_DAYS": b.p(f"{key}_MIN_DAYS"),
+                 "MAX_DAYS": b.p(f"{key}_MAX_DAYS"), "WINDOW": b.p(f"{key}_WINDOW"),
+                 "STEP": b.p(f"{key}_STEP")}, 2, 3 * k,
+                _outputs(INVERSION_OUTPUTS, f"{s}_pairs"))
+    b.child("inversion", "invertseries", "Invert every sensor's pairs",
+            {"FOLDERS": [b.c(f"{s}_pairs") for s in SENSORS], "REFERENCE": b.p("REFERENCE")},
+            3, 2, _outputs(INVERSION_OUTPUTS, "inversion"))
+    b.child("sentinel1_inversion", "invertseries", "Invert the Sentinel-1 pairs",
+            {"FOLDER": b.c("sentinel1_pairs"), "REFERENCE": b.p("REFERENCE")}, 3, 6,
+            _outputs(INVERSION_OUTPUTS, "sentinel1_inversion"))
+    b.child("gapfill", "gapfill", "Gap-fill with Sentinel-1",
+            {"FUSED": b.c("inversion"), "AUXILIARY": b.c("sentinel1_inversion")}, 4, 4,
+            _outputs(INVERSION_OUTPUTS, "gapfill"))
+    b.child("pixel_trends", "pixeltrend", "Pixel trends",
+            {"INPUT": b.c("gapfill"), "MIN_YEARS": b.p("MIN_YEARS")}, 5, 2,
+            _outputs(INVERSION_OUTPUTS, "pixel_trends"))
+    b.child("glacier_trends", "glaciertrend", "Glacier trends",
+            {"INPUT": b.c("gapfill"), "GLACIERS": b.p("GLACIERS"), "DEM": b.p("DEM"),
+             "MIN_AREA": b.p("MIN_AREA"), "MIN_YEARS": b.p("MIN_YEARS")}, 5, 5,
+            _outputs(INVERSION_OUTPUTS, "glacier_trends"))
+    return b.finish(_help_inversion())
+
+
+BUILDERS = {FULL_FILE: build_full, ONE_PAIR_FILE: build_one_pair,
+            INVERSION_FILE: build_inversion}
 
 # ------------------------------------------------------------------ running the full model
 

@@ -79,7 +79,7 @@ def test_model_help_renders_as_paragraphs(provider, render):
     from glacier_velocity.processing_provider.provider import ShippedModel
 
     models = [a for a in provider.algorithms() if isinstance(a, ShippedModel)]
-    assert len(models) == 2
+    assert len(models) == 3  # full chain, one pair, inversion chain
     for model in models:
         shown = render(model.create())
         assert len(shown) >= 2 and len(shown[1]) > 200, model.id()  # one whole description

@@ -29,6 +29,15 @@ FULL_CHILDREN = {
     "uncertainty": "stableuncertainty", "coverage": "coverage", "pixel_trends": "pixeltrend",
     "glacier_trends": "glaciertrend", "attributes": "attributecorrelation"}
 
+INVERSION_INPUTS = {"LANDSAT_FOLDER", "SENTINEL2_FOLDER", "SENTINEL1_FOLDER", "REFERENCE",
+                    "GLACIERS", "DEM", "MIN_YEARS", "MIN_AREA"} | {
+    f"{s}_{p}" for s in ("LANDSAT", "SENTINEL2", "SENTINEL1")
+    for p in ("MIN_DAYS", "MAX_DAYS", "WINDOW", "STEP")}
+INVERSION_CHILDREN = {
+    **{f"{s}_pairs": "correlatebatch" for s in ("landsat", "sentinel2", "sentinel1")},
+    "inversion": "invertseries", "sentinel1_inversion": "invertseries", "gapfill": "gapfill",
+    "pixel_trends": "pixeltrend", "glacier_trends": "glaciertrend"}
+
 
 def load(path):
     model = QgsProcessingModelAlgorithm()
@@ -40,6 +49,8 @@ def load(path):
     ("image_pairs_to_trends.model3", "imagepairstotrends", FULL_INPUTS, FULL_CHILDREN),
     ("one_pair_clean_velocity.model3", "onepaircleanvelocity", ONE_PAIR_INPUTS,
      {"correlate": "correlate", "clean": "cleanpair"}),
+    ("image_pairs_to_trends_inversion.model3", "imagepairstotrendsinversion", INVERSION_INPUTS,
+     INVERSION_CHILDREN),
 ])
 def test_model_file_loads_and_validates(provider, name, model_id, inputs, children):
     model = load(os.path.join(ROOT, "models", name))
@@ -58,7 +69,8 @@ def test_model_file_loads_and_validates(provider, name, model_id, inputs, childr
     assert len(help_content["ALG_DESC"]) > 200
 
 
-@pytest.mark.parametrize("name", ["image_pairs_to_trends.model3", "one_pair_clean_velocity.model3"])
+@pytest.mark.parametrize("name", ["image_pairs_to_trends.model3", "one_pair_clean_velocity.model3",
+                                  "image_pairs_to_trends_inversion.model3"])
 def test_model_opens_in_the_modeler(provider, qgis_processing, monkeypatch, name):
     """The graphical modeler (QGIS's own dialog) shows every input, step and output."""
     modeler = pytest.importorskip("processing.modeler.ModelerDialog")
@@ -98,6 +110,25 @@ def test_full_model_outputs_are_every_product(provider, build_models):
     assert stack["FOLDER"][0].outputChildId() == "landsat_pairs"
     assert stack["CLEAN"][0].staticValue() is True
     assert stack["STABLE"][0].parameterName() == "STABLE"
+
+
+def test_inversion_model_inverts_every_sensor_then_gapfills_and_trends(provider, build_models):
+    model = load(os.path.join(ROOT, "models", "image_pairs_to_trends_inversion.model3"))
+    outputs = {p.name() for p in model.destinationParameterDefinitions()}
+    assert outputs == {f"{c}:{o}" for c, o, _, _ in build_models.INVERSION_OUTPUTS}
+    inversion = model.childAlgorithm("inversion").parameterSources()
+    assert sorted(src.outputChildId() for src in inversion["FOLDERS"]) == [
+        "landsat_pairs", "sentinel1_pairs", "sentinel2_pairs"]
+    s1 = model.childAlgorithm("sentinel1_inversion").parameterSources()
+    assert s1["FOLDER"][0].outputChildId() == "sentinel1_pairs"
+    gapfill = model.childAlgorithm("gapfill").parameterSources()
+    assert gapfill["FUSED"][0].outputChildId() == "inversion"
+    assert gapfill["AUXILIARY"][0].outputChildId() == "sentinel1_inversion"
+    for child in ("pixel_trends", "glacier_trends"):
+        assert model.childAlgorithm(child).parameterSources()["INPUT"][0].outputChildId() == \
+            "gapfill"
+    defaults = {p.name(): p.defaultValue() for p in model.parameterDefinitions()}
+    assert (defaults["LANDSAT_MIN_DAYS"], defaults["LANDSAT_MAX_DAYS"]) == (16, 96)
 
 
 def test_shipped_models_are_what_the_script_builds(provider, build_models):

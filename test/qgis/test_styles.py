@@ -179,7 +179,7 @@ def test_sample_scene_loads_as_a_group(run_loaded, project, tmp_path, provider):
 
     root = project.layerTreeRoot()
     group = root.children()[0]
-    assert isinstance(group, QgsLayerTreeGroup) and group.name() == "Sample scene (tiny)"
+    assert isinstance(group, QgsLayerTreeGroup) and group.name() == "Sample scene (ellipses, tiny)"
     names = [c.name() for c in group.children()]
     assert names == ["Glaciers", "Stable ground", "Speed stacks (m/yr)", "Images", "Truth",
                      "Terrain"]

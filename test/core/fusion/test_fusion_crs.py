@@ -14,12 +14,12 @@ from glacier_velocity.core.io.products import read_stack
 TOL = 100.0 * np.radians(0.1)  # a 0.1° direction error of a 100 m/yr flow, in m/yr
 
 
-def truth_stack(zone_flow, quantity, name, offset=0.0, hole=None):
+def truth_stack(zone_flow, quantity, name, offset=0.0, hole=None, sensor="landsat"):
     values = (zone_flow.truth_vx if quantity == "vx" else zone_flow.truth_vy) + offset
     if hole is not None:
         values = values.copy()
         values[hole] = np.nan
-    return zone_flow.stack(quantity, name=name, grid=zone_flow.grid46, values=values)
+    return zone_flow.stack(quantity, name=name, grid=zone_flow.grid46, values=values, sensor=sensor)
 
 
 def test_fuse_turns_a_stack_of_another_zone(zone_flow):
@@ -61,7 +61,7 @@ def test_gapfill_with_an_auxiliary_of_another_zone(zone_flow):
 
 def test_calibration_on_a_uav_grid_of_another_zone(zone_flow):
     zone_flow.stack("vx"), zone_flow.stack("vy")
-    uav = truth_stack(zone_flow, "vy", "uav46_vy.tif")
+    uav = truth_stack(zone_flow, "vy", "uav46_vy.tif", sensor="uav")
     biased = truth_stack(zone_flow, "vy", "l46_vy.tif", offset=3.0)
     cal = calibrate(uav, [biased, zone_flow.path("flow_vy.tif")])
     # the 45N stack, turned, is the truth: it takes all the weight (unturned, vy = 0, it got none)

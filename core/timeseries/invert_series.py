@@ -1,0 +1,352 @@
+"""Pair products of any sensors and baselines inverted into regular velocity stacks on one grid
+(the file-level driver of :mod:`core.timeseries.inversion`).
+
+Every pair is read with :class:`core.io.pairsource.PairSource` (directly when it is on the
+output grid, else resampled by nearest neighbour with its components turned to the grid's
+axes). Pair errors (1σ per component, m/yr) come, in this order, from the errors table (a row
+per pair product, or a displacement error in metres per sensor), the pair's own metadata
+(``V_ERROR``, ``ERROR`` or ``UNCERTAINTY`` in m/yr, as ITS_LIVE granules state it), or
+``DEFAULT_NOISE_PX`` of the pair's pixel of displacement over its baseline.
+
+The regularisation coefficient (unless given) and the robust scale are found once, on a sample
+of pixels spread over the whole grid (every pair resampled onto a coarse grid), so tiles share
+them and no seams appear. Then tile by tile (memory bounded by ``memory_mb``, MB), the pairs of the
+tile are read and inverted in batches of pixels; the stacks are written band by band.
+
+Outputs: speed (magnitude of vx, vy), vx, vy and the 1σ error of the speed per band, each a
+velocity stack (bands ``START/END``). The speed stack names its error stack in the metadata item
+``ERROR_STACK`` (file name when beside it), the error stack names its speed stack in
+``ERROR_OF``; by default the error stack is ``<speed stack>_error.tif`` beside the speed stack.
+"""
+
+import datetime as dt
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.dates import DAYS_PER_YEAR, parse_date
+from ..io.grid import Grid, same_crs
+from ..io.names import source_name
+from ..io.pairsource import PairSource
+from ..io.products import StackWriter
+from ..io.raster import iter_tiles
+from ..progress import ensure
+from .harmonise import target_grid
+from .inversion import (ROBUST, Design, choose_regularisation, design, interval_edges,
+                        invert_pixels, robust_scale)
+
+DEFAULT_NOISE_PX = 0.1
+ERROR_METADATA = ("V_ERROR", "ERROR", "UNCERTAINTY")
+ERROR_COLUMNS = ("error", "nmad", "std", "e", "rmse")  # robust spread first
+SAMPLE_PIXELS = 32  # the coarse sample grid has at most this many pixels per side
+# batches solved at once, in threads: numpy and scipy.sparse release the GIL in the heavy steps
+WORKERS = max(1, min(2, os.cpu_count() or 1))
+
+
+def error_stack_path(path):
+    """The default error stack of a speed stack: ``<name>_error.tif`` beside it."""
+    stem, _ = os.path.splitext(str(path))
+    return f"{stem}_error.tif"
+
+
+def inversion_grid(sources, reference=None, pixel=30.0):
+    """The output grid: ``reference`` (a :class:`Grid`), else a ``pixel`` m grid over the first
+    pair; pairs in several CRS need a reference grid."""
+    if reference is not None:
+        return reference
+    crs = [s.grid.crs_wkt for s in sources]
+    odd = [s.path for s, c in zip(sources, crs) if not same_crs(c, crs[0])]
+    if odd:
+        raise InputError(f"The pair products are in several CRS ('{sources[0].path}' and "
+                         f"'{odd[0]}'): give a REFERENCE raster whose grid they all go onto.")
+    return target_grid(sources[0].grid, pixel)
+
+
+def _number(value):
+    try:
+        v = float(str(value).strip())
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) and v > 0 else math.nan
+
+
+def pair_errors(sources, rows=None):
+    """``(sigma, origin)``: 1σ velocity error per pair and component (m/yr) and where each came
+    from ('table', 'metadata' or 'default'); see the module docstring. ``rows`` are the errors
+    table's rows as dicts: columns ``product`` (file name, with or without extension) and one of
+    ``error``/``nmad``/``std``/``e``/``rmse`` (the first present; m/yr; rows of the components vx
+    and vy, else of the speed v divided by √2), or ``sensor`` and ``displacement_error`` (m)."""
+    by_product, by_sensor = {}, {}
+    for row in rows or []:
+        low = {str(k).strip().lower(): v for k, v in row.items()}
+        if low.get("product") not in (None, ""):
+            col = next((c for c in ERROR_COLUMNS if math.isfinite(_number(low.get(c)))), None)
+            q = str(low.get("quantity") or "vx").strip().lower()
+            if col is None or q not in ("v", "vx", "vy") or str(low.get("band", "1")) == "0":
+                continue
+            kind = "v" if q == "v" else "xy"
+            by_product.setdefault(source_name(low["product"]), {}).setdefault(kind, []).append(
+                _number(low[col]))
+        elif low.get("sensor") not in (None, "") and math.isfinite(
+                _number(low.get("displacement_error"))):
+            by_sensor[str(low["sensor"]).strip().lower()] = _number(low["displacement_error"])
+    # the components' spread where the table has it; else the speed's over √2 (rough: the speed
+    # of noisy components is not Gaussian)
+    by_product = {k: math.sqrt(np.mean(np.square(v["xy"]))) if "xy" in v
+                  else math.sqrt(np.mean(np.square(v["v"]))) / math.sqrt(2.0)
+                  for k, v in by_product.items()}
+    if rows and not by_product and not by_sensor:
+        raise InputError("The errors table has no usable rows: it needs columns 'product' and "
+                         "'error' (or std, nmad, e; m/yr), or 'sensor' and 'displacement_error' "
+                         "(m).")
+    sigma, origin = [], []
+    for s in sources:
+        name = source_name(s.path)
+        years = (s.end - s.start).days / DAYS_PER_YEAR
+        meta = next((_number(s.metadata.get(k)) for k in ERROR_METADATA
+                     if math.isfinite(_number(s.metadata.get(k)))), math.nan)
+        if name in by_product:
+            sigma.append(by_product[name])
+            origin.append("table")
+        elif (s.sensor or "").lower() in by_sensor:
+            sigma.append(by_sensor[s.sensor.lower()] / years)
+            origin.append("table")
+        elif math.isfinite(meta):
+            sigma.append(meta)
+            origin.append("metadata")
+        else:
+            sigma.append(DEFAULT_NOISE_PX * s.pixel_speed())
+            origin.append("default")
+    return np.array(sigma, np.float64), origin
+
+
+def _read(source, grid, window):
+    """``(vx, vy)`` of one pair on a window of ``grid`` (direct read when on the grid)."""
+    if source.grid.same_as(grid):
+        vx, vy, _ = source.read(window, snr=False)
+    else:
+        vx, vy, _ = source.warp(grid, window)
+    return vx, vy
+
+
+def _tile_side(n_pairs, memory_mb):
+    """Side of square tiles whose pair values (vx, vy float32) fill 40 % of ``memory_mb``."""
+    side = int(math.sqrt(0.4 * memory_mb * 2 ** 20 / (8 * n_pairs)))
+    return int(min(max(side // 16 * 16, 16), 1024))
+
+
+def _batch_pixels(n_pairs, memory_mb):
+    """Pixels per batch such that the :data:`WORKERS` batches in flight, about 96 bytes of work
+    arrays per pair and pixel each, fill 40 % of ``memory_mb``."""
+    return int(max(64, 0.4 * memory_mb * 2 ** 20 / (96 * n_pairs * WORKERS)))
+
+
+def _span(sources, start=None, end=None):
+    """Indices of the pairs that overlap the output span and the span: ``first`` day and the day
+    after the last (``end`` is the last day, inclusive; a pair covers ``start .. end - 1``)."""
+    one_day = dt.timedelta(days=1)
+    first = parse_date(start) if start else None
+    last = parse_date(end) + one_day if end else None
+    if first is None:
+        first = min([s.start for s in sources] + ([last - one_day] if last else []))
+    if last is None:
+        last = max([s.end for s in sources] + [first + one_day])
+    if last <= first:
+        raise InputError(f"The output span {first} to {last - one_day} is empty: END_DATE must "
+                         "be after START_DATE.")
+    keep = [i for i, s in enumerate(sources) if s.start < last and s.end > first]
+    if not keep:
+        raise InputError(f"No pair overlaps the output span {first} to {last - one_day}: the pairs run "
+                         f"from {min(s.start for s in sources)} to "
+                         f"{max(s.end for s in sources)}.")
+    return keep, first, last
+
+
+def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
+                  regularisation=None, robust="tukey", error_rows=None, memory_mb=1024,
+                  progress=None, log=None):
+    """Invert the pair products ``paths`` onto ``grid`` and write the stacks ``outputs`` (a
+    dict with 'v' required and any of 'vx', 'vy', 'error'; file paths).
+
+    ``spacing_days`` (None: calendar months), ``start``/``end`` (dates; default the pairs'
+    span) set the series; ``regularisation`` the coefficient λ (None: chosen by GCV);
+    ``robust`` one of :data:`ROBUST`; ``error_rows`` the errors table (:func:`pair_errors`).
+    ``log(message)`` receives stage messages. Returns ``(rows, summary)``: one dict per band
+    (``band``, ``interval``, ``n_pairs``, ``pairs_per_pixel``, ``residual_rms``, ``coverage``)
+    and a dict of what was found (``regularisation``, ``scale``, ``gcv``, ``pairs``, ...;
+    ``seconds``: wall and CPU seconds of the sample stage and of the tiles).
+    """
+    progress = ensure(progress)
+    log = log or (lambda message: None)
+    if robust not in ROBUST:
+        raise InputError(f"Unknown robust reweighting '{robust}': use one of {', '.join(ROBUST)}.")
+    if "v" not in outputs:
+        raise InputError("The speed stack (OUTPUT) is required.")
+    if len(paths) < 2:
+        raise InputError(f"The inversion needs at least two pair products ({len(paths)} given): "
+                         "one pair is already its own series.")
+    sources = [PairSource(p) for p in paths]
+    keep, first, last = _span(sources, start, end)
+    if len(keep) < len(sources):
+        log(f"{len(sources) - len(keep)} pair(s) outside the output span from {first} are left "
+            "out.")
+    sources = [sources[i] for i in keep]
+    if len(sources) < 2:
+        raise InputError("Only one pair overlaps the output span: the inversion needs at least "
+                         "two.")
+    sigma, origin = pair_errors(sources, error_rows)
+    log("Pair errors (1 sigma, m/yr): " + ", ".join(
+        f"{o} for {origin.count(o)} pair(s)" for o in ("table", "metadata", "default")
+        if o in origin) + f"; median {np.median(sigma):.1f} m/yr.")
+    # unknowns cover every kept pair whole, the stacks only the requested span
+    lo = min(min(s.start for s in sources), first)
+    hi = max(max(s.end for s in sources), last)
+    edges, intervals = interval_edges(lo, hi, spacing_days)
+    bands = [k for k, iv in enumerate(intervals)
+             if iv.end >= first and iv.start < last]
+    starts = [s.start.toordinal() for s in sources]
+    ends = [s.end.toordinal() for s in sources]
+    d = Design(design(starts, ends, edges))
+    sigma_ref = float(np.median(sigma))
+    unit = f"of {spacing_days:g} days" if spacing_days else "(calendar months)"
+    log(f"{len(sources)} pairs, {d.K} intervals {unit}, normal matrix bandwidth {d.b}; "
+        f"{len(bands)} band(s) written.")
+
+    # 1. the coefficient and the robust scale, on a sample spread over the grid
+    clock = (time.perf_counter(), time.process_time())
+    step = max(1, math.ceil(max(grid.rows, grid.cols) / SAMPLE_PIXELS))
+    x0, _, _, y1 = grid.bounds
+    sample_grid = Grid.from_bounds(x0, y1, grid.dx * step, math.ceil(grid.rows / step),
+                                   math.ceil(grid.cols / step), grid.crs_wkt)
+    log(f"Reading a sample of {sample_grid.rows} x {sample_grid.cols} pixels of every pair.")
+    sample = [_read(s, sample_grid, None) for s in sources]
+    progress.update(0.02)
+    sx = np.stack([v[0].ravel() for v in sample]).astype(np.float64)
+    sy = np.stack([v[1].ravel() for v in sample]).astype(np.float64)
+    del sample
+    if regularisation is None:
+        lam, scale, scores = choose_regularisation(d, sx, sy, sigma, sigma_ref, robust,
+                                                   progress=progress.sub(0.02, 0.1))
+        log(f"Regularisation chosen by generalised cross-validation: {lam:.3g} "
+            f"(robust scale {scale:.2f} of the stated errors).")
+    else:
+        lam, scores = float(regularisation), []
+        res = invert_pixels(d, sx, sy, sigma, lam, sigma_ref, robust)
+        u = np.sqrt(0.5 * (res["rx"] ** 2 + res["ry"] ** 2)) / sigma[:, None]
+        scale = robust_scale(u[np.isfinite(u)])
+        log(f"Regularisation {lam:.3g} (given); robust scale {scale:.2f} of the stated errors.")
+    del sx, sy
+    seconds = {"sample": (time.perf_counter() - clock[0], time.process_time() - clock[1])}
+    clock = (time.perf_counter(), time.process_time())
+
+    # 2. tile by tile
+    side = _tile_side(len(sources), memory_mb)
+    tiles = list(iter_tiles(grid.shape, side))
+    batch = _batch_pixels(len(sources), memory_mb)
+    names = {q: os.path.basename(p) for q, p in outputs.items()}
+    meta = {"METHOD": "temporal inversion", "REGULARISATION": f"{lam:.6g}",
+            "ROBUST": robust, "N_PAIRS": len(sources),
+            "SPACING": f"{spacing_days:g} days" if spacing_days else "calendar months"}
+    out_intervals = [intervals[k] for k in bands]
+    sensors = sorted({s.sensor for s in sources if s.sensor})
+    sensor = "+".join(sensors) if len(sensors) > 1 else (sensors[0] if sensors else "")
+    inputs = [p for s in sources for p in s.inputs()]
+    n_bands = len(bands)
+    acc = {"pairs": np.zeros(n_bands), "res2": np.zeros(n_bands), "nres": np.zeros(n_bands),
+           "covered": np.zeros(n_bands)}
+    log(f"Inverting {len(tiles)} tile(s) of up to {side} x {side} pixels.")
+    written = []
+    try:
+        with ExitStack() as opened:
+            writers = {}
+            for q, path in outputs.items():
+                m = dict(meta)
+                if q == "v" and "error" in outputs:
+                    m["ERROR_STACK"] = _relative(outputs["error"], path)
+                if q == "error":  # the error-stack convention of fuse/gapfill, plus ERROR_OF
+                    m.update({"ERROR_OF": _relative(outputs["v"], path),
+                              "ERROR": "1 sigma, m/yr"})
+                writers[q] = opened.enter_context(StackWriter(
+                    path, grid, out_intervals, "error" if q == "error" else sensor,
+                    "v" if q == "error" else q, m, inputs=inputs))
+                written.append(path)
+            work = progress.sub(0.1, 1.0)
+            pool = opened.enter_context(ThreadPoolExecutor(WORKERS))
+            for t, (window, _, _) in enumerate(tiles):
+                rows, cols = window[2:]
+                yx = np.empty((len(sources), rows * cols), np.float32)
+                yy = np.empty_like(yx)
+                for j, s in enumerate(sources):
+                    vx, vy = _read(s, grid, window)
+                    yx[j], yy[j] = vx.ravel(), vy.ravel()
+                    if j % 50 == 0:
+                        work.update((t + 0.3 * j / len(sources)) / len(tiles))
+                result = {q: np.full((n_bands, rows * cols), np.nan, np.float32)
+                          for q in ("vx", "vy", "sigma")}
+                chunks = []
+                for b0 in range(0, rows * cols, batch):
+                    has = np.isfinite(yx[:, b0:b0 + batch]).any(axis=0)
+                    if has.any():
+                        chunks.append(np.flatnonzero(has) + b0)
+                for c0 in range(0, len(chunks), WORKERS):  # WORKERS batches at a time
+                    running = [(idx, pool.submit(invert_pixels, d, yx[:, idx], yy[:, idx], sigma,
+                                                 lam, sigma_ref, robust, scale))
+                               for idx in chunks[c0:c0 + WORKERS]]
+                    for idx, future in running:
+                        r = future.result()
+                        for q in ("vx", "vy", "sigma"):
+                            result[q][:, idx] = r[q][bands]
+                        _accumulate(acc, r, d, bands)
+                    work.update((t + 0.3 + 0.7 * min(c0 + WORKERS, len(chunks)) / len(chunks))
+                                / len(tiles))
+                speed = np.hypot(result["vx"], result["vy"])
+                arrays = {"v": speed, "vx": result["vx"], "vy": result["vy"],
+                          "error": result["sigma"]}
+                acc["covered"] += np.isfinite(speed).sum(axis=1)
+                for q, w in writers.items():
+                    for k in range(n_bands):
+                        w.write(k, arrays[q][k].reshape(rows, cols), window[0], window[1])
+                work.update((t + 1) / len(tiles))
+    except BaseException:
+        for path in written:  # no half-written stacks
+            if os.path.exists(path):
+                os.remove(path)
+        raise
+    seconds["tiles"] = (time.perf_counter() - clock[0], time.process_time() - clock[1])
+    total = grid.rows * grid.cols
+    table = []
+    touching = np.asarray(d.touches[bands].sum(axis=1)).ravel()
+    for i, iv in enumerate(out_intervals):
+        table.append({"band": i + 1, "interval": str(iv), "n_pairs": int(touching[i]),
+                      "pairs_per_pixel": float(acc["pairs"][i] / acc["covered"][i])
+                      if acc["covered"][i] else 0.0,
+                      "residual_rms": float(np.sqrt(acc["res2"][i] / acc["nres"][i]))
+                      if acc["nres"][i] else math.nan,
+                      "coverage": float(acc["covered"][i] / total)})
+    summary = {"regularisation": lam, "scale": scale, "gcv": scores, "pairs": len(sources),
+               "intervals": out_intervals, "bandwidth": d.b, "tiles": len(tiles),
+               "names": names, "seconds": seconds}
+    return table, summary
+
+
+def _relative(target, path):
+    """``target`` as a file name when it lies beside ``path``, else its full path."""
+    if os.path.dirname(os.path.abspath(target)) == os.path.dirname(os.path.abspath(path)):
+        return os.path.basename(target)
+    return os.path.abspath(target)
+
+
+def _accumulate(acc, r, d, bands):
+    """Add a batch's kept pairs per interval and residuals of the pairs touching each band."""
+    ok = np.isfinite(r["vx"][bands])
+    acc["pairs"] += np.where(ok, r["n_pairs"][bands], 0).sum(axis=1)
+    kept = r["weights"] > 0
+    res2 = np.where(kept, 0.5 * (r["rx"] ** 2 + r["ry"] ** 2), 0.0)
+    touches = d.touches[bands]
+    acc["res2"] += touches @ res2.sum(axis=1, dtype=np.float64)
+    acc["nres"] += touches @ kept.sum(axis=1).astype(np.float64)
