@@ -20,6 +20,7 @@ from ..arrays.nanstats import NMAD_FACTOR
 from ..errors import InputError
 from ..io.dates import DAYS_PER_YEAR
 from ..io.pairsource import PairSource
+from ..io.products import read_pair_info
 from ..io.raster import RasterWriter, iter_tiles
 from ..progress import ensure
 
@@ -33,7 +34,8 @@ def arrange_triplet(paths):
     if len(paths) != 3:
         raise InputError(f"A closure needs exactly three pair products (A->B, B->C, A->C); "
                          f"{len(paths)} given.")
-    pairs = [PairSource(p) for p in paths]
+    # headers only: no dataset is held open by the error's traceback (QGIS crashes at exit)
+    pairs = [read_pair_info(p) for p in paths]
     ac = max(pairs, key=lambda p: (p.end - p.start).days)
     rest = [p for p in pairs if p is not ac]
     ab = next((p for p in rest if p.start == ac.start), None)
@@ -43,7 +45,7 @@ def arrange_triplet(paths):
         raise InputError(f"These pair products do not form a triplet A->B, B->C, A->C (the "
                          f"dates must chain: A->B ends where B->C starts, A->C spans both): "
                          f"{listed}.")
-    return ab, bc, ac
+    return tuple(PairSource(p.path) for p in (ab, bc, ac))
 
 
 def _displacement(source, grid, window):
