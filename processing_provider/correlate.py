@@ -32,7 +32,7 @@ class CorrelateAlgorithm(GlacierAlgorithm):
         PRIOR_EAST="expected displacement to the east over the pair (m), e.g. a known "
                    "mis-registration or the typical glacier motion; the search is centred on it.",
         PRIOR_NORTH="expected displacement to the north over the pair (m).",
-        OUTPUT="pair product: vx, vy, v (m/yr) and snr (0-1).",
+        OUTPUT="pair product: vx, vy, v (m/yr), snr (0-1), vx_error and vy_error (m/yr).",
         VALID_SHARE="share of windows (0-1) that received a vector.",
         MEDIAN_SNR="median SNR of the windows.",
     )

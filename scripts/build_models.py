@@ -136,8 +136,13 @@ def _help_one_pair():
             "END_DATE": "date of the later image (YYYY-MM-DD) when its name has none.",
             "SNR_MIN": "minimum SNR kept by the cleaning (0.9, the published value; lower it for "
                        "weak or compressed texture, 0 = off).",
-            "MAX_SPEED": "maximum speed kept by the cleaning, m/yr (1095 = 3 m/day; raise it for "
-                         "faster glaciers, 0 = off).",
+            "MAX_SPEED": "maximum speed, m/yr (1095 = 3 m/day; raise it for faster glaciers): "
+                         "the correlation looks for displacements up to MAX_SPEED × baseline "
+                         "(around PRIOR when given) and the cleaning removes faster vectors "
+                         "(0 = no speed filter, search of a quarter window).",
+            "SEARCH": "search range in pixels, overriding MAX_SPEED × baseline (0 = automatic).",
+            "PRIOR": "prior velocity field (a pair product, m/yr; optional): each window starts "
+                     "at its expected offset, velocity × baseline.",
             "correlate:OUTPUT": "raw pair product (vx, vy, v in m/yr, snr).",
             "clean:OUTPUT": "cleaned pair product (vx, vy, v in m/yr, snr)."}
 
@@ -338,10 +343,16 @@ def build_one_pair():
                                                 DEFAULT_SNR, minValue=0, maxValue=1), 2, 3)
     b.parameter(qc.QgsProcessingParameterNumber("MAX_SPEED", "Maximum speed (m/yr)", NUMBER_DOUBLE,
                                                 DEFAULT_MAX_SPEED, minValue=0), 2, 4)
+    b.parameter(qc.QgsProcessingParameterNumber("SEARCH", "Search range (px, 0 = auto)",
+                                                NUMBER_DOUBLE, 0.0, minValue=0), 0, 4)
+    b.parameter(qc.QgsProcessingParameterRasterLayer("PRIOR", "Prior velocity field",
+                                                     optional=True), 0, 5)
     b.child("correlate", "correlate", "Correlate the pair",
             {"REFERENCE": b.p("REFERENCE"), "SECONDARY": b.p("SECONDARY"),
              "WINDOW": b.p("WINDOW"), "STEP": b.p("STEP"), "START_DATE": b.p("START_DATE"),
-             "END_DATE": b.p("END_DATE")}, 1, 1, _outputs(ONE_PAIR_OUTPUTS, "correlate"))
+             "END_DATE": b.p("END_DATE"), "MAX_SPEED": b.p("MAX_SPEED"),
+             "SEARCH": b.p("SEARCH"), "PRIOR": b.p("PRIOR")}, 1, 1,
+            _outputs(ONE_PAIR_OUTPUTS, "correlate"))
     b.child("clean", "cleanpair", "Clean the pair",
             {"INPUT": b.c("correlate"), "STABLE": b.p("STABLE"), "SNR_MIN": b.p("SNR_MIN"),
              "MAX_SPEED": b.p("MAX_SPEED")}, 2, 1, _outputs(ONE_PAIR_OUTPUTS, "clean"))

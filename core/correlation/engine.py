@@ -28,10 +28,11 @@ Method, per window (all windows of a batch at once, as ``(n, wy, wx)`` arrays):
    for windows without texture).
 
 Offsets beyond a quarter of the window are found by a first pass with larger windows on a sparse
-set of centres (median-filtered), used as an integer prior for the normal pass; a constant prior
-offset can be given too. :func:`correlate_arrays` and :func:`correlate_windows` process in-memory
-arrays in batches on several threads (progress, cancel); :mod:`core.correlation.images` tiles
-files with bounded memory.
+set of centres (median-filtered), used as an integer prior for the normal pass; a prior offset
+can be given too, constant or per window (a prior velocity field, :mod:`core.correlation.prior`).
+:func:`correlate_arrays` and :func:`correlate_windows` process in-memory arrays in batches on
+several threads (progress, cancel); :mod:`core.correlation.images` tiles files with bounded
+memory.
 """
 
 import os
@@ -41,13 +42,23 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft, ndimage
+from scipy.spatial import cKDTree
 
 from ..errors import InputError
 from ..arrays.nanstats import nanmedian0, neighbours
+from .deform import (DEFAULT_STRAIN, DEFAULT_TOLERANCE, MAX_ITERATIONS, lattice_gradient,
+                     spline_coefficients, warped_windows)
 from ..progress import ensure
 
 TWO_PI = 2.0 * np.pi
 MAX_THREADS = 8
+# the sandwich standard error of the phase-plane fit treats every frequency as independent; the
+# taper correlates neighbouring ones, so the true spread is larger by ERROR_SCALE, and the
+# estimator's own systematic error (~0.002 px on noise-free texture) adds ERROR_FLOOR px in
+# quadrature (calibrated on band-limited textures shifted in the Fourier domain with 1-10 %
+# noise: 93-97 % of errors within 1.96 sigma, test_correlation.py)
+ERROR_SCALE = 1.65
+ERROR_FLOOR = 0.004
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,10 @@ class CorrelatorOptions:
     noise, 0 = pure phase as in COSI-Corr; 0.5 keeps ~1/700 px on synthetic texture and follows
     real imagery, whose strong low frequencies do not always move with the surface, best);
     ``min_support`` windows whose contrast is carried by less than this share of their pixels
-    (specks, a lone edge: they match anything) get no vector and an SNR of 0.
+    (specks, a lone edge: they match anything) get no vector and an SNR of 0;
+    ``deform`` window deformation (:mod:`core.correlation.deform`) of the windows whose strain
+    exceeds ``deform_strain`` (dimensionless displacement gradient), iterated until the largest
+    update is below ``deform_tolerance`` px (lattice drivers only: it needs neighbours).
     """
 
     window: tuple = (32, 32)
@@ -74,6 +88,9 @@ class CorrelatorOptions:
     mask_fraction: float = 0.1
     weighting: float = 0.5
     min_support: float = 0.05
+    deform: bool = True
+    deform_strain: float = DEFAULT_STRAIN
+    deform_tolerance: float = DEFAULT_TOLERANCE
 
     def __post_init__(self):
         wy, wx = self.window
@@ -207,11 +224,17 @@ class Correlator:
         px = np.where(ix > self.wx // 2, ix - self.wx, ix) + np.clip(dx, -0.5, 0.5)
         return py, px
 
-    def _fit(self, C, fy, fx):
+    def _fit(self, C, fy, fx, errors=False):
         """One step of the weighted phase-plane fit around ``(fy, fx)``.
 
-        Returns the updates ``(dy, dx)`` and the SNR at ``(fy, fx)``. Each frequency weighs
-        ``|C|^p`` (see :class:`CorrelatorOptions`) if its cross-power passes the adaptive mask.
+        Returns the updates ``(dy, dx)`` and the SNR at ``(fy, fx)``, and with ``errors`` the
+        standard errors ``(sy, sx)`` (px) of the fitted shift: the sandwich (heteroscedasticity-
+        robust) covariance ``A^-1 (sum w^2 r^2 u u^T) A^-1`` of the weighted least squares, from
+        the residual phases ``r`` left by the fit (they grow as the spectrum's coherence falls),
+        times :data:`ERROR_SCALE`, which accounts for the frequencies that the taper makes
+        dependent, with :data:`ERROR_FLOOR` added in quadrature (calibrated on synthetic pairs).
+        Each frequency weighs ``|C|^p`` (see :class:`CorrelatorOptions`) if its cross-power passes
+        the adaptive mask.
         The residual phase of ``E = C e^{i u.f}`` is linearised as ``Im E / |E|``, so the step is
         a closed-form 2 x 2 weighted least-squares solve, with no arctangent or unwrapping.
         """
@@ -236,10 +259,25 @@ class Correlator:
         # Im E = -|E| sin(u . delta) ~ -|E| u . delta, hence delta = -A^-1 b
         dx = -(a_yy * b[:, 0] - a_xy * b[:, 1]) / det
         dy = -(a_xx * b[:, 1] - a_xy * b[:, 0]) / det
-        return np.where(ok, dy, np.nan), np.where(ok, dx, np.nan), snr
+        dy, dx = np.where(ok, dy, np.nan), np.where(ok, dx, np.nan)
+        if not errors:
+            return dy, dx, snr
+        # residual phase of each frequency after the update (linearised, as the fit)
+        res = E.imag / np.maximum(np.abs(E), np.float32(1e-30))
+        res += (self.ux[None, None, :] * dx[:, None, None].astype(np.float32) +
+                self.uy[None, :, None] * dy[:, None, None].astype(np.float32))
+        wr = gm * res
+        b_xx, b_xy, b_yy = ((wr * wr).reshape(n, -1) @ self.quad).astype(np.float64).T
+        # A^-1 B A^-1 with A = [[a_xx, a_xy], [a_xy, a_yy]], B likewise; diagonal terms only
+        i_xx, i_xy, i_yy = a_yy / det, -a_xy / det, a_xx / det
+        var_x = i_xx * i_xx * b_xx + 2 * i_xx * i_xy * b_xy + i_xy * i_xy * b_yy
+        var_y = i_xy * i_xy * b_xx + 2 * i_xy * i_yy * b_xy + i_yy * i_yy * b_yy
+        sy = np.hypot(ERROR_SCALE * np.sqrt(np.maximum(var_y, 0.0)), ERROR_FLOOR)
+        sx = np.hypot(ERROR_SCALE * np.sqrt(np.maximum(var_x, 0.0)), ERROR_FLOOR)
+        return dy, dx, snr, np.where(ok, sy, np.nan), np.where(ok, sx, np.nan)
 
     # ---------------------------------------------------------------- the estimator
-    def estimate(self, ref, sec, rows, cols, prior_rows=None, prior_cols=None):
+    def estimate(self, ref, sec, rows, cols, prior_rows=None, prior_cols=None, errors=False):
         """Displacements of the windows whose top-left pixels in ``ref`` are ``(rows, cols)``.
 
         ``ref`` and ``sec`` are 2-D images or ``(channel, row, col)`` stacks (e.g. the two
@@ -247,7 +285,8 @@ class Correlator:
         window starts at ``(rows + prior_rows, cols + prior_cols)`` (integer priors, default 0)
         before the search. Returns ``(d_row, d_col, snr)`` float64 arrays: the total displacement
         in px, prior included, NaN where a window leaves the images, holds NoData, has no texture
-        or the fit fails; the SNR is 0 for windows without texture.
+        or the fit fails; the SNR is 0 for windows without texture. With ``errors``, also
+        ``(s_row, s_col)``: each vector's estimated standard error in px (see :meth:`_fit`).
         """
         wy, wx = self.wy, self.wx
         n = len(rows)
@@ -281,7 +320,7 @@ class Correlator:
             # the first fit of a window that did not move starts from its unshifted spectrum
             C[moved] = self._cross([r[moved] for r in Rc], sec_m, fy[moved], fx[moved])
         # sub-pixel: the secondary taper follows the estimate, so the fixed point is unbiased
-        fy, fx, snr = self._subpixel(Rc, sec_w, fy, fx, first=C)
+        fy, fx, snr, sy, sx = self._subpixel(Rc, sec_w, fy, fx, first=C)
         # a fit that ends more than 0.6 px away re-centres once more and starts again
         far = np.flatnonzero((np.abs(fy) > 0.6) | (np.abs(fx) > 0.6))
         if far.size:
@@ -291,7 +330,7 @@ class Correlator:
             sec_f, ok_f = _gather(sec, rows[far] + pr[far] + iy[far], cols[far] + pc[far] + ix[far],
                                   wy, wx)
             ok[far] &= ok_f
-            fy[far], fx[far], snr[far] = self._subpixel(
+            fy[far], fx[far], snr[far], sy[far], sx[far] = self._subpixel(
                 [r[far] for r in Rc], sec_f, fy[far] - jy, fx[far] - jx)
         bad = ~ok | sparse | ~np.isfinite(fy + fx + snr) | (np.abs(fy) > 1.0) | (np.abs(fx) > 1.0)
         d_row = (pr + iy) + fy
@@ -301,18 +340,56 @@ class Correlator:
         d_row[bad] = np.nan
         d_col[bad] = np.nan
         snr[~ok] = np.nan
-        return d_row, d_col, snr
+        if not errors:
+            return d_row, d_col, snr
+        sy[bad] = np.nan
+        sx[bad] = np.nan
+        return d_row, d_col, snr, sy, sx
+
+    def refine(self, ref, coeffs, rows, cols, d_row, d_col, grad):
+        """Re-estimate displacements ``(d_row, d_col)`` (px, from a first pass) with the
+        secondary windows deformed by the gradients ``grad`` (:mod:`core.correlation.deform`;
+        ``coeffs`` its spline coefficients of the secondary image). Returns ``(d_row, d_col,
+        snr, s_row, s_col)``, NaN where the deformed window leaves the image or the fit fails."""
+        rows = np.asarray(rows, np.int64)
+        cols = np.asarray(cols, np.int64)
+        iy, ix = np.round(d_row).astype(np.int64), np.round(d_col).astype(np.int64)
+        fy, fx = d_row - iy, d_col - ix
+        ref_w, ok = _gather(ref, rows, cols, self.wy, self.wx)
+        sec_w = warped_windows(coeffs, rows + iy, cols + ix, grad, self.pos_y, self.pos_x)
+        for w in sec_w:
+            finite = np.isfinite(w).all(axis=(1, 2))
+            w[~finite] = 0.0
+            ok &= finite
+        zero = np.zeros(rows.size, np.float32)
+        Rc = [np.conj(fft.rfft2(self._tapered(w, zero, zero), axes=(-2, -1),
+                                workers=self.workers, overwrite_x=True)) for w in ref_w]
+        # the fit starts from the fraction (I + G)^-1 f that the deformed window shows
+        g_rr, g_rc, g_cr, g_cc = grad
+        det = (1 + g_rr) * (1 + g_cc) - g_rc * g_cr
+        fy, fx = ((1 + g_cc) * fy - g_rc * fx) / det, ((1 + g_rr) * fx - g_cr * fy) / det
+        sy_, sx_, snr, sy, sx = self._subpixel(Rc, sec_w, fy, fx)
+        bad = ~ok | ~np.isfinite(sy_ + sx_ + snr) | (np.abs(sy_) > 1.0) | (np.abs(sx_) > 1.0)
+        # pixels p sample the secondary at p + i + G (p - centre): content that moved by
+        # i + f shows as the pure shift s = (I + G)^-1 f, hence f = (I + G) s
+        fy = sy_ + g_rr * sy_ + g_rc * sx_
+        fx = sx_ + g_cr * sy_ + g_cc * sx_
+        out = [iy + fy, ix + fx, np.clip(np.nan_to_num(snr, nan=0.0), 0.0, 1.0), sy, sx]
+        for a in out:
+            a[bad] = np.nan
+        return tuple(out)
 
     def _subpixel(self, Rc, sec_w, fy, fx, first=None):
         """The iterations of the phase-plane fit, each with the secondary taper moved to the
         current estimate (the first may use a given cross-power ``first``); returns
-        ``(fy, fx, snr)``."""
+        ``(fy, fx, snr, sy, sx)``, the standard errors from the last iteration's fit."""
+        last = self.options.iterations - 1
         for it in range(self.options.iterations):
             C = first if it == 0 and first is not None else self._cross(Rc, sec_w, fy, fx)
-            dy, dx, snr = self._fit(C, fy, fx)
+            dy, dx, snr, *err = self._fit(C, fy, fx, errors=it == last)
             fy = fy + np.clip(dy, -0.5, 0.5)
             fx = fx + np.clip(dx, -0.5, 0.5)
-        return fy, fx, snr
+        return (fy, fx, snr) + tuple(err)
 
     def _cross(self, Rc, sec_w, fy, fx):
         """Cross-power spectrum summed over channels, secondary taper centred at (fy, fx)."""
@@ -364,12 +441,14 @@ def window_layout(shape, window, step):
     return (ny, nx), (fy, fx), (oy, ox)
 
 
-def correlate_arrays(ref, sec, step=2, options=None, prior=(0.0, 0.0), batch=1024, progress=None):
+def correlate_arrays(ref, sec, step=2, options=None, prior=(0.0, 0.0), batch=1024, progress=None,
+                     errors=False):
     """Correlate two co-registered, pre-processed images held in memory.
 
     ``ref``, ``sec``: 2-D arrays (or channel stacks) on the same grid, NaN = NoData; ``prior``:
-    the expected (d_row, d_col) in px. Returns ``(d_row, d_col, snr)`` arrays on the output grid
-    of :func:`window_layout` (displacement in px, rows downward, columns east).
+    the expected (d_row, d_col) in px, scalars or arrays on the output grid. Returns
+    ``(d_row, d_col, snr)`` arrays on the output grid of :func:`window_layout` (displacement in
+    px, rows downward, columns east), and with ``errors`` the standard errors (s_row, s_col) px.
     """
     options = options or CorrelatorOptions()
     ref = np.asarray(ref, np.float32)
@@ -382,19 +461,26 @@ def correlate_arrays(ref, sec, step=2, options=None, prior=(0.0, 0.0), batch=102
         raise InputError(f"The images ({ref.shape[-2]} x {ref.shape[-1]} px) are smaller than one "
                          f"step ({step} px).")
     rr, cc = np.meshgrid(r0 + step * np.arange(ny), c0 + step * np.arange(nx), indexing="ij")
-    out = correlate_windows(ref, sec, rr.ravel(), cc.ravel(), options, prior, batch, progress)
+    prior = tuple(np.broadcast_to(np.asarray(p, float), (ny, nx)).ravel() for p in prior)
+    out = correlate_windows(ref, sec, rr.ravel(), cc.ravel(), options, prior, batch, progress,
+                            errors=errors, lattice=(ny, nx, step))
     return tuple(a.reshape(ny, nx) for a in out)
 
 
 def correlate_windows(ref, sec, rows, cols, options=None, prior=(0.0, 0.0), batch=1024,
-                      progress=None, threads=None):
+                      progress=None, threads=None, errors=False, lattice=None):
     """Correlate the windows with top-left pixels ``(rows, cols)`` of ``ref`` in batches.
 
-    Runs the coarse first pass when the search range needs it (:func:`prior_offsets`), then the
+    ``prior``: the expected (d_row, d_col) in px, scalars or one value per window (a prior
+    velocity field). Runs the coarse first pass when the search range needs it
+    (:func:`prior_offsets`), then the
     estimator on batches of up to ``batch`` windows (~0.1 MB each per 32 x 32 window), ``threads``
     of them at a time (default: one per CPU core, at most 8; numpy and the FFTs release the GIL).
     Progress is reported, and cancellation checked, after each batch; on cancel the batches not
-    started are dropped. Returns flat ``(d_row, d_col, snr)``.
+    started are dropped. Returns flat ``(d_row, d_col, snr)``, with ``errors`` also the standard
+    errors ``(s_row, s_col)`` in px. ``lattice`` ``(ny, nx, step)``: the windows form a
+    row-major lattice ``step`` px apart, which enables window deformation
+    (:func:`deform_lattice`) when the options ask for it.
     """
     options = options or CorrelatorOptions()
     progress = ensure(progress)
@@ -406,7 +492,7 @@ def correlate_windows(ref, sec, rows, cols, options=None, prior=(0.0, 0.0), batc
         progress.sub(0.0, coarse_share, "Coarse search with larger windows" if coarse_share else None))
     threads = threads or min(os.cpu_count() or 1, MAX_THREADS)
     engine = Correlator(options, workers=1 if threads > 1 else -1)
-    out = np.full((3, rows.size), np.nan)
+    out = np.full((5, rows.size), np.nan)  # d_row, d_col, snr, s_row, s_col
     main = progress.sub(coarse_share, 1.0)
     # small jobs get smaller batches so that every thread has work; large windows too (memory)
     batch = min(int(batch), max(256, -(-rows.size // (4 * threads))))
@@ -415,21 +501,65 @@ def correlate_windows(ref, sec, rows, cols, options=None, prior=(0.0, 0.0), batc
 
     def run(span):
         s, e = span
-        out[:, s:e] = engine.estimate(ref, sec, rows[s:e], cols[s:e], p_rows[s:e], p_cols[s:e])
+        out[:, s:e] = engine.estimate(ref, sec, rows[s:e], cols[s:e], p_rows[s:e], p_cols[s:e],
+                                      errors=True)
         return e - s
 
+    _run_spans(threads, spans, run, lambda done: main.update(done / rows.size))
+    if lattice is not None and options.deform:
+        deform_lattice(engine, ref, sec, rows, cols, out, lattice, threads, batch, progress)
+    return tuple(out) if errors else tuple(out[:3])
+
+
+def _run_spans(threads, spans, run, report):
+    """Run ``run(span)`` (returns the windows done) on a pool; ``report(total done)`` after each
+    in order; on an exception (e.g. cancel) the spans not started are dropped."""
     done = 0
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(run, span) for span in spans]
         try:
             for f in futures:
                 done += f.result()
-                main.update(done / rows.size)
+                report(done)
         except BaseException:
             for f in futures:
                 f.cancel()
             raise
-    return out[0], out[1], out[2]
+
+
+def deform_lattice(engine, ref, sec, rows, cols, out, lattice, threads, batch, progress):
+    """Window deformation on a lattice of first-pass results ``out`` (rows d_row, d_col, snr,
+    s_row, s_col; updated in place): up to :data:`~core.correlation.deform.MAX_ITERATIONS`
+    passes over the windows whose strain exceeds the options' threshold, until the largest
+    update is below the tolerance."""
+    ny, nx, step = lattice
+    o = engine.options
+    coeffs = None
+    for _ in range(MAX_ITERATIONS):
+        grad = lattice_gradient(out[0].reshape(ny, nx), out[1].reshape(ny, nx), step, o.window)
+        strain = np.nan_to_num(np.max(np.abs(np.stack(grad)), axis=0), nan=0.0).ravel()
+        sel = np.flatnonzero((strain > o.deform_strain) & np.isfinite(out[0]))
+        if sel.size == 0:
+            break
+        progress.check()
+        coeffs = coeffs if coeffs is not None else spline_coefficients(sec)
+        g = [a.ravel()[sel] for a in grad]
+        new = np.full((5, sel.size), np.nan)
+
+        def run(span, sel=sel, g=g, new=new, coeffs=coeffs):
+            s, e = span
+            new[:, s:e] = engine.refine(ref, coeffs, rows[sel[s:e]], cols[sel[s:e]],
+                                        out[0, sel[s:e]], out[1, sel[s:e]],
+                                        [a[s:e] for a in g])
+            return e - s
+
+        spans = [(s, min(s + batch, sel.size)) for s in range(0, sel.size, batch)]
+        _run_spans(threads, spans, run, lambda done: None)
+        good = np.isfinite(new[0])
+        update = np.hypot(new[0] - out[0, sel], new[1] - out[1, sel])[good]
+        out[:, sel[good]] = new[:, good]
+        if update.size == 0 or update.max() < o.deform_tolerance:
+            break
 
 
 # Bytes per window pixel and image channel while windows are correlated: the windows, their
@@ -468,28 +598,31 @@ def coarse_window(options):
 
 
 def context_margin(options, prior=(0.0, 0.0)):
-    """Pixels of image needed around the windows' footprint (search, prior, coarse pass)."""
+    """Pixels of image needed around the windows' footprint (search, prior, coarse pass);
+    ``prior`` (px) may hold arrays (their largest magnitude counts)."""
     margin = options.search_px + 2
     if needs_coarse_pass(options):
         margin = max(margin, (coarse_window(options) - min(options.window)) / 2.0 +
                      options.search_px + 2)
-    return int(np.ceil(margin + max(abs(prior[0]), abs(prior[1]))))
+    reach = max(float(np.max(np.abs(p), initial=0.0)) for p in prior)
+    return int(np.ceil(margin + reach))
 
 
 def prior_offsets(ref, sec, rows, cols, options, prior=(0.0, 0.0), progress=None):
-    """Integer prior offsets (rows, cols) per window: the constant ``prior`` (px) plus, when the
-    search range exceeds a quarter of the window, the result of a coarse first pass.
+    """Integer prior offsets (rows, cols) per window: the ``prior`` (px; scalars or one value
+    per window) plus, when the search range exceeds a quarter of the window, the correction
+    found by a coarse first pass.
 
     The coarse pass correlates windows of :func:`coarse_window` pixels on a lattice of a quarter
-    of that spacing covering the windows' centres, median-filters their displacements over
-    3 x 3 neighbours, fills gaps from the nearest coarse value and gives each window the rounded
-    displacement of its nearest lattice point.
+    of that spacing covering the windows' centres, each starting from the prior of its nearest
+    window; their departures from that prior are median-filtered over 3 x 3 neighbours, gaps
+    filled from the nearest coarse value, and each window adds the departure of its nearest
+    lattice point to its own prior (so a prior field's gradients are kept at full resolution).
     """
     progress = ensure(progress)
-    base_r, base_c = int(round(prior[0])), int(round(prior[1]))
     n = rows.size
-    pr = np.full(n, base_r, np.int64)
-    pc = np.full(n, base_c, np.int64)
+    pr = np.round(np.broadcast_to(np.asarray(prior[0], float), n)).astype(np.int64)
+    pc = np.round(np.broadcast_to(np.asarray(prior[1], float), n)).astype(np.int64)
     if n == 0 or not needs_coarse_pass(options):
         return pr, pc
     wy, wx = options.window
@@ -503,22 +636,28 @@ def prior_offsets(ref, sec, rows, cols, options, prior=(0.0, 0.0), progress=None
     gr, gc = np.meshgrid(lat_r, lat_c, indexing="ij")
     top = np.round(gr.ravel() - big / 2.0).astype(np.int64)
     left = np.round(gc.ravel() - big / 2.0).astype(np.int64)
+    # each lattice point starts from the prior of its nearest window
+    _, nearest = cKDTree(np.column_stack([centre_r, centre_c])).query(
+        np.column_stack([gr.ravel(), gc.ravel()]))
+    base_r, base_c = pr[nearest], pc[nearest]
     d_r = np.full(top.size, np.nan)
     d_c = np.full(top.size, np.nan)
     chunk = windows_per_batch((big, big), np.ndim(ref) - 1, 512)
     for s in range(0, top.size, chunk):
         e = min(s + chunk, top.size)
-        d_r[s:e], d_c[s:e], _ = coarse.estimate(ref, sec, top[s:e], left[s:e],
-                                                np.full(e - s, base_r), np.full(e - s, base_c))
+        d_r[s:e], d_c[s:e], _ = coarse.estimate(ref, sec, top[s:e], left[s:e], base_r[s:e],
+                                                base_c[s:e])
         progress.update(e / top.size)
-    # 3 x 3 median ignoring NaN (NaN only where the whole neighbourhood is), then gaps filled
-    d_r = _fill_nearest(nanmedian0(neighbours(d_r.reshape(gr.shape), 3))[0])
-    d_c = _fill_nearest(nanmedian0(neighbours(d_c.reshape(gr.shape), 3))[0])
+    # departures from the prior: 3 x 3 median ignoring NaN (NaN only where the whole
+    # neighbourhood is), then gaps filled
+    d_r = _fill_nearest(nanmedian0(neighbours((d_r - base_r).reshape(gr.shape), 3))[0])
+    d_c = _fill_nearest(nanmedian0(neighbours((d_c - base_c).reshape(gr.shape), 3))[0])
     if d_r is None or d_c is None:
         return pr, pc
     ir = np.clip(np.round((centre_r - lat_r[0]) / spacing).astype(np.int64), 0, lat_r.size - 1)
     ic = np.clip(np.round((centre_c - lat_c[0]) / spacing).astype(np.int64), 0, lat_c.size - 1)
-    return np.round(d_r[ir, ic]).astype(np.int64), np.round(d_c[ir, ic]).astype(np.int64)
+    return (pr + np.round(d_r[ir, ic]).astype(np.int64),
+            pc + np.round(d_c[ir, ic]).astype(np.int64))
 
 
 def _fill_nearest(a):

@@ -26,11 +26,12 @@ from ..errors import InputError
 from ..io.grid import Grid, require_overlap, require_projected, require_same_crs
 from ..io.names import unique_name
 from .pairing import image_sensor
+from .prior import prior_margin, search_radius
 from .preprocess import (DEFAULT_SIZE, antialias_sigma, channels, check_method, downsample, halo,
                          resolve)
 from .preprocess import apply as preprocess_apply
 from ..io.atomic import make_folder, remove_leftovers
-from ..io.products import PairWriter
+from ..io.products import DEFAULT_MAX_SPEED, ERROR_BANDS, PairWriter
 from ..progress import ensure
 from ..arrays.memory import require_memory
 from ..io.raster import check_readable, read_band, warp_to_grid
@@ -42,8 +43,8 @@ SNR_BINS = 1000
 
 def correlate_images(reference, secondary, output, window=32, step=2, start=None, end=None,
                      sensor=None, preprocess="auto", filter_size=DEFAULT_SIZE, resolution=None,
-                     search=None, prior=(0.0, 0.0), band=1, min_snr=0.0, progress=None,
-                     scheduler=None):
+                     search=None, prior=(0.0, 0.0), band=1, min_snr=0.0, max_speed=None,
+                     prior_field=None, deform=True, progress=None, scheduler=None):
     """Correlate two rasters into a pair product at ``output``; return a summary dict.
 
     ``window``: side in pixels, or (rows, cols); ``step``: pixels between window centres;
@@ -51,11 +52,16 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     (default: from the reference's name or metadata); ``preprocess``: a method of
     :mod:`core.correlation.preprocess`, or 'auto' (chosen by sensor), with ``filter_size`` px;
     ``resolution``: target pixel size in metres (anti-aliased down-sampling; None keeps the
-    reference's pixels); ``search``: largest displacement in working pixels beyond the prior
-    (None = a quarter of the window); ``prior``: expected displacement (east, north) in metres;
-    ``band``: the band correlated (1-based); ``min_snr``: vectors with a lower SNR are written as
-    NaN (their SNR is kept); ``scheduler``: where the strips are correlated (:mod:`core.cluster`;
-    empty = here), one strip per task, the product written here.
+    reference's pixels); ``search``: largest displacement in working pixels beyond the prior,
+    an explicit override of ``max_speed`` (m/yr, default 1095), which sets the search to
+    ``max_speed x baseline / pixel`` (:func:`core.correlation.prior.search_radius`);
+    ``prior``: a constant expected displacement (east, north) in metres; ``prior_field``: a
+    :class:`core.correlation.prior.PriorField` (velocity, m/yr) giving each window its expected
+    offset (velocity x baseline), the constant prior where it has no value; ``band``: the band
+    correlated (1-based); ``min_snr``: vectors with a lower SNR are written as NaN (their SNR is
+    kept); ``deform``: window deformation where the strain across a window exceeds 0.4 %
+    (:mod:`core.correlation.deform`); ``scheduler``: where the strips are correlated
+    (:mod:`core.cluster`; empty = here), one strip per task, the product written here.
 
     Summary keys: path, start, end, days, sensor, method (the pre-processing used), valid_share
     (share of windows with a vector), median_snr, windows, grid (of the product).
@@ -64,19 +70,23 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     args = dict(reference=str(reference), secondary=str(secondary), window=window, step=step,
                 start=start, end=end, sensor=sensor, preprocess=preprocess,
                 filter_size=filter_size, resolution=resolution, search=search, prior=prior,
-                band=band, min_snr=min_snr)
+                band=band, min_snr=min_snr, max_speed=max_speed, prior_field=prior_field,
+                deform=deform)
+    _require_local_prior(prior_field, scheduler)
     job = _PairJob(**args)
     layout = job.layout
     writer = PairWriter(output, layout.grid, job.start, job.end, job.sensor, job.meta,
-                        inputs=[job.reference, job.secondary])
+                        inputs=[job.reference, job.secondary], extra_bands=ERROR_BANDS)
     strips = [(i0, min(layout.ny, i0 + job.tile)) for i0 in range(0, layout.ny, job.tile)]
     valid, hist = [0], np.zeros(SNR_BINS, np.int64)
 
     def store(k, res):
-        vx, vy, snr = res
+        vx, vy, snr, errors = res
         valid[0] += int(np.isfinite(vx).sum())
         hist[:] += np.histogram(snr[np.isfinite(snr)], SNR_BINS, (0.0, 1.0))[0]
         writer.write(vx, vy, snr, strips[k][0], 0)
+        for name, arr in zip(ERROR_BANDS, errors):
+            writer.write_extra(name, arr, strips[k][0], 0)
 
     # here the open images serve every strip; a worker opens them by their paths
     source = job if parse_scheduler(scheduler) is None else args
@@ -93,7 +103,8 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     progress.update(1.0)
     return {"path": str(output), "start": job.start, "end": job.end, "days": job.days,
             "sensor": job.sensor, "method": job.method, "valid_share": share,
-            "median_snr": median, "windows": layout.ny * layout.nx, "grid": layout.grid}
+            "median_snr": median, "windows": layout.ny * layout.nx, "grid": layout.grid,
+            "search_px": job.options.search_px}
 
 
 class _PairJob:
@@ -102,7 +113,8 @@ class _PairJob:
     Built from :func:`correlate_images`' arguments, here or again on a worker."""
 
     def __init__(self, reference, secondary, window, step, start, end, sensor, preprocess,
-                 filter_size, resolution, search, prior, band, min_snr):
+                 filter_size, resolution, search, prior, band, min_snr, max_speed=None,
+                 prior_field=None, deform=True):
         (ds_r, grid_r), (ds_s, grid_s) = _open_pair(reference, secondary)
         self.reference, self.secondary = reference, secondary
         self.start = acquisition_date(reference, start, "reference image")
@@ -124,25 +136,34 @@ class _PairJob:
             _require_content(ds, int(band), path)
         work, factors = _working_grid(grid_r, resolution)
         self.layout = _Layout.of(work, window, step, reference)
-        self.options = options = CorrelatorOptions(window=window, search=search)
+        self.options = options = CorrelatorOptions(window=window, search=search_radius(
+            max_speed, days, max(work.dx, work.dy), window, search), deform=bool(deform))
+        self.prior_field = prior_field
+        if prior_field is not None:
+            prior_field.attach(self.layout.grid)
         # prior in working pixels (rows down, cols east)
         self.prior_px = (-float(prior[1]) / work.dy, float(prior[0]) / work.dx)
         self.readers = [_StripReader(ds_r, int(band), grid_r, work, factors, method, filter_size),
                         _StripReader(ds_s, int(band), grid_r, work, factors, method, filter_size,
                                      same=grid_s.same_as(grid_r))]
-        self.margin = context_margin(options, self.prior_px)
+        self.years = days / DAYS_PER_YEAR
+        self.margin = context_margin(options, self.prior_px) + prior_margin(
+            prior_field, self.years, (work.dy, work.dx))
         budget_rows = STRIP_PIXELS // max(1, int(work.cols * factors[1] * factors[0] *
                                                  channels(method)))
         self.tile = max(1, int((budget_rows - window[0] - 2 * self.margin) // step))
         _require_memory(work, window, step, self.tile, self.margin, method, options)
-        self.years = days / DAYS_PER_YEAR
         self.min_snr = min_snr
         self.meta = {"WINDOW": f"{window[0]}x{window[1]}", "STEP": step, "PREPROCESS": method,
                      "FILTER_SIZE": f"{filter_size:g}", "SEARCH_PX": f"{options.search_px:g}",
                      "PIXEL_M": f"{work.dx:g}", "BASELINE_DAYS": days,
+                     "MAX_SPEED": "" if search is not None else
+                     f"{DEFAULT_MAX_SPEED if max_speed is None else max_speed:g}",
+                     "PRIOR": os.path.basename(prior_field.path) if prior_field is not None else "",
                      "REFERENCE": os.path.basename(reference),
                      "SECONDARY": os.path.basename(secondary),
-                     "CORRELATOR": "phase-plane fit with moving raised-cosine taper"}
+                     "CORRELATOR": "phase-plane fit with moving raised-cosine taper",
+                     "DEFORM": "yes" if deform else "no"}
 
 
 def _open_pair(reference, secondary):
@@ -190,7 +211,8 @@ class _Layout:
 
 def correlate_strip(task, progress=None):
     """Product rows ``[i0, i1)`` of a pair: ``task = (pair (a _PairJob, or the arguments to
-    build one), (i0, i1))``; returns ``(vx, vy, snr)`` (m/yr, m/yr, 0-1) arrays of those rows."""
+    build one), (i0, i1))``; returns ``(vx, vy, snr, (vx_error, vy_error))`` arrays of those rows
+    (m/yr, m/yr, 0-1, m/yr)."""
     source, (i0, i1) = task
     job = source if isinstance(source, _PairJob) else _PairJob(**source)
     progress = ensure(progress)
@@ -208,17 +230,23 @@ def correlate_strip(task, progress=None):
         reader.ds.FlushCache()  # drop the read blocks: memory stays per strip, not per image
     rows = layout.top0 + step * np.arange(i0, i1) - r_lo
     rr, cc = np.meshgrid(rows, cols, indexing="ij")
-    d_r, d_c, snr = correlate_windows(ref_s, sec_s, rr, cc, job.options, job.prior_px,
-                                      progress=progress.sub(0.1, 1.0))
+    prior = job.prior_px
+    if job.prior_field is not None:  # the field's offsets, the constant one where it has none
+        field = job.prior_field.offsets((i0, 0, i1 - i0, nx), job.years, (work.dy, work.dx))
+        prior = tuple(np.where(np.isfinite(f), f, p).ravel() for f, p in zip(field, job.prior_px))
+    d_r, d_c, snr, s_r, s_c = correlate_windows(ref_s, sec_s, rr, cc, job.options, prior,
+                                                progress=progress.sub(0.1, 1.0), errors=True,
+                                                lattice=(i1 - i0, nx, step))
     shape = (i1 - i0, nx)
     vx = (d_c * work.dx / job.years).reshape(shape)
     vy = (-d_r * work.dy / job.years).reshape(shape)
+    errors = ((s_c * work.dx / job.years).reshape(shape), (s_r * work.dy / job.years).reshape(shape))
     snr = snr.reshape(shape)
     if job.min_snr > 0:
         low = ~(snr >= job.min_snr)
-        vx[low] = np.nan
-        vy[low] = np.nan
-    return vx, vy, snr
+        for a in (vx, vy) + errors:
+            a[low] = np.nan
+    return vx, vy, snr, errors
 
 
 def correlate_batch(pairs, folder, progress=None, scheduler=None, **options):
@@ -233,6 +261,7 @@ def correlate_batch(pairs, folder, progress=None, scheduler=None, **options):
     A pair that fails on its input (e.g. images that do not overlap) is reported and skipped;
     cancellation stops the batch.
     """
+    _require_local_prior(options.get("prior_field"), scheduler)
     folder = make_folder(folder)
     used, tasks = set(), []
     for pair in pairs:
@@ -275,6 +304,13 @@ def correlate_pair_task(task, progress=None):
 
 
 # ------------------------------------------------------------------ helpers
+
+def _require_local_prior(prior_field, scheduler):
+    """A prior velocity field is read here, not sent to a cluster (yet): refuse the two together."""
+    if prior_field is not None and parse_scheduler(scheduler) is not None:
+        raise InputError("PRIOR: a prior velocity field is not yet sent to a Dask cluster; run "
+                         "without DASK_SCHEDULER, or give the prior as PRIOR_EAST / PRIOR_NORTH.")
+
 
 def _working_grid(grid, resolution):
     """The grid correlated on: the reference grid, or a coarser one of ``resolution`` metres with

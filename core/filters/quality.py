@@ -16,9 +16,9 @@ from scipy.sparse.csgraph import connected_components
 
 from ..arrays.nanstats import NMAD_FACTOR, nanmedian0, neighbours
 from ..errors import InputError
+from ..io.products import DEFAULT_MAX_SPEED
 
 DEFAULT_SNR = 0.9
-DEFAULT_MAX_SPEED = 1095.0  # m/yr = 3 m/day
 DEFAULT_NMT_THRESHOLD = 2.0
 DEFAULT_MAX_ANGLE = 20.0
 DEFAULT_SPECKLE_SIZE = 100  # pixels

@@ -4,6 +4,8 @@ Pair product: a 4-band float32 GeoTIFF ``vx, vy, v, snr`` (m/yr east, m/yr north
 0-1 quality) with metadata ``START_DATE``, ``END_DATE``, ``SENSOR``, ``UNITS=m/yr``. Imported
 products (ITS_LIVE) may add a fifth band ``v_error`` (1-sigma m/yr per pixel) and the metadata
 ``VX_ERROR``/``VY_ERROR`` (1-sigma m/yr of the pair); readers find bands by description.
+The correlator adds bands 5-6 ``vx_error, vy_error`` (m/yr, each vector's estimated
+standard error).
 
 Velocity stack: one band per time step, chronological, each band's description the date interval
 ``START/END``; metadata ``SENSOR``, ``QUANTITY`` (v, vx or vy), ``UNITS=m/yr``.
@@ -20,9 +22,11 @@ from .grid import Grid
 from .raster import RasterWriter, iter_tiles, open_raster, read_band, read_bands
 
 PAIR_BANDS = ("vx", "vy", "v", "snr")
+ERROR_BANDS = ("vx_error", "vy_error")  # optional bands 5-6 of a pair product
 QUANTITIES = ("v", "vx", "vy")
 UNITS = {"m/yr": 1.0, "m/day": DAYS_PER_YEAR, "m/d": DAYS_PER_YEAR, "m/a": 1.0}
 SENSORS = ("landsat", "sentinel1", "sentinel2", "uav")
+DEFAULT_MAX_SPEED = 1095.0  # m/yr = 3 m/day: the speed filter's and the search range's default
 
 
 def declared_units(metadata, path, default="m/yr"):

@@ -10,7 +10,7 @@ from qgis.core import QgsProcessingException, QgsVectorLayer
 
 from glacier_velocity.core.io.dates import DAYS_PER_YEAR, Interval, parse_date
 from glacier_velocity.core.io.grid import Grid
-from glacier_velocity.core.io.products import read_pair_info, read_pair_product
+from glacier_velocity.core.io.products import read_pair_info, read_pair_product, write_pair_product
 from glacier_velocity.core.io.raster import raster_grid, read_band, write_raster
 
 
@@ -124,3 +124,31 @@ def test_correlatebatch_needs_pairs(run_alg, scene_tiny, tmp_path):
     with pytest.raises(QgsProcessingException, match="give images"):
         run_alg("correlatebatch", {"OUTPUT": str(tmp_path / "o"),
                                    "OUTPUT_TABLE": str(tmp_path / "t.csv")})
+
+
+def test_closure_algorithm(run_alg, tmp_path):
+    """Three pair products (any order) -> closure raster and statistics table."""
+    grid = Grid.from_bounds(500000, 5000000, 40.0, 20, 30, 32632)
+    paths = []
+    for name, start, end, extra in (("ac", "2020-01-01", "2020-01-31", 0.05),
+                                    ("ab", "2020-01-01", "2020-01-11", 0.0),
+                                    ("bc", "2020-01-11", "2020-01-31", 0.0)):
+        days = (parse_date(end) - parse_date(start)).days
+        vx = np.full(grid.shape, 365.25) + extra * 10.0 / (days / DAYS_PER_YEAR)
+        paths.append(write_pair_product(str(tmp_path / f"{name}.tif"), grid, vx,
+                                        np.zeros(grid.shape), np.ones(grid.shape), start, end,
+                                        "sentinel2", {"PIXEL_M": "10"}))
+    table = str(tmp_path / "closure.csv")
+    out = str(tmp_path / "closure.tif")
+    res = run_alg("closure", {"SOURCES": paths, "OUTPUT": out, "OUTPUT_TABLE": table})
+    layer = QgsVectorLayer(table, "closure", "ogr")
+    fields = [f.name() for f in layer.fields()]
+    rows = [f.attributes() for f in layer.getFeatures()]
+    assert len(rows) == 1 and rows[0][fields.index("region")] == "all"
+    assert float(rows[0][fields.index("median_closure_px")]) == pytest.approx(0.05, abs=1e-4)
+    assert float(rows[0][fields.index("valid_share")]) == 1.0
+    assert res["OUTPUT"] == out
+    assert np.nanmedian(read_band(out, 1)) == pytest.approx(0.5, abs=1e-3)  # metres east
+    with pytest.raises(QgsProcessingException, match="triplet"):
+        run_alg("closure", {"SOURCES": [paths[0], paths[0], paths[1]], "OUTPUT": out,
+                            "OUTPUT_TABLE": table})

@@ -20,7 +20,7 @@ FULL_INPUTS = {"LANDSAT_FOLDER", "SENTINEL2_FOLDER", "SENTINEL1_FOLDER", "REFERE
     f"{s}_{p}" for s in ("LANDSAT", "SENTINEL2", "SENTINEL1")
     for p in ("MIN_DAYS", "MAX_DAYS", "WINDOW", "STEP")}
 ONE_PAIR_INPUTS = {"REFERENCE", "SECONDARY", "WINDOW", "STEP", "START_DATE", "END_DATE", "STABLE",
-                   "SNR_MIN", "MAX_SPEED"}
+                   "SNR_MIN", "MAX_SPEED", "SEARCH", "PRIOR"}
 FULL_CHILDREN = {
     **{f"{s}_pairs": "correlatebatch" for s in ("landsat", "sentinel2", "sentinel1")},
     **{f"{s}_stack": "monthlystacks" for s in ("landsat", "sentinel2", "sentinel1")},

@@ -62,7 +62,8 @@ def test_apply_and_resolve():
     img = np.random.default_rng(1).random((32, 32)).astype(np.float32)
     assert P.apply(img, "none") is not None and P.apply(img, "orientation").shape == (2, 32, 32)
     assert P.resolve("auto", "sentinel1") == "log"
-    assert P.resolve("auto", "sentinel2") == "orientation"
+    assert P.resolve("auto", "sentinel2") == "highpass" == P.resolve("auto", "")
+    assert P.resolve("auto", "landsat") == "highpass" and P.resolve("auto", "UAV") == "orientation"
     assert P.resolve("wallis", "sentinel1") == "wallis"
     assert P.channels("orientation") == 2 and P.halo("highpass", 5) == 20 and P.halo("log") == 4
     with pytest.raises(InputError, match="Unknown pre-processing"):
