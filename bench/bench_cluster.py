@@ -16,17 +16,17 @@ import tempfile
 import time
 
 import numpy as np
-from osgeo import gdal
+
+from bench_trends import write_trend_stack
 
 from glacier_velocity.core import cluster
 from glacier_velocity.core.correlation.images import correlate_batch
 from glacier_velocity.core.correlation.pairing import form_pairs
 from glacier_velocity.core.io.grid import Grid
-from glacier_velocity.core.io.products import StackFile, StackWriter
+from glacier_velocity.core.io.products import StackFile
 from glacier_velocity.core.io.raster import write_raster
 from glacier_velocity.core.sampledata.scene import band_limited_noise, render_pair_images
 from glacier_velocity.core.trends.pixel import pixel_trends
-from glacier_velocity.test.helpers import simulate_monthly_series
 
 CORES = os.cpu_count() or 1
 PAIRS = 16
@@ -81,23 +81,8 @@ def batch(tmp):
 
 
 def trends(tmp, rows=2000, cols=2000, years=10):
-    gdal.SetCacheMax(256 * 2 ** 20)
-    grid = Grid.from_bounds(400000, 3300000, 30, rows, cols, 32645)
-    _, intervals = simulate_monthly_series(1, years=years)
-    rng = np.random.default_rng(0)
-    t = np.array([iv.decimal_year for iv in intervals])
-    base = 50 + 100 * rng.random((rows, cols)).astype(np.float32)
-    trend = np.where(np.arange(cols)[None, :] < cols // 2, 0.2, 0.0).astype(np.float32)
     path = os.path.join(tmp, "stack.tif")
-    noise = [rng.standard_normal((rows, cols), np.float32) * 10 for _ in range(7)]
-    gaps = [rng.random((rows, cols), np.float32) < 0.3 for _ in range(5)]
-    with StackWriter(path, grid, intervals, "bench") as w:
-        for b, tb in enumerate(t):
-            v = base * (1 + 0.3 * np.sin(2 * np.pi * tb) + trend * (tb - t.mean()) / 10)
-            v += noise[b % 7]
-            v[gaps[b % 5]] = np.nan
-            w.write(b, np.round(v))
-    del noise, gaps
+    t = write_trend_stack(path, rows, cols, years)
     res = {}
     for where, scheduler in (("local", None), ("dask", "local:2")):
         outputs = {k: os.path.join(tmp, f"{where}_{k}.tif") for k in ("trend", "p", "significant")}

@@ -61,7 +61,9 @@ def _trends_child(path, outputs, queue):
     queue.put((time.perf_counter() - t0, summary, peak_rss_mb()))
 
 
-def speed(rows=2000, cols=2000, years=10):
+def write_trend_stack(path, rows=2000, cols=2000, years=10):
+    """A monthly speed stack (m/yr) of ``years`` x 12 bands: a 30 % seasonal cycle, +20 % per
+    decade on the left half, noise and 30 % gaps. Returns the bands' decimal years."""
     gdal.SetCacheMax(256 * 2 ** 20)  # written blocks need no long caching
     grid = Grid.from_bounds(400000, 3300000, 30, rows, cols, 32645)
     _, intervals = simulate_monthly_series(1, years=years)
@@ -69,19 +71,24 @@ def speed(rows=2000, cols=2000, years=10):
     t = np.array([iv.decimal_year for iv in intervals])
     base = 50 + 100 * rng.random((rows, cols)).astype(np.float32)
     trend = np.where(np.arange(cols)[None, :] < cols // 2, 0.2, 0.0).astype(np.float32)
+    # a pool of noise fields and gap masks, drawn once: drawing 120 x 4 M values would take
+    # longer than the trends themselves
+    noise = [rng.standard_normal((rows, cols), np.float32) * 10 for _ in range(7)]
+    gaps = [rng.random((rows, cols), np.float32) < 0.3 for _ in range(5)]  # 30 % gaps
+    with StackWriter(path, grid, intervals, "bench") as w:
+        for b, tb in enumerate(t):
+            v = base * (1 + 0.3 * np.sin(2 * np.pi * tb) + trend * (tb - t.mean()) / 10)
+            v += noise[b % 7]
+            v[gaps[b % 5]] = np.nan
+            w.write(b, np.round(v))  # whole m/yr, as ITS_LIVE stores v (int16)
+    return t
+
+
+def speed(rows=2000, cols=2000, years=10):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "stack.tif")
         t0 = time.perf_counter()
-        # a pool of noise fields and gap masks, drawn once: drawing 120 x 4 M values would take
-        # longer than the trends themselves
-        noise = [rng.standard_normal((rows, cols), np.float32) * 10 for _ in range(7)]
-        gaps = [rng.random((rows, cols), np.float32) < 0.3 for _ in range(5)]  # 30 % gaps
-        with StackWriter(path, grid, intervals, "bench") as w:
-            for b, tb in enumerate(t):
-                v = base * (1 + 0.3 * np.sin(2 * np.pi * tb) + trend * (tb - t.mean()) / 10)
-                v += noise[b % 7]
-                v[gaps[b % 5]] = np.nan
-                w.write(b, np.round(v))  # whole m/yr, as ITS_LIVE stores v (int16)
+        t = write_trend_stack(path, rows, cols, years)
         t_write = time.perf_counter() - t0
         outputs = {k: os.path.join(tmp, f"{k}.tif") for k in ("trend", "p", "significant")}
         ctx = multiprocessing.get_context("spawn")
@@ -93,7 +100,7 @@ def speed(rows=2000, cols=2000, years=10):
     stack_mb = len(t) * rows * cols * 4 / 2 ** 20
     # baseline: scipy per pixel (linregress + theilslopes + kendalltau on annual means)
     n_base = 300
-    series = rng.normal(100, 10, (n_base, years))
+    series = np.random.default_rng(1).normal(100, 10, (n_base, years))
     yrs = np.arange(years, dtype=float)
     t0 = time.perf_counter()
     for s in series:

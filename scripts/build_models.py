@@ -112,16 +112,21 @@ def _help_full():
                            "computer; tcp://host:port = a Dask cluster; local:N = N local worker "
                            "processes. On a cluster, every folder and file must be on storage the "
                            "workers see under the same path."}
+    return _with_sensor_and_output_help(h, SENSOR_DEFAULTS, FULL_OUTPUTS)
+
+
+def _with_sensor_and_output_help(h, defaults, outputs):
+    """``h`` with the help of every sensor's folder and correlation numbers (``defaults`` by
+    sensor) and of every model output."""
     for s in SENSORS:
-        n = SENSOR_NAMES[s]
-        d = SENSOR_DEFAULTS[s]
+        n, d = SENSOR_NAMES[s], defaults[s]
         h[f"{s.upper()}_FOLDER"] = f"folder of {n} images (product names carry the dates)."
         h[f"{s.upper()}_MIN_DAYS"] = f"shortest {n} pair baseline, days (default {d['MIN_DAYS']})."
         h[f"{s.upper()}_MAX_DAYS"] = f"longest {n} pair baseline, days (default {d['MAX_DAYS']})."
         h[f"{s.upper()}_WINDOW"] = f"{n} correlation window, pixels (default {d['WINDOW']})."
         h[f"{s.upper()}_STEP"] = (f"{n} pixels between correlation windows (default {d['STEP']}); "
                                   "the pair product's pixel is STEP × the image pixel.")
-    for child, out, _, desc in FULL_OUTPUTS:
+    for child, out, _, desc in outputs:
         h[f"{child}:{out}"] = desc + "."
     return h
 
@@ -235,16 +240,14 @@ def _outputs(table, child_id):
     return [(out, desc) for c, out, _, desc in table if c == child_id]
 
 
-def build_full():
-    """The full chain, image folders to trends (a QgsProcessingModelAlgorithm)."""
+def _sensor_inputs(b, defaults, place):
+    """Each sensor's image folder (cell (0, 3k)) and its pairing and correlation numbers
+    (``defaults`` by sensor; the j-th number of sensor k at cell ``place(k, j)``)."""
     qc = _qgis()
-    from glacier_velocity.compat import (FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, NUMBER_INTEGER,
-                                         TYPE_VECTOR_POLYGON)
-    from glacier_velocity.processing_provider.base import advanced
+    from glacier_velocity.compat import FILE_BEHAVIOR_FOLDER, NUMBER_INTEGER
 
-    b = ModelBuilder(FULL_ID, "Image pairs to trends (full chain)", first_column=-2)
     for k, s in enumerate(SENSORS):
-        n, d, key = SENSOR_NAMES[s], SENSOR_DEFAULTS[s], s.upper()
+        n, d, key = SENSOR_NAMES[s], defaults[s], s.upper()
         b.parameter(qc.QgsProcessingParameterFile(f"{key}_FOLDER", f"{n} image folder",
                                                   behavior=FILE_BEHAVIOR_FOLDER), 0, 3 * k)
         for j, (name, label, lo) in enumerate((("MIN_DAYS", "minimum baseline (days)", 1),
@@ -253,7 +256,29 @@ def build_full():
                                                ("STEP", "step between windows (px)", 1))):
             b.parameter(qc.QgsProcessingParameterNumber(
                 f"{key}_{name}", f"{n} {label}", NUMBER_INTEGER, d[name], minValue=lo),
-                -2 + j % 2, 3 * k + j // 2)
+                *place(k, j))
+
+
+def _correlate_children(b, outputs, column, extra=None):
+    """One correlatebatch child per sensor (``<sensor>_pairs``, row 3k of ``column``) fed by the
+    sensor's inputs (and ``extra`` parameters)."""
+    for k, s in enumerate(SENSORS):
+        key = s.upper()
+        b.child(f"{s}_pairs", "correlatebatch", f"Correlate {SENSOR_NAMES[s]} pairs",
+                dict({"FOLDER": b.p(f"{key}_FOLDER"), "MIN_DAYS": b.p(f"{key}_MIN_DAYS"),
+                      "MAX_DAYS": b.p(f"{key}_MAX_DAYS"), "WINDOW": b.p(f"{key}_WINDOW"),
+                      "STEP": b.p(f"{key}_STEP")}, **(extra or {})),
+                column, 3 * k, _outputs(outputs, f"{s}_pairs"))
+
+
+def build_full():
+    """The full chain, image folders to trends (a QgsProcessingModelAlgorithm)."""
+    qc = _qgis()
+    from glacier_velocity.compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON
+    from glacier_velocity.processing_provider.base import advanced
+
+    b = ModelBuilder(FULL_ID, "Image pairs to trends (full chain)", first_column=-2)
+    _sensor_inputs(b, SENSOR_DEFAULTS, lambda k, j: (-2 + j % 2, 3 * k + j // 2))
     b.parameter(qc.QgsProcessingParameterRasterLayer("REFERENCE", "Reference grid"), 1, 9)
     b.parameter(qc.QgsProcessingParameterFeatureSource(
         "STABLE", "Stable-ground polygons", [TYPE_VECTOR_POLYGON]), 1, 10)
@@ -269,14 +294,9 @@ def build_full():
     b.parameter(advanced(qc.QgsProcessingParameterString(
         "DASK_SCHEDULER", "Dask scheduler", optional=True)), 0, 9)
 
+    _correlate_children(b, FULL_OUTPUTS, 1, {"DASK_SCHEDULER": b.p("DASK_SCHEDULER")})
     for k, s in enumerate(SENSORS):
-        n, key = SENSOR_NAMES[s], s.upper()
-        b.child(f"{s}_pairs", "correlatebatch", f"Correlate {n} pairs",
-                {"FOLDER": b.p(f"{key}_FOLDER"), "MIN_DAYS": b.p(f"{key}_MIN_DAYS"),
-                 "MAX_DAYS": b.p(f"{key}_MAX_DAYS"), "WINDOW": b.p(f"{key}_WINDOW"),
-                 "STEP": b.p(f"{key}_STEP"), "DASK_SCHEDULER": b.p("DASK_SCHEDULER")},
-                1, 3 * k,
-                _outputs(FULL_OUTPUTS, f"{s}_pairs"))
+        n = SENSOR_NAMES[s]
         b.child(f"{s}_stack", "monthlystacks", f"{n} monthly stack",
                 {"FOLDER": b.c(f"{s}_pairs"), "REFERENCE": b.p("REFERENCE"),
                  "CLEAN": b.v(CLEAN[s]), "STABLE": b.p("STABLE"), "SENSOR": b.v(s)}, 2, 3 * k,
@@ -403,37 +423,16 @@ def _help_inversion():
          "DEM": "elevation model (any grid and CRS): glacier aspect, slope and elevation.",
          "MIN_YEARS": "minimum number of valid years for a trend (at least 3).",
          "MIN_AREA": "glaciers smaller than this (km²) are left out of the glacier tables."}
-    for s in SENSORS:
-        n, d = SENSOR_NAMES[s], INVERSION_DEFAULTS[s]
-        h[f"{s.upper()}_FOLDER"] = f"folder of {n} images (product names carry the dates)."
-        h[f"{s.upper()}_MIN_DAYS"] = f"shortest {n} pair baseline, days (default {d['MIN_DAYS']})."
-        h[f"{s.upper()}_MAX_DAYS"] = f"longest {n} pair baseline, days (default {d['MAX_DAYS']})."
-        h[f"{s.upper()}_WINDOW"] = f"{n} correlation window, pixels (default {d['WINDOW']})."
-        h[f"{s.upper()}_STEP"] = (f"{n} pixels between correlation windows (default {d['STEP']}); "
-                                  "the pair product's pixel is STEP × the image pixel.")
-    for child, out, _, desc in INVERSION_OUTPUTS:
-        h[f"{child}:{out}"] = desc + "."
-    return h
+    return _with_sensor_and_output_help(h, INVERSION_DEFAULTS, INVERSION_OUTPUTS)
 
 
 def build_inversion():
     """Image folders to inverted, gap-filled monthly velocities and trends."""
     qc = _qgis()
-    from glacier_velocity.compat import (FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, NUMBER_INTEGER,
-                                         TYPE_VECTOR_POLYGON)
+    from glacier_velocity.compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON
 
     b = ModelBuilder(INVERSION_ID, "Image pairs to trends by temporal inversion")
-    for k, s in enumerate(SENSORS):
-        n, d, key = SENSOR_NAMES[s], INVERSION_DEFAULTS[s], s.upper()
-        b.parameter(qc.QgsProcessingParameterFile(f"{key}_FOLDER", f"{n} image folder",
-                                                  behavior=FILE_BEHAVIOR_FOLDER), 0, 3 * k)
-        for j, (name, label, lo) in enumerate((("MIN_DAYS", "minimum baseline (days)", 1),
-                                               ("MAX_DAYS", "maximum baseline (days)", 1),
-                                               ("WINDOW", "correlation window (px)", 8),
-                                               ("STEP", "step between windows (px)", 1))):
-            b.parameter(qc.QgsProcessingParameterNumber(
-                f"{key}_{name}", f"{n} {label}", NUMBER_INTEGER, d[name], minValue=lo),
-                j % 2, 3 * k + 1 + j // 2)
+    _sensor_inputs(b, INVERSION_DEFAULTS, lambda k, j: (j % 2, 3 * k + 1 + j // 2))
     b.parameter(qc.QgsProcessingParameterRasterLayer("REFERENCE", "Reference grid"), 2, 9)
     b.parameter(qc.QgsProcessingParameterFeatureSource(
         "GLACIERS", "Glacier polygons", [TYPE_VECTOR_POLYGON]), 4, 9)
@@ -443,13 +442,7 @@ def build_inversion():
         5, 9)
     b.parameter(qc.QgsProcessingParameterNumber(
         "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, 1.0, minValue=0.0), 5, 10)
-    for k, s in enumerate(SENSORS):
-        n, key = SENSOR_NAMES[s], s.upper()
-        b.child(f"{s}_pairs", "correlatebatch", f"Correlate {n} pairs",
-                {"FOLDER": b.p(f"{key}_FOLDER"), "MIN_DAYS": b.p(f"{key}_MIN_DAYS"),
-                 "MAX_DAYS": b.p(f"{key}_MAX_DAYS"), "WINDOW": b.p(f"{key}_WINDOW"),
-                 "STEP": b.p(f"{key}_STEP")}, 2, 3 * k,
-                _outputs(INVERSION_OUTPUTS, f"{s}_pairs"))
+    _correlate_children(b, INVERSION_OUTPUTS, 2)
     b.child("inversion", "invertseries", "Invert every sensor's pairs",
             {"FOLDERS": [b.c(f"{s}_pairs") for s in SENSORS], "REFERENCE": b.p("REFERENCE")},
             3, 2, _outputs(INVERSION_OUTPUTS, "inversion"))

@@ -255,13 +255,16 @@ class StackFile:
         once, each holding at most about ``budget_mb`` MB of float32.
 
         Tiled files are read in tiles aligned with their blocks (each block decompressed once),
-        halved while over budget; striped files in row blocks.
+        at least about 256 px wide where the blocks are smaller, halved while over budget; striped
+        files in row blocks.
         """
         bw, bh = self._ds.GetRasterBand(1).GetBlockSize()
         rows, cols = shape = self.info.grid.shape
         budget = budget_mb * 2 ** 20 / (4 * max(self.info.count, 1))  # pixels per window
         if bw < cols:
             tile = max(bw, bh)
+            if tile < 256:  # small blocks (a NetCDF cube's 10 x 10 chunks): many per window
+                tile *= 256 // tile
             while tile > 16 and tile * tile > budget:
                 tile //= 2
             return [core for _, core, _ in iter_tiles(shape, tile)]

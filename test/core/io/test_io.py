@@ -138,3 +138,19 @@ def test_unique_names_suffix_repeats_in_order():
     used = {"p", "p_2"}
     assert unique_name("p", used) == "p_3" and "p_3" in used
     assert unique_name("q", used) == "q"
+
+
+def test_stack_windows_group_small_blocks(tmp_path):
+    """A stack stored in small blocks (a NetCDF cube's 10 x 10 chunks, here a 16 px tiled
+    GeoTIFF) is read in windows of many whole blocks, not block by block."""
+    from glacier_velocity.core.io.products import StackFile
+
+    grid = Grid.from_bounds(500000, 5000000, 30.0, 600, 600, 32632)
+    intervals = [Interval.month(2020, m) for m in (1, 2)]
+    src = write_stack(str(tmp_path / "s.tif"), grid, np.ones((2, 600, 600), np.float32), intervals)
+    small = str(tmp_path / "small.tif")
+    gdal.Translate(small, src, creationOptions=["TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16"])
+    with StackFile(small) as stack:
+        windows = stack.windows()
+    assert max(w[2] for w in windows) == max(w[3] for w in windows) == 256
+    assert sum(w[2] * w[3] for w in windows) == 600 * 600 and len(windows) == 9
