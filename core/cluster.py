@@ -84,30 +84,49 @@ def run_tasks(fn, tasks, scheduler=None, progress=None, visible=(), key="task", 
     """Run ``fn(task)`` for every task and return the results in the order of ``tasks``.
 
     Here (``scheduler`` empty) each call gets ``progress=`` its share of ``progress``; on a
-    cluster, one future per task and ``fn(task)`` (``fn`` must be a module-level function of
-    ``core``, tasks picklable). ``visible``: paths every worker must see (files to read, folders
-    to write in). ``key``: prefix of the Dask task names. ``on_result(index, result)``, when
-    given, receives each result as it arrives (in completion order) and the results are not kept.
+    cluster (a ``DASK_SCHEDULER`` value, or the client of an open :func:`session`), one future
+    per task and ``fn(task)`` (``fn`` must be a module-level function of ``core``, tasks
+    picklable). ``visible``: paths every worker must see (files to read, folders to write in).
+    ``key``: prefix of the Dask task names. ``on_result(index, result)``, when given, receives
+    each result as it arrives (in completion order) and the results are not kept.
     ``stage(index)``, when given, names each task's part of the progress here.
     """
     progress = ensure(progress)
     tasks = list(tasks)
-    where = parse_scheduler(scheduler)
     results = [None] * len(tasks)
-    if where is None:
-        for k, task in enumerate(tasks):
-            res = fn(task, progress=progress.sub(k / len(tasks), (k + 1) / len(tasks),
-                                                 stage(k) if stage else None))
-            _store(results, k, res, on_result)
-            progress.update((k + 1) / len(tasks))
-        return results
-    with connect(where) as client:
-        prepare_workers(client, visible)
+    with session(scheduler, visible) as client:
+        if client is None:
+            for k, task in enumerate(tasks):
+                res = fn(task, progress=progress.sub(k / len(tasks), (k + 1) / len(tasks),
+                                                     stage(k) if stage else None))
+                _store(results, k, res, on_result)
+                progress.update((k + 1) / len(tasks))
+            return results
         run = uuid.uuid4().hex[:8]
         futures = [client.submit(fn, task, key=f"{key}-{k}-{run}", retries=1, pure=False)
                    for k, task in enumerate(tasks)]
         _follow(client, futures, results, progress, on_result)
     return results
+
+
+@contextlib.contextmanager
+def session(scheduler, visible=()):
+    """The cluster of a ``DASK_SCHEDULER`` value for the block: yields None (run here) or a
+    ``distributed.Client`` whose workers have ``core`` and see ``visible``
+    (:func:`prepare_workers`), closed after the block. For a step with work of its own before
+    its tasks: an unreachable scheduler or a worker that cannot serve fails before that work,
+    and the step's several :func:`run_tasks` calls share one cluster. An open session's client
+    passes through unchanged."""
+    if hasattr(scheduler, "submit"):  # a client of an enclosing session
+        yield scheduler
+        return
+    where = parse_scheduler(scheduler)
+    if where is None:
+        yield None
+        return
+    with connect(where) as client:
+        prepare_workers(client, visible)
+        yield client
 
 
 def _store(results, k, res, on_result):

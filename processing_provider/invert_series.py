@@ -19,7 +19,7 @@ from ..core.timeseries.inversion import ROBUST
 from ..core.timeseries.invert_series import (DEFAULT_NOISE_PX, error_stack_path, inversion_grid,
                                              invert_series)
 from ._pair_common import add_output_grid, reference_grid
-from .base import GlacierAlgorithm
+from .base import SCHEDULER_HELP, GlacierAlgorithm
 
 TABLE_COLUMNS = ["band", "interval", "n_pairs", "pairs_per_pixel", "residual_rms", "coverage"]
 
@@ -63,7 +63,12 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
         "pairs are read directly when they are on that grid, else resampled by nearest neighbour. "
         "START_DATE and END_DATE limit the series; pairs outside are left out. The work goes tile by "
         "tile with bounded memory; OUTPUT_TABLE gives per band the pairs contributing and the "
-        "residual RMS.")
+        "residual RMS.\n\n"
+        "With DASK_SCHEDULER the tiles are inverted on a Dask cluster, one tile per task, with the "
+        "same results: the pair products must then be on storage every worker sees under the "
+        "same path; the stacks are written by this computer (under a temporary name, moved into "
+        "place when complete). Progress follows the finished tiles, and Cancel cancels the tiles "
+        "not yet done.")
     PARAM_HELP = {
         "SOURCES": "pair products of any sensors (bands vx, vy, v, snr; START_DATE/END_DATE); "
                    "optional when FOLDER is given.",
@@ -91,6 +96,7 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
         "OUTPUT_TABLE": "per band: interval, pairs overlapping it, kept pairs per pixel, residual "
                         "RMS of those pairs (m/yr) and the share of pixels with a value "
                         "(optional).",
+        "DASK_SCHEDULER": SCHEDULER_HELP,
         "REGULARISATION_USED": "the regularisation coefficient used (given or chosen).",
     }
     ROBUST_LABELS = ["Tukey biweight (default)", "Huber", "None"]
@@ -118,6 +124,7 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
                                                      options=self.ROBUST_LABELS, defaultValue=0))
         self.addParameter(QgsProcessingParameterFeatureSource(
             "WEIGHTS_TABLE", "Pair errors table", [TYPE_VECTOR_TABLE], optional=True))
+        self.add_scheduler()
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Speed stack"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_VX", "vx stack", optional=True, createByDefault=False))
@@ -163,7 +170,8 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
             end=self.parameterAsString(parameters, "END_DATE", context).strip() or None,
             regularisation=self.optional_number(parameters, "REGULARISATION", context),
             robust=ROBUST[self.parameterAsEnum(parameters, "ROBUST", context)],
-            error_rows=rows, progress=self.progress(feedback), log=feedback.pushInfo)
+            error_rows=rows, progress=self.progress(feedback), log=feedback.pushInfo,
+            scheduler=self.parameterAsString(parameters, "DASK_SCHEDULER", context))
         empty = [r["interval"] for r in table if not r["coverage"]]
         if empty:
             feedback.pushWarning(f"{len(empty)} band(s) without any pair stay empty: "

@@ -25,9 +25,11 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 
 import numpy as np
 
+from ..cluster import run_tasks, session
 from ..errors import InputError
 from ..io.dates import DAYS_PER_YEAR, parse_date
 from ..io.grid import Grid, same_crs
@@ -169,14 +171,16 @@ def _span(sources, start=None, end=None):
 
 def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
                   regularisation=None, robust="tukey", error_rows=None, memory_mb=1024,
-                  progress=None, log=None):
+                  progress=None, log=None, scheduler=None):
     """Invert the pair products ``paths`` onto ``grid`` and write the stacks ``outputs`` (a
     dict with 'v' required and any of 'vx', 'vy', 'error'; file paths).
 
     ``spacing_days`` (None: calendar months), ``start``/``end`` (dates; default the pairs'
     span) set the series; ``regularisation`` the coefficient λ (None: chosen by GCV);
     ``robust`` one of :data:`ROBUST`; ``error_rows`` the errors table (:func:`pair_errors`).
-    ``log(message)`` receives stage messages. Returns ``(rows, summary)``: one dict per band
+    ``log(message)`` receives stage messages. ``scheduler``: where the tiles are inverted
+    (:mod:`core.cluster`; empty = here), one tile per task; the pairs must then be on storage
+    the workers see, the stacks are written here. Returns ``(rows, summary)``: one dict per band
     (``band``, ``interval``, ``n_pairs``, ``pairs_per_pixel``, ``residual_rms``, ``coverage``)
     and a dict of what was found (``regularisation``, ``scale``, ``gcv``, ``pairs``, ...;
     ``seconds``: wall and CPU seconds of the sample stage and of the tiles).
@@ -199,6 +203,17 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
     if len(sources) < 2:
         raise InputError("Only one pair overlaps the output span: the inversion needs at least "
                          "two.")
+    # the cluster is connected and its workers checked before the sample stage, so that a
+    # scheduler or worker that cannot serve fails at once
+    with session(scheduler, [p for s in sources for p in s.inputs()]) as where:
+        return _invert(sources, grid, outputs, first, last, spacing_days, regularisation, robust,
+                       error_rows, memory_mb, progress, log, where)
+
+
+def _invert(sources, grid, outputs, first, last, spacing_days, regularisation, robust,
+            error_rows, memory_mb, progress, log, where):
+    """The work of :func:`invert_series` once its inputs are checked; ``where``: None (here) or
+    the cluster's client (:func:`core.cluster.session`)."""
     sigma, origin = pair_errors(sources, error_rows)
     log("Pair errors (1 sigma, m/yr): " + ", ".join(
         f"{o} for {origin.count(o)} pair(s)" for o in ("table", "metadata", "default")
@@ -244,9 +259,9 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
     seconds = {"sample": (time.perf_counter() - clock[0], time.process_time() - clock[1])}
     clock = (time.perf_counter(), time.process_time())
 
-    # 2. tile by tile
+    # 2. tile by tile, one task each (here or on a cluster)
     side = _tile_side(len(sources), memory_mb)
-    tiles = list(iter_tiles(grid.shape, side))
+    tiles = [window for window, _, _ in iter_tiles(grid.shape, side)]
     batch = _batch_pixels(len(sources), memory_mb)
     names = {q: os.path.basename(p) for q, p in outputs.items()}
     meta = {"METHOD": "temporal inversion", "REGULARISATION": f"{lam:.6g}",
@@ -256,10 +271,15 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
     sensors = sorted({s.sensor for s in sources if s.sensor})
     sensor = "+".join(sensors) if len(sensors) > 1 else (sensors[0] if sensors else "")
     inputs = [p for s in sources for p in s.inputs()]
-    n_bands = len(bands)
-    acc = {"pairs": np.zeros(n_bands), "res2": np.zeros(n_bands), "nres": np.zeros(n_bands),
-           "covered": np.zeros(n_bands)}
-    log(f"Inverting {len(tiles)} tile(s) of up to {side} x {side} pixels.")
+    here = where is None
+    # here the open pairs serve every tile, batches solved in threads; a worker opens the pairs by
+    # their paths and solves its batches one after the other (its cluster runs tiles side by side)
+    model = _TileModel(d, sigma, lam, sigma_ref, robust, scale, bands, batch,
+                       WORKERS if here else 1, sorted(outputs))
+    pairs = sources if here else [s.path for s in sources]
+    partial = [None] * len(tiles)  # each tile's sums, added in tile order (same as on a cluster)
+    log(f"Inverting {len(tiles)} tile(s) of up to {side} x {side} pixels"
+        + ("." if here else " on the Dask cluster, one tile per task."))
     written = []
     try:
         with ExitStack() as opened:
@@ -275,48 +295,23 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
                     path, grid, out_intervals, "error" if q == "error" else sensor,
                     "v" if q == "error" else q, m, inputs=inputs))
                 written.append(path)
-            work = progress.sub(0.1, 1.0)
-            pool = opened.enter_context(ThreadPoolExecutor(WORKERS))
-            for t, (window, _, _) in enumerate(tiles):
-                rows, cols = window[2:]
-                yx = np.empty((len(sources), rows * cols), np.float32)
-                yy = np.empty_like(yx)
-                for j, s in enumerate(sources):
-                    vx, vy = _read(s, grid, window)
-                    yx[j], yy[j] = vx.ravel(), vy.ravel()
-                    if j % 50 == 0:
-                        work.update((t + 0.3 * j / len(sources)) / len(tiles))
-                result = {q: np.full((n_bands, rows * cols), np.nan, np.float32)
-                          for q in ("vx", "vy", "sigma")}
-                chunks = []
-                for b0 in range(0, rows * cols, batch):
-                    has = np.isfinite(yx[:, b0:b0 + batch]).any(axis=0)
-                    if has.any():
-                        chunks.append(np.flatnonzero(has) + b0)
-                for c0 in range(0, len(chunks), WORKERS):  # WORKERS batches at a time
-                    running = [(idx, pool.submit(invert_pixels, d, yx[:, idx], yy[:, idx], sigma,
-                                                 lam, sigma_ref, robust, scale))
-                               for idx in chunks[c0:c0 + WORKERS]]
-                    for idx, future in running:
-                        r = future.result()
-                        for q in ("vx", "vy", "sigma"):
-                            result[q][:, idx] = r[q][bands]
-                        _accumulate(acc, r, d, bands)
-                    work.update((t + 0.3 + 0.7 * min(c0 + WORKERS, len(chunks)) / len(chunks))
-                                / len(tiles))
-                speed = np.hypot(result["vx"], result["vy"])
-                arrays = {"v": speed, "vx": result["vx"], "vy": result["vy"],
-                          "error": result["sigma"]}
-                acc["covered"] += np.isfinite(speed).sum(axis=1)
+
+            def store(t, res):
+                row_off, col_off, rows, cols = tiles[t]
+                partial[t] = res.pop("acc")
                 for q, w in writers.items():
-                    for k in range(n_bands):
-                        w.write(k, arrays[q][k].reshape(rows, cols), window[0], window[1])
-                work.update((t + 1) / len(tiles))
+                    for k in range(len(bands)):
+                        w.write(k, res[q][k].reshape(rows, cols), row_off, col_off)
+
+            run_tasks(invert_tile, [(pairs, grid, window, model) for window in tiles], where,
+                      progress.sub(0.1, 1.0), visible=inputs, key="invert-tile",
+                      on_result=store)
     except BaseException:
         for path in written:  # no half-written stacks
             if os.path.exists(path):
                 os.remove(path)
         raise
+    acc = {k: np.sum([p[k] for p in partial], axis=0) for k in partial[0]}
     seconds["tiles"] = (time.perf_counter() - clock[0], time.process_time() - clock[1])
     total = grid.rows * grid.cols
     table = []
@@ -339,6 +334,70 @@ def _relative(target, path):
     if os.path.dirname(os.path.abspath(target)) == os.path.dirname(os.path.abspath(path)):
         return os.path.basename(target)
     return os.path.abspath(target)
+
+
+@dataclass
+class _TileModel:
+    """What every tile's solve shares: the design, the pair errors ``sigma`` (m/yr), the
+    coefficient ``lam``, ``sigma_ref``, the robust method and ``scale``, the output ``bands``
+    (indices of the design's intervals), pixels per ``batch``, ``threads`` solving batches side
+    by side and the ``outputs`` wanted ('v', 'vx', 'vy', 'error')."""
+
+    design: Design
+    sigma: np.ndarray
+    lam: float
+    sigma_ref: float
+    robust: str
+    scale: float
+    bands: list
+    batch: int
+    threads: int
+    outputs: list
+
+
+def invert_tile(task, progress=None):
+    """One tile of :func:`invert_series`: ``task = (pairs (open PairSources, or their paths),
+    grid, window (row_off, col_off, rows, cols), _TileModel)``. Returns the tile's float32 arrays
+    (bands x pixels, m/yr) of the model's outputs and ``acc``, its sums for the band table. The
+    pixels are split into the same batches wherever the tile runs, so a tile gives the same
+    values here and on a Dask worker."""
+    pairs, grid, window, m = task
+    progress = ensure(progress)
+    sources = [p if isinstance(p, PairSource) else PairSource(p) for p in pairs]
+    rows, cols = window[2:]
+    n_bands = len(m.bands)
+    yx = np.empty((len(sources), rows * cols), np.float32)
+    yy = np.empty_like(yx)
+    for j, s in enumerate(sources):
+        vx, vy = _read(s, grid, window)
+        yx[j], yy[j] = vx.ravel(), vy.ravel()
+        if j % 50 == 0:
+            progress.update(0.3 * j / len(sources))
+    del sources  # a worker's pairs are closed before the solve
+    result = {q: np.full((n_bands, rows * cols), np.nan, np.float32) for q in ("vx", "vy", "sigma")}
+    acc = {k: np.zeros(n_bands) for k in ("pairs", "res2", "nres", "covered")}
+    chunks = []
+    for b0 in range(0, rows * cols, m.batch):
+        has = np.isfinite(yx[:, b0:b0 + m.batch]).any(axis=0)
+        if has.any():
+            chunks.append(np.flatnonzero(has) + b0)
+    with ThreadPoolExecutor(m.threads) as pool:
+        for c0 in range(0, len(chunks), m.threads):  # m.threads batches at a time
+            running = [(idx, pool.submit(invert_pixels, m.design, yx[:, idx], yy[:, idx],
+                                         m.sigma, m.lam, m.sigma_ref, m.robust, m.scale))
+                       for idx in chunks[c0:c0 + m.threads]]
+            for idx, future in running:
+                r = future.result()
+                for q in ("vx", "vy", "sigma"):
+                    result[q][:, idx] = r[q][m.bands]
+                _accumulate(acc, r, m.design, m.bands)
+            progress.update(0.3 + 0.7 * min(c0 + m.threads, len(chunks)) / len(chunks))
+    speed = np.hypot(result["vx"], result["vy"])
+    acc["covered"] += np.isfinite(speed).sum(axis=1)
+    arrays = {"v": speed, "vx": result["vx"], "vy": result["vy"], "error": result["sigma"]}
+    out = {q: arrays[q] for q in m.outputs}
+    out["acc"] = acc
+    return out
 
 
 def _accumulate(acc, r, d, bands):

@@ -317,3 +317,73 @@ def test_cancel_cancels_the_futures(dask_cluster, tmp_path):
     assert not glob.glob(str(out / ".*"))
     with distributed.Client(dask_cluster.address, timeout=10) as client:
         assert not client.who_has()  # nothing of the run is left on the cluster
+
+
+# ------------------------------------------------------------------ the temporal inversion
+
+@pytest.fixture(scope="module")
+def pair_folder(tmp_path_factory):
+    """90 pairs of three sensors over a 24 x 24 px glacier, a year long."""
+    from glacier_velocity.core.sampledata.pair_series import pair_series
+
+    series = pair_series(size=24, years=1, n_pairs=90, seed=5)
+    paths = series.write(str(tmp_path_factory.mktemp("inv") / "pairs"))
+    return series, paths
+
+
+def test_invert_series_on_the_cluster_matches_the_local_run(dask_cluster, pair_folder,
+                                                            tmp_path):
+    from glacier_velocity.core.io.products import read_stack
+    from glacier_velocity.core.timeseries.invert_series import invert_series
+
+    series, paths = pair_folder
+    runs = {}
+    for where, scheduler in (("local", None), ("remote", dask_cluster.address)):
+        out = {q: str(tmp_path / f"{where}_{q}.tif") for q in ("v", "vx", "error")}
+        with distributed.Client(dask_cluster.address, timeout=10) as client:
+            with distributed.get_task_stream(client=client) as stream:
+                # 0.1 MB: 16 px tiles (4 tasks) of several batches each
+                table, summary = invert_series(paths, series.grid, out, memory_mb=0.1,
+                                               scheduler=scheduler)
+        runs[where] = table, summary, out, [t for t in stream.data
+                                            if str(t["key"]).startswith("invert-tile-")]
+    (t_l, s_l, out_l, tasks_l), (t_r, s_r, out_r, tasks_r) = runs["local"], runs["remote"]
+    assert s_l["tiles"] == s_r["tiles"] == 4
+    assert not tasks_l and len(tasks_r) == 4 and len({t["worker"] for t in tasks_r}) == 2
+    assert t_l == t_r and s_l["regularisation"] == s_r["regularisation"]
+    for q in ("v", "vx", "error"):
+        (info_l, a), (info_r, b) = read_stack(out_l[q]), read_stack(out_r[q])
+        assert [str(iv) for iv in info_l.intervals] == [str(iv) for iv in info_r.intervals]
+        assert np.array_equal(a, b, equal_nan=True), q
+    # and right: the speed of every month within a few m/yr of the truth on the glacier
+    info, v = read_stack(out_r["v"])
+    truth = np.stack([np.hypot(*series.interval_truth(iv)) for iv in info.intervals])
+    assert np.nanmedian(np.abs(v - truth)) < 5.0
+    assert not glob.glob(str(tmp_path / ".*"))
+
+
+def test_invert_series_cancel_and_unreachable_scheduler_leave_no_stacks(dask_cluster,
+                                                                        pair_folder, tmp_path):
+    import socket
+
+    from glacier_velocity.core.errors import Cancelled
+    from glacier_velocity.core.progress import Progress
+    from glacier_velocity.core.timeseries.invert_series import invert_series
+
+    series, paths = pair_folder
+    out = {"v": str(tmp_path / "v.tif"), "error": str(tmp_path / "v_error.tif")}
+    seen = []
+    with pytest.raises(Cancelled):  # cancelled once the first tile is back
+        invert_series(paths, series.grid, out, memory_mb=0.1, scheduler=dask_cluster.address,
+                      progress=Progress(seen.append, lambda: bool(seen) and seen[-1] > 0.1))
+    assert 0.1 < seen[-1] < 1.0
+    with distributed.Client(dask_cluster.address, timeout=10) as client:
+        assert not client.who_has()  # the tiles not done were cancelled
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(InputError, match=rf"no Dask scheduler answers at tcp://127.0.0.1:{port}"):
+        invert_series(paths, series.grid, out, scheduler=f"tcp://127.0.0.1:{port}")
+    assert time.monotonic() - t0 < 10  # before the sample stage
+    assert os.listdir(tmp_path) == []
