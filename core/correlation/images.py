@@ -72,7 +72,6 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
                 filter_size=filter_size, resolution=resolution, search=search, prior=prior,
                 band=band, min_snr=min_snr, max_speed=max_speed, prior_field=prior_field,
                 deform=deform)
-    _require_local_prior(prior_field, scheduler)
     job = _PairJob(**args)
     layout = job.layout
     writer = PairWriter(output, layout.grid, job.start, job.end, job.sensor, job.meta,
@@ -92,7 +91,8 @@ def correlate_images(reference, secondary, output, window=32, step=2, start=None
     source = job if parse_scheduler(scheduler) is None else args
     try:
         run_tasks(correlate_strip, [(source, s) for s in strips], scheduler, progress,
-                  visible=[job.reference, job.secondary], key="strip", on_result=store)
+                  visible=[job.reference, job.secondary] + _prior_inputs(prior_field),
+                  key="strip", on_result=store)
         median = _hist_median(hist)
         share = valid[0] / float(layout.ny * layout.nx)
         writer.set_metadata({"VALID_SHARE": f"{share:.4f}", "MEDIAN_SNR": f"{median:.4f}"})
@@ -261,12 +261,12 @@ def correlate_batch(pairs, folder, progress=None, scheduler=None, **options):
     A pair that fails on its input (e.g. images that do not overlap) is reported and skipped;
     cancellation stops the batch.
     """
-    _require_local_prior(options.get("prior_field"), scheduler)
     folder = make_folder(folder)
     used, tasks = set(), []
     for pair in pairs:
         tasks.append((pair, os.path.join(folder, unique_name(pair.name, used) + ".tif"), options))
     visible = [folder] + [p for pair in pairs for p in (pair.reference, pair.secondary)]
+    visible += _prior_inputs(options.get("prior_field"))
     try:
         if len(tasks) == 1 and parse_scheduler(scheduler) is not None:
             # one pair: its strips are the tasks, the product is written here
@@ -305,11 +305,9 @@ def correlate_pair_task(task, progress=None):
 
 # ------------------------------------------------------------------ helpers
 
-def _require_local_prior(prior_field, scheduler):
-    """A prior velocity field is read here, not sent to a cluster (yet): refuse the two together."""
-    if prior_field is not None and parse_scheduler(scheduler) is not None:
-        raise InputError("PRIOR: a prior velocity field is not yet sent to a Dask cluster; run "
-                         "without DASK_SCHEDULER, or give the prior as PRIOR_EAST / PRIOR_NORTH.")
+def _prior_inputs(prior_field):
+    """The prior field's files, read by every worker for its pair or strip (none without one)."""
+    return prior_field.inputs() if prior_field is not None else []
 
 
 def _working_grid(grid, resolution):

@@ -68,6 +68,14 @@ class PriorField:
         ds = None
         self._readers = None
 
+    def __getstate__(self):
+        # sent to a Dask worker without its open readers: the pair job attaches it there again
+        return dict(self.__dict__, _readers=None)
+
+    def inputs(self):
+        """The prior's files (a cluster's workers must see them)."""
+        return [p for p in (self.path, self.vy_path) if p]
+
     def attach(self, grid):
         """Read onto ``grid`` (the product grid: one pixel per window centre) from now on."""
         self._readers = (GridReader(self.path, grid, "prior velocity field"),

@@ -387,3 +387,42 @@ def test_invert_series_cancel_and_unreachable_scheduler_leave_no_stacks(dask_clu
         invert_series(paths, series.grid, out, scheduler=f"tcp://127.0.0.1:{port}")
     assert time.monotonic() - t0 < 10  # before the sample stage
     assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------------ a prior velocity field
+
+def test_a_prior_field_is_read_by_the_workers(dask_cluster, tmp_path, monkeypatch):
+    """A prior of 5000 m/yr east over the east half moves those windows 13.7 px off the true
+    0.4 px: the workers must read it (products unlike the run without it) and give the local
+    run's products, for a batch (one pair per task) and for one pair (its strips as tasks)."""
+    from glacier_velocity.core.correlation.prior import PriorField
+
+    pairs = write_batch(str(tmp_path), 4, shape=(160, 160), seed=6)
+    g = Grid.from_bounds(500000, 5000000, 50.0, 32, 32, 32632)
+    east = np.zeros((32, 32), np.float32)
+    east[:, 16:] = 1.0
+    prior = [write_raster(str(tmp_path / f"prior_{q}.tif"), g, (val * east).astype(np.float32))
+             for q, val in (("vx", 5000.0), ("vy", 0.0))]
+    options = dict(OPTIONS, max_speed=10.0)
+    plain = IC.correlate_batch(pairs, str(tmp_path / "plain"), **options)
+    field = PriorField(*prior)
+    local = IC.correlate_batch(pairs, str(tmp_path / "local"), prior_field=field, **options)
+    remote = IC.correlate_batch(pairs, str(tmp_path / "remote"), prior_field=field,
+                                scheduler=dask_cluster.address, **options)
+    same_products(local, remote)
+    assert len({r["worker"] for r in remote}) == 2
+    for a, b in zip(plain, remote):
+        pa, pb = read_pair_product(a["path"])[1]["vx"], read_pair_product(b["path"])[1]["vx"]
+        cols = pa.shape[1]
+        # the west half has no prior (zero offset): the same vectors away from the prior's edge
+        # (a window and its neighbours reach 10 columns); the east half differs
+        assert np.array_equal(pa[:, :cols // 2 - 10], pb[:, :cols // 2 - 10], equal_nan=True)
+        assert not np.allclose(pa[:, cols // 2:], pb[:, cols // 2:], equal_nan=True)
+    # one pair: its strips go out, each worker reading its strip of the prior (the same strips
+    # as here: window deformation across the prior's edge sees its strip's neighbours only)
+    monkeypatch.setattr(IC, "STRIP_PIXELS", 12000)
+    here = IC.correlate_batch(pairs[:1], str(tmp_path / "here"), prior_field=field, **options)
+    one = IC.correlate_batch(pairs[:1], str(tmp_path / "one"), prior_field=field,
+                             scheduler=dask_cluster.address, **options)
+    same_products(here, one)
+    assert read_pair_product(one[0]["path"])[0].metadata["PRIOR"] == "prior_vx.tif"
