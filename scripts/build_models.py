@@ -96,6 +96,11 @@ filters and, with STABLE, ramp removal on stable ground). Outputs: the raw pair 
 positive) and snr."""
 
 
+SCHEDULER_MODEL_HELP = ("where the {} run: empty = this computer; tcp://host:port = a Dask "
+                        "cluster; local:N = N local worker processes. On a cluster, every folder "
+                        "and file must be on storage the workers see under the same path.")
+
+
 def _help_full():
     h = {"ALG_DESC": " ".join(FULL_HELP.split()), "ALG_CREATOR": "Glacier Velocity",
          "REFERENCE": "raster whose grid (CRS, extent, pixel) every monthly stack takes, e.g. a "
@@ -108,10 +113,7 @@ def _help_full():
          "DEM": "elevation model (any grid and CRS): glacier aspect, slope and elevation.",
          "MIN_YEARS": "minimum number of valid years for a trend (at least 3).",
          "MIN_AREA": "glaciers smaller than this (km²) are left out of the glacier tables.",
-         "DASK_SCHEDULER": "where the pair correlations and pixel trends run: empty = this "
-                           "computer; tcp://host:port = a Dask cluster; local:N = N local worker "
-                           "processes. On a cluster, every folder and file must be on storage the "
-                           "workers see under the same path."}
+         "DASK_SCHEDULER": SCHEDULER_MODEL_HELP.format("pair correlations and pixel trends")}
     return _with_sensor_and_output_help(h, SENSOR_DEFAULTS, FULL_OUTPUTS)
 
 
@@ -422,7 +424,9 @@ def _help_inversion():
          "GLACIERS": "glacier outline polygons (e.g. RGI): glacier trends.",
          "DEM": "elevation model (any grid and CRS): glacier aspect, slope and elevation.",
          "MIN_YEARS": "minimum number of valid years for a trend (at least 3).",
-         "MIN_AREA": "glaciers smaller than this (km²) are left out of the glacier tables."}
+         "MIN_AREA": "glaciers smaller than this (km²) are left out of the glacier tables.",
+         "DASK_SCHEDULER": SCHEDULER_MODEL_HELP.format(
+             "pair correlations, inversions and pixel trends")}
     return _with_sensor_and_output_help(h, INVERSION_DEFAULTS, INVERSION_OUTPUTS)
 
 
@@ -430,6 +434,7 @@ def build_inversion():
     """Image folders to inverted, gap-filled monthly velocities and trends."""
     qc = _qgis()
     from glacier_velocity.compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON
+    from glacier_velocity.processing_provider.base import advanced
 
     b = ModelBuilder(INVERSION_ID, "Image pairs to trends by temporal inversion")
     _sensor_inputs(b, INVERSION_DEFAULTS, lambda k, j: (j % 2, 3 * k + 1 + j // 2))
@@ -442,18 +447,22 @@ def build_inversion():
         5, 9)
     b.parameter(qc.QgsProcessingParameterNumber(
         "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, 1.0, minValue=0.0), 5, 10)
-    _correlate_children(b, INVERSION_OUTPUTS, 2)
+    b.parameter(advanced(qc.QgsProcessingParameterString(
+        "DASK_SCHEDULER", "Dask scheduler", optional=True)), 2, 10)
+    dask = {"DASK_SCHEDULER": b.p("DASK_SCHEDULER")}
+    _correlate_children(b, INVERSION_OUTPUTS, 2, dask)
     b.child("inversion", "invertseries", "Invert every sensor's pairs",
-            {"FOLDERS": [b.c(f"{s}_pairs") for s in SENSORS], "REFERENCE": b.p("REFERENCE")},
+            dict({"FOLDERS": [b.c(f"{s}_pairs") for s in SENSORS],
+                  "REFERENCE": b.p("REFERENCE")}, **dask),
             3, 2, _outputs(INVERSION_OUTPUTS, "inversion"))
     b.child("sentinel1_inversion", "invertseries", "Invert the Sentinel-1 pairs",
-            {"FOLDER": b.c("sentinel1_pairs"), "REFERENCE": b.p("REFERENCE")}, 3, 6,
+            dict({"FOLDER": b.c("sentinel1_pairs"), "REFERENCE": b.p("REFERENCE")}, **dask), 3, 6,
             _outputs(INVERSION_OUTPUTS, "sentinel1_inversion"))
     b.child("gapfill", "gapfill", "Gap-fill with Sentinel-1",
             {"FUSED": b.c("inversion"), "AUXILIARY": b.c("sentinel1_inversion")}, 4, 4,
             _outputs(INVERSION_OUTPUTS, "gapfill"))
     b.child("pixel_trends", "pixeltrend", "Pixel trends",
-            {"INPUT": b.c("gapfill"), "MIN_YEARS": b.p("MIN_YEARS")}, 5, 2,
+            dict({"INPUT": b.c("gapfill"), "MIN_YEARS": b.p("MIN_YEARS")}, **dask), 5, 2,
             _outputs(INVERSION_OUTPUTS, "pixel_trends"))
     b.child("glacier_trends", "glaciertrend", "Glacier trends",
             {"INPUT": b.c("gapfill"), "GLACIERS": b.p("GLACIERS"), "DEM": b.p("DEM"),

@@ -30,7 +30,7 @@ FULL_CHILDREN = {
     "glacier_trends": "glaciertrend", "attributes": "attributecorrelation"}
 
 INVERSION_INPUTS = {"LANDSAT_FOLDER", "SENTINEL2_FOLDER", "SENTINEL1_FOLDER", "REFERENCE",
-                    "GLACIERS", "DEM", "MIN_YEARS", "MIN_AREA"} | {
+                    "GLACIERS", "DEM", "MIN_YEARS", "MIN_AREA", "DASK_SCHEDULER"} | {
     f"{s}_{p}" for s in ("LANDSAT", "SENTINEL2", "SENTINEL1")
     for p in ("MIN_DAYS", "MAX_DAYS", "WINDOW", "STEP")}
 INVERSION_CHILDREN = {
@@ -129,6 +129,22 @@ def test_inversion_model_inverts_every_sensor_then_gapfills_and_trends(provider,
             "gapfill"
     defaults = {p.name(): p.defaultValue() for p in model.parameterDefinitions()}
     assert (defaults["LANDSAT_MIN_DAYS"], defaults["LANDSAT_MAX_DAYS"]) == (16, 96)
+
+
+@pytest.mark.parametrize("name, children", [
+    ("image_pairs_to_trends.model3",
+     ["landsat_pairs", "sentinel2_pairs", "sentinel1_pairs", "pixel_trends"]),
+    ("image_pairs_to_trends_inversion.model3",
+     ["landsat_pairs", "sentinel2_pairs", "sentinel1_pairs", "inversion", "sentinel1_inversion",
+      "pixel_trends"])])
+def test_models_pass_the_dask_scheduler_to_every_step_that_takes_it(provider, name, children):
+    model = load(os.path.join(ROOT, "models", name))
+    takes = sorted(cid for cid, child in model.childAlgorithms().items()
+                   if child.algorithm().parameterDefinition("DASK_SCHEDULER") is not None)
+    assert takes == sorted(children)
+    for cid in children:
+        source = model.childAlgorithm(cid).parameterSources()["DASK_SCHEDULER"][0]
+        assert source.parameterName() == "DASK_SCHEDULER", cid
 
 
 def test_shipped_models_are_what_the_script_builds(provider, build_models):
