@@ -277,13 +277,44 @@ def core_zip(folder):
 
 
 def _spawn_with_python():
-    """Worker processes are spawned with a Python interpreter even inside QGIS, whose
-    ``sys.executable`` is the QGIS program (spawning it would start QGIS)."""
+    """Worker processes are spawned with the interpreter of the Python running here, which has
+    the scientific stack and ``distributed``. Inside QGIS ``sys.executable`` is not it: the QGIS
+    program on Windows (spawning it would start QGIS), on Linux whichever ``python3`` comes first
+    on PATH (e.g. a pyenv shim without GDAL: its workers die as they start and are restarted for
+    ever). The interpreter is checked first, so a broken one is a clear error, not a hang."""
     import multiprocessing
+    import subprocess
 
-    if not os.path.basename(sys.executable).startswith("python"):
-        python = shutil.which("python3") or "/usr/bin/python3"
-        multiprocessing.get_context("spawn").set_executable(python)
+    python = worker_python()
+    modules = ["distributed"] + [m for m, _ in WORKER_PACKAGES]
+    code = ("import importlib, sys\nfor m in sys.argv[1:]:\n    try:\n"
+            "        importlib.import_module(m)\n    except ImportError:\n        print(m)")
+    try:
+        missing = subprocess.run([python, "-c", code] + modules, capture_output=True, text=True,
+                                 timeout=WORKERS_TIMEOUT_S, env=dict(
+                                     os.environ, PYTHONPATH=os.pathsep.join(sys.path))).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ClusterError(f"{PARAMETER}: local workers cannot start with '{python}' "
+                           f"({type(exc).__name__}).") from None
+    if missing.split():
+        raise ClusterError(f"{PARAMETER}: local workers would run '{python}', which cannot "
+                           f"import {', '.join(missing.split())}.")
+    multiprocessing.get_context("spawn").set_executable(python)
+
+
+def worker_python():
+    """The interpreter of this Python (``<exec_prefix>/bin/pythonX.Y``, ``python.exe`` on
+    Windows), else ``sys.executable``: what local worker processes run."""
+    v = sys.version_info
+    if os.name == "nt":
+        candidates = [os.path.join(sys.exec_prefix, "python.exe")]
+    else:
+        candidates = [os.path.join(sys.exec_prefix, "bin", f"python{v.major}.{v.minor}"),
+                      os.path.join(sys.exec_prefix, "bin", f"python{v.major}")]
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return sys.executable
 
 
 def _distributed():
