@@ -82,3 +82,10 @@ def add_glaciers(alg, optional=False, min_area=1.0):
     alg.addParameter(QgsProcessingParameterNumber(
         "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, min_area, minValue=0.0))
 
+
+# the cluster paragraph of the algorithms with a table (computed here) and per-pixel rasters
+RASTERS_ON_CLUSTER_HELP = (
+    "With DASK_SCHEDULER the per-pixel rasters are computed on a Dask cluster, one tile per "
+    "task, with the same results (the table is computed here): the stack must then be on "
+    "storage every worker sees under the same path; the rasters are written by this "
+    "computer. Progress follows the finished tiles, and Cancel cancels the tiles not yet done.")

@@ -6,8 +6,9 @@ from qgis.core import (QgsProcessingParameterFeatureSource, QgsProcessingParamet
 from ..compat import TYPE_VECTOR_POLYGON
 from ..core.trends.glaciers import MONTHLY_COLUMNS, monthly_trend_table
 from ..core.trends.seasonal import MONTHLY_METHODS, monthly_trend_raster
-from ._trend_common import COMMON_HELP, add_glaciers, add_method_parameters, method_options
-from .base import GlacierAlgorithm
+from ._trend_common import (COMMON_HELP, RASTERS_ON_CLUSTER_HELP, add_glaciers,
+                            add_method_parameters, method_options)
+from .base import SCHEDULER_HELP, GlacierAlgorithm
 from .styles import PVALUE, TREND
 
 
@@ -28,11 +29,12 @@ class MonthlyTrendAlgorithm(GlacierAlgorithm):
         "hold their level on each month's series without further correction. Each month's series "
         "has only one value per year, so trends need MIN_YEARS years with that month observed; "
         "with ten years they are noisier than the annual trend of the Pixel trends and Glacier "
-        "trends algorithms."
-    )
+        "trends algorithms.\n\n"
+    ) + RASTERS_ON_CLUSTER_HELP
     METHODS = tuple(MONTHLY_METHODS)
     PARAM_HELP = dict(
         COMMON_HELP,
+        DASK_SCHEDULER=SCHEDULER_HELP,
         METHOD="ols = " + MONTHLY_METHODS["ols"] + "; sen = " + MONTHLY_METHODS["sen"] + ".",
         MIN_YEARS="minimum number of years with the calendar month observed for its trend "
                   "(at least 3).",
@@ -59,6 +61,7 @@ class MonthlyTrendAlgorithm(GlacierAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_P_RASTER", "Per-pixel month p-values (12 bands)", optional=True,
             createByDefault=False))
+        self.add_scheduler()
 
     def process(self, parameters, context, feedback):
         stack = self.raster_path(parameters, "INPUT", context)
@@ -78,7 +81,9 @@ class MonthlyTrendAlgorithm(GlacierAlgorithm):
                                                     MONTHLY_COLUMNS)}
         if raster:
             monthly_trend_raster(stack, raster, p_output=p_raster,
-                                 progress=progress.sub(split, 1.0), **options)
+                                 progress=progress.sub(split, 1.0),
+                                 scheduler=self.parameterAsString(parameters, "DASK_SCHEDULER",
+                                                                  context), **options)
             results["OUTPUT_RASTER"] = raster
             if p_raster:
                 results["OUTPUT_P_RASTER"] = p_raster

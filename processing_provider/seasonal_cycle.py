@@ -6,8 +6,8 @@ from qgis.core import (QgsProcessingParameterFeatureSource, QgsProcessingParamet
 from ..compat import TYPE_VECTOR_POLYGON
 from ..core.trends.glaciers import SEASONAL_COLUMNS, seasonal_cycle_table
 from ..core.trends.seasonal import seasonal_cycle_rasters
-from ._trend_common import COMMON_HELP, add_glaciers
-from .base import GlacierAlgorithm
+from ._trend_common import COMMON_HELP, RASTERS_ON_CLUSTER_HELP, add_glaciers
+from .base import SCHEDULER_HELP, GlacierAlgorithm
 from .styles import ANOMALY
 
 
@@ -25,10 +25,11 @@ class SeasonalCycleAlgorithm(GlacierAlgorithm):
         "and date intervals. Bands are assigned to the calendar month of their middle date; "
         "several bands in one month are averaged first. The monthly means are simple means over "
         "the years with data (a month observed only in early years of a trending glacier carries "
-        "that period's level)."
-    )
+        "that period's level).\n\n"
+    ) + RASTERS_ON_CLUSTER_HELP
     PARAM_HELP = dict(
         COMMON_HELP,
+        DASK_SCHEDULER=SCHEDULER_HELP,
         GLACIERS="glacier polygons: one set of rows per glacier (optional).",
         MASK="polygons treated as one area (optional).",
         MIN_AREA="glaciers smaller than this area (km²) are left out (0 keeps all).",
@@ -49,6 +50,7 @@ class SeasonalCycleAlgorithm(GlacierAlgorithm):
             "OUTPUT_MEAN", "Monthly means (12 bands)", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_ANOMALIES", "Anomaly stack", optional=True, createByDefault=False))
+        self.add_scheduler()
 
     def process(self, parameters, context, feedback):
         stack = self.raster_path(parameters, "INPUT", context)
@@ -65,6 +67,8 @@ class SeasonalCycleAlgorithm(GlacierAlgorithm):
                                                     SEASONAL_COLUMNS)}
         if outputs:
             seasonal_cycle_rasters(stack, outputs.get("OUTPUT_MEAN"),
-                                   outputs.get("OUTPUT_ANOMALIES"), progress.sub(split, 1.0))
+                                   outputs.get("OUTPUT_ANOMALIES"), progress.sub(split, 1.0),
+                                   scheduler=self.parameterAsString(parameters, "DASK_SCHEDULER",
+                                                                    context))
             results.update(outputs)
         return results

@@ -15,6 +15,7 @@ interannual spread of that month, and anomalies = value - climatology of the ban
 
 import numpy as np
 
+from ..cluster import parse_scheduler, run_tasks
 from ..errors import InputError
 from ..io.products import QUANTITIES, StackFile, StackWriter
 from ..progress import ensure
@@ -85,10 +86,12 @@ def seasonal_cycle(values, intervals, cal=None):
 
 
 def monthly_trend_raster(path, output, method="ols", alpha=0.05, min_years=DEFAULT_MIN_YEARS,
-                         p_output=None, progress=None):
+                         p_output=None, progress=None, scheduler=None):
     """12-band rasters of each calendar month's trend (m/yr per decade) and optionally its p-value.
 
     Band k is month k (January first). Read window by window with all bands (bounded memory).
+    ``scheduler``: where the windows are computed (:mod:`core.cluster`; empty = here), one window
+    per task; the stack must then be on storage the workers see, the rasters are written here.
     """
     _check_monthly_options(method, min_years)  # before any output file is created
     progress = ensure(progress)
@@ -96,27 +99,37 @@ def monthly_trend_raster(path, output, method="ols", alpha=0.05, min_years=DEFAU
     info = stack.info
     cal = Calendar(info.intervals)
     meta = {"METHOD": method, "ALPHA": alpha, "MIN_YEARS": min_years, "SOURCE": path}
-    writers = [RasterWriter(output, info.grid, 12, [f"{m} trend (m/yr per decade)"
-                                                    for m in MONTH_NAMES],
-                            dict(meta, UNITS="m/yr per decade"), inputs=[path])]
+    writers = {"trend": RasterWriter(output, info.grid, 12, [f"{m} trend (m/yr per decade)"
+                                                             for m in MONTH_NAMES],
+                                     dict(meta, UNITS="m/yr per decade"), inputs=[path])}
     if p_output:
-        writers.append(RasterWriter(p_output, info.grid, 12, [f"{m} p-value" for m in MONTH_NAMES],
-                                    meta, inputs=[path]))
+        writers["p"] = RasterWriter(p_output, info.grid, 12, [f"{m} p-value" for m in MONTH_NAMES],
+                                    meta, inputs=[path])
     windows = stack.windows()
-    with stack, all_or_none(writers):  # no output of a failed run
-        for k, (r0, c0, nr, nc) in enumerate(windows):
-            block = stack.read((r0, c0, nr, nc))
-            res = monthly_trends(block.reshape(info.count, -1), None, method, alpha, min_years,
-                                 cal)
-            for w, key in zip(writers, ("trend", "p")):
-                for m in range(12):
-                    w.write(m + 1, res[key][m].reshape(nr, nc), r0, c0)
-            progress.update((k + 1) / len(windows))
+
+    def store(k, res):
+        r0, c0, nr, nc = windows[k]
+        for key, w in writers.items():
+            for m in range(12):
+                w.write(m + 1, res[key][m].reshape(nr, nc), r0, c0)
+
+    with stack, all_or_none(writers.values()):  # no output of a failed run
+        _per_window(stack, path, windows, month_trend_block,
+                    (method, alpha, min_years, cal, sorted(writers)), store, scheduler, progress,
+                    "monthly-trends")
 
 
-def seasonal_cycle_rasters(path, mean_output=None, anomalies_output=None, progress=None):
+def month_trend_block(values, method, alpha, min_years, cal, keys):
+    """The float32 ``keys`` ('trend', 'p'; 12 x pixels) of :func:`monthly_trends` of a block."""
+    res = monthly_trends(values, None, method, alpha, min_years, cal)
+    return {k: np.asarray(res[k], np.float32) for k in keys}
+
+
+def seasonal_cycle_rasters(path, mean_output=None, anomalies_output=None, progress=None,
+                           scheduler=None):
     """Per-pixel seasonal cycle: a 12-band raster of monthly means (m/yr, January first) and/or an
-    anomaly stack (same bands and intervals as the input, value - its month's mean, m/yr)."""
+    anomaly stack (same bands and intervals as the input, value - its month's mean, m/yr).
+    ``scheduler``: as for :func:`monthly_trend_raster`."""
     if not mean_output and not anomalies_output:
         raise InputError("Give at least one output: the monthly means or the anomaly stack.")
     progress = ensure(progress)
@@ -133,14 +146,44 @@ def seasonal_cycle_rasters(path, mean_output=None, anomalies_output=None, progre
                              {"ANOMALY": "value minus the mean of its calendar month",
                               "SOURCE": path}, inputs=[path])
     windows = stack.windows()
+
+    def store(k, res):
+        r0, c0, nr, nc = windows[k]
+        if mean_w is not None:
+            for m in range(12):
+                mean_w.write(m + 1, res["mean"][m].reshape(nr, nc), r0, c0)
+        if anom_w is not None:
+            for b in range(info.count):
+                anom_w.write(b, res["anomalies"][b].reshape(nr, nc), r0, c0)
+
+    keys = [k for k, w in (("mean", mean_w), ("anomalies", anom_w)) if w is not None]
     with stack, all_or_none((mean_w, anom_w)):  # no output of a failed run
-        for k, (r0, c0, nr, nc) in enumerate(windows):
-            block = stack.read((r0, c0, nr, nc))
-            mean, _, _, anomalies = seasonal_cycle(block.reshape(info.count, -1), None, cal)
-            if mean_w is not None:
-                for m in range(12):
-                    mean_w.write(m + 1, mean[m].reshape(nr, nc), r0, c0)
-            if anom_w is not None:
-                for b in range(info.count):
-                    anom_w.write(b, anomalies[b].reshape(nr, nc), r0, c0)
-            progress.update((k + 1) / len(windows))
+        _per_window(stack, path, windows, seasonal_block, (cal, keys), store, scheduler,
+                    progress, "seasonal-cycle")
+
+
+def seasonal_block(values, cal, keys):
+    """The float32 ``keys`` ('mean': 12 x pixels, 'anomalies': bands x pixels) of
+    :func:`seasonal_cycle` of a block."""
+    mean, _, _, anomalies = seasonal_cycle(values, None, cal)
+    res = {"mean": mean, "anomalies": anomalies}
+    return {k: np.asarray(res[k], np.float32) for k in keys}
+
+
+def _per_window(stack, path, windows, fn, args, store, scheduler, progress, key):
+    """``store(k, fn(values of window k (bands x pixels), *args))`` for every window, here (the
+    open ``stack``) or on a cluster (workers open ``path``), one window per task."""
+    source = stack if parse_scheduler(scheduler) is None else path
+    run_tasks(stack_block, [(source, win, fn, args) for win in windows], scheduler, progress,
+              visible=[path], key=key, on_result=store)
+
+
+def stack_block(task, progress=None):
+    """One window of a per-pixel stack computation: ``task = (stack (an open StackFile or its
+    path), window, fn, args)``; returns ``fn(values (bands x pixels), *args)``."""
+    source, win, fn, args = task
+    stack = source if isinstance(source, StackFile) else StackFile(source)
+    values = stack.read(win)
+    if progress is not None:
+        progress.check()
+    return fn(values.reshape(values.shape[0], -1), *args)

@@ -426,3 +426,33 @@ def test_a_prior_field_is_read_by_the_workers(dask_cluster, tmp_path, monkeypatc
                              scheduler=dask_cluster.address, **options)
     same_products(here, one)
     assert read_pair_product(one[0]["path"])[0].metadata["PRIOR"] == "prior_vx.tif"
+
+
+def test_month_trends_and_seasonal_cycle_on_the_cluster_match_the_local_run(dask_cluster,
+                                                                          tmp_path, monkeypatch):
+    from osgeo import gdal
+
+    from glacier_velocity.core.io.products import StackFile, write_stack
+    from glacier_velocity.core.io.raster import read_band
+    from glacier_velocity.core.trends.seasonal import monthly_trend_raster, seasonal_cycle_rasters
+    from glacier_velocity.test.helpers import simulate_monthly_series
+
+    values, intervals = simulate_monthly_series(40 * 50, sigma=0.1, trend=0.2, seed=4)
+    path = str(tmp_path / "stack.tif")
+    write_stack(path, Grid.from_bounds(500000, 5000000, 30.0, 40, 50, 32632),
+                values.reshape(-1, 40, 50), intervals)
+    windows = StackFile.windows
+    monkeypatch.setattr(StackFile, "windows", lambda self, budget_mb=1: windows(self, 0.25))
+    assert len(StackFile(path).windows()) >= 3
+    out = {}
+    for where, scheduler in (("local", None), ("remote", dask_cluster.address)):
+        out[where] = {k: str(tmp_path / f"{where}_{k}.tif") for k in ("t", "p", "m", "a")}
+        o = out[where]
+        monthly_trend_raster(path, o["t"], method="sen", p_output=o["p"], scheduler=scheduler)
+        seasonal_cycle_rasters(path, o["m"], o["a"], scheduler=scheduler)
+    for k in ("t", "p", "m", "a"):
+        a, b = (gdal.Open(out[w][k]).ReadAsArray() for w in ("local", "remote"))
+        assert a.shape[0] == (12 if k != "a" else len(intervals)), k
+        assert np.array_equal(a, b, equal_nan=True), k
+    # +20 % per decade of a mean of 100 m/yr: every month's trend near 20 m/yr per decade
+    assert abs(np.nanmedian(read_band(out["remote"]["t"], 7)) - 20.0) < 4.0
