@@ -23,3 +23,15 @@ def qgis_process():
         return proc
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def series_scene(tmp_path_factory):
+    """The tiny sample scene with image series over 3 years (the trends need 3): ``(folder,
+    manifest, model)``, made once for the model runs."""
+    from glacier_velocity.core.sampledata.scene import generate_scene, load_scene
+
+    folder = str(tmp_path_factory.mktemp("series_scene"))
+    generate_scene(folder, "tiny", 2015, 3, seed=0, image_series=True)
+    manifest, model = load_scene(folder)
+    return folder, manifest, model

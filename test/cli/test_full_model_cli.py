@@ -28,12 +28,9 @@ def rmse_against_truth(path, truth_path, mask):
 
 
 @pytest.fixture(scope="module")
-def full_run(qgis_process, build_models, tmp_path_factory):
-    from glacier_velocity.core.sampledata.scene import generate_scene, load_scene
-
-    folder = str(tmp_path_factory.mktemp("series_scene"))
-    generate_scene(folder, "tiny", 2015, YEARS, seed=0, image_series=True)
-    manifest, model = load_scene(folder)
+def full_run(qgis_process, build_models, series_scene, tmp_path_factory):
+    folder, manifest, model = series_scene
+    assert manifest["years"] == YEARS
     bm = build_models
     outputs = bm.full_model_outputs(str(tmp_path_factory.mktemp("full_model")))
     args = bm.run_arguments(bm.sample_scene_inputs(folder, manifest), outputs)
