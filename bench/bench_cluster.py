@@ -125,7 +125,8 @@ def inversion(tmp, size=320, n_pairs=240, memory_mb=128):
     print(f"(c) invertseries of {len(paths)} pairs (3 sensors, 2 years) on {size} x {size} px, "
           f"{len(s_local['intervals'])} monthly bands, {tiles} tiles")
     print(f"    local run (today): {t_local:.1f} s, of which tiles {tile_local:.1f} s "
-          f"({tile_local / tiles:.1f} s per tile); CPU use "
+          f"({tile_local / tiles:.1f} s per tile); {cpu_local:.1f} CPU s = "
+          f"{1e6 * cpu_local / (size * size * len(paths)):.2f} CPU µs per pixel and pair; CPU use "
           f"{100 * cpu_local / t_local / CORES:.0f} % of the {CORES} cores")
     print(f"    local:2: {t_dask:.1f} s, of which tiles {tile_dask:.1f} s (cluster start-up and "
           f"checks before the sample stage); overhead per tile "
