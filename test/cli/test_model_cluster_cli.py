@@ -3,9 +3,12 @@ correlations, both inversions and the pixel trends on two local worker processes
 qgis_process, whose sys.executable is not a Python) gives the products of the run without it.
 
 Not bit for bit: the workers' pair products equal those of any plain Python process bit for bit
-(test/core/test_cluster.py), but the correlator computing inside qgis_process differs from them
-by float rounding (typically 4e-3 m/yr on the tiny scene's pair products, about 1e-7 px; up to
-1.3 m/yr at a handful of windows where an iteration of the correlator branches), which the
+(test/core/test_cluster.py), but inside qgis_process (and the QGIS desktop) numpy's BLAS calls
+resolve to GSL's reference CBLAS, which the QGIS program links before OpenBLAS (the same run in
+plain Python with LD_PRELOAD=libgslcblas.so.0 gives qgis_process's products bit for bit), so the
+local run there differs from the workers by float rounding (typically 4e-3 m/yr on the tiny
+scene's pair products, about 1e-7 px; up to 1.3 m/yr at a handful of windows where an iteration
+of the correlator branches), which the
 robust inversion's reweighting carries downstream (at most 0.16 m/yr on its stacks, 0.3 m/yr per
 decade on the trends, the significance masks identical). The tolerances below allow a few times
 those."""
