@@ -8,10 +8,9 @@ resolve to GSL's reference CBLAS, which the QGIS program links before OpenBLAS (
 plain Python with LD_PRELOAD=libgslcblas.so.0 gives qgis_process's products bit for bit), so the
 local run there differs from the workers by float rounding (typically 4e-3 m/yr on the tiny
 scene's pair products, about 1e-7 px; up to 1.3 m/yr at a handful of windows where an iteration
-of the correlator branches), which the
-robust inversion's reweighting carries downstream (at most 0.16 m/yr on its stacks, 0.3 m/yr per
-decade on the trends, the significance masks identical). The tolerances below allow a few times
-those."""
+of the correlator branches), which the robust inversion's reweighting carries downstream (at most
+0.16 m/yr on its stacks, 0.3 m/yr per decade on the trends, the significance masks identical).
+The tolerances below allow a few times those."""
 
 import csv
 import os
