@@ -259,19 +259,28 @@ def test_a_path_workers_cannot_see_is_named(tmp_path):
         c.close()
 
 
-def test_pixel_trends_on_the_cluster_match_the_local_run(dask_cluster, tmp_path, monkeypatch):
+def tiled_stack(tmp_path, monkeypatch, shape, seed, window_mb):
+    """A monthly stack (100 m/yr, +20 % per decade) read in windows of ``window_mb`` MB, at
+    least three (so several tasks): ``(path, intervals)``."""
     from glacier_velocity.core.io.products import StackFile, write_stack
-    from glacier_velocity.core.io.raster import read_band
-    from glacier_velocity.core.trends.pixel import pixel_trends
     from glacier_velocity.test.helpers import simulate_monthly_series
 
-    values, intervals = simulate_monthly_series(60 * 80, sigma=0.1, trend=0.2, seed=2)
+    values, intervals = simulate_monthly_series(shape[0] * shape[1], sigma=0.1, trend=0.2,
+                                                seed=seed)
     path = str(tmp_path / "stack.tif")
-    write_stack(path, Grid.from_bounds(500000, 5000000, 30.0, 60, 80, 32632),
-                values.reshape(-1, 60, 80), intervals)
+    write_stack(path, Grid.from_bounds(500000, 5000000, 30.0, *shape, 32632),
+                values.reshape(-1, *shape), intervals)
     windows = StackFile.windows
-    monkeypatch.setattr(StackFile, "windows", lambda self, budget_mb=1: windows(self, 1))
-    assert len(StackFile(path).windows()) >= 3  # several tiles, so several tasks
+    monkeypatch.setattr(StackFile, "windows", lambda self, budget_mb=1: windows(self, window_mb))
+    assert len(StackFile(path).windows()) >= 3
+    return path, intervals
+
+
+def test_pixel_trends_on_the_cluster_match_the_local_run(dask_cluster, tmp_path, monkeypatch):
+    from glacier_velocity.core.io.raster import read_band
+    from glacier_velocity.core.trends.pixel import pixel_trends
+
+    path, _ = tiled_stack(tmp_path, monkeypatch, (60, 80), 2, 1)
     keys = ("trend", "p", "significant", "ci_low", "n_years")
     runs = {}
     for where, scheduler in (("local", None), ("remote", dask_cluster.address)):
@@ -432,18 +441,10 @@ def test_month_trends_and_seasonal_cycle_on_the_cluster_match_the_local_run(dask
                                                                           tmp_path, monkeypatch):
     from osgeo import gdal
 
-    from glacier_velocity.core.io.products import StackFile, write_stack
     from glacier_velocity.core.io.raster import read_band
     from glacier_velocity.core.trends.seasonal import monthly_trend_raster, seasonal_cycle_rasters
-    from glacier_velocity.test.helpers import simulate_monthly_series
 
-    values, intervals = simulate_monthly_series(40 * 50, sigma=0.1, trend=0.2, seed=4)
-    path = str(tmp_path / "stack.tif")
-    write_stack(path, Grid.from_bounds(500000, 5000000, 30.0, 40, 50, 32632),
-                values.reshape(-1, 40, 50), intervals)
-    windows = StackFile.windows
-    monkeypatch.setattr(StackFile, "windows", lambda self, budget_mb=1: windows(self, 0.25))
-    assert len(StackFile(path).windows()) >= 3
+    path, intervals = tiled_stack(tmp_path, monkeypatch, (40, 50), 4, 0.25)
     out = {}
     for where, scheduler in (("local", None), ("remote", dask_cluster.address)):
         out[where] = {k: str(tmp_path / f"{where}_{k}.tif") for k in ("t", "p", "m", "a")}
