@@ -368,7 +368,7 @@ class Correlator:
         g_rr, g_rc, g_cr, g_cc = grad
         det = (1 + g_rr) * (1 + g_cc) - g_rc * g_cr
         fy, fx = ((1 + g_cc) * fy - g_rc * fx) / det, ((1 + g_rr) * fx - g_cr * fy) / det
-        sy_, sx_, snr, sy, sx = self._subpixel(Rc, sec_w, fy, fx)
+        sy_, sx_, snr, sy, sx = self._subpixel(Rc, sec_w, fy, fx, iterations=1)
         bad = ~ok | ~np.isfinite(sy_ + sx_ + snr) | (np.abs(sy_) > 1.0) | (np.abs(sx_) > 1.0)
         # pixels p sample the secondary at p + i + G (p - centre): content that moved by
         # i + f shows as the pure shift s = (I + G)^-1 f, hence f = (I + G) s
@@ -379,12 +379,14 @@ class Correlator:
             a[bad] = np.nan
         return tuple(out)
 
-    def _subpixel(self, Rc, sec_w, fy, fx, first=None):
-        """The iterations of the phase-plane fit, each with the secondary taper moved to the
-        current estimate (the first may use a given cross-power ``first``); returns
-        ``(fy, fx, snr, sy, sx)``, the standard errors from the last iteration's fit."""
-        last = self.options.iterations - 1
-        for it in range(self.options.iterations):
+    def _subpixel(self, Rc, sec_w, fy, fx, first=None, iterations=None):
+        """The iterations of the phase-plane fit (``iterations``, default the options'), each
+        with the secondary taper moved to the current estimate (the first may use a given
+        cross-power ``first``); returns ``(fy, fx, snr, sy, sx)``, the standard errors from the
+        last iteration's fit."""
+        iterations = iterations or self.options.iterations
+        last = iterations - 1
+        for it in range(iterations):
             C = first if it == 0 and first is not None else self._cross(Rc, sec_w, fy, fx)
             dy, dx, snr, *err = self._fit(C, fy, fx, errors=it == last)
             fy = fy + np.clip(dy, -0.5, 0.5)
@@ -530,15 +532,16 @@ def _run_spans(threads, spans, run, report):
 def deform_lattice(engine, ref, sec, rows, cols, out, lattice, threads, batch, progress):
     """Window deformation on a lattice of first-pass results ``out`` (rows d_row, d_col, snr,
     s_row, s_col; updated in place): up to :data:`~core.correlation.deform.MAX_ITERATIONS`
-    passes over the windows whose strain exceeds the options' threshold, until the largest
-    update is below the tolerance."""
+    passes over the windows whose strain exceeds the options' threshold; a window whose last
+    update was below the tolerance has converged and is left out of the next passes."""
     ny, nx, step = lattice
     o = engine.options
     coeffs = None
+    active = np.isfinite(out[0])
     for _ in range(MAX_ITERATIONS):
         grad = lattice_gradient(out[0].reshape(ny, nx), out[1].reshape(ny, nx), step, o.window)
         strain = np.nan_to_num(np.max(np.abs(np.stack(grad)), axis=0), nan=0.0).ravel()
-        sel = np.flatnonzero((strain > o.deform_strain) & np.isfinite(out[0]))
+        sel = np.flatnonzero((strain > o.deform_strain) & active)
         if sel.size == 0:
             break
         progress.check()
@@ -556,10 +559,10 @@ def deform_lattice(engine, ref, sec, rows, cols, out, lattice, threads, batch, p
         spans = [(s, min(s + batch, sel.size)) for s in range(0, sel.size, batch)]
         _run_spans(threads, spans, run, lambda done: None)
         good = np.isfinite(new[0])
-        update = np.hypot(new[0] - out[0, sel], new[1] - out[1, sel])[good]
+        update = np.hypot(new[0] - out[0, sel], new[1] - out[1, sel])
         out[:, sel[good]] = new[:, good]
-        if update.size == 0 or update.max() < o.deform_tolerance:
-            break
+        active[:] = False
+        active[sel[good & (update >= o.deform_tolerance)]] = True
 
 
 # Bytes per window pixel and image channel while windows are correlated: the windows, their
