@@ -320,6 +320,18 @@ def perito_closure():
             print(f"  {method:<12} median {median:.3f} px, {100 * share:.0f} % valid, along flow "
                   + " ".join(f"{a:+.3f}" for a in along)
                   + f" ({time.perf_counter() - t0:.0f} s)")
+            if method == "auto":
+                print("    per triplet: " + ", ".join(
+                    f"{r['triplet'][4:8]}-{r['triplet'][-4:]} {100 * r['valid_share']:.0f} %"
+                    for r in rows))
+                print("    where the ice windows go (pair: median SNR; removed by the SNR, speed "
+                      "and other filters; left):")
+                for r in walk.closure_losses(tmp, preprocess=method, data=walk.DATA):
+                    rm = r["removed"]
+                    others = sum(v for k, v in rm.items() if k not in ("snr", "speed"))
+                    print(f"      {r['pair']} ({r['days']} d): {r['median_snr']:.2f}; "
+                          f"{100 * rm['snr']:.0f} / {100 * rm['speed']:.0f} / {100 * others:.0f} "
+                          f"%; {100 * r['valid_share']:.0f} %")
 
 
 def main():

@@ -136,8 +136,9 @@ class _PairJob:
             _require_content(ds, int(band), path)
         work, factors = _working_grid(grid_r, resolution)
         self.layout = _Layout.of(work, window, step, reference)
+        # MAX_SPEED x baseline is most pixels along the finer axis: the search must reach it
         self.options = options = CorrelatorOptions(window=window, search=search_radius(
-            max_speed, days, max(work.dx, work.dy), window, search), deform=bool(deform))
+            max_speed, days, min(work.dx, work.dy), window, search), deform=bool(deform))
         self.prior_field = prior_field
         if prior_field is not None:
             prior_field.attach(self.layout.grid)
