@@ -33,7 +33,7 @@ def lattice_gradient(d_row, d_col, step, window):
     their difference is mostly noise); where a neighbour that far is missing (edges, gaps), the
     centred difference over a shorter span, then the one-sided one, takes over; NaN where no
     neighbour is valid."""
-    h = max(1, int(round(min(window) / (2.0 * step))))
+    h = gradient_reach(window, step)
     out = []
     for d in (d_row, d_col):
         for axis in (0, 1):
@@ -45,6 +45,12 @@ def lattice_gradient(d_row, d_col, step, window):
                 _fill(g, (d - _shifted(d, axis, -k)) / (k * step))
             out.append(g)
     return tuple(out)
+
+
+def gradient_reach(window, step):
+    """Lattice rows (and columns) on each side that a window's gradient is taken over: about
+    half a window (:func:`lattice_gradient`)."""
+    return max(1, int(round(min(window) / (2.0 * step))))
 
 
 def _shifted(a, axis, k):
