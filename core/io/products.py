@@ -149,6 +149,20 @@ class PairWriter(_ProductWriter):
         self._w.ds.SetMetadata(meta)
 
 
+def error_bands(source):
+    """The extra bands (:data:`ERROR_BANDS`) a product made from ``source`` (a PairSource)
+    carries: the error bands when the source states errors, else none."""
+    return ERROR_BANDS if source.has_errors else ()
+
+
+def write_errors(writer, errors, row_off=0, col_off=0):
+    """Write a window of ``errors`` ``(vx_error, vy_error)`` (m/yr) with a :class:`PairWriter`
+    made with ``extra_bands=ERROR_BANDS``; nothing when ``errors`` is None."""
+    if errors is not None:
+        for name, arr in zip(ERROR_BANDS, errors):
+            writer.write_extra(name, np.asarray(arr, np.float32), row_off, col_off)
+
+
 def read_pair_info(path, start=None, end=None, sensor=None):
     """Header of a pair product; ``start``/``end``/``sensor`` override what the file says."""
     ds = open_raster(path, "pair product")
