@@ -88,10 +88,14 @@ class PairInfo:
         return (self.end - self.start).days
 
 
-def write_pair_product(path, grid, vx, vy, snr, start, end, sensor="", metadata=None, inputs=()):
-    """Write a pair product; ``v`` is computed as hypot(vx, vy). Arrays are m/yr, snr 0-1."""
-    with PairWriter(path, grid, start, end, sensor, metadata, inputs) as w:
+def write_pair_product(path, grid, vx, vy, snr, start, end, sensor="", metadata=None, inputs=(),
+                       errors=None):
+    """Write a pair product; ``v`` is computed as hypot(vx, vy). Arrays are m/yr, snr 0-1;
+    ``errors`` ``(vx_error, vy_error)`` (1σ, m/yr) adds the error bands."""
+    with PairWriter(path, grid, start, end, sensor, metadata, inputs,
+                    ERROR_BANDS if errors is not None else ()) as w:
         w.write(vx, vy, snr)
+        write_errors(w, errors)
     return str(path)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.dates import DAYS_PER_YEAR, parse_date
 from ..io.grid import Grid, same_crs
-from ..io.names import source_name
+from ..io.names import relative_path, source_name
 from ..io.pairsource import PairSource
 from ..io.products import StackWriter
 from ..io.raster import iter_tiles
@@ -267,9 +267,9 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
             for q, path in outputs.items():
                 m = dict(meta)
                 if q == "v" and "error" in outputs:
-                    m["ERROR_STACK"] = _relative(outputs["error"], path)
+                    m["ERROR_STACK"] = relative_path(outputs["error"], path)
                 if q == "error":  # the error-stack convention of fuse/gapfill, plus ERROR_OF
-                    m.update({"ERROR_OF": _relative(outputs["v"], path),
+                    m.update({"ERROR_OF": relative_path(outputs["v"], path),
                               "ERROR": "1 sigma, m/yr"})
                 writers[q] = opened.enter_context(StackWriter(
                     path, grid, out_intervals, "error" if q == "error" else sensor,
@@ -332,13 +332,6 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
                "intervals": out_intervals, "bandwidth": d.b, "tiles": len(tiles),
                "names": names, "seconds": seconds}
     return table, summary
-
-
-def _relative(target, path):
-    """``target`` as a file name when it lies beside ``path``, else its full path."""
-    if os.path.dirname(os.path.abspath(target)) == os.path.dirname(os.path.abspath(path)):
-        return os.path.basename(target)
-    return os.path.abspath(target)
 
 
 def _accumulate(acc, r, d, bands):
