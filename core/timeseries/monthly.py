@@ -155,12 +155,13 @@ def monthly_stacks(paths, grid, outputs, method="median", min_fraction=0.5, sens
     months, members, left_out = assign_pairs(sources, min_fraction)
     names = [os.path.basename(s.path) for s in sources]
     with_errors = [s.has_errors for s in sources]
+    any_errors = any(with_errors[i] for m in members for i in m)
     outputs = dict(outputs)
     wanted = [e for q, e in ERROR_OUTPUTS.items() if e in outputs and q in outputs]
-    if wanted and not any(with_errors):
+    if wanted and not any_errors:
         log("No pair states per-vector errors (bands vx_error, vy_error): no error stack "
             "written.")
-    if not any(with_errors) or not wanted:
+    if not any_errors or not wanted:
         for e in ERROR_OUTPUTS.values():
             outputs.pop(e, None)
     errors_on = any(e in outputs for e in ERROR_OUTPUTS.values())
