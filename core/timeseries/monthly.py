@@ -36,6 +36,7 @@ import numpy as np
 from ..io.dates import match_intervals, monthly_intervals
 from ..errors import InputError
 from ..arrays.nanstats import nanmedian0
+from ..arrays.propagation import speed_error
 from ..io.pairsource import PairSource
 from ..io.names import relative_path
 from ..io.products import StackWriter
@@ -113,16 +114,6 @@ def combine(vxs, vys, weights=None, method="median", errors=None):
                 out.append(np.where(known & (total > 0), np.sqrt(var) / total,
                                     np.nan).astype(np.float32))
     return means[0], means[1], (tuple(out) if errors is not None else None)
-
-
-def speed_error(vx, vy, ex, ey):
-    """1σ of the speed ``hypot(vx, vy)`` from the components' 1σ ``ex``, ``ey`` (m/yr): their
-    projection on the flow direction, ``√((vx ex)² + (vy ey)²) / v``; ``√((ex² + ey²) / 2)`` where
-    the speed is 0."""
-    v = np.hypot(vx, vy)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        along = np.sqrt((vx * ex) ** 2 + (vy * ey) ** 2) / v
-    return np.where(v > 0, along, np.sqrt(0.5 * (ex ** 2 + ey ** 2))).astype(np.float32)
 
 
 ERROR_OUTPUTS = {"v": "error", "vx": "vx_error", "vy": "vy_error"}  # velocity -> error output
