@@ -74,3 +74,24 @@ def test_pixel_trends_with_an_error_stack(tmp_path):
                         intervals[:-1])
     with pytest.raises(InputError, match="does not match"):
         pixel_trends(stack, {"trend": str(tmp_path / "t2.tif")}, error=short)
+
+
+def test_glacier_series_error_of_the_ratio_estimate(tmp_path):
+    """A region's mean series has the 1σ of its ratio estimate: e / √N for N valid pixels of
+    error e (independent); NaN where a valid pixel has no error."""
+    from glacier_velocity.core.io.products import StackFile
+    from glacier_velocity.core.trends.glaciers import _region_sums
+    from glacier_velocity.core.progress import ensure
+    values, sigma, intervals = noisy(0.0, 4)
+    grid = Grid.from_bounds(500000, 4000000, 30, 40, 100, 32645)
+    err = np.full((len(intervals), 40, 100), 6.0, np.float32)
+    err[3, 0, 0] = np.nan
+    stack = write_stack(str(tmp_path / "v.tif"), grid, values.reshape(-1, 40, 100), intervals)
+    error = write_stack(str(tmp_path / "v_error.tif"), grid, err, intervals)
+    labels = np.zeros((40, 100), np.int32)
+    labels[:20] = 1
+    labels[20:30] = 2
+    with StackFile(stack) as s, StackFile(error) as e:
+        series, coverage, sig = _region_sums(s, labels, 2, 0.5, ensure(None), e)
+    assert np.allclose(sig[[0, 1, 2, 4]], [6.0 / np.sqrt(2000), 6.0 / np.sqrt(1000)], rtol=0.05)
+    assert np.isnan(sig[3, 0]) and np.isfinite(sig[3, 1])
