@@ -9,7 +9,8 @@ with ImageMagick (``import -window root``), cropped to the window shown:
   group), the toolbox open on our groups;
 * ``docs/dialog.png``: the Pixel trends dialog with its help;
 * ``docs/timeseries.png``: the dock after a click on a glacier pixel, one pixel pinned (its marker
-  on the map), the fused stack included with the error bars of its error stack; ``docs/calibration.png``: the calibration tab;
+  on the map), the fused stack included with the error bars of its error stack;
+  ``docs/calibration.png``: the calibration tab;
 * ``docs/modeler.png``: the full image-to-trends model open in the modeler.
 
 Environment: ``GV_SCREENSHOTS`` (output folder), ``GV_WORK`` (scratch folder). QGIS quits at the
