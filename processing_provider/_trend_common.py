@@ -30,7 +30,7 @@ SIGNIFICANCE_HELP = (
 ERROR_HELP = (
     "Per-pixel errors: when the stack has an error stack (the 1 sigma of every band, m/yr; given "
     "as INPUT_ERROR, or named by the stack's ERROR_STACK metadata or found beside it as "
-    "&lt;name&gt;_error.tif, as the monthly stacks, the inversion, the fusion and the gap filling "
+    "<name>_error.tif, as the monthly stacks, the inversion, the fusion and the gap filling "
     "write them), the fits are weighted by 1/sigma²: each year's annual mean (and the seasonal "
     "cycle removed first) weighs its months by their errors, and the trend is a weighted least "
     "squares fit of the annual means. Its significance stays honest: the t test scales the "
@@ -61,7 +61,7 @@ COMMON_HELP = {
     "MIN_AREA": "glaciers smaller than this area (km²) are left out.",
     "INPUT_ERROR": "error stack of INPUT (1 sigma per band, m/yr, same grid and bands; "
                    "optional): weights 1/sigma² and the trend's sigma. By default the stack's "
-                   "ERROR_STACK metadata or &lt;name&gt;_error.tif beside it, when present.",
+                   "ERROR_STACK metadata or <name>_error.tif beside it, when present.",
 }
 
 

@@ -46,7 +46,7 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
         "Errors: when the pairs carry per-vector errors (bands vx_error and vy_error, as the "
         "correlation writes them and the cleaning keeps them), every stack gets an error stack "
         "beside it, the 1 sigma (m/yr) of each monthly value, one band per month: OUTPUT_ERROR "
-        "for the speed (by default &lt;OUTPUT&gt;_error.tif beside OUTPUT), &lt;name&gt;_error.tif "
+        "for the speed (by default <OUTPUT>_error.tif beside OUTPUT), <name>_error.tif "
         "beside OUTPUT_VX and OUTPUT_VY. The weighted mean then weighs each component by "
         "1/sigma² (where every pair of the pixel has its error), and the error is propagated: "
         "1/sqrt(sum of 1/sigma²) for the weighted mean, sqrt(pi n/2) / sum(1/sigma) for the "
@@ -73,7 +73,7 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
         "OUTPUT_VX": "monthly stack of vx (m/yr, east), optional.",
         "OUTPUT_VY": "monthly stack of vy (m/yr, north), optional.",
         "OUTPUT_ERROR": "1 sigma of the monthly speed (m/yr, one band per month) when the pairs "
-                        "carry error bands; default &lt;OUTPUT&gt;_error.tif beside OUTPUT.",
+                        "carry error bands; default <OUTPUT>_error.tif beside OUTPUT.",
         "OUTPUT_TABLE": "per month: interval, number of pairs, how many of them carry errors and "
                         "their file names (optional).",
     }

@@ -24,7 +24,7 @@ class ReferenceAgreementAlgorithm(GlacierAlgorithm):
         "bias²), all in m/yr; unmatched reference bands have n = 0, and a row with ref_band 0 "
         "pools every matched band of a product.\n\n"
         "Per-pixel errors: when a product comes with its 1 sigma (a stack's error stack, named by "
-        "its ERROR_STACK metadata or found beside it as &lt;name&gt;_error.tif, or given in "
+        "its ERROR_STACK metadata or found beside it as <name>_error.tif, or given in "
         "INPUT_ERROR; a pair product's error bands), the rows add mean_sigma (m/yr) and "
         "within_196, the share of the reference values within ±1.96 sigma of the product: the "
         "calibration check of the error (95 % for a calibrated error, when the reference's own "
@@ -34,7 +34,7 @@ class ReferenceAgreementAlgorithm(GlacierAlgorithm):
         "INPUT": "velocity stacks or pair products to assess (bands with date intervals).",
         "INPUT_ERROR": "optional per-pixel error stacks (1 sigma, m/yr) of the inputs that are "
                        "not pair products, one per such input in the same order; by default "
-                       "found by ERROR_STACK metadata or beside each as &lt;name&gt;_error.tif.",
+                       "found by ERROR_STACK metadata or beside each as <name>_error.tif.",
         "REFERENCE": "reference velocity stack (e.g. UAV), bands named START/END.",
         "MIN_OVERLAP": "least share (0-1) of a reference interval a product band must cover to be "
                        "matched with it.",

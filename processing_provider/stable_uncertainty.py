@@ -31,7 +31,7 @@ class StableUncertaintyAlgorithm(GlacierAlgorithm):
         "multi-band product: the mean over its bands of each statistic (n summed).\n\n"
         "Per-pixel errors: when a product comes with its 1 sigma (a pair product's bands "
         "vx_error and vy_error; a stack's error stack, named by its ERROR_STACK metadata or "
-        "found beside it as &lt;name&gt;_error.tif, or given in INPUT_ERROR), each row adds "
+        "found beside it as <name>_error.tif, or given in INPUT_ERROR), each row adds "
         "mean_sigma (the mean 1 sigma, m/yr) and within_196, the share of the stable pixels "
         "whose true velocity, zero, lies within ±1.96 sigma of the value: the calibration check "
         "of the error, 95 % for a calibrated error of a component (vx, vy). The speed on stable "
@@ -50,7 +50,7 @@ class StableUncertaintyAlgorithm(GlacierAlgorithm):
         "INPUT_ERROR": "optional per-pixel error stacks (1 sigma, m/yr, one band per time step) "
                        "of the inputs that are not pair products: one per such input, in the "
                        "same order. By default each stack's error stack is found by its "
-                       "ERROR_STACK metadata or beside it as &lt;name&gt;_error.tif.",
+                       "ERROR_STACK metadata or beside it as <name>_error.tif.",
         "STABLE": "stable-ground polygons (true velocity zero).",
         "STABLE_MASK": "stable-ground mask raster instead of (or with) the polygons: nonzero = "
                        "stable, any grid (nearest-neighbour resampling).",
