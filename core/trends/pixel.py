@@ -138,16 +138,22 @@ def nanmean_count(a, axis):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan), count
 
 
-def year_month_means(values, cal):
+def year_month_means(values, cal, variances=None):
     """``(years, 12, P)`` float64 means of the bands in each year-month cell (NaN when none).
 
-    ``values`` is ``(bands, P)`` m/yr with NaN NoData.
+    ``values`` is ``(bands, P)`` m/yr with NaN NoData. With ``variances`` (the bands', (m/yr)²,
+    NaN = unknown) also the means' variances ``Σ σ² / n²`` (NaN where a band with a value has
+    none), as a second item.
     """
     values = np.asarray(values)
     n_cells = cal.n_years * 12
     if cal.one_band_per_cell:  # the usual monthly stack: a scatter, no averaging
         out = np.full((n_cells, values.shape[1]), np.nan)
         out[cal.cell] = values
+        var = None
+        if variances is not None:
+            var = np.full(out.shape, np.nan)
+            var[cal.cell] = np.where(np.isfinite(values), variances, np.nan)
     else:
         onehot = np.zeros((n_cells, len(cal.cell)), np.float64)
         onehot[cal.cell, np.arange(len(cal.cell))] = 1.0
@@ -155,27 +161,14 @@ def year_month_means(values, cal):
         with np.errstate(invalid="ignore", divide="ignore"):
             count = onehot @ ok
             out = np.where(count > 0, (onehot @ np.where(ok, values, 0.0)) / count, np.nan)
-    return out.reshape(cal.n_years, 12, -1)
-
-
-def year_month_variances(variances, cal):
-    """``(years, 12, P)`` variances of :func:`year_month_means` from the bands' ``variances``
-    (``(bands, P)``, (m/yr)², NaN = unknown): ``Σ σ² / n²`` over the cell's bands with a value
-    (NaN where one of them has no variance)."""
-    variances = np.asarray(variances, np.float64)
-    n_cells = cal.n_years * 12
-    if cal.one_band_per_cell:
-        out = np.full((n_cells, variances.shape[1]), np.nan)
-        out[cal.cell] = variances
-    else:
-        onehot = np.zeros((n_cells, len(cal.cell)), np.float64)
-        onehot[cal.cell, np.arange(len(cal.cell))] = 1.0
-        has = np.isfinite(variances)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            count = onehot @ has
-            out = np.where(count > 0, (onehot @ np.where(has, variances, 0.0)) / count ** 2,
-                           np.nan)
-    return out.reshape(cal.n_years, 12, -1)
+            var = None
+            if variances is not None:
+                missing = onehot @ (ok & ~np.isfinite(variances))
+                var = np.where((count > 0) & (missing == 0),
+                               (onehot @ np.where(ok, variances, 0.0)) / count ** 2, np.nan)
+    if var is None:
+        return out.reshape(cal.n_years, 12, -1)
+    return out.reshape(cal.n_years, 12, -1), var.reshape(cal.n_years, 12, -1)
 
 
 def climatology(ym):
@@ -189,7 +182,7 @@ def annual_means(ym, cal, min_months=DEFAULT_MIN_MONTHS, ym_var=None):
     Returns ``(z, t, level)``: ``z`` (years, P) annual means in m/yr (level + mean anomaly of the
     year's valid months; NaN where the year has fewer than ``min_months`` valid months), ``t``
     (years, P) the mean decimal time of those months, ``level`` (P,) the mean of the climatology.
-    With ``ym_var`` (the year-month means' variances, :func:`year_month_variances`) the months
+    With ``ym_var`` (the year-month means' variances, :func:`year_month_means`) the months
     of a year and the climatology are averaged with weights 1/σ² (time too); the annual means'
     variances ``1 / Σ 1/σ²`` and the month weights ``(years, 12, P)`` are returned as fourth and
     fifth items; a pixel where a valid month has no variance is averaged without weights and gets
@@ -465,14 +458,16 @@ def _inverse_variances(values, variances):
 
 def _trends_of(flat, cal, method, alpha, min_years, min_months, errors=None):
     """:func:`series_trends` of ``(bands, P)`` values, all at once (``errors`` their 1σ)."""
-    ym = year_month_means(flat, cal)
+    if errors is None:
+        ym = year_month_means(flat, cal)
+    else:
+        ym, ym_var = year_month_means(flat, cal, np.asarray(errors, np.float64) ** 2)
     z, t, level = annual_means(ym, cal, min_months)
     n_years = np.isfinite(z).sum(0)
     sigma = np.full(flat.shape[1], np.nan)
     if errors is None:
         ols = ols_trend(z, t, alpha)
     else:
-        ym_var = year_month_variances(np.asarray(errors, np.float64) ** 2, cal)
         z, t, level, z_var, w_months = annual_means(ym, cal, min_months, ym_var)
         tau2 = excess_variance(z, t, z_var)
         w, weighted = _inverse_variances(z, z_var + tau2[None])
