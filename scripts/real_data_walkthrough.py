@@ -128,7 +128,7 @@ def closure_losses(out, preprocess="auto", deform=True, data=DATA):
                                 "nearest", bands=[1])[0]
             ice = ndimage.binary_erosion(np.nan_to_num(mask) > 127, iterations=3)
         settings = FilterSettings(snr_min=0.5, max_speed=2000.0).resolved(source)
-        cx, _, masks = apply_filters(vx, vy, snr, settings)
+        cx, _, masks, _ = apply_filters(vx, vy, snr, settings)
         rows.append({"pair": f"{a}-{b}", "days": (source.end - source.start).days,
                      "median_snr": float(np.nanmedian(snr[ice])),
                      "removed": {k: float(m[ice].mean()) for k, m in masks.items()},
