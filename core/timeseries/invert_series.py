@@ -3,10 +3,13 @@
 
 Every pair is read with :class:`core.io.pairsource.PairSource` (directly when it is on the
 output grid, else resampled by nearest neighbour with its components turned to the grid's
-axes). Pair errors (1σ per component, m/yr) come, in this order, from the errors table (a row
-per pair product, or a displacement error in metres per sensor), the pair's own metadata
-(``V_ERROR``, ``ERROR`` or ``UNCERTAINTY`` in m/yr, as ITS_LIVE granules state it), or
-``DEFAULT_NOISE_PX`` of the pair's pixel of displacement over its baseline.
+axes). Pair errors (1σ per component, m/yr): per pixel from the pair's error bands
+(``vx_error``/``vy_error``, their RMS, as the correlation writes them and the cleaning keeps them;
+see :class:`core.io.pairsource.PairSource`) where it has them, so each vector weighs by 1/σ²;
+otherwise one σ per pair from, in this order, the errors table (a row per pair product, or a
+displacement error in metres per sensor), the pair's own metadata (``V_ERROR``, ``ERROR`` or
+``UNCERTAINTY`` in m/yr, as ITS_LIVE granules state it), or ``DEFAULT_NOISE_PX`` of the pair's
+pixel of displacement over its baseline (also used where an error band has no value).
 
 The regularisation coefficient (unless given) and the robust scale are found once, on a sample
 of pixels spread over the whole grid (every pair resampled onto a coarse grid), so tiles share
@@ -33,7 +36,7 @@ from ..cluster import run_tasks, session
 from ..errors import InputError
 from ..io.dates import DAYS_PER_YEAR, parse_date
 from ..io.grid import Grid, same_crs
-from ..io.names import source_name
+from ..io.names import relative_path, source_name
 from ..io.pairsource import PairSource
 from ..io.products import StackWriter
 from ..io.raster import iter_tiles
@@ -136,6 +139,18 @@ def _read(source, grid, window):
     return vx, vy
 
 
+def _read_sigma(source, grid, window, fallback):
+    """One pair's per-vector 1σ on a window of ``grid`` (m/yr, float32): the RMS of its
+    vx_error and vy_error (one weight serves both components), ``fallback`` (the pair's own
+    σ) where it states none."""
+    errors = source.warp_errors(grid, window)
+    shape = tuple(window[2:]) if window is not None else grid.shape
+    if errors is None:
+        return np.full(shape, fallback, np.float32)
+    s = np.sqrt(0.5 * (errors[0].astype(np.float64) ** 2 + errors[1] ** 2))
+    return np.where(np.isfinite(s) & (s > 0), s, fallback).astype(np.float32)
+
+
 def _tile_side(n_pairs, memory_mb):
     """Side of square tiles whose pair values (vx, vy float32) fill 40 % of ``memory_mb``."""
     side = int(math.sqrt(0.4 * memory_mb * 2 ** 20 / (8 * n_pairs)))
@@ -215,9 +230,7 @@ def _invert(sources, grid, outputs, first, last, spacing_days, regularisation, r
     """The work of :func:`invert_series` once its inputs are checked; ``where``: None (here) or
     the cluster's client (:func:`core.cluster.session`)."""
     sigma, origin = pair_errors(sources, error_rows)
-    log("Pair errors (1 sigma, m/yr): " + ", ".join(
-        f"{o} for {origin.count(o)} pair(s)" for o in ("table", "metadata", "default")
-        if o in origin) + f"; median {np.median(sigma):.1f} m/yr.")
+    banded = [s.has_errors for s in sources]  # pairs with per-vector errors weigh per pixel
     # unknowns cover every kept pair whole, the stacks only the requested span
     lo = min(min(s.start for s in sources), first)
     hi = max(max(s.end for s in sources), last)
@@ -244,15 +257,32 @@ def _invert(sources, grid, outputs, first, last, spacing_days, regularisation, r
     sx = np.stack([v[0].ravel() for v in sample]).astype(np.float64)
     sy = np.stack([v[1].ravel() for v in sample]).astype(np.float64)
     del sample
+    per_pixel = any(banded)
+    if per_pixel:
+        ss = np.stack([_read_sigma(s, sample_grid, None, sigma[j]).ravel().astype(np.float64)
+                       for j, s in enumerate(sources)])
+        for j in np.flatnonzero(banded):  # the pair's typical σ, for σ_ref and the log
+            ok = np.isfinite(sx[j]) & np.isfinite(ss[j])
+            if ok.any():
+                sigma[j] = float(np.median(ss[j][ok]))
+                origin[j] = "error bands"
+        sigma_ref = float(np.median(sigma))
+    log("Pair errors (1 sigma, m/yr): " + ", ".join(
+        f"{o} for {origin.count(o)} pair(s)" for o in ("error bands", "table", "metadata",
+                                                       "default")
+        if o in origin) + f"; median {np.median(sigma):.1f} m/yr"
+        + (" (per-vector errors weigh each pixel)." if per_pixel else "."))
+    sample_sigma = ss if per_pixel else sigma
     if regularisation is None:
-        lam, scale, scores = choose_regularisation(d, sx, sy, sigma, sigma_ref, robust,
+        lam, scale, scores = choose_regularisation(d, sx, sy, sample_sigma, sigma_ref, robust,
                                                    progress=progress.sub(0.02, 0.1))
         log(f"Regularisation chosen by generalised cross-validation: {lam:.3g} "
             f"(robust scale {scale:.2f} of the stated errors).")
     else:
         lam, scores = float(regularisation), []
-        res = invert_pixels(d, sx, sy, sigma, lam, sigma_ref, robust)
-        u = np.sqrt(0.5 * (res["rx"] ** 2 + res["ry"] ** 2)) / sigma[:, None]
+        res = invert_pixels(d, sx, sy, sample_sigma, lam, sigma_ref, robust)
+        u = np.sqrt(0.5 * (res["rx"] ** 2 + res["ry"] ** 2)) / np.reshape(sample_sigma,
+                                                                          (len(sources), -1))
         scale = robust_scale(u[np.isfinite(u)])
         log(f"Regularisation {lam:.3g} (given); robust scale {scale:.2f} of the stated errors.")
     del sx, sy
@@ -274,7 +304,7 @@ def _invert(sources, grid, outputs, first, last, spacing_days, regularisation, r
     here = where is None
     # here the open pairs serve every tile, batches solved in threads; a worker opens the pairs by
     # their paths and solves its batches one after the other (its cluster runs tiles side by side)
-    model = _TileModel(d, sigma, lam, sigma_ref, robust, scale, bands, batch,
+    model = _TileModel(d, sigma, per_pixel, lam, sigma_ref, robust, scale, bands, batch,
                        WORKERS if here else 1, sorted(outputs))
     pairs = sources if here else [s.path for s in sources]
     partial = [None] * len(tiles)  # each tile's sums, added in tile order (same as on a cluster)
@@ -287,9 +317,9 @@ def _invert(sources, grid, outputs, first, last, spacing_days, regularisation, r
             for q, path in outputs.items():
                 m = dict(meta)
                 if q == "v" and "error" in outputs:
-                    m["ERROR_STACK"] = _relative(outputs["error"], path)
+                    m["ERROR_STACK"] = relative_path(outputs["error"], path)
                 if q == "error":  # the error-stack convention of fuse/gapfill, plus ERROR_OF
-                    m.update({"ERROR_OF": _relative(outputs["v"], path),
+                    m.update({"ERROR_OF": relative_path(outputs["v"], path),
                               "ERROR": "1 sigma, m/yr"})
                 writers[q] = opened.enter_context(StackWriter(
                     path, grid, out_intervals, "error" if q == "error" else sensor,
@@ -329,22 +359,17 @@ def _invert(sources, grid, outputs, first, last, spacing_days, regularisation, r
     return table, summary
 
 
-def _relative(target, path):
-    """``target`` as a file name when it lies beside ``path``, else its full path."""
-    if os.path.dirname(os.path.abspath(target)) == os.path.dirname(os.path.abspath(path)):
-        return os.path.basename(target)
-    return os.path.abspath(target)
-
-
 @dataclass
 class _TileModel:
-    """What every tile's solve shares: the design, the pair errors ``sigma`` (m/yr), the
-    coefficient ``lam``, ``sigma_ref``, the robust method and ``scale``, the output ``bands``
-    (indices of the design's intervals), pixels per ``batch``, ``threads`` solving batches side
-    by side and the ``outputs`` wanted ('v', 'vx', 'vy', 'error')."""
+    """What every tile's solve shares: the design, the pair errors ``sigma`` (m/yr; with
+    ``per_pixel``, the fallback of the pairs' per-vector error bands), the coefficient ``lam``,
+    ``sigma_ref``, the robust method and ``scale``, the output ``bands`` (indices of the design's
+    intervals), pixels per ``batch``, ``threads`` solving batches side by side and the
+    ``outputs`` wanted ('v', 'vx', 'vy', 'error')."""
 
     design: Design
     sigma: np.ndarray
+    per_pixel: bool
     lam: float
     sigma_ref: float
     robust: str
@@ -368,9 +393,12 @@ def invert_tile(task, progress=None):
     n_bands = len(m.bands)
     yx = np.empty((len(sources), rows * cols), np.float32)
     yy = np.empty_like(yx)
+    ys = np.empty_like(yx) if m.per_pixel else None
     for j, s in enumerate(sources):
         vx, vy = _read(s, grid, window)
         yx[j], yy[j] = vx.ravel(), vy.ravel()
+        if m.per_pixel:
+            ys[j] = _read_sigma(s, grid, window, m.sigma[j]).ravel()
         if j % 50 == 0:
             progress.update(0.3 * j / len(sources))
     del sources  # a worker's pairs are closed before the solve
@@ -384,7 +412,8 @@ def invert_tile(task, progress=None):
     with ThreadPoolExecutor(m.threads) as pool:
         for c0 in range(0, len(chunks), m.threads):  # m.threads batches at a time
             running = [(idx, pool.submit(invert_pixels, m.design, yx[:, idx], yy[:, idx],
-                                         m.sigma, m.lam, m.sigma_ref, m.robust, m.scale))
+                                         ys[:, idx] if m.per_pixel else m.sigma, m.lam,
+                                         m.sigma_ref, m.robust, m.scale))
                        for idx in chunks[c0:c0 + m.threads]]
             for idx, future in running:
                 r = future.result()
