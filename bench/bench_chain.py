@@ -80,11 +80,12 @@ def chain_from_stacks(folder, out, size):
         print("\n".join(format_assessment(res, NAMES)))
 
 
-def run_model(folder, out, qgis_process, reuse=False):
+def run_model(folder, out, qgis_process, reuse=False, scheduler=""):
     """The shipped full model on a scene with image series: ``(wall s, CPU s, outputs)``, the
     CPU time (user + system) of the qgis_process run and its threads, which a loaded machine
-    does not inflate the way it inflates wall time. With ``reuse``, outputs already in ``out``
-    (a complete earlier run) are taken as they are: ``(None, None, outputs)``."""
+    does not inflate the way it inflates wall time (local Dask workers included once they have
+    exited). With ``reuse``, outputs already in ``out`` (a complete earlier run) are taken as
+    they are: ``(None, None, outputs)``; ``scheduler`` is the model's DASK_SCHEDULER."""
     spec_path = os.path.join(ROOT, "scripts", "build_models.py")
     import importlib.util
 
@@ -96,7 +97,10 @@ def run_model(folder, out, qgis_process, reuse=False):
     min_area = 0.5 * min(g["area_km2"] for g in manifest["glaciers"])
     if reuse and all(os.path.exists(p) for p in outputs.values()):
         return None, None, outputs
-    args = bm.run_arguments(bm.sample_scene_inputs(folder, manifest, min_area), outputs)
+    inputs = bm.sample_scene_inputs(folder, manifest, min_area)
+    if scheduler:
+        inputs["DASK_SCHEDULER"] = scheduler
+    args = bm.run_arguments(inputs, outputs)
     t0, c0 = time.perf_counter(), _children_cpu()
     subprocess.run([qgis_process, "run", f"glaciervelocity:{bm.FULL_ID}", "--", *args],
                    check=True, capture_output=True)
@@ -114,7 +118,7 @@ def _load_average():
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
-def from_images(work, size, reuse=False):
+def from_images(work, size, reuse=False, scheduler=""):
     """The shipped full model on the tiny scene then on the valley scene, timed, and the valley
     run's figures against its truth (``reuse``: an earlier run's outputs in ``work``)."""
     qgis_process = os.path.join(ROOT, "scripts", "qgis-process")
@@ -122,11 +126,12 @@ def from_images(work, size, reuse=False):
     if not os.path.exists(os.path.join(tiny, "scene.json")):
         generate_scene(tiny, "tiny", 2015, YEARS, seed=0, image_series=True)
     load = _load_average()
-    t_tiny, c_tiny, _ = run_model(tiny, os.path.join(work, "tiny_model"), qgis_process, reuse)
+    t_tiny, c_tiny, _ = run_model(tiny, os.path.join(work, "tiny_model"), qgis_process, reuse,
+                                  scheduler)
     folder = os.path.join(work, "valley_scene")
     manifest, model = scene(folder, size, True)
     t_valley, c_valley, o = run_model(folder, os.path.join(work, "valley_model"), qgis_process,
-                                      reuse)
+                                      reuse, scheduler)
     if t_valley is not None:
         print(f"full model: tiny ellipse scene {t_tiny:.0f} s wall / {c_tiny:.0f} s CPU, valley "
               f"scene ({size}) {t_valley:.0f} s wall / {c_valley:.0f} s CPU ({t_valley / t_tiny:.1f}x "
@@ -152,6 +157,8 @@ def main():
     parser.add_argument("--stacks-only", action="store_true")
     parser.add_argument("--from-images", action="store_true",
                         help="only the shipped full model from images (tiny and valley scenes)")
+    parser.add_argument("--scheduler", default="",
+                        help="the model's DASK_SCHEDULER, e.g. local:3 (default: in-process)")
     parser.add_argument("--reuse", action="store_true",
                         help="with --keep: assess the model outputs of an earlier run")
     parser.add_argument("--size", default="small")
@@ -166,7 +173,7 @@ def main():
             chain_from_stacks(os.path.join(work, "valley_stacks_scene"), out, args.size)
         if not args.stacks_only:
             print("\n=== the shipped full model from images")
-            from_images(work, args.size, args.reuse)
+            from_images(work, args.size, args.reuse, args.scheduler)
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ are cleaned with the default chain and stable-ground ramp removal (Landsat and S
 Sentinel-1 SNR stays low under speckle, so its pairs go uncleaned), stacked by calendar month on
 the REFERENCE grid (Monthly stacks) and filtered in time (Temporal robust filter). The fusion
 weights are calibrated on the UAV velocity stack (Landsat and Sentinel-2 primary, Sentinel-1
-auxiliary), the stacks fused with them and the gaps filled from Sentinel-1 (window and per-pixel
+auxiliary; where a sensor is missing, the others take the weights calibrated for them alone),
+the stacks fused with them and the gaps filled from Sentinel-1 (window and per-pixel
 temporal coefficients combined), each with its per-pixel 1 sigma error (fusion:OUTPUT_ERROR,
 gapfill:OUTPUT_ERROR, m/yr) from the sensors' RMSE against the UAV. Then: stable-ground
 uncertainty and glacier coverage of every stack, pixel trends with FDR significance, glacier
@@ -325,7 +326,8 @@ def build_full():
              "AUXILIARY": b.c("sentinel1_filtered")}, 4, 2, _outputs(FULL_OUTPUTS, "calibration"))
     b.child("fusion", "fuse", "Fuse the stacks",
             {"SOURCES": primary, "AUXILIARY": b.c("sentinel1_filtered"),
-             "WEIGHTS_TABLE": b.c("calibration"), "ERRORS": b.c("calibration", "ERRORS")},
+             "WEIGHTS_TABLE": b.c("calibration"), "ERRORS": b.c("calibration", "ERRORS"),
+             "SUBSET_WEIGHTS": b.c("calibration", "SUBSET_WEIGHTS")},
              4, 4, _outputs(FULL_OUTPUTS, "fusion"))
     b.child("gapfill", "gapfill", "Gap-fill with Sentinel-1",
             {"FUSED": b.c("fusion"), "AUXILIARY": b.c("sentinel1_filtered"),
@@ -486,6 +488,7 @@ BUILDERS = {FULL_FILE: build_full, ONE_PAIR_FILE: build_one_pair,
 # one): correlation windows of 16 px (240 m Landsat, 160 m Sentinel-2) and 32 px for Sentinel-1
 # (320 m) keep more of their velocity profile than the defaults made for real glaciers.
 SAMPLE_WINDOWS = {"landsat": 16, "sentinel2": 16, "sentinel1": 32}
+SAMPLE_STEPS = {"sentinel1": 3}  # a tenth of its window, as the default 6 is of 64
 
 
 def sample_scene_inputs(scene_folder, manifest, min_area=0.1):
@@ -495,15 +498,21 @@ def sample_scene_inputs(scene_folder, manifest, min_area=0.1):
     windows = ({s: SENSOR_DEFAULTS[s]["WINDOW"] for s in SENSORS}
                if manifest.get("scene") == "valley" else SAMPLE_WINDOWS)
     p = manifest["paths"]
+    # every number is given: qgis_process (3.22) leaves a model input that is not given unset,
+    # and the child algorithm then takes its own default, not the model input's
     inputs = {"REFERENCE": p["reference_grid"], "UAV": p["uav_v"], "STABLE": p["stable"],
               "GLACIERS": p["glaciers"], "DEM": p["dem"],
-              "MIN_YEARS": min(manifest["years"], 5), "MIN_AREA": min_area}
+              "MIN_YEARS": min(manifest["years"], 5), "MIN_AREA": min_area,
+              "DEFORM": str(FULL_DEFORM).lower()}
     for s in SENSORS:
         rule = manifest["series_rules"][s]
+        step = SENSOR_DEFAULTS[s]["STEP"]
+        if manifest.get("scene") != "valley":
+            step = SAMPLE_STEPS.get(s, step)
         inputs.update({f"{s.upper()}_FOLDER": os.path.join(scene_folder, "series", s),
                        f"{s.upper()}_MIN_DAYS": rule["min_days"],
                        f"{s.upper()}_MAX_DAYS": rule["max_days"],
-                       f"{s.upper()}_WINDOW": windows[s]})
+                       f"{s.upper()}_WINDOW": windows[s], f"{s.upper()}_STEP": step})
     return inputs
 
 
