@@ -251,9 +251,10 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
     ``classes`` (categorical raster) with ``class_weights`` ({class value: weights}) gives pixels
     of those classes their own weights. ``subset_weights`` ({validity mask: weights} or its
     text, e.g. the calibration's, :func:`format_subset_weights`) gives the pixels where exactly
-    such a set of stacks is valid that set's weights (over any other). Stacks in another CRS are read with their components
-    turned to the output grid's axes (:class:`core.io.reader.StackReader`). Returns a list of
-    per-band dicts ``{interval, valid_share, mean_sources}``.
+    such a set of stacks is valid that set's weights (over any other). Stacks in another CRS
+    are read with their components turned to the output grid's axes
+    (:class:`core.io.reader.StackReader`). Returns a list of per-band dicts ``{interval,
+    valid_share, mean_sources}``.
     """
     progress = ensure(progress)
     primaries = list(primaries)
