@@ -139,17 +139,25 @@ def from_images(work, size, reuse=False, scheduler=""):
               f"{load:.1f} -> {_load_average():.1f} on {os.cpu_count()} cores). Target: under "
               f"600 s on 2 quiet cores, i.e. about {c_valley / 2:.0f} s if the CPU time spreads "
               "over both.")
+    print("\n".join(assess_run(manifest, model, o)))
+
+
+def assess_run(manifest, model, o):
+    """Report lines of a full-model run (outputs ``o`` by model output name) on a scene against
+    its truth: the calibration, then :func:`assess_chain`'s figures."""
     p = manifest["paths"]
     labels = model.labels(read_stack_info(p["truth_v"]).grid)
     with open(o["glacier_trends:OUTPUT_TABLE"], newline="") as f:
         trend_rows = list(csv.DictReader(f))
-    res = assess_chain(p["truth_v"], labels, {s: o[f"{s}_stack:OUTPUT"] for s in SENSORS},
-                       o["fusion:OUTPUT"], o["gapfill:OUTPUT"], o["sentinel1_filtered:OUTPUT"],
-                       o["gapfill:OUTPUT_ERROR"], trend_rows, manifest["glaciers"])
+    stacks = dict({s: o[f"{s}_stack:OUTPUT"] for s in SENSORS},
+                  **{f"{s}_filtered": o[f"{s}_filtered:OUTPUT"] for s in SENSORS})
+    res = assess_chain(p["truth_v"], labels, stacks, o["fusion:OUTPUT"], o["gapfill:OUTPUT"],
+                       o["sentinel1_filtered:OUTPUT"], o["gapfill:OUTPUT_ERROR"], trend_rows,
+                       manifest["glaciers"])
     with open(o["calibration:OUTPUT"], newline="") as f:
-        print("calibration: " + "; ".join(f"{r['source']} w={float(r['weight']):.3f} rmse="
-                                          f"{float(r['rmse']):.1f}" for r in csv.DictReader(f)))
-    print("\n".join(format_assessment(res, NAMES)))
+        lines = ["calibration: " + "; ".join(f"{r['source']} w={float(r['weight']):.3f} rmse="
+                                             f"{float(r['rmse']):.1f}" for r in csv.DictReader(f))]
+    return lines + format_assessment(res, NAMES)
 
 
 def main():
