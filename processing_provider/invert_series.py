@@ -45,7 +45,10 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
         "Robust reweighting (Tukey's biweight by default, or Huber's) removes outlier pairs pixel by "
         "pixel; a pixel that loses more than half its pairs, e.g. one whose pairs are all mismatches, "
         "stays empty rather than taking a wild value.\n\n"
-        "Each pair is weighted by its error (1 sigma per component, m/yr): from WEIGHTS_TABLE, else "
+        "Each pair is weighted by its error (1 sigma per component, m/yr). Pairs with per-vector "
+        "errors (bands vx_error and vy_error, as the correlation writes them and the cleaning "
+        "keeps them) weigh every pixel by its own error (1/sigma², sigma the RMS of the two "
+        "bands). Elsewhere one error per pair: from WEIGHTS_TABLE, else "
         f"the pair's own metadata (V_ERROR, ERROR or UNCERTAINTY, m/yr), else {DEFAULT_NOISE_PX:g} "
         "pixel of the pair's grid of displacement over its baseline. WEIGHTS_TABLE may be the table "
         "of \"Stable-ground uncertainty\" run on the pair products (one row per product: columns "
@@ -55,7 +58,7 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
         "scaled by the pixel's weighted residuals. An interval that no kept pair overlaps stays empty "
         "(NaN): values are never extrapolated into gaps without pairs. The speed stack's metadata "
         "item ERROR_STACK names its error stack; without OUTPUT_ERROR, the error stack is written "
-        "beside OUTPUT as &lt;name&gt;_error.tif, so the velocity dock finds it.\n\n"
+        "beside OUTPUT as <name>_error.tif, so the velocity dock finds it.\n\n"
         "Pair products come from SOURCES and/or every raster in FOLDER and FOLDERS (e.g. the "
         "output folders of \"Correlate image pairs (batch)\"). They go onto the REFERENCE "
         "raster's grid, or a "
@@ -86,7 +89,7 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
                   "interval.",
         "OUTPUT_VX": "stack of vx (m/yr, east), optional.",
         "OUTPUT_VY": "stack of vy (m/yr, north), optional.",
-        "OUTPUT_ERROR": "1 sigma of the speed per band (m/yr); default &lt;OUTPUT&gt;_error.tif "
+        "OUTPUT_ERROR": "1 sigma of the speed per band (m/yr); default <OUTPUT>_error.tif "
                         "beside OUTPUT.",
         "OUTPUT_TABLE": "per band: interval, pairs overlapping it, kept pairs per pixel, residual "
                         "RMS of those pairs (m/yr) and the share of pixels with a value "
