@@ -116,7 +116,8 @@ def open_dataset(path, what="NetCDF/Zarr file"):
         return xr.open_dataset(path, engine="netcdf4", chunks=None, decode_times=False,
                                decode_timedelta=False)
     except Exception as exc:  # the backends raise many types (OSError, KeyError, ValueError...)
-        raise InputError(f"The {what} '{path}' cannot be read as NetCDF/Zarr: {exc}") from None
+        raise InputError(f"The {what} '{path}' cannot be read as NetCDF/Zarr (another format, "
+                         f"or a damaged or truncated file): {exc}") from None
 
 
 # ---------------------------------------------------------------------------- CF decoding
@@ -329,6 +330,17 @@ def read_cube_info(path, ds=None):
             ds.close()
 
 
+def read_values(variable, path):
+    """The values of an xarray variable (a window of it) as float32; :class:`InputError`
+    naming ``path`` when the data cannot be read (a file whose header opens but whose data are
+    cut short or damaged)."""
+    try:
+        return np.asarray(variable.values, np.float32)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise InputError(f"'{path}' is damaged or truncated: its variable '{variable.name}' "
+                         f"cannot be read ({exc}).") from None
+
+
 def select_layers(info, start=None, end=None, min_days=None, max_days=None, keep=None):
     """Indices of the layers whose pair lies within ``[start, end]`` (dates), whose baseline is
     within ``[min_days, max_days]`` and for which ``keep(index)`` is true (all when None)."""
@@ -368,8 +380,7 @@ def iter_window(ds, info, layers, window, variables=None, budget=READ_BUDGET, pr
                "x": slice(c0, c0 + nc)}
         data = {}
         for name in variables:
-            arr = np.asarray(ds[name].isel(sel).transpose("mid_date", "y", "x").values,
-                             np.float32)
+            arr = read_values(ds[name].isel(sel).transpose("mid_date", "y", "x"), info.path)
             data[name] = arr[:, ::-1] if info.flip_y else arr
         for i in wanted:
             yield int(i), {n: data[n][i - first] for n in variables}
