@@ -80,7 +80,9 @@ def check_destinations(alg, parameters, context):
         path = destination_file(parameters, p.name(), context)
         if not path:
             continue
-        is_folder = isinstance(p, QgsProcessingParameterFolderDestination)
+        # a Zarr cube is a folder given as a file destination (exportcube)
+        is_folder = (isinstance(p, QgsProcessingParameterFolderDestination)
+                     or path.rstrip("/").lower().endswith(".zarr"))
         check_creatable(path, f"output {p.name()}", folder=is_folder)
         key = os.path.realpath(path)
         if key in seen:

@@ -14,6 +14,7 @@ journals) move or go with it.
 import contextlib
 import os
 import re
+import shutil
 
 from ..errors import InputError
 
@@ -79,8 +80,8 @@ def _alive(pid):
 
 
 def remove_leftovers(folder):
-    """Remove temporary files of runs that died in ``folder`` (their process is gone); returns
-    the names removed."""
+    """Remove temporary files and folders of runs that died in ``folder`` (their process is
+    gone); returns the names removed."""
     removed = []
     try:
         names = os.listdir(folder)
@@ -89,8 +90,12 @@ def remove_leftovers(folder):
     for name in names:
         m = _LEFTOVER.match(name)
         if m and not _alive(int(m.group(1))):
+            path = os.path.join(folder, name)
             with contextlib.suppress(OSError):
-                os.remove(os.path.join(folder, name))
+                if os.path.isdir(path):  # a staging folder or a Zarr cube
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
                 removed.append(name)
     return removed
 

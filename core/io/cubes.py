@@ -30,6 +30,7 @@ import numpy as np
 from osgeo import osr
 
 from ..errors import InputError
+from .atomic import prepare_folder, temporary_path
 from .dates import Interval
 from .grid import Grid
 
@@ -510,17 +511,16 @@ def export_cube(output, grid, intervals, readers, sensor="", attrs=None, progres
             encoding[name] = {"chunksizes": chunks, "zlib": True, "complevel": 4, "shuffle": True,
                               "_FillValue": np.float32("nan"), "dtype": "float32"}
     encoding["mapping"] = no_fill
-    folder = os.path.dirname(os.path.abspath(output))
-    tmp = os.path.join(folder, f".{os.path.basename(output)}.part")
+    prepare_folder(output, "cube")  # removes a killed run's temporary cube there
+    tmp = temporary_path(output)
     try:
-        os.makedirs(folder, exist_ok=True)
-        _remove(tmp)
         with dask.config.set(scheduler="synchronous"):  # netCDF4 is not thread-safe
             if zarr:
                 ds.to_zarr(tmp, mode="w", encoding=encoding, consolidated=True)
             else:
                 ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-        _remove(output)
+        if os.path.isdir(output):  # an older Zarr cube (a file is replaced in one step)
+            _remove(output)
         os.replace(tmp, output)
     except OSError as exc:
         raise InputError(f"OUTPUT '{output}' cannot be written: {exc}") from None

@@ -23,11 +23,13 @@ The other way, :func:`export_stacks` writes velocity stacks as one cube with ITS
 import math
 import os
 import re
+import shutil
 
 import numpy as np
 
 from ..errors import InputError
 from ..progress import ensure
+from .atomic import make_folder, temporary_path
 from .cubes import (check_velocity_units, export_cube, iter_window, open_dataset, read_cube_info,
                     read_grid, read_values, select_layers, window_of)
 from .dates import Interval, parse_date
@@ -140,11 +142,37 @@ def import_itslive(source, output_folder, extent=None, start=None, end=None, min
     start = parse_date(start) if start else None
     end = parse_date(end) if end else None
     sensors = set(sensors or ())
-    # the folder is made with the first pair written: a refused input leaves no empty folder
     kind, found = find_inputs(source)
-    if kind == "cube":
-        return _import_cube(found, output_folder, extent, start, end, min_days, max_days,
-                            sensors, progress)
+    # all or none: the pairs are written into a hidden staging folder inside the output folder
+    # and moved into place when every one is complete; a refused input leaves no (empty) folder,
+    # a failed or cancelled run leaves the folder as it was (a killed run's staging folder is
+    # removed by the next run, see core.io.atomic)
+    made = not os.path.isdir(output_folder)
+    staging = temporary_path(os.path.join(output_folder, "import"))
+    try:
+        if kind == "cube":
+            staged = _import_cube(found, staging, extent, start, end, min_days, max_days,
+                                  sensors, progress)
+        else:
+            staged = _import_granules(source, found, staging, extent, start, end, min_days,
+                                      max_days, sensors, progress, log)
+        make_folder(output_folder)
+        written = []
+        for path in staged:
+            written.append(os.path.join(output_folder, os.path.basename(path)))
+            os.replace(path, written[-1])
+        return written
+    except BaseException:
+        if made:
+            shutil.rmtree(output_folder, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _import_granules(source, found, output_folder, extent, start, end, min_days, max_days,
+                     sensors, progress, log):
+    """Import granule files ``found`` (see :func:`import_itslive`); the paths written."""
     written, taken, reasons, damaged = [], set(), [], 0
     for k, path in enumerate(found):
         try:

@@ -74,6 +74,11 @@ def test_leftovers_of_dead_runs_are_removed_live_ones_kept(tmp_path):
     dead.write_bytes(b"x")
     write_raster(str(tmp_path / "new.tif"), GRID, np.zeros(GRID.shape))
     assert not dead.exists()
+    # a killed run's temporary folder (a Zarr cube, an import's staging folder) goes too
+    staging = tmp_path / f".import.gvpart-{_dead_pid()}"
+    (staging / "sub").mkdir(parents=True)
+    (staging / "sub" / "pair.tif").write_bytes(b"x")
+    assert remove_leftovers(str(tmp_path)) == [staging.name] and not staging.exists()
 
 
 def test_atomic_file_and_creatable_checks(tmp_path):

@@ -131,7 +131,8 @@ def test_granule_folder_filters_and_extent(tmp_path):
     out = import_itslive(str(folder), str(tmp_path / "o1"), sensors=["sentinel1", "landsat"],
                          max_days=20, log=logged.append)
     assert [os.path.basename(p) for p in out] == ["sentinel1_20190711_20190723.tif"]
-    assert len(logged) == 2 and any("sensor sentinel2" in m for m in logged)
+    assert len(logged) == 3 and any("sensor sentinel2" in m for m in logged)
+    assert logged[-1] == "3 granule(s): 1 written, 2 skipped."
     # an extent in geographic coordinates, 30 m inside rows 2-5 and columns 2-5 (the grid
     # convergence tilts the box by less than that): exactly those 4 x 4 pixels, on the grid
     ct = osr.CoordinateTransformation(Grid(GT, (10, 10), _utm_wkt()).srs(), _wgs84())
