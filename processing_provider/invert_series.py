@@ -52,7 +52,7 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
         "scaled by the pixel's weighted residuals. An interval that no kept pair overlaps stays empty "
         "(NaN): values are never extrapolated into gaps without pairs. The speed stack's metadata "
         "item ERROR_STACK names its error stack; without OUTPUT_ERROR, the error stack is written "
-        "beside OUTPUT as &lt;name&gt;_error.tif, so the velocity dock finds it.\n\n"
+        "beside OUTPUT as <name>_error.tif, so the velocity dock finds it.\n\n"
         "Pair products come from SOURCES and/or every raster in FOLDER and FOLDERS (e.g. the "
         "output folders of \"Correlate image pairs (batch)\"). They go onto the REFERENCE "
         "raster's grid, or a "
@@ -83,7 +83,7 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
                   "interval.",
         "OUTPUT_VX": "stack of vx (m/yr, east), optional.",
         "OUTPUT_VY": "stack of vy (m/yr, north), optional.",
-        "OUTPUT_ERROR": "1 sigma of the speed per band (m/yr); default &lt;OUTPUT&gt;_error.tif "
+        "OUTPUT_ERROR": "1 sigma of the speed per band (m/yr); default <OUTPUT>_error.tif "
                         "beside OUTPUT.",
         "OUTPUT_TABLE": "per band: interval, pairs overlapping it, kept pairs per pixel, residual "
                         "RMS of those pairs (m/yr) and the share of pixels with a value "

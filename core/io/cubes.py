@@ -396,7 +396,10 @@ def iter_window(ds, info, layers, window, variables=None, budget=READ_BUDGET, pr
 def _grid_mapping_attrs(grid):
     """CF grid-mapping attributes of a grid's CRS, with GDAL's GeoTransform."""
     srs = grid.srs()
-    srs.AutoIdentifyEPSG()
+    try:
+        srs.AutoIdentifyEPSG()
+    except RuntimeError:  # a custom CRS (no EPSG code): crs_wkt and proj4text describe it
+        pass
     code = srs.GetAuthorityCode(None)
     attrs = {"crs_wkt": grid.crs_wkt, "spatial_ref": grid.crs_wkt,
              "proj4text": srs.ExportToProj4().strip(),

@@ -279,6 +279,12 @@ CASES = [
          {"SOURCES": ["{bad}/triplet/ac.tif", "{bad}/triplet/ab.tif", "{bad}/triplet/bc.tif"],
           "OUTPUT": "{out}/c.tif", "OUTPUT_TABLE": "{out}/c.csv"},
          expect="ok", present=["{out}/c.tif", "{out}/c.csv"]),
+    case("gapfill-auxiliary-is-the-uav-stack", "gapfill",
+         {"FUSED": STACK, "AUXILIARY": "{scene}/stacks/uav_v.tif", "OUTPUT": "{out}/g.tif"},
+         message=["AUXILIARY", "uav_v.tif", "UAV stack"], absent=["{out}/g.tif"]),
+    case("gapfill-auxiliary-is-the-fused-stack", "gapfill",
+         {"FUSED": STACK, "AUXILIARY": STACK, "OUTPUT": "{out}/g.tif"},
+         message=["AUXILIARY", "fused stack itself"], absent=["{out}/g.tif"]),
     # ---- classes that already worked (kept working)
     case("missing-input-file", "harmonise",
          {"INPUT": "{bad}/does_not_exist.tif", "OUTPUT": "{out}/h.tif"},

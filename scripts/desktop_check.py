@@ -1,0 +1,270 @@
+"""The plugin tried in the real QGIS desktop as a user meets it (``make desktop-check``).
+
+``make desktop-check`` starts QGIS under Xvfb with a private profile in which the plugin is
+enabled, and QGIS runs this file once it is up. Step by step on the GUI's event loop it:
+
+* reads the Processing toolbox: every algorithm of the provider listed in its group, the three
+  shipped models under the provider;
+* opens the dialogs of the newer algorithms (invertseries, importitslive, exportcube, closure,
+  fuse, gapfill) and takes a picture of each, help beside the parameters;
+* runs gapfill from its dialog (the Run button) and checks the output is added to the map,
+  styled (a pseudocolour ramp in m/yr);
+* opens each shipped model in the modeler: every component box at positive coordinates;
+* reloads the plugin as the Plugin Manager does (``qgis.utils.reloadPlugin``): every algorithm
+  and model is still there, and a model runs;
+* clicks a glacier pixel with the dock's tool: the dock plots its history.
+
+Pictures go to ``GV_CHECK`` (default ``.build/desktop-check``), one line per finding to stdout;
+QGIS exits with status 1 when a check failed.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+import processing
+from osgeo import gdal
+from qgis.core import QgsApplication, QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle
+from qgis.gui import QgsModelComponentGraphicItem, QgsProcessingToolboxTreeView
+from qgis.PyQt.QtCore import QPoint, QRect, Qt, QTimer
+from qgis.PyQt.QtTest import QTest
+from qgis.PyQt.QtWidgets import QDockWidget, QSplitter
+from qgis.utils import iface
+
+OUT = os.path.abspath(os.environ.get("GV_CHECK", os.path.join(".build", "desktop-check")))
+SCREEN = QRect(0, 0, 1600, 1000)
+ALG = "glaciervelocity:"
+DIALOGS = ("invertseries", "importitslive", "exportcube", "closure", "fuse", "gapfill")
+MODELS = ("imagepairstotrends", "imagepairstotrendsinversion", "onepaircleanvelocity")
+
+
+def wait(seconds=1.0):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+
+
+def shot(name, rect=SCREEN):
+    wait(1.0)
+    path = os.path.join(OUT, name)
+    crop = f"{rect.width()}x{rect.height()}+{rect.x()}+{rect.y()}"
+    subprocess.run(["import", "-window", "root", "-crop", crop, "+repage", path], check=True)
+    print(f"picture {path}", flush=True)
+
+
+def provider_algorithms():
+    return sorted(a.id() for a in QgsApplication.processingRegistry().algorithms()
+                  if a.provider() is not None and a.provider().id() == "glaciervelocity")
+
+
+class Check:
+    def __init__(self):
+        self.steps = [self.setup, self.toolbox, self.dialogs, self.run_from_dialog,
+                      self.modeler, self.reload, self.dock, self.finish]
+        self.failures = []
+
+    def expect(self, ok, text):
+        print(("ok    " if ok else "FAIL  ") + text, flush=True)
+        if not ok:
+            self.failures.append(text)
+
+    def next(self):
+        step = self.steps.pop(0)
+        try:
+            print(f"== {step.__name__}", flush=True)
+            step()
+        except Exception:
+            traceback.print_exc()
+            self.failures.append(f"{step.__name__} raised")
+            if step is not self.finish:
+                self.steps = [s for s in self.steps if s in (self.finish,)] or [self.finish]
+        QTimer.singleShot(300, self.next)
+
+    def setup(self):
+        os.makedirs(OUT, exist_ok=True)
+        window = iface.mainWindow()
+        window.setGeometry(SCREEN)
+        window.showMaximized()
+        self.toolbox_dock = window.findChild(QDockWidget, "ProcessingToolbox")
+        self.toolbox_dock.show()
+        self.algorithms = provider_algorithms()
+        self.expect(len(self.algorithms) >= 27, f"{len(self.algorithms)} algorithms and models "
+                    "registered")
+        folder = os.path.join(OUT, "scene")
+        result = processing.runAndLoadResults(ALG + "generatescene", {
+            "SIZE": 0, "YEARS": 3, "SEED": 0, "OUTPUT": folder})
+        from glacier_velocity.core.sampledata.scene import load_scene
+
+        self.manifest, _ = load_scene(result["OUTPUT"])
+        paths = self.paths = self.manifest["paths"]
+        extent = QgsRasterLayer(paths["landsat_v"], "extent").extent()
+        iface.mapCanvas().setExtent(QgsRectangle(extent).buffered(extent.width() * 0.03))
+        iface.mapCanvas().refreshAllLayers()
+
+    def toolbox(self):
+        tree = self.toolbox_dock.findChild(QgsProcessingToolboxTreeView)
+        model = tree.model()
+        listed = {}
+        for row in range(model.rowCount()):
+            top = model.index(row, 0)
+            if model.data(top) != "Glacier Velocity":
+                continue
+            tree.expand(top)
+            for k in range(model.rowCount(top)):
+                group = model.index(k, 0, top)
+                tree.expand(group)
+                names = [model.data(model.index(i, 0, group))
+                         for i in range(model.rowCount(group))]
+                listed[model.data(group)] = names
+                print(f"      {model.data(group)}: {', '.join(names) or '(an algorithm)'}")
+            tree.scrollTo(top, QgsProcessingToolboxTreeView.ScrollHint.PositionAtTop)
+        shown = sum(len(v) or 1 for v in listed.values())
+        self.expect(shown == len(self.algorithms), f"toolbox shows {shown} entries under Glacier "
+                    f"Velocity for {len(self.algorithms)} registered")
+        expected = {"Correlation", "Filters", "Time series", "Fusion", "Uncertainty", "Trends",
+                    "Import and export", "Sample data"}
+        self.expect(expected <= set(listed), "groups " + ", ".join(sorted(listed)))
+        self.toolbox_dock.resize(420, 960)
+        shot("toolbox.png")
+
+    def dialogs(self):
+        params = {"invertseries": {}, "importitslive": {}, "exportcube": {
+            "INPUT": self.paths["landsat_v"]}, "closure": {}, "fuse": {
+            "SOURCES": [self.paths["landsat_v"], self.paths["sentinel2_v"]]},
+            "gapfill": {"FUSED": self.paths["landsat_v"]}}
+        for alg_id in DIALOGS:
+            alg = QgsApplication.processingRegistry().algorithmById(ALG + alg_id)
+            defaults = ", ".join(f"{p.name()}={p.defaultValue()!r}"
+                                 for p in alg.parameterDefinitions()
+                                 if p.defaultValue() not in (None, ""))
+            print(f"      {alg_id} defaults: {defaults}")
+            dlg = processing.createAlgorithmDialog(ALG + alg_id, params[alg_id])
+            dlg.setGeometry(QRect(100, 40, 1400, 920))
+            dlg.show()
+            wait(0.5)
+            splitter = dlg.findChild(QSplitter)
+            if splitter is not None:
+                splitter.setSizes([760, 640])
+            shot(f"dialog_{alg_id}.png", dlg.frameGeometry())
+            dlg.close()
+            wait(0.2)
+
+    def run_from_dialog(self):
+        project = QgsProject.instance()
+        before = set(project.mapLayers())
+        out = os.path.join(OUT, "gapfilled.tif")
+        for suffix in ("", ".aux.xml"):
+            if os.path.exists(out + suffix):
+                os.remove(out + suffix)
+        dlg = processing.createAlgorithmDialog(ALG + "gapfill", {
+            "FUSED": self.paths["landsat_v"], "AUXILIARY": self.paths["sentinel1_v"],
+            "OUTPUT": out})
+        dlg.show()
+        wait(0.5)
+        dlg.runAlgorithm()  # what the Run button does
+        end = time.monotonic() + 300
+        while time.monotonic() < end and not (set(project.mapLayers()) - before):
+            wait(0.5)
+        wait(1.0)
+        shot("dialog_gapfill_done.png", dlg.frameGeometry())
+        dlg.close()
+        added = [project.mapLayer(i) for i in set(project.mapLayers()) - before]
+        self.expect(bool(added) and os.path.exists(out), "gapfill run from its dialog: "
+                    f"{[lyr.name() for lyr in added]} added to the map")
+        for lyr in added:
+            if isinstance(lyr, QgsRasterLayer):
+                r = lyr.renderer()
+                shader = getattr(r, "shader", lambda: None)()
+                ramp = shader.rasterShaderFunction() if shader is not None else None
+                items = ramp.colorRampItemList() if ramp is not None else []
+                self.expect(r.type() == "singlebandpseudocolor" and len(items) >= 3,
+                            f"'{lyr.name()}' styled {r.type()} on band {r.band()} with "
+                            f"{len(items)} ramp classes "
+                            f"({items[0].value:.0f}-{items[-1].value:.0f})" if items else "")
+        if added:
+            iface.mapCanvas().setLayers(added + iface.mapCanvas().layers())
+            shot("gapfilled_on_map.png")
+
+    def modeler(self):
+        from processing.modeler.ModelerDialog import ModelerDialog
+
+        for model_id in MODELS:
+            model = QgsApplication.processingRegistry().algorithmById(ALG + model_id)
+            self.expect(model is not None, f"model {model_id} registered")
+            if model is None:
+                continue
+            dlg = ModelerDialog.create(model)
+            dlg.setGeometry(SCREEN)
+            dlg.show()
+            wait(1.0)
+            scene = dlg.view().scene()
+            boxes = [i for i in scene.items() if isinstance(i, QgsModelComponentGraphicItem)]
+            left = min(i.sceneBoundingRect().left() for i in boxes)
+            top = min(i.sceneBoundingRect().top() for i in boxes)
+            self.expect(left >= 0 and top >= 0, f"model {model_id}: {len(boxes)} boxes, left "
+                        f"edge {left:.0f}, top edge {top:.0f}")
+            dlg.view().fitInView(scene.itemsBoundingRect(), Qt.AspectRatioMode.KeepAspectRatio)
+            shot(f"model_{model_id}.png", dlg.frameGeometry())
+            dlg.close()
+            wait(0.3)
+
+    def reload(self):
+        import qgis.utils
+
+        qgis.utils.reloadPlugin("glacier_velocity")
+        wait(1.0)
+        after = provider_algorithms()
+        self.expect(after == self.algorithms, f"after reloadPlugin: {len(after)} algorithms "
+                    f"and models (before {len(self.algorithms)}); missing "
+                    f"{sorted(set(self.algorithms) - set(after))}")
+        folder = os.path.dirname(self.paths["landsat_v"])  # <scene>/stacks
+        images = sorted(os.path.join(folder, "..", "images", f)
+                        for f in os.listdir(os.path.join(folder, "..", "images"))
+                        if f.startswith("LC08_") and f.endswith(".tif"))
+        params = {"REFERENCE": images[0], "SECONDARY": images[1],
+                  "correlate:OUTPUT": os.path.join(OUT, "model_raw.tif"),
+                  "clean:OUTPUT": os.path.join(OUT, "model_clean.tif")}
+        print(f"      running onepaircleanvelocity with {params}")
+        result = processing.run(ALG + "onepaircleanvelocity", params)
+        self.expect(any(os.path.exists(str(v)) for v in result.values()),
+                    f"a model runs after the reload: {result}")
+
+    def dock(self):
+        from qgis.utils import plugins
+
+        dock = plugins["glacier_velocity"].dock
+        dock.show()
+        iface.mainWindow().resizeDocks([dock], [700], Qt.Orientation.Horizontal)
+        self.toolbox_dock.hide()
+        dock.pick_action.setChecked(True)
+        wait(1.0)
+        gt = gdal.Open(self.paths["landsat_v"]).GetGeoTransform()
+        ds = gdal.Open(self.paths["truth_v"])
+        mean = ds.ReadAsArray().mean(0)
+        ds = None
+        r, c = divmod(int(mean.argmax()), mean.shape[1])
+        point = QgsPointXY(gt[0] + (c + 0.5) * gt[1], gt[3] + (r + 0.5) * gt[5])
+        canvas = iface.mapCanvas()
+        pixel = canvas.getCoordinateTransform().transform(point)
+        pos = QPoint(int(pixel.x()), int(pixel.y()))
+        QTest.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton,
+                         Qt.KeyboardModifier.NoModifier, pos)
+        done = dock.timeseries.wait_idle(120)
+        valid = [s for s in dock.timeseries.current if (s.values == s.values).any()]
+        self.expect(done and len(valid) >= 2, f"dock plots {len(valid)} stacks at the clicked "
+                    f"pixel ({r}, {c})")
+        shot("dock.png")
+
+    def finish(self):
+        print(f"== {len(self.failures)} failure(s)" + "".join(f"\n  {f}" for f in self.failures),
+              flush=True)
+        QgsProject.instance().setDirty(False)
+        sys.stdout.flush()
+        os._exit(1 if self.failures else 0)
+
+
+CHECK = Check()
+QTimer.singleShot(2000, CHECK.next)
