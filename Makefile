@@ -79,7 +79,7 @@ screenshots: setup
 	rm -rf $(SHOTS)/profiles && mkdir -p $(SHOTS)/profiles/default/python/plugins $(SHOTS)/profiles/default/QGIS
 	ln -sfn "$(CURDIR)" $(SHOTS)/profiles/default/python/plugins/glacier_velocity
 	printf '[PythonPlugins]\nglacier_velocity=true\n' > $(SHOTS)/profiles/default/QGIS/QGIS3.ini
-	QT_QPA_PLATFORM=xcb GV_SCREENSHOTS="$(CURDIR)/docs" GV_WORK="$(CURDIR)/$(SHOTS)/work" \
+	QT_QPA_PLATFORM=xcb GV_SCRIPTS="$(CURDIR)/scripts" GV_SCREENSHOTS="$(CURDIR)/docs" GV_WORK="$(CURDIR)/$(SHOTS)/work" \
 	  timeout 900 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path "$(CURDIR)/$(SHOTS)" \
 	  --noversioncheck --nologo --code scripts/screenshots.py
 
@@ -91,7 +91,7 @@ desktop-check: setup
 	rm -rf $(CHECK)/profiles && mkdir -p $(CHECK)/profiles/default/python/plugins $(CHECK)/profiles/default/QGIS
 	ln -sfn "$(CURDIR)" $(CHECK)/profiles/default/python/plugins/glacier_velocity
 	printf '[PythonPlugins]\nglacier_velocity=true\n' > $(CHECK)/profiles/default/QGIS/QGIS3.ini
-	QT_QPA_PLATFORM=xcb GV_CHECK="$(CURDIR)/$(CHECK)" \
+	QT_QPA_PLATFORM=xcb GV_SCRIPTS="$(CURDIR)/scripts" GV_CHECK="$(CURDIR)/$(CHECK)" \
 	  timeout 900 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path "$(CURDIR)/$(CHECK)" \
 	  --noversioncheck --nologo --code scripts/desktop_check.py
 

@@ -19,40 +19,30 @@ QGIS exits with status 1 when a check failed.
 """
 
 import os
-import subprocess
 import sys
 import time
 import traceback
 
 import processing
 from osgeo import gdal
-from qgis.core import QgsApplication, QgsPointXY, QgsProject, QgsRasterLayer, QgsRectangle
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle
 from qgis.gui import QgsModelComponentGraphicItem, QgsProcessingToolboxTreeView
-from qgis.PyQt.QtCore import QPoint, QRect, Qt, QTimer
-from qgis.PyQt.QtTest import QTest
+from qgis.PyQt.QtCore import QRect, Qt, QTimer
 from qgis.PyQt.QtWidgets import QDockWidget, QSplitter
 from qgis.utils import iface
 
+sys.path.insert(0, os.path.abspath(os.environ.get("GV_SCRIPTS", "scripts")))
+import desktop_common  # noqa: E402 (found through GV_SCRIPTS)
+from desktop_common import SCREEN, click_map, map_point, wait  # noqa: E402
+
 OUT = os.path.abspath(os.environ.get("GV_CHECK", os.path.join(".build", "desktop-check")))
-SCREEN = QRect(0, 0, 1600, 1000)
 ALG = "glaciervelocity:"
 DIALOGS = ("invertseries", "importitslive", "exportcube", "closure", "fuse", "gapfill")
 MODELS = ("imagepairstotrends", "imagepairstotrendsinversion", "onepaircleanvelocity")
 
 
-def wait(seconds=1.0):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-
-
 def shot(name, rect=SCREEN):
-    wait(1.0)
-    path = os.path.join(OUT, name)
-    crop = f"{rect.width()}x{rect.height()}+{rect.x()}+{rect.y()}"
-    subprocess.run(["import", "-window", "root", "-crop", crop, "+repage", path], check=True)
-    print(f"picture {path}", flush=True)
+    return desktop_common.shot(OUT, name, rect, settle=1.0)
 
 
 def provider_algorithms():
@@ -241,17 +231,11 @@ class Check:
         self.toolbox_dock.hide()
         dock.pick_action.setChecked(True)
         wait(1.0)
-        gt = gdal.Open(self.paths["landsat_v"]).GetGeoTransform()
         ds = gdal.Open(self.paths["truth_v"])
         mean = ds.ReadAsArray().mean(0)
         ds = None
         r, c = divmod(int(mean.argmax()), mean.shape[1])
-        point = QgsPointXY(gt[0] + (c + 0.5) * gt[1], gt[3] + (r + 0.5) * gt[5])
-        canvas = iface.mapCanvas()
-        pixel = canvas.getCoordinateTransform().transform(point)
-        pos = QPoint(int(pixel.x()), int(pixel.y()))
-        QTest.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton,
-                         Qt.KeyboardModifier.NoModifier, pos)
+        click_map(map_point(self.paths["landsat_v"], r, c))
         done = dock.timeseries.wait_idle(120)
         valid = [s for s in dock.timeseries.current if (s.values == s.values).any()]
         self.expect(done and len(valid) >= 2, f"dock plots {len(valid)} stacks at the clicked "

@@ -17,44 +17,31 @@ end; a failed step is printed and QGIS exits with status 1.
 """
 
 import os
-import subprocess
 import sys
-import time
 import traceback
 
 import numpy as np
 import processing
-from osgeo import gdal
-from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsPointXY, QgsProject,
+from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProject,
                        QgsRasterLayer, QgsRectangle)
 from qgis.gui import QgsProcessingToolboxTreeView
 from qgis.PyQt.QtCore import QPoint, QRect, Qt, QTimer
-from qgis.PyQt.QtTest import QTest
 from qgis.PyQt.QtWidgets import QAction, QDockWidget, QSplitter
 from qgis.utils import iface, plugins
 
+sys.path.insert(0, os.path.abspath(os.environ.get("GV_SCRIPTS", "scripts")))
+import desktop_common  # noqa: E402 (found through GV_SCRIPTS)
+from desktop_common import SCREEN, click_map, map_point, wait  # noqa: E402
+
 OUT = os.path.abspath(os.environ.get("GV_SCREENSHOTS", "docs"))
 WORK = os.path.abspath(os.environ.get("GV_WORK", os.path.join(".build", "screenshots")))
-SCREEN = QRect(0, 0, 1600, 1000)
 STEP_MS = 400
 ALG = "glaciervelocity:"
 
 
-def wait(seconds=1.0):
-    """Let the GUI draw (layers render in background threads)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-
-
 def shot(name, rect=SCREEN):
-    """The screen (cropped to ``rect``) as ``OUT/name``, taken by ImageMagick from the X server."""
-    wait(1.5)
-    path = os.path.join(OUT, name)
-    crop = f"{rect.width()}x{rect.height()}+{rect.x()}+{rect.y()}"
-    subprocess.run(["import", "-window", "root", "-crop", crop, "+repage", path], check=True)
-    print(f"Wrote {path}", flush=True)
+    """The screen (cropped to ``rect``) as ``OUT/name``."""
+    return desktop_common.shot(OUT, name, rect)
 
 
 def glacier_pixel(paths):
@@ -69,22 +56,6 @@ def glacier_pixel(paths):
     slow = np.unravel_index(int(np.argmin(np.abs(np.where(np.isfinite(mean), mean, -1e9)
                                                   - 0.5 * mean[fast]))), speed.shape)
     return fast, slow
-
-
-def map_point(path, row, col):
-    gt = gdal.Open(path).GetGeoTransform()
-    return QgsPointXY(gt[0] + (col + 0.5) * gt[1], gt[3] + (row + 0.5) * gt[5])
-
-
-def click_map(point):
-    """A real left click on the canvas at map ``point`` (what the pixel tool receives)."""
-    canvas = iface.mapCanvas()
-    pixel = canvas.getCoordinateTransform().transform(point)
-    pos = QPoint(int(pixel.x()), int(pixel.y()))
-    QTest.mousePress(canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     pos)
-    QTest.mouseRelease(canvas.viewport(), Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier, pos)
 
 
 class Session:

@@ -1,0 +1,54 @@
+"""What the scripts run inside the real QGIS desktop share (scripts/screenshots.py,
+scripts/desktop_check.py): letting the GUI draw, pictures of the X screen, real clicks on the map.
+
+QGIS runs those scripts with ``qgis --code``, without ``__file__``: they find this module through
+``GV_SCRIPTS`` (the Makefile sets it), else ``scripts`` under the working directory.
+"""
+
+import os
+import subprocess
+import time
+
+from osgeo import gdal
+from qgis.core import QgsApplication, QgsPointXY
+from qgis.PyQt.QtCore import QPoint, QRect, Qt
+from qgis.PyQt.QtTest import QTest
+from qgis.utils import iface
+
+SCREEN = QRect(0, 0, 1600, 1000)  # the Xvfb screen the Makefile starts
+
+
+def wait(seconds=1.0):
+    """Let the GUI draw (layers render in background threads)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+
+
+def shot(folder, name, rect=SCREEN, settle=1.5):
+    """The screen (cropped to ``rect``) as ``folder/name``, taken by ImageMagick from the X
+    server once the GUI has drawn for ``settle`` seconds."""
+    wait(settle)
+    path = os.path.join(folder, name)
+    crop = f"{rect.width()}x{rect.height()}+{rect.x()}+{rect.y()}"
+    subprocess.run(["import", "-window", "root", "-crop", crop, "+repage", path], check=True)
+    print(f"Wrote {path}", flush=True)
+    return path
+
+
+def map_point(path, row, col):
+    """The map point at the centre of pixel ``(row, col)`` of the raster ``path``."""
+    gt = gdal.Open(path).GetGeoTransform()
+    return QgsPointXY(gt[0] + (col + 0.5) * gt[1], gt[3] + (row + 0.5) * gt[5])
+
+
+def click_map(point):
+    """A real left click on the canvas at map ``point`` (what the pixel tool receives)."""
+    canvas = iface.mapCanvas()
+    pixel = canvas.getCoordinateTransform().transform(point)
+    pos = QPoint(int(pixel.x()), int(pixel.y()))
+    QTest.mousePress(canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     pos)
+    QTest.mouseRelease(canvas.viewport(), Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier, pos)
