@@ -142,11 +142,13 @@ def pair_products(alg, parameters, context, feedback, minimum=1):
     for path, why in skipped:
         feedback.reportError(f"Skipped {path}: {why}", False)
     if len(sources) < minimum:
-        found = (f"{len(sources)} of the {len(paths)} file(s) " if sources
-                 else f"none of the {len(paths)} file(s) ")
-        raise InputError(f"SOURCES / FOLDER: {found}is a usable pair product, at least "
-                         f"{minimum} needed" + (": " + "; ".join(why for _, why in skipped[:3])
-                                                if skipped else "."))
+        if not skipped:
+            raise InputError(f"SOURCES / FOLDER: {len(sources)} pair product(s) given, at least "
+                             f"{minimum} needed.")
+        found = (f"only {len(sources)} of the {len(paths)} file(s) is" if sources
+                 else f"none of the {len(paths)} file(s) is")
+        raise InputError(f"SOURCES / FOLDER: {found} a usable pair product, at least {minimum} "
+                         "needed: " + "; ".join(why for _, why in skipped[:3]))
     if skipped:
         feedback.pushInfo(f"{len(sources)} pair product(s) used, {len(skipped)} skipped.")
     return [s.path for s in sources]
