@@ -21,19 +21,18 @@ QGIS exits with status 1 when a check failed.
 import os
 import sys
 import time
-import traceback
 
 import processing
 from osgeo import gdal
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle
 from qgis.gui import QgsModelComponentGraphicItem, QgsProcessingToolboxTreeView
-from qgis.PyQt.QtCore import QRect, Qt, QTimer
+from qgis.PyQt.QtCore import QRect, Qt
 from qgis.PyQt.QtWidgets import QDockWidget, QSplitter
 from qgis.utils import iface
 
 sys.path.insert(0, os.path.abspath(os.environ.get("GV_SCRIPTS", "scripts")))
 import desktop_common  # noqa: E402 (found through GV_SCRIPTS)
-from desktop_common import SCREEN, click_map, map_point, wait  # noqa: E402
+from desktop_common import SCREEN, click_map, map_point, run_steps, wait  # noqa: E402
 
 OUT = os.path.abspath(os.environ.get("GV_CHECK", os.path.join(".build", "desktop-check")))
 ALG = "glaciervelocity:"
@@ -53,25 +52,13 @@ def provider_algorithms():
 class Check:
     def __init__(self):
         self.steps = [self.setup, self.toolbox, self.dialogs, self.run_from_dialog,
-                      self.modeler, self.reload, self.dock, self.finish]
+                      self.modeler, self.reload, self.dock]
         self.failures = []
 
     def expect(self, ok, text):
         print(("ok    " if ok else "FAIL  ") + text, flush=True)
         if not ok:
             self.failures.append(text)
-
-    def next(self):
-        step = self.steps.pop(0)
-        try:
-            print(f"== {step.__name__}", flush=True)
-            step()
-        except Exception:
-            traceback.print_exc()
-            self.failures.append(f"{step.__name__} raised")
-            if step is not self.finish:
-                self.steps = [s for s in self.steps if s in (self.finish,)] or [self.finish]
-        QTimer.singleShot(300, self.next)
 
     def setup(self):
         os.makedirs(OUT, exist_ok=True)
@@ -242,13 +229,14 @@ class Check:
                     f"pixel ({r}, {c})")
         shot("dock.png")
 
-    def finish(self):
-        print(f"== {len(self.failures)} failure(s)" + "".join(f"\n  {f}" for f in self.failures),
+    def finish(self, raised):
+        failures = self.failures + raised
+        print(f"== {len(failures)} failure(s)" + "".join(f"\n  {f}" for f in failures),
               flush=True)
         QgsProject.instance().setDirty(False)
         sys.stdout.flush()
-        os._exit(1 if self.failures else 0)
+        os._exit(1 if failures else 0)
 
 
 CHECK = Check()
-QTimer.singleShot(2000, CHECK.next)
+run_steps(CHECK.steps, CHECK.finish, "==", 300)

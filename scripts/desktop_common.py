@@ -8,10 +8,11 @@ QGIS runs those scripts with ``qgis --code``, without ``__file__``: they find th
 import os
 import subprocess
 import time
+import traceback
 
 from osgeo import gdal
 from qgis.core import QgsApplication, QgsPointXY
-from qgis.PyQt.QtCore import QPoint, QRect, Qt
+from qgis.PyQt.QtCore import QPoint, QRect, Qt, QTimer
 from qgis.PyQt.QtTest import QTest
 from qgis.utils import iface
 
@@ -52,3 +53,26 @@ def click_map(point):
                      pos)
     QTest.mouseRelease(canvas.viewport(), Qt.MouseButton.LeftButton,
                        Qt.KeyboardModifier.NoModifier, pos)
+
+
+def run_steps(steps, finish, label, interval_ms=400, delay_ms=2000):
+    """Run ``steps`` (callables) one after the other from the GUI's event loop, ``interval_ms``
+    apart, once QGIS has been up ``delay_ms``; then ``finish(failures)``. A step that raises is
+    printed with its traceback and ends the run (``failures`` names it)."""
+    todo, failures = list(steps), []
+
+    def step():
+        if not todo:
+            finish(failures)
+            return
+        current = todo.pop(0)
+        try:
+            print(f"{label}: {current.__name__}", flush=True)
+            current()
+        except Exception:
+            traceback.print_exc()
+            failures.append(f"{current.__name__} raised")
+            todo.clear()
+        QTimer.singleShot(interval_ms, step)
+
+    QTimer.singleShot(delay_ms, step)

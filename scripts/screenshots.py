@@ -18,20 +18,19 @@ end; a failed step is printed and QGIS exits with status 1.
 
 import os
 import sys
-import traceback
 
 import numpy as np
 import processing
 from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProject,
                        QgsRasterLayer, QgsRectangle)
 from qgis.gui import QgsProcessingToolboxTreeView
-from qgis.PyQt.QtCore import QPoint, QRect, Qt, QTimer
+from qgis.PyQt.QtCore import QPoint, QRect, Qt
 from qgis.PyQt.QtWidgets import QAction, QDockWidget, QSplitter
 from qgis.utils import iface, plugins
 
 sys.path.insert(0, os.path.abspath(os.environ.get("GV_SCRIPTS", "scripts")))
 import desktop_common  # noqa: E402 (found through GV_SCRIPTS)
-from desktop_common import SCREEN, click_map, map_point, wait  # noqa: E402
+from desktop_common import SCREEN, click_map, map_point, run_steps, wait  # noqa: E402
 
 OUT = os.path.abspath(os.environ.get("GV_SCREENSHOTS", "docs"))
 WORK = os.path.abspath(os.environ.get("GV_WORK", os.path.join(".build", "screenshots")))
@@ -63,19 +62,7 @@ class Session:
 
     def __init__(self):
         self.steps = [self.setup, self.scene, self.toolbox, self.dialog, self.dock,
-                      self.calibration, self.modeler, self.finish]
-        self.failed = False
-
-    def next(self):
-        step = self.steps.pop(0)
-        try:
-            print(f"Screenshots: {step.__name__}", flush=True)
-            step()
-        except Exception:
-            traceback.print_exc()
-            self.failed = True
-            self.steps = [self.finish]
-        QTimer.singleShot(STEP_MS, self.next)
+                      self.calibration, self.modeler]
 
     def setup(self):
         os.makedirs(OUT, exist_ok=True)
@@ -201,11 +188,11 @@ class Session:
         wait(0.5)
         shot("modeler.png", dlg.frameGeometry())
 
-    def finish(self):
+    def finish(self, failures):
         QgsProject.instance().setDirty(False)
         sys.stdout.flush()
-        os._exit(1 if self.failed else 0)  # QGIS's own exit asks questions; nothing is unsaved
+        os._exit(1 if failures else 0)  # QGIS's own exit asks questions; nothing is unsaved
 
 
 SESSION = Session()
-QTimer.singleShot(2000, SESSION.next)
+run_steps(SESSION.steps, SESSION.finish, "Screenshots", STEP_MS)
