@@ -71,8 +71,11 @@ def test_cancel_importitslive_leaves_no_pair(run_alg, tmp_path):
     # into an existing folder: older files stay, this run's pairs go
     out.mkdir()
     (out / "mine.txt").write_text("kept")
+    old = out / f"sentinel2_{starts[0]:%Y%m%d}_{starts[0] + dt.timedelta(days=16):%Y%m%d}.tif"
+    old.write_bytes(b"an older import of the first pair")  # the name this run writes first
     _cancelled(run_alg, "importitslive", {"INPUT": cube, "OUTPUT": str(out)}, share=40)
-    assert _files(out) == ["mine.txt"]
+    assert _files(out) == sorted(["mine.txt", old.name])
+    assert old.read_bytes() == b"an older import of the first pair"
 
 
 def test_cancel_exportcube(run_alg, scene_tiny, tmp_path):
