@@ -8,6 +8,7 @@ from ..core.correlation.closure import arrange_triplet, triplet_closure
 from ..core.errors import InputError
 from ..core.io.vector import rasterize_mask
 from .base import GlacierAlgorithm, advanced
+from .styles import DISTANCE
 
 COLUMNS = ["region", "windows", "valid", "valid_share", "median_closure_px", "median_closure_m",
            "mean_east_px", "mean_north_px", "nmad_east_px", "nmad_north_px", "rms_px", "p90_px",
@@ -18,6 +19,7 @@ class ClosureAlgorithm(GlacierAlgorithm):
     ALG_ID = "closure"
     DISPLAY_NAME = "Closure of a pair triplet"
     GROUP = "correlation"
+    OUTPUT_KINDS = {"OUTPUT": DISTANCE}  # metres, not a velocity
     HELP = (
         "How accurate is the correlation on your own images, without ground truth? For three "
         "acquisitions A, B and C correlated as A→B, B→C and A→C, the true displacements add up, so "
