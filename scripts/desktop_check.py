@@ -7,8 +7,8 @@ enabled, and QGIS runs this file once it is up. Step by step on the GUI's event 
   shipped models under the provider;
 * opens the dialogs of the newer algorithms (invertseries, importitslive, exportcube, closure,
   fuse, gapfill) and takes a picture of each, help beside the parameters;
-* runs gapfill from its dialog (the Run button) and checks the output is added to the map,
-  styled (a pseudocolour ramp in m/yr);
+* runs gapfill and invertseries from their dialogs (the Run button) and checks every output is
+  added to the map, styled (a pseudocolour ramp in m/yr);
 * opens each shipped model in the modeler: every component box at positive coordinates;
 * reloads the plugin as the Plugin Manager does (``qgis.utils.reloadPlugin``): every algorithm
   and model is still there, and a model runs;
@@ -130,40 +130,52 @@ class Check:
             wait(0.2)
 
     def run_from_dialog(self):
+        """gapfill, then invertseries (pairs of three sensors), each run with its Run button:
+        every output asked for is added to the map, styled with a ramp and its units."""
+        from glacier_velocity.core.sampledata.pair_series import pair_series
+
+        pairs = os.path.join(OUT, "pairs")
+        if not os.path.isdir(pairs):
+            pair_series(size=30, years=1, n_pairs=60, seed=1).write(pairs)
+        self.dialog_run("gapfill", {"FUSED": self.paths["landsat_v"],
+                                    "AUXILIARY": self.paths["sentinel1_v"]},
+                        {"OUTPUT": "gapfilled.tif"}, "m/yr")
+        self.dialog_run("invertseries", {"FOLDER": pairs},
+                        {"OUTPUT": "inverted.tif", "OUTPUT_ERROR": "inverted_error.tif"}, "m/yr")
+
+    def dialog_run(self, alg_id, params, outputs, units):
         project = QgsProject.instance()
         before = set(project.mapLayers())
-        out = os.path.join(OUT, "gapfilled.tif")
-        for suffix in ("", ".aux.xml"):
-            if os.path.exists(out + suffix):
-                os.remove(out + suffix)
-        dlg = processing.createAlgorithmDialog(ALG + "gapfill", {
-            "FUSED": self.paths["landsat_v"], "AUXILIARY": self.paths["sentinel1_v"],
-            "OUTPUT": out})
+        for name in outputs.values():
+            for suffix in ("", ".aux.xml"):
+                if os.path.exists(os.path.join(OUT, name + suffix)):
+                    os.remove(os.path.join(OUT, name + suffix))
+        dlg = processing.createAlgorithmDialog(ALG + alg_id, dict(params, **{
+            k: os.path.join(OUT, v) for k, v in outputs.items()}))
         dlg.show()
         wait(0.5)
         dlg.runAlgorithm()  # what the Run button does
-        end = time.monotonic() + 300
-        while time.monotonic() < end and not (set(project.mapLayers()) - before):
+        end = time.monotonic() + 600
+        while time.monotonic() < end and len(set(project.mapLayers()) - before) < len(outputs):
             wait(0.5)
         wait(1.0)
-        shot("dialog_gapfill_done.png", dlg.frameGeometry())
+        shot(f"dialog_{alg_id}_done.png", dlg.frameGeometry())
         dlg.close()
         added = [project.mapLayer(i) for i in set(project.mapLayers()) - before]
-        self.expect(bool(added) and os.path.exists(out), "gapfill run from its dialog: "
-                    f"{[lyr.name() for lyr in added]} added to the map")
+        self.expect(len(added) == len(outputs), f"{alg_id} run from its dialog: "
+                    f"{sorted(lyr.name() for lyr in added)} added to the map")
         for lyr in added:
-            if isinstance(lyr, QgsRasterLayer):
-                r = lyr.renderer()
-                shader = getattr(r, "shader", lambda: None)()
-                ramp = shader.rasterShaderFunction() if shader is not None else None
-                items = ramp.colorRampItemList() if ramp is not None else []
-                self.expect(r.type() == "singlebandpseudocolor" and len(items) >= 3,
-                            f"'{lyr.name()}' styled {r.type()} on band {r.band()} with "
-                            f"{len(items)} ramp classes "
-                            f"({items[0].value:.0f}-{items[-1].value:.0f})" if items else "")
+            r = lyr.renderer()
+            shader = getattr(r, "shader", lambda: None)()
+            ramp = shader.rasterShaderFunction() if shader is not None else None
+            items = ramp.colorRampItemList() if ramp is not None else []
+            self.expect(r.type() == "singlebandpseudocolor" and len(items) >= 3
+                        and items[-1].label.endswith(units),
+                        f"'{lyr.name()}' styled {r.type()} on band {r.band()}: "
+                        + (f"{items[0].label} to {items[-1].label}" if items else "no ramp"))
         if added:
             iface.mapCanvas().setLayers(added + iface.mapCanvas().layers())
-            shot("gapfilled_on_map.png")
+            shot(f"{alg_id}_on_map.png")
 
     def modeler(self):
         from processing.modeler.ModelerDialog import ModelerDialog
