@@ -1,9 +1,11 @@
 """Parameters and help shared by the trend algorithms (not an algorithm: skipped by discovery)."""
 
 from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterFeatureSource,
-                       QgsProcessingParameterNumber)
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer)
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON
+from ..core.io.pixel_series import error_stack_path
+from ..core.io.products import read_stack_info
 from ..core.trends.pixel import (DEFAULT_METHOD, DEFAULT_MIN_MONTHS, DEFAULT_MIN_YEARS, METHODS,
                            USER_METHODS)
 
@@ -25,6 +27,24 @@ SIGNIFICANCE_HELP = (
     "Trends are m/yr per decade; the confidence interval is at level 1 - ALPHA."
 )
 
+ERROR_HELP = (
+    "Per-pixel errors: when the stack has an error stack (the 1 sigma of every band, m/yr; given "
+    "as INPUT_ERROR, or named by the stack's ERROR_STACK metadata or found beside it as "
+    "<name>_error.tif, as the monthly stacks, the inversion, the fusion and the gap filling "
+    "write them), the fits are weighted by 1/sigma²: each year's annual mean (and the seasonal "
+    "cycle removed first) weighs its months by their errors, and the trend is a weighted least "
+    "squares fit of the annual means. Its significance stays honest: the t test scales the "
+    "slope's error by the weighted residuals, and the variability the stated errors miss "
+    "(changes from year to year that the pairs do not see) is estimated per pixel and added to "
+    "the annual means' errors, so understated errors cannot make a trend significant "
+    "(simulated trend-free series: 4.9-5.6 % significant at alpha = 0.05 with complete errors, "
+    "5.5-6.3 % when they miss 8 m/yr of yearly variability). The trend's own 1 sigma (m/yr per "
+    "decade) is propagated from the errors; on simulated series with errors of 2-60 m/yr the "
+    "weighted trend's error was 74 % below the unweighted one's and the truth lay within 1.96 "
+    "sigma of it for 95.4 % of the series. The rank methods (sen_annual, seasonal_mk) use the "
+    "weighted annual means but no weights in their tests."
+)
+
 METHOD_HELP = ("significance test and slope estimator: " + "; ".join(
     f"{k} = {METHODS[k]}" for k in USER_METHODS) + f" (default {DEFAULT_METHOD}).")
 
@@ -39,6 +59,9 @@ COMMON_HELP = {
     "GLACIERS": "glacier outline polygons (any CRS; an id/RGIId and a name field are used when "
                 "present).",
     "MIN_AREA": "glaciers smaller than this area (km²) are left out.",
+    "INPUT_ERROR": "error stack of INPUT (1 sigma per band, m/yr, same grid and bands; "
+                   "optional): weights 1/sigma² and the trend's sigma. By default the stack's "
+                   "ERROR_STACK metadata or <name>_error.tif beside it, when present.",
 }
 
 
@@ -82,3 +105,21 @@ def add_glaciers(alg, optional=False, min_area=1.0):
     alg.addParameter(QgsProcessingParameterNumber(
         "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, min_area, minValue=0.0))
 
+
+
+def add_error_input(alg):
+    """INPUT_ERROR: the stack's error stack (optional)."""
+    alg.addParameter(QgsProcessingParameterRasterLayer(
+        "INPUT_ERROR", "Error stack (1 sigma per band)", optional=True))
+
+
+def error_input(alg, parameters, context, stack, feedback):
+    """The error stack of ``stack``: INPUT_ERROR, else the one found by name beside it (logged),
+    else None."""
+    given = alg.raster_path(parameters, "INPUT_ERROR", context, required=False)
+    if given:
+        return given
+    found = error_stack_path(stack, read_stack_info(stack))
+    if found:
+        feedback.pushInfo(f"Error stack found beside the stack: {found} (weights 1/sigma²).")
+    return found

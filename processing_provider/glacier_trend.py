@@ -5,8 +5,8 @@ from qgis.core import QgsProcessingParameterNumber, QgsProcessingParameterRaster
 from ..compat import NUMBER_DOUBLE
 from ..core.trends.glaciers import (DEFAULT_MIN_COVERAGE, SUMMARY_COLUMNS, TREND_COLUMNS,
                                   glacier_trends)
-from ._trend_common import (COMMON_HELP, SIGNIFICANCE_HELP, add_glaciers, add_method_parameters,
-                            method_options)
+from ._trend_common import (COMMON_HELP, ERROR_HELP, SIGNIFICANCE_HELP, add_error_input,
+                            add_glaciers, add_method_parameters, error_input, method_options)
 from .base import GlacierAlgorithm
 
 
@@ -27,7 +27,9 @@ class GlacierTrendAlgorithm(GlacierAlgorithm):
         "the polygons' 'aspect' field when no DEM is given. The table also gives q_fdr, the "
         "p-value adjusted for testing many glaciers (Benjamini-Hochberg); the classes use p as the "
         "paper does.\n\n"
-    ) + SIGNIFICANCE_HELP
+    ) + SIGNIFICANCE_HELP + "\n\n" + ERROR_HELP + (
+        " A glacier's series then has the error of its ratio estimate (the pixels' errors taken "
+        "as independent), and trend_sigma is the trend's 1 sigma.")
     PARAM_HELP = dict(
         COMMON_HELP,
         DEM="elevation model for the mean aspect (optional; any grid and CRS, resampled).",
@@ -36,13 +38,15 @@ class GlacierTrendAlgorithm(GlacierAlgorithm):
                      "aspect_sector, v_mean (m/yr), v_first/v_last (annual means of the first/"
                      "last valid year), year_first, year_last, n_years, coverage, trend, ci_low, "
                      "ci_high (m/yr per decade), p, q_fdr, trend_pct (% of v_mean per decade), "
-                     "trend_ols, trend_sen, class.",
+                     "trend_ols, trend_sen, class, trend_sigma (m/yr per decade, with an error "
+                     "stack).",
         OUTPUT_SUMMARY="rows 'all', 'N', 'E', 'S', 'W': number of glaciers per class and shares "
                        "in %.",
     )
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Velocity stack"))
+        add_error_input(self)
         add_glaciers(self)
         self.addParameter(QgsProcessingParameterRasterLayer("DEM", "DEM", optional=True))
         add_method_parameters(self)
@@ -59,7 +63,9 @@ class GlacierTrendAlgorithm(GlacierAlgorithm):
         rows, summary, _ = glacier_trends(
             stack, glaciers, dem, self.parameterAsDouble(parameters, "MIN_AREA", context),
             min_coverage=self.parameterAsDouble(parameters, "MIN_COVERAGE", context),
-            progress=self.progress(feedback), **method_options(self, parameters, context))
+            progress=self.progress(feedback),
+            error=error_input(self, parameters, context, stack, feedback),
+            **method_options(self, parameters, context))
         all_row = summary[0]
         feedback.pushInfo(
             f"{len(rows)} glaciers: {all_row['n_accelerating']} significantly accelerating, "

@@ -12,7 +12,8 @@ from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum
 from ..compat import FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, TYPE_RASTER
 from ..core.filters.clean import clean_pairs
 from ..core.timeseries.harmonise import DEFAULT_PIXEL, target_grid
-from ..core.timeseries.monthly import COMBINE, monthly_stacks
+from ..core.timeseries.invert_series import error_stack_path
+from ..core.timeseries.monthly import COMBINE, ERROR_OUTPUTS, monthly_stacks
 from ..core.io.pairsource import PairSource
 from ._pair_common import (STABLE_HELP, add_output_grid, add_stable, pair_products,
                            reference_grid)
@@ -42,7 +43,18 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
         "in the log. With "
         "CLEAN, each pair first goes through the default chain of \"Clean a velocity pair\" "
         "(quality filters, and ramp removal on the STABLE polygons when given); the cleaned pairs "
-        "are kept in OUTPUT_PAIRS when it is set, else in a temporary folder."
+        "are kept in OUTPUT_PAIRS when it is set, else in a temporary folder.\n\n"
+        "Errors: when the pairs carry per-vector errors (bands vx_error and vy_error, as the "
+        "correlation writes them and the cleaning keeps them), every stack gets an error stack "
+        "beside it, the 1 sigma (m/yr) of each monthly value, one band per month: OUTPUT_ERROR "
+        "for the speed (by default <OUTPUT>_error.tif beside OUTPUT), <name>_error.tif "
+        "beside OUTPUT_VX and OUTPUT_VY. The weighted mean then weighs each component by "
+        "1/sigma² (where every pair of the pixel has its error), and the error is propagated: "
+        "1/sqrt(sum of 1/sigma²) for the weighted mean, sqrt(pi n/2) / sum(1/sigma) for the "
+        "median of n pairs (n of 3 or more), the speed's error along the flow. The velocity "
+        "stack names its error stack in the metadata item ERROR_STACK, so the velocity dock "
+        "draws error bars and the uncertainty and trend algorithms find it. Without error bands "
+        "no error stack is written (the log says so)."
     )
     PARAM_HELP = {
         "SOURCES": "pair products of one sensor (bands vx, vy, v, snr; START_DATE/END_DATE); "
@@ -55,15 +67,18 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
         "REFERENCE": "raster whose grid the stacks take (optional).",
         "PIXEL_SIZE": f"pixel size without a reference, m (default {DEFAULT_PIXEL:g}).",
         "COMBINE": "how pairs of one month are combined: median (default) or weighted mean "
-                   "(baseline² × SNR).",
+                   "(1/sigma² where the pairs carry errors, else baseline² × SNR).",
         "MIN_FRACTION": "share of a pair's days that must fall in its month (default 0.5).",
         "SENSOR": "sensor name of the stacks (default: the pairs' SENSOR; needed when they differ).",
         "OUTPUT": "monthly speed stack v (m/yr).",
         "OUTPUT_VX": "monthly stack of vx (m/yr, east), optional.",
         "OUTPUT_VY": "monthly stack of vy (m/yr, north), optional.",
-        "OUTPUT_TABLE": "per month: interval, number of pairs and their file names (optional).",
+        "OUTPUT_ERROR": "1 sigma of the monthly speed (m/yr, one band per month) when the pairs "
+                        "carry error bands; default <OUTPUT>_error.tif beside OUTPUT.",
+        "OUTPUT_TABLE": "per month: interval, number of pairs, how many of them carry errors and "
+                        "their file names (optional).",
     }
-    COMBINE_LABELS = ["Median (default)", "Weighted mean (baseline² × SNR)"]
+    COMBINE_LABELS = ["Median (default)", "Weighted mean (1/sigma², else baseline² × SNR)"]
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterMultipleLayers("SOURCES", "Pair products",
@@ -85,6 +100,9 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
             "OUTPUT_VX", "Monthly vx stack", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_VY", "Monthly vy stack", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_ERROR", "Monthly speed error stack (1 sigma)", optional=True,
+            createByDefault=False))
         self.add_table("OUTPUT_TABLE", "Pairs per month", optional=True)
         self.addParameter(QgsProcessingParameterFolderDestination(
             "OUTPUT_PAIRS", "Cleaned pair products", optional=True, createByDefault=False))
@@ -120,12 +138,18 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
         for q, name in (("vx", "OUTPUT_VX"), ("vy", "OUTPUT_VY")):
             if parameters.get(name):
                 outputs[q] = self.parameterAsOutputLayer(parameters, name, context)
+        for q, e in ERROR_OUTPUTS.items():
+            if q in outputs:
+                outputs[e] = error_stack_path(outputs[q])
+        if parameters.get("OUTPUT_ERROR"):
+            outputs["error"] = self.parameterAsOutputLayer(parameters, "OUTPUT_ERROR", context)
         rows, left_out = monthly_stacks(
             paths, grid, outputs, COMBINE[self.parameterAsEnum(parameters, "COMBINE", context)],
             self.parameterAsDouble(parameters, "MIN_FRACTION", context),
             self.parameterAsString(parameters, "SENSOR", context).strip() or None,
             progress=self.progress(feedback).sub(
-                start, 1.0, f"Stacking {len(paths)} pair products by calendar month"))
+                start, 1.0, f"Stacking {len(paths)} pair products by calendar month"),
+            log=feedback.pushInfo)
         for r in rows:
             feedback.pushInfo(f"{r['month']}: {r['n_pairs']} pair(s) {r['pairs']}")
         if left_out:
@@ -134,7 +158,11 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
         results = {"OUTPUT": outputs["v"]}
         results.update({name: outputs[q] for q, name in (("vx", "OUTPUT_VX"), ("vy", "OUTPUT_VY"))
                         if q in outputs})
+        if any(r["n_with_errors"] for r in rows):
+            results["OUTPUT_ERROR"] = outputs["error"]
+            feedback.pushInfo(f"Error stack (1 sigma, m/yr): {outputs['error']}")
         if parameters.get("OUTPUT_TABLE"):
             results["OUTPUT_TABLE"] = self.write_table(
-                parameters, "OUTPUT_TABLE", context, rows, ["month", "interval", "n_pairs", "pairs"])
+                parameters, "OUTPUT_TABLE", context, rows,
+                ["month", "interval", "n_pairs", "n_with_errors", "pairs"])
         return results

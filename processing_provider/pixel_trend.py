@@ -4,9 +4,10 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterRasterDe
                        QgsProcessingParameterRasterLayer)
 
 from ..core.trends.pixel import pixel_trends
-from ._trend_common import COMMON_HELP, SIGNIFICANCE_HELP, add_method_parameters, method_options
+from ._trend_common import (COMMON_HELP, ERROR_HELP, SIGNIFICANCE_HELP, add_error_input,
+                            add_method_parameters, error_input, method_options)
 from .base import SCHEDULER_HELP, GlacierAlgorithm
-from .styles import COUNT, PVALUE, SIGNIFICANCE, TREND
+from .styles import COUNT, ERROR, PVALUE, SIGNIFICANCE, TREND
 
 # output parameter -> key of core.trends.pixel.pixel_trends, description, created by default
 OUTPUTS = (
@@ -18,6 +19,7 @@ OUTPUTS = (
     ("OUTPUT_TREND_OLS", "ols", "OLS trend of the annual means", False),
     ("OUTPUT_TREND_SEN", "sen", "Theil-Sen trend of the annual means", False),
     ("OUTPUT_N_YEARS", "n_years", "Number of valid years", False),
+    ("OUTPUT_SIGMA", "sigma", "Trend error, 1 sigma (m/yr per decade)", False),
 )
 
 
@@ -27,7 +29,7 @@ class PixelTrendAlgorithm(GlacierAlgorithm):
     OUTPUT_KINDS = {
         "OUTPUT_TREND": TREND, "OUTPUT_P": PVALUE, "OUTPUT_SIGNIFICANT": SIGNIFICANCE,
         "OUTPUT_CI_LOW": TREND, "OUTPUT_CI_HIGH": TREND, "OUTPUT_TREND_OLS": TREND,
-        "OUTPUT_TREND_SEN": TREND, "OUTPUT_N_YEARS": COUNT
+        "OUTPUT_TREND_SEN": TREND, "OUTPUT_N_YEARS": COUNT, "OUTPUT_SIGMA": ERROR
     }
     GROUP = "trends"
     HELP = (
@@ -40,7 +42,8 @@ class PixelTrendAlgorithm(GlacierAlgorithm):
         "\n\nThe trend raster holds the chosen method's slope (OLS for ols_annual, Theil-Sen for "
         "sen_annual, seasonal Kendall slope for seasonal_mk); the OLS and Theil-Sen slopes of the "
         "annual means are optional outputs whatever the method. The stack is processed tile by "
-        "tile (bounded memory).\n\nWith DASK_SCHEDULER the tiles are computed on a Dask cluster, "
+        "tile (bounded memory).\n\n" + ERROR_HELP + " OUTPUT_SIGMA receives the trend's 1 "
+        "sigma.\n\nWith DASK_SCHEDULER the tiles are computed on a Dask cluster, "
         "one tile per task, with the same results: the stack must then be on storage every "
         "worker sees under the same path; the outputs are written by this computer. Progress "
         "follows the finished tiles, and Cancel cancels the tiles not yet done."
@@ -56,6 +59,8 @@ class PixelTrendAlgorithm(GlacierAlgorithm):
         OUTPUT_TREND_OLS="OLS slope of the annual means, m/yr per decade (optional).",
         OUTPUT_TREND_SEN="Theil-Sen slope of the annual means, m/yr per decade (optional).",
         OUTPUT_N_YEARS="number of counting years per pixel (optional).",
+        OUTPUT_SIGMA="the trend's 1 sigma, m/yr per decade, propagated from the error stack "
+                     "(optional; needs an error stack).",
         DASK_SCHEDULER=SCHEDULER_HELP,
         N_COMPUTABLE="number of pixels with a trend.",
         N_SIGNIFICANT="number of pixels significant after FDR control.",
@@ -63,6 +68,7 @@ class PixelTrendAlgorithm(GlacierAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Velocity stack"))
+        add_error_input(self)
         add_method_parameters(self)
         self.add_scheduler()
         for name, _, description, default in OUTPUTS:
@@ -83,10 +89,13 @@ class PixelTrendAlgorithm(GlacierAlgorithm):
         summary = pixel_trends(stack, {key: paths[name] for name, key, _, _ in OUTPUTS
                                        if name in paths}, progress=self.progress(feedback),
                                scheduler=self.parameterAsString(parameters, "DASK_SCHEDULER",
-                                                                context), **options)
+                                                                context),
+                               error=error_input(self, parameters, context, stack, feedback),
+                               **options)
         feedback.pushInfo(
             f"{summary['computable']} pixels with a trend, {summary['significant']} significant "
             f"after FDR control ({100 * summary['share_significant']:.1f} %; p <= "
-            f"{summary['bh_p_threshold']:.2g}); method {summary['method']}.")
+            f"{summary['bh_p_threshold']:.2g}); method {summary['method']}"
+            + (", weighted by 1/sigma²." if summary["weighted"] else "."))
         return dict(paths, N_COMPUTABLE=summary["computable"],
                     N_SIGNIFICANT=summary["significant"])

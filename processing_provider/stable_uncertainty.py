@@ -29,6 +29,13 @@ class StableUncertaintyAlgorithm(GlacierAlgorithm):
         "are the magnitude of noisy components, so the stable mean of v is mostly the noise level, "
         "not a bias: the components tell bias and noise apart. A row with band 0 follows each "
         "multi-band product: the mean over its bands of each statistic (n summed).\n\n"
+        "Per-pixel errors: when a product comes with its 1 sigma (a pair product's bands "
+        "vx_error and vy_error; a stack's error stack, named by its ERROR_STACK metadata or "
+        "found beside it as <name>_error.tif, or given in INPUT_ERROR), each row adds "
+        "mean_sigma (the mean 1 sigma, m/yr) and within_196, the share of the stable pixels "
+        "whose true velocity, zero, lies within ±1.96 sigma of the value: the calibration check "
+        "of the error, 95 % for a calibrated error of a component (vx, vy). The speed on stable "
+        "ground is the magnitude of noisy components, for which a calibrated error gives 85 %.\n\n"
         "Stable ground is given as polygons (STABLE) and/or a mask raster (STABLE_MASK, nonzero = "
         "stable, resampled onto each product's grid with nearest neighbour). Memory holds one "
         "band's stable values."
@@ -40,6 +47,10 @@ class StableUncertaintyAlgorithm(GlacierAlgorithm):
         "INPUT_VX": "optional east components completing the inputs that are not pair products: "
                     "one vx stack/raster per such input, in the same order.",
         "INPUT_VY": "optional north components, as INPUT_VX.",
+        "INPUT_ERROR": "optional per-pixel error stacks (1 sigma, m/yr, one band per time step) "
+                       "of the inputs that are not pair products: one per such input, in the "
+                       "same order. By default each stack's error stack is found by its "
+                       "ERROR_STACK metadata or beside it as <name>_error.tif.",
         "STABLE": "stable-ground polygons (true velocity zero).",
         "STABLE_MASK": "stable-ground mask raster instead of (or with) the polygons: nonzero = "
                        "stable, any grid (nearest-neighbour resampling).",
@@ -52,7 +63,8 @@ class StableUncertaintyAlgorithm(GlacierAlgorithm):
                        "absent), or m/yr, or m/day (e.g. external maps); results are in m/yr.",
         "OUTPUT_TABLE": "table: product, quantity, band (0 = mean over bands), interval, n_valid "
                         "(valid stable pixels sampled), n (used), mean, std, se, e, median, nmad "
-                        "(m/yr), incorrect_share (0-1).",
+                        "(m/yr), incorrect_share (0-1), mean_sigma (m/yr) and within_196 (0-1; "
+                        "empty without a per-pixel error).",
     }
 
     def initAlgorithm(self, config=None):
@@ -62,6 +74,9 @@ class StableUncertaintyAlgorithm(GlacierAlgorithm):
             "INPUT_VX", "East components (vx) of stacks/rasters", TYPE_RASTER, optional=True))
         self.addParameter(QgsProcessingParameterMultipleLayers(
             "INPUT_VY", "North components (vy) of stacks/rasters", TYPE_RASTER, optional=True))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "INPUT_ERROR", "Error stacks (1 sigma) of stacks/rasters", TYPE_RASTER,
+            optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
             "STABLE", "Stable-ground polygons", [TYPE_VECTOR_POLYGON], optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -87,7 +102,8 @@ class StableUncertaintyAlgorithm(GlacierAlgorithm):
         units = UNIT_OPTIONS[self.parameterAsEnum(parameters, "INPUT_UNITS", context)]
         sources = open_sources(self.raster_paths(parameters, "INPUT", context),
                                self.raster_paths(parameters, "INPUT_VX", context),
-                               self.raster_paths(parameters, "INPUT_VY", context), units)
+                               self.raster_paths(parameters, "INPUT_VY", context), units,
+                               self.raster_paths(parameters, "INPUT_ERROR", context))
         sample = self.parameterAsInt(parameters, "SAMPLE_SIZE", context) or None
         threshold = self.parameterAsDouble(parameters, "SPEED_THRESHOLD", context) or None
         rows = stable_uncertainty(sources, polygons, mask, threshold, sample,
@@ -98,6 +114,9 @@ class StableUncertaintyAlgorithm(GlacierAlgorithm):
             last[(r["product"], r["quantity"])] = r
         for r in last.values():
             feedback.pushInfo(f"{r['product']} {r['quantity']} ({r['interval']}): mean "
-                              f"{r['mean']:.3f}, NMAD {r['nmad']:.3f}, E {r['e']:.3f} m/yr")
+                              f"{r['mean']:.3f}, NMAD {r['nmad']:.3f}, E {r['e']:.3f} m/yr"
+                              + (f"; mean sigma {r['mean_sigma']:.3f} m/yr, "
+                                 f"{100 * r['within_196']:.1f} % within 1.96 sigma"
+                                 if r["within_196"] == r["within_196"] else ""))
         return {"OUTPUT_TABLE": self.write_table(parameters, "OUTPUT_TABLE", context, rows,
                                                  TABLE_COLUMNS)}

@@ -9,7 +9,8 @@ with ImageMagick (``import -window root``), cropped to the window shown:
   group), the toolbox open on our groups;
 * ``docs/dialog.png``: the Pixel trends dialog with its help;
 * ``docs/timeseries.png``: the dock after a click on a glacier pixel, one pixel pinned (its marker
-  on the map), the fused stack included; ``docs/calibration.png``: the calibration tab;
+  on the map), the fused stack included with the error bars of its error stack;
+  ``docs/calibration.png``: the calibration tab;
 * ``docs/modeler.png``: the full image-to-trends model open in the modeler.
 
 Environment: ``GV_SCREENSHOTS`` (output folder), ``GV_WORK`` (scratch folder). QGIS quits at the
@@ -95,14 +96,19 @@ class Session:
             "OUTPUT_SAMPLES": os.path.join(WORK, "calibration_samples.csv")})
         self.calibration_table = cal
         fused = os.path.join(WORK, "fused_v.tif")
+        # the fused stack's 1 sigma beside it (fused_v_error.tif): the dock draws error bars
         processing.runAndLoadResults(ALG + "fuse", {
             "SOURCES": [paths["landsat_v"], paths["sentinel2_v"]],
-            "AUXILIARY": paths["sentinel1_v"], "WEIGHTS": res["WEIGHTS"], "OUTPUT": fused})
+            "AUXILIARY": paths["sentinel1_v"], "WEIGHTS": res["WEIGHTS"], "OUTPUT": fused,
+            "ERRORS": res["ERRORS"], "OUTPUT_ERROR": os.path.join(WORK, "fused_v_error.tif")})
         project = QgsProject.instance()
         fused_layer = next(lyr for lyr in project.mapLayers().values()
                            if lyr.source() == fused)
         fused_layer.setName("Fused speed")
         self.fused = fused_layer.id()
+        for lyr in list(project.mapLayers().values()):  # the bars need no layer of their own
+            if lyr.source().endswith("fused_v_error.tif"):
+                project.removeMapLayer(lyr.id())
         root = project.layerTreeRoot()
         node = root.findLayer(fused_layer.id())
         clone = node.clone()

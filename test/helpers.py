@@ -48,3 +48,20 @@ def read_series_csv(path):
     dates = [parse_date(r["date"]) for r in rows]
     labels = [k for k in rows[0] if k != "date"]
     return dates, {k: np.array([float(r[k]) if r[k] else np.nan for r in rows]) for k in labels}
+
+
+def fourier_pair(size, d_col, d_row, noise, rng, cutoff=0.15, margin=24):
+    """Band-limited texture (|f| < ``cutoff`` cycles/px) and its copy shifted by exactly
+    (``d_col``, ``d_row``) px in the Fourier domain, with Gaussian noise of ``noise`` (a number or
+    an array broadcast over the image) x the image std; the periodic wrap-around is cut off
+    (``margin`` px each side)."""
+    n = size + 2 * margin
+    f = np.fft.fft2(rng.standard_normal((n, n)))
+    fy, fx = np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :]
+    f *= np.hypot(fx, fy) < cutoff
+    ref = np.fft.ifft2(f).real
+    sec = np.fft.ifft2(f * np.exp(-2j * np.pi * (fx * d_col + fy * d_row))).real
+    inner = (slice(margin, -margin),) * 2
+    sd = ref.std()
+    return tuple((a[inner] + np.asarray(noise) * sd * rng.standard_normal((size, size)))
+                 .astype(np.float32) for a in (ref, sec))

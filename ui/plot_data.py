@@ -25,9 +25,16 @@ def layer_file(layer):
     return path if os.path.isfile(path) else None
 
 
+def is_error_stack(info):
+    """Whether a stack holds the 1σ errors of another (SENSOR ``error`` or an ``ERROR_OF`` item,
+    as the plugin writes them): it is drawn as its stack's error bars, not as a series."""
+    return info.sensor == "error" or bool(info.metadata.get("ERROR_OF"))
+
+
 def stack_info(path):
     """The :class:`StackInfo` of ``path`` when it is a velocity stack (every band described by a
-    date interval START/END, QUANTITY v/vx/vy or none), else None. Cached per file version."""
+    date interval START/END, QUANTITY v/vx/vy or none; not an error stack), else None. Cached
+    per file version."""
     try:
         st = os.stat(source_file(path))
     except OSError:
@@ -36,7 +43,8 @@ def stack_info(path):
     if key not in _INFO_CACHE:
         try:
             info = read_stack_info(path)
-            _INFO_CACHE[key] = info if info.quantity in QUANTITIES else None
+            _INFO_CACHE[key] = (info if info.quantity in QUANTITIES and not is_error_stack(info)
+                                else None)
         except (InputError, RuntimeError):
             _INFO_CACHE[key] = None
     return _INFO_CACHE[key]

@@ -19,7 +19,7 @@ import numpy as np
 from ..arrays.nanstats import nmad
 from ..errors import InputError
 from .quality import speed_filter
-from ..io.products import PairWriter
+from ..io.products import PairWriter, error_bands, write_errors
 from ..progress import ensure
 from ..io.raster import iter_tiles
 
@@ -221,12 +221,15 @@ def write_corrected(source, output, corrections, keys=("RAMP_VX", "RAMP_VY"), ti
             meta[key + "_SURFACE"] = c.to_text()
     cx, cy = corrections
     tiles = list(iter_tiles(source.grid.shape, tile))
+    extra = error_bands(source)
     with PairWriter(output, source.grid, source.start, source.end, source.sensor, meta,
-                    inputs=source.inputs()) as w:
+                    inputs=source.inputs(), extra_bands=extra) as w:
         for i, (window, _, _) in enumerate(tiles):
             vx, vy, snr = source.read(window)
             w.write(vx - cx.on_grid(source.grid, window), vy - cy.on_grid(source.grid, window), snr,
                     window[0], window[1])
+            # a correction is a smooth surface fitted on many pixels: the vectors keep their errors
+            write_errors(w, source.read_errors(window) if extra else None, window[0], window[1])
             progress.update((i + 1) / len(tiles))
 
 

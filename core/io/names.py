@@ -22,3 +22,11 @@ def unique_names(paths):
     """Base names of ``paths``, made unique by suffixes _2, _3... where they repeat."""
     used = set()
     return [unique_name(source_name(p), used) for p in paths]
+
+
+def relative_path(target, path):
+    """``target`` as a file name when it lies beside ``path``, else its full path (how a product
+    names a companion in its metadata, e.g. ERROR_STACK)."""
+    if os.path.dirname(os.path.abspath(target)) == os.path.dirname(os.path.abspath(path)):
+        return os.path.basename(target)
+    return os.path.abspath(target)

@@ -14,10 +14,13 @@ import numpy as np
 from .dates import Interval, baseline_days, baseline_years, parse_date
 from ..errors import InputError
 from .grid import Grid
-from .products import UNITS, declared_units, pair_band_index, read_pair_info, to_m_per_yr
+from .products import (ERROR_BANDS, UNITS, declared_units, pair_band_index, read_pair_info,
+                       to_m_per_yr)
 from .raster import check_readable, open_raster, read_band
 from .reader import GridReader
 
+# metadata of a pair's 1σ per component (m/yr, the whole pair), as ITS_LIVE granules give it
+ERROR_METADATA = ("VX_ERROR", "VY_ERROR")
 _DATE_TOKEN = re.compile(r"(?<!\d)(\d{4}-\d{2}-\d{2}|\d{8})(?!\d)")
 
 
@@ -53,6 +56,12 @@ class PairSource:
     declares the velocity units of the input ('m/yr' or 'm/day'); a pair product whose UNITS
     metadata contradicts it is refused. ``start``/``end`` override the dates; ``sensor`` the
     sensor name. ``snr`` is NaN everywhere when the input has none (two single-band rasters).
+
+    Per-vector errors (1σ of vx and vy, m/yr; :meth:`read_errors`, :meth:`warp_errors`) come from
+    the bands ``vx_error``/``vy_error`` (the correlator's), else a ``v_error`` band (ITS_LIVE's
+    speed error, taken for both components: the speed's error is a component's along the flow),
+    else the metadata ``VX_ERROR``/``VY_ERROR`` (one value for the pair); :attr:`has_errors` says
+    whether any exists.
     """
 
     def __init__(self, path, vy_path=None, units="m/yr", start=None, end=None, sensor=None):
@@ -60,6 +69,7 @@ class PairSource:
         self.vy_path = str(vy_path) if vy_path else None
         self.units = check_units(units)
         self._open = {}
+        self._error_bands = self._error_values = None
         self._on = {}  # target grid -> its GridReaders (datasets kept open between windows)
         if self.vy_path:
             self._init_components(start, end, sensor)
@@ -82,6 +92,19 @@ class PairSource:
             self._bands["snr"] = pair_band_index(self.path, "snr")
         except InputError:
             self._bands["snr"] = None
+        found = {}
+        for name in ERROR_BANDS + ("v_error",):
+            try:
+                found[name] = pair_band_index(self.path, name)
+            except InputError:
+                pass
+        if all(n in found for n in ERROR_BANDS):
+            self._error_bands = tuple(found[n] for n in ERROR_BANDS)
+        elif "v_error" in found:
+            self._error_bands = (found["v_error"],) * 2
+        values = [_positive(self.metadata.get(k)) for k in ERROR_METADATA]
+        if all(v is not None for v in values):
+            self._error_values = tuple(values)
 
     def _init_components(self, start, end, sensor):
         for p, what in ((self.path, "vx raster"), (self.vy_path, "vy raster")):
@@ -121,6 +144,11 @@ class PairSource:
     def has_snr(self):
         return bool(self._bands and self._bands.get("snr"))
 
+    @property
+    def has_errors(self):
+        """Whether the pair states per-vector (or per-pair) errors."""
+        return self._error_bands is not None or self._error_values is not None
+
     def pixel_speed(self):
         """The speed (m/yr) of one grid pixel of displacement over the pair's baseline."""
         return max(self.grid.dx, self.grid.dy) / self.baseline_years
@@ -147,14 +175,18 @@ class PairSource:
         vy = np.asarray(to_m_per_yr(vy, self.units), np.float32)
         return vx, vy, q if q is not None else np.full(vx.shape, np.nan, np.float32)
 
+    def _readers(self, grid):
+        """The GridReaders of the input file(s) onto ``grid``, made on first need."""
+        if grid not in self._on:
+            paths = (self.path,) if self.vy_path is None else (self.path, self.vy_path)
+            self._on[grid] = [GridReader(p, grid) for p in paths]
+        return self._on[grid]
+
     def warp(self, grid, window=None):
         """``(vx, vy, snr)`` in m/yr resampled by nearest neighbour onto ``grid`` (or a window
         of it), any CRS (components turned to the new CRS's axes, see :mod:`core.io.reader`);
         NaN outside the pair."""
-        if grid not in self._on:
-            paths = (self.path,) if self.vy_path is None else (self.path, self.vy_path)
-            self._on[grid] = [GridReader(p, grid) for p in paths]
-        readers = self._on[grid]
+        readers = self._readers(grid)
         if self._bands is None:
             vx, vy = readers[0].read_vector(1, 1, readers[1], window)
             snr = np.full(vx.shape, np.nan, np.float32)
@@ -166,6 +198,39 @@ class PairSource:
         return (np.asarray(to_m_per_yr(vx, self.units), np.float32),
                 np.asarray(to_m_per_yr(vy, self.units), np.float32), snr)
 
+    def read_errors(self, window=None):
+        """``(vx_error, vy_error)`` float32 1σ (m/yr) of a window, NaN where unknown; None when
+        the pair states no errors (see the class doc)."""
+        if self._error_bands is not None:
+            ds = self._dataset(self.path)
+            ex, ey = (read_band(ds, b, window) for b in self._error_bands)
+        elif self._error_values is not None:
+            shape = tuple(window[2:]) if window is not None else self.grid.shape
+            ex, ey = (np.full(shape, v, np.float32) for v in self._error_values)
+        else:
+            return None
+        return (np.asarray(to_m_per_yr(ex, self.units), np.float32),
+                np.asarray(to_m_per_yr(ey, self.units), np.float32))
+
+    def warp_errors(self, grid, window=None):
+        """:meth:`read_errors` resampled like :meth:`warp` (nearest neighbour, the same source
+        pixels) onto ``grid`` (or a window of it), the variances turned to the grid's axes."""
+        if not self.has_errors:
+            return None
+        if self.grid.same_as(grid):
+            return self.read_errors(window)
+        reader = self._readers(grid)[0]
+        shape = tuple(window[2:]) if window is not None else grid.shape
+        if self._error_bands is not None:
+            ex, ey = reader.read_bands(list(self._error_bands), window)
+        else:
+            ex, ey = (np.full(shape, v, np.float32) for v in self._error_values)
+            inside = np.isfinite(reader.read_bands([self._bands["vx"]], window)[0])
+            ex[~inside] = ey[~inside] = np.nan
+        ex, ey = reader.turn_errors(ex, ey, window)
+        return (np.asarray(to_m_per_yr(ex, self.units), np.float32),
+                np.asarray(to_m_per_yr(ey, self.units), np.float32))
+
     def carried_metadata(self):
         """The input's metadata worth keeping in an output (not dates, sensor or units, which
         the pair-product writer sets)."""
@@ -175,6 +240,15 @@ class PairSource:
     def inputs(self):
         """Input paths (so outputs never overwrite them)."""
         return [p for p in (self.path, self.vy_path) if p]
+
+
+def _positive(value):
+    """``value`` as a positive finite float, or None."""
+    try:
+        v = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) and v > 0 else None
 
 
 def readable_pairs(paths):

@@ -88,10 +88,14 @@ class PairInfo:
         return (self.end - self.start).days
 
 
-def write_pair_product(path, grid, vx, vy, snr, start, end, sensor="", metadata=None, inputs=()):
-    """Write a pair product; ``v`` is computed as hypot(vx, vy). Arrays are m/yr, snr 0-1."""
-    with PairWriter(path, grid, start, end, sensor, metadata, inputs) as w:
+def write_pair_product(path, grid, vx, vy, snr, start, end, sensor="", metadata=None, inputs=(),
+                       errors=None):
+    """Write a pair product; ``v`` is computed as hypot(vx, vy). Arrays are m/yr, snr 0-1;
+    ``errors`` ``(vx_error, vy_error)`` (1σ, m/yr) adds the error bands."""
+    with PairWriter(path, grid, start, end, sensor, metadata, inputs,
+                    ERROR_BANDS if errors is not None else ()) as w:
         w.write(vx, vy, snr)
+        write_errors(w, errors)
     return str(path)
 
 
@@ -147,6 +151,20 @@ class PairWriter(_ProductWriter):
         meta = self._w.ds.GetMetadata() or {}
         meta.update({k: str(v) for k, v in items.items()})
         self._w.ds.SetMetadata(meta)
+
+
+def error_bands(source):
+    """The extra bands (:data:`ERROR_BANDS`) a product made from ``source`` (a PairSource)
+    carries: the error bands when the source states errors, else none."""
+    return ERROR_BANDS if source.has_errors else ()
+
+
+def write_errors(writer, errors, row_off=0, col_off=0):
+    """Write a window of ``errors`` ``(vx_error, vy_error)`` (m/yr) with a :class:`PairWriter`
+    made with ``extra_bands=ERROR_BANDS``; nothing when ``errors`` is None."""
+    if errors is not None:
+        for name, arr in zip(ERROR_BANDS, errors):
+            writer.write_extra(name, np.asarray(arr, np.float32), row_off, col_off)
 
 
 def read_pair_info(path, start=None, end=None, sensor=None):

@@ -185,7 +185,8 @@ class RasterWriter:
 
     def write(self, band, array, row_off=0, col_off=0):
         """Write a 2-D array into band ``band`` (1-based) at ``(row_off, col_off)``."""
-        arr = np.asarray(array, dtype=np.float32)
+        # contiguous: GDAL misreads arrays of zero strides (np.broadcast_to views)
+        arr = np.ascontiguousarray(array, dtype=np.float32)
         self.ds.GetRasterBand(int(band)).WriteArray(arr, int(col_off), int(row_off))
 
     def set_band_metadata(self, band, items):

@@ -202,6 +202,16 @@ class GridReader:
         return rotate_components(vx, vy, self.source_grid, self.grid, window,
                                  directions=self.directions(window))
 
+    def turn_errors(self, ex, ey, window=None):
+        """1σ errors of components read from this raster (independent, source CRS axes) as the
+        1σ of the components in the target CRS's axes: the variances turned with the squared
+        direction cosines."""
+        if self.same_crs:
+            return ex, ey
+        dx, dy, nx, ny = self.directions(window)
+        ex, ey = np.asarray(ex, np.float32), np.asarray(ey, np.float32)
+        return np.hypot(ex * dx, ey * nx), np.hypot(ex * dy, ey * ny)
+
     def read_vector(self, band_x, band_y, y_reader=None, window=None):
         """``(vx, vy)`` of bands ``band_x`` (this raster) and ``band_y`` (of ``y_reader``, default
         this raster) on ``grid``, turned to its CRS's axes (file units)."""

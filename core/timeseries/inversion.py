@@ -8,7 +8,8 @@ time-weighted mean ``Σ_k a_jk v_k`` with ``a_jk = overlap days of pair j and in
 
     Σ_j w_j (y_j - Σ_k a_jk v_k)²  +  λ² / σ_ref² · Σ_k (v_k+1 - v_k)²
 
-with ``w_j = r_j / σ_j²``: ``σ_j`` the pair's velocity error (m/yr; displacement noise / baseline)
+with ``w_j = r_j / σ_j²``: ``σ_j`` the pair's velocity error (m/yr; displacement noise / baseline;
+one per pair, or per pair and pixel from its per-vector errors)
 and ``r_j`` the robust weight of the pair at that pixel (Tukey's biweight, c = 4.685, or Huber's,
 c = 1.345, on the residual in units of ``σ_j`` times one robust scale for the whole batch, so a
 pixel whose pairs all disagree loses them all instead of trusting their spread). ``σ_ref`` is the
@@ -140,7 +141,8 @@ def robust_scale(u):
 def invert_pixels(design_, yx, yy, sigma, lam, sigma_ref, robust="tukey", scale=None,
                   iterations=MAX_ITERATIONS):
     """Invert pairs ``yx``, ``yy`` (pairs × pixels, m/yr, NaN = missing) with errors ``sigma``
-    (pairs, m/yr) and coefficient ``lam`` (dimensionless).
+    (m/yr: one per pair, or pairs × pixels, each vector's own) and coefficient ``lam``
+    (dimensionless).
 
     ``scale`` fixes the robust scale (else it is estimated from these pixels at each iteration).
     Returns a dict of ``(K, n)`` arrays ``vx``, ``vy``, ``sigma`` (1σ of each component, m/yr;
@@ -154,7 +156,8 @@ def invert_pixels(design_, yx, yy, sigma, lam, sigma_ref, robust="tukey", scale=
     K, w = design_.K, design_.b + 1
     P, n = yx.shape
     valid = np.isfinite(yx) & np.isfinite(yy)
-    inv_sig = (1.0 / np.asarray(sigma, np.float64)).astype(np.float32)[:, None]
+    inv_sig = (1.0 / np.asarray(sigma, np.float64)).astype(np.float32)
+    inv_sig = inv_sig.reshape(P, -1)  # (P, 1) or (P, n)
     base = np.where(valid, inv_sig ** 2, np.float32(0))
     Y = np.empty((P, 2, n), np.float32)
     Y[:, 0] = np.where(valid, yx, 0)

@@ -3,10 +3,13 @@
 
 Every pair is read with :class:`core.io.pairsource.PairSource` (directly when it is on the
 output grid, else resampled by nearest neighbour with its components turned to the grid's
-axes). Pair errors (1σ per component, m/yr) come, in this order, from the errors table (a row
-per pair product, or a displacement error in metres per sensor), the pair's own metadata
-(``V_ERROR``, ``ERROR`` or ``UNCERTAINTY`` in m/yr, as ITS_LIVE granules state it), or
-``DEFAULT_NOISE_PX`` of the pair's pixel of displacement over its baseline.
+axes). Pair errors (1σ per component, m/yr): per pixel from the pair's error bands
+(``vx_error``/``vy_error``, their RMS, as the correlation writes them and the cleaning keeps them;
+see :class:`core.io.pairsource.PairSource`) where it has them, so each vector weighs by 1/σ²;
+otherwise one σ per pair from, in this order, the errors table (a row per pair product, or a
+displacement error in metres per sensor), the pair's own metadata (``V_ERROR``, ``ERROR`` or
+``UNCERTAINTY`` in m/yr, as ITS_LIVE granules state it), or ``DEFAULT_NOISE_PX`` of the pair's
+pixel of displacement over its baseline (also used where an error band has no value).
 
 The regularisation coefficient (unless given) and the robust scale are found once, on a sample
 of pixels spread over the whole grid (every pair resampled onto a coarse grid), so tiles share
@@ -31,7 +34,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.dates import DAYS_PER_YEAR, parse_date
 from ..io.grid import Grid, same_crs
-from ..io.names import source_name
+from ..io.names import relative_path, source_name
 from ..io.pairsource import PairSource
 from ..io.products import StackWriter
 from ..io.raster import iter_tiles
@@ -134,6 +137,18 @@ def _read(source, grid, window):
     return vx, vy
 
 
+def _read_sigma(source, grid, window, fallback):
+    """One pair's per-vector 1σ on a window of ``grid`` (m/yr, float32): the RMS of its
+    vx_error and vy_error (one weight serves both components), ``fallback`` (the pair's own
+    σ) where it states none."""
+    errors = source.warp_errors(grid, window)
+    shape = tuple(window[2:]) if window is not None else grid.shape
+    if errors is None:
+        return np.full(shape, fallback, np.float32)
+    s = np.sqrt(0.5 * (errors[0].astype(np.float64) ** 2 + errors[1] ** 2))
+    return np.where(np.isfinite(s) & (s > 0), s, fallback).astype(np.float32)
+
+
 def _tile_side(n_pairs, memory_mb):
     """Side of square tiles whose pair values (vx, vy float32) fill 40 % of ``memory_mb``."""
     side = int(math.sqrt(0.4 * memory_mb * 2 ** 20 / (8 * n_pairs)))
@@ -200,9 +215,7 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
         raise InputError("Only one pair overlaps the output span: the inversion needs at least "
                          "two.")
     sigma, origin = pair_errors(sources, error_rows)
-    log("Pair errors (1 sigma, m/yr): " + ", ".join(
-        f"{o} for {origin.count(o)} pair(s)" for o in ("table", "metadata", "default")
-        if o in origin) + f"; median {np.median(sigma):.1f} m/yr.")
+    banded = [s.has_errors for s in sources]  # pairs with per-vector errors weigh per pixel
     # unknowns cover every kept pair whole, the stacks only the requested span
     lo = min(min(s.start for s in sources), first)
     hi = max(max(s.end for s in sources), last)
@@ -229,15 +242,32 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
     sx = np.stack([v[0].ravel() for v in sample]).astype(np.float64)
     sy = np.stack([v[1].ravel() for v in sample]).astype(np.float64)
     del sample
+    per_pixel = any(banded)
+    if per_pixel:
+        ss = np.stack([_read_sigma(s, sample_grid, None, sigma[j]).ravel().astype(np.float64)
+                       for j, s in enumerate(sources)])
+        for j in np.flatnonzero(banded):  # the pair's typical σ, for σ_ref and the log
+            ok = np.isfinite(sx[j]) & np.isfinite(ss[j])
+            if ok.any():
+                sigma[j] = float(np.median(ss[j][ok]))
+                origin[j] = "error bands"
+        sigma_ref = float(np.median(sigma))
+    log("Pair errors (1 sigma, m/yr): " + ", ".join(
+        f"{o} for {origin.count(o)} pair(s)" for o in ("error bands", "table", "metadata",
+                                                       "default")
+        if o in origin) + f"; median {np.median(sigma):.1f} m/yr"
+        + (" (per-vector errors weigh each pixel)." if per_pixel else "."))
+    sample_sigma = ss if per_pixel else sigma
     if regularisation is None:
-        lam, scale, scores = choose_regularisation(d, sx, sy, sigma, sigma_ref, robust,
+        lam, scale, scores = choose_regularisation(d, sx, sy, sample_sigma, sigma_ref, robust,
                                                    progress=progress.sub(0.02, 0.1))
         log(f"Regularisation chosen by generalised cross-validation: {lam:.3g} "
             f"(robust scale {scale:.2f} of the stated errors).")
     else:
         lam, scores = float(regularisation), []
-        res = invert_pixels(d, sx, sy, sigma, lam, sigma_ref, robust)
-        u = np.sqrt(0.5 * (res["rx"] ** 2 + res["ry"] ** 2)) / sigma[:, None]
+        res = invert_pixels(d, sx, sy, sample_sigma, lam, sigma_ref, robust)
+        u = np.sqrt(0.5 * (res["rx"] ** 2 + res["ry"] ** 2)) / np.reshape(sample_sigma,
+                                                                          (len(sources), -1))
         scale = robust_scale(u[np.isfinite(u)])
         log(f"Regularisation {lam:.3g} (given); robust scale {scale:.2f} of the stated errors.")
     del sx, sy
@@ -268,9 +298,9 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
             for q, path in outputs.items():
                 m = dict(meta)
                 if q == "v" and "error" in outputs:
-                    m["ERROR_STACK"] = _relative(outputs["error"], path)
+                    m["ERROR_STACK"] = relative_path(outputs["error"], path)
                 if q == "error":  # the error-stack convention of fuse/gapfill, plus ERROR_OF
-                    m.update({"ERROR_OF": _relative(outputs["v"], path),
+                    m.update({"ERROR_OF": relative_path(outputs["v"], path),
                               "ERROR": "1 sigma, m/yr"})
                 writers[q] = opened.enter_context(StackWriter(
                     path, grid, out_intervals, "error" if q == "error" else sensor,
@@ -282,9 +312,12 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
                 rows, cols = window[2:]
                 yx = np.empty((len(sources), rows * cols), np.float32)
                 yy = np.empty_like(yx)
+                ys = np.empty_like(yx) if per_pixel else None
                 for j, s in enumerate(sources):
                     vx, vy = _read(s, grid, window)
                     yx[j], yy[j] = vx.ravel(), vy.ravel()
+                    if per_pixel:
+                        ys[j] = _read_sigma(s, grid, window, sigma[j]).ravel()
                     if j % 50 == 0:
                         work.update((t + 0.3 * j / len(sources)) / len(tiles))
                 result = {q: np.full((n_bands, rows * cols), np.nan, np.float32)
@@ -295,7 +328,8 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
                     if has.any():
                         chunks.append(np.flatnonzero(has) + b0)
                 for c0 in range(0, len(chunks), WORKERS):  # WORKERS batches at a time
-                    running = [(idx, pool.submit(invert_pixels, d, yx[:, idx], yy[:, idx], sigma,
+                    running = [(idx, pool.submit(invert_pixels, d, yx[:, idx], yy[:, idx],
+                                                 ys[:, idx] if per_pixel else sigma,
                                                  lam, sigma_ref, robust, scale))
                                for idx in chunks[c0:c0 + WORKERS]]
                     for idx, future in running:
@@ -333,13 +367,6 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
                "intervals": out_intervals, "bandwidth": d.b, "tiles": len(tiles),
                "names": names, "seconds": seconds}
     return table, summary
-
-
-def _relative(target, path):
-    """``target`` as a file name when it lies beside ``path``, else its full path."""
-    if os.path.dirname(os.path.abspath(target)) == os.path.dirname(os.path.abspath(path)):
-        return os.path.basename(target)
-    return os.path.abspath(target)
 
 
 def _accumulate(acc, r, d, bands):

@@ -20,7 +20,8 @@ from ..io.raster import warp_to_grid
 from .seasonal import MONTH_NAMES, monthly_trends, seasonal_cycle
 from .terrain import aspect_sector, circular_mean, terrain
 from .pixel import (DEFAULT_METHOD, DEFAULT_MIN_MONTHS, DEFAULT_MIN_YEARS, Calendar, annual_means,
-                     bh_adjust, nanmean_count, series_trends, year_month_means)
+                     bh_adjust, check_error_stack, nanmean_count, series_trends,
+                     year_month_means)
 from ..io.vector import rasterize_ids, rasterize_mask
 
 CLASSES = ("significantly accelerating", "significantly decelerating", "no significant trend")
@@ -78,14 +79,17 @@ def region_series(path, labels, n_regions, min_coverage=DEFAULT_MIN_COVERAGE, pr
         return _region_sums(stack, labels, int(n_regions), min_coverage, progress)
 
 
-def _region_sums(stack, labels, n, min_coverage, progress):
-    """:func:`region_series` on an opened stack: sums per region and band, window by window."""
+def _region_sums(stack, labels, n, min_coverage, progress, errors=None):
+    """:func:`region_series` on an opened stack: sums per region and band, window by window.
+    With ``errors`` (the opened error stack) also the series' 1σ ``(bands, n)`` (third item):
+    the ratio estimator's, ``√(Σ σ²) / Σ m × m̄``, the pixels' errors taken as independent (NaN
+    where a valid pixel has no σ)."""
     info = stack.info
     if labels.shape != info.grid.shape:
         raise InputError(f"The label raster {labels.shape} does not match the stack "
                          f"{info.grid.shape}.")
     n_t = info.count
-    sum_v, sum_m, count = (np.zeros(n_t * n) for _ in range(3))
+    sum_v, sum_m, count, sum_e2, no_e = (np.zeros(n_t * n) for _ in range(5))
     tot_m, tot_n, n_pix = (np.zeros(n) for _ in range(3))
     windows = stack.windows()
     for k, (r0, c0, nr, nc) in enumerate(windows):
@@ -102,17 +106,28 @@ def _region_sums(stack, labels, n, min_coverage, progress):
             sum_v += np.bincount(cell, np.where(valid, x, 0).ravel(), n_t * n)
             sum_m += np.bincount(cell, np.where(valid, m[None], 0).ravel(), n_t * n)
             count += np.bincount(cell, valid.ravel().astype(float), n_t * n)
+            if errors is not None:
+                e = errors.read((r0, c0, nr, nc))[:, sel].astype(np.float64)
+                has_e = valid & np.isfinite(e)
+                sum_e2 += np.bincount(cell, np.where(has_e, e * e, 0).ravel(), n_t * n)
+                no_e += np.bincount(cell, (valid & ~has_e).ravel().astype(float), n_t * n)
             tot_m += np.bincount(idx, np.where(has_m, m, 0), n)
             tot_n += np.bincount(idx, has_m.astype(float), n)
             n_pix += np.bincount(idx, minlength=n)
         progress.update((k + 1) / len(windows))
-    sum_v, sum_m, count = (a.reshape(n_t, n) for a in (sum_v, sum_m, count))
+    sum_v, sum_m, count, sum_e2, no_e = (a.reshape(n_t, n)
+                                         for a in (sum_v, sum_m, count, sum_e2, no_e))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_m = tot_m / tot_n
         series = np.where(sum_m > 0, sum_v / sum_m * mean_m[None], sum_v / count)
+        sigma = np.where(sum_m > 0, np.sqrt(sum_e2) / sum_m * mean_m[None],
+                         np.sqrt(sum_e2) / count)
         coverage = count / n_pix[None]
-    series = np.where((coverage >= min_coverage) & (count > 0), series, np.nan)
-    return series, np.nan_to_num(coverage)
+    keep = (coverage >= min_coverage) & (count > 0)
+    series = np.where(keep, series, np.nan)
+    if errors is None:
+        return series, np.nan_to_num(coverage)
+    return series, np.nan_to_num(coverage), np.where(keep & (no_e == 0), sigma, np.nan)
 
 
 def _aspects(glaciers, labels, grid, dem_path):
@@ -143,14 +158,15 @@ def classify(trend, p, alpha=0.05):
 
 TREND_COLUMNS = ("id", "name", "area_km2", "n_pixels", "aspect_deg", "aspect_sector", "v_mean",
                  "v_first", "v_last", "year_first", "year_last", "n_years", "coverage", "trend",
-                 "ci_low", "ci_high", "p", "q_fdr", "trend_pct", "trend_ols", "trend_sen", "class")
+                 "ci_low", "ci_high", "p", "q_fdr", "trend_pct", "trend_ols", "trend_sen", "class",
+                 "trend_sigma")
 SUMMARY_COLUMNS = ("group", "n_glaciers", "n_accelerating", "n_decelerating", "n_no_trend",
                    "share_accelerating_pct", "share_decelerating_pct", "share_no_trend_pct")
 
 
 def glacier_trends(path, glaciers_path, dem_path=None, min_area=1.0, method=DEFAULT_METHOD,
                    alpha=0.05, min_years=DEFAULT_MIN_YEARS, min_months=DEFAULT_MIN_MONTHS,
-                   min_coverage=DEFAULT_MIN_COVERAGE, progress=None):
+                   min_coverage=DEFAULT_MIN_COVERAGE, progress=None, error=None):
     """The glacier trend table and its summary.
 
     Returns ``(rows, summary, series)``: ``rows`` one dict per glacier of at least ``min_area``
@@ -160,16 +176,26 @@ def glacier_trends(path, glaciers_path, dem_path=None, min_area=1.0, method=DEFA
     trend in % of v_mean per decade; class at ``alpha`` on p); ``summary`` rows of
     :data:`SUMMARY_COLUMNS` for 'all' and the aspect sectors N, E, S, W (shares in % of the
     computable glaciers of the group); ``series`` the ``(bands, glaciers)`` mean-speed series.
+    ``error``: the stack's error stack (1σ per band, m/yr): each glacier's series gets its 1σ
+    (:func:`_region_sums`), the trends are weighted by it (:mod:`core.trends.pixel`) and
+    ``trend_sigma`` (m/yr per decade) is the trend's 1σ from it (NaN without).
     """
     progress = ensure(progress)
+    series_error = None
     with StackFile(path) as stack:
         info = stack.info
         labels, glaciers = glacier_labels(glaciers_path, info.grid, min_area)
-        series, coverage = _region_sums(stack, labels, len(glaciers), min_coverage,
-                                        progress.sub(0.0, 0.9, f"Reading the mean series of "
-                                                                f"{len(glaciers)} glaciers"))
+        part = progress.sub(0.0, 0.9, f"Reading the mean series of {len(glaciers)} glaciers")
+        if error:
+            check_error_stack(error, info)
+            with StackFile(error, "error stack") as err:
+                series, coverage, series_error = _region_sums(stack, labels, len(glaciers),
+                                                              min_coverage, part, err)
+        else:
+            series, coverage = _region_sums(stack, labels, len(glaciers), min_coverage, part)
     cal = Calendar(info.intervals)
-    res = series_trends(series, info.intervals, method, alpha, min_years, min_months, cal)
+    res = series_trends(series, info.intervals, method, alpha, min_years, min_months, cal,
+                        series_error)
     aspects = _aspects(glaciers, labels, info.grid, dem_path)
     z, _, _ = annual_means(year_month_means(series, cal), cal, min_months)
     q = bh_adjust(res["p"])
@@ -192,7 +218,8 @@ def glacier_trends(path, glaciers_path, dem_path=None, min_area=1.0, method=DEFA
             "p": float(res["p"][k]), "q_fdr": float(q[k]),
             "trend_pct": 100.0 * trend / v_mean if v_mean > 0 else np.nan,
             "trend_ols": float(res["ols"][k]), "trend_sen": float(res["sen"][k]),
-            "class": classify(trend, float(res["p"][k]), alpha)})
+            "class": classify(trend, float(res["p"][k]), alpha),
+            "trend_sigma": float(res["sigma"][k])})
     progress.update(1.0)
     return rows, class_summary(rows), series
 

@@ -10,7 +10,10 @@
 - **Agreement** (:func:`reference_agreement`): products against a reference stack (e.g. UAV) in
   its footprint, each reference band matched with a product band by date interval
   (:func:`core.io.dates.match_intervals`); products are brought onto the reference grid with
-  nearest-neighbour resampling. Per band and pooled: n, bias, RMSE, std, NMAD, E (m/yr).
+  nearest-neighbour resampling. Per band and pooled: n, bias, RMSE, std, NMAD, E (m/yr); with a
+  product's per-pixel 1σ (:class:`core.uncertainty.stable_ground.VelocitySource` finds it), its
+  mean and the share of the reference values within ±1.96σ of the product (the calibration
+  check: 95 % for a calibrated error when the reference's own error is small).
 
 Inputs are stacks, pair products or plain velocity rasters (:func:`core.uncertainty.stable_ground.as_source`);
 the speed is used when present, else the component the file holds. Everything is read band by band
@@ -24,7 +27,8 @@ from ..errors import InputError
 from ..arrays.nanstats import nanmedian0, neighbours
 from ..progress import ensure
 from ..io.raster import RasterWriter, all_or_none, iter_tiles
-from .stable_ground import STRIP_PIXELS, as_source, band_means, describe
+from .stable_ground import (ERROR_COLUMNS, STRIP_PIXELS, as_source, band_means, describe,
+                           error_check)
 from ..io.vector import rasterize_mask
 
 TILE = 512  # tile side for neighbourhood filters (a 5×5 window stack of a tile is ~26 MB)
@@ -36,7 +40,7 @@ COVERAGE_COLUMNS = ("product", "band", "interval", "valid_pixels", "mask_pixels"
 SMOOTHNESS_COLUMNS = ("product", "band", "interval", "n", "mean", "spatial_var", "residual_var",
                       "noise_std", "noise_nmad")
 AGREEMENT_COLUMNS = ("product", "ref_band", "ref_interval", "band", "interval", "overlap_days",
-                     "n", "bias", "rmse", "std", "nmad", "e")
+                     "n", "bias", "rmse", "std", "nmad", "e") + ERROR_COLUMNS
 
 
 class _Moments:
@@ -193,11 +197,13 @@ def smoothness(sources, glaciers=None, window=3, progress=None):
 
 # ---------------------------------------------------------------------------- agreement
 
-def _difference_stats(diff):
-    """n, bias (mean), rmse, std, nmad, e of differences product − reference (m/yr)."""
+def _difference_stats(diff, sigma=None):
+    """n, bias (mean), rmse, std, nmad, e of differences product − reference (m/yr), and the
+    :func:`error_check` of the product's 1σ ``sigma`` (one per difference, or None)."""
     d = describe(diff)
     rmse = float(np.sqrt(np.mean(np.square(diff)))) if d["n"] else float("nan")
-    return dict(n=d["n"], bias=d["mean"], rmse=rmse, std=d["std"], nmad=d["nmad"], e=d["e"])
+    return dict(n=d["n"], bias=d["mean"], rmse=rmse, std=d["std"], nmad=d["nmad"], e=d["e"],
+                **error_check(diff, sigma))
 
 
 def reference_agreement(sources, reference, min_fraction=0.5, progress=None):
@@ -228,14 +234,15 @@ def reference_agreement(sources, reference, min_fraction=0.5, progress=None):
             raise InputError(f"The reference holds {q} but '{src.name}' holds "
                              f"{', '.join(src.quantities)}.")
         matches = match_intervals(ref.intervals, src.intervals, min_fraction)
-        pooled = []
+        with_error = src.has_error(q)
+        pooled, pooled_sigma = [], []
         for j, i in enumerate(matches):
             row = dict(product=src.name, ref_band=j + 1, ref_interval=ref.labels[j])
             if i < 0:
                 rows.append(dict(row, band=0, interval="", overlap_days=0,
                                  **_difference_stats(np.empty(0))))
                 continue
-            parts = []
+            parts, sigmas = [], []
             for window, _, _ in tiles:
                 r = ref.read(q, j, window)
                 ok = np.isfinite(r)
@@ -245,13 +252,19 @@ def reference_agreement(sources, reference, min_fraction=0.5, progress=None):
                 d = (src.to_m_per_yr(q, p.astype(np.float64))
                      - ref.to_m_per_yr(q, r[ok].astype(np.float64)))
                 parts.append(d[np.isfinite(d)])
+                if with_error:
+                    sigmas.append(src.read_error(q, i, window, ref.grid)[ok][np.isfinite(d)])
             diff = np.concatenate(parts) if parts else np.empty(0)
+            sigma = (np.concatenate(sigmas) if sigmas else np.empty(0)) if with_error else None
             pooled.append(diff)
+            pooled_sigma.append(sigma)
             rows.append(dict(row, band=i + 1, interval=src.labels[i],
                              overlap_days=ref.intervals[j].overlap_days(src.intervals[i]),
-                             **_difference_stats(diff)))
+                             **_difference_stats(diff, sigma)))
             progress.update((k + (j + 1) / len(matches)) / len(sources))
         rows.append(dict(product=src.name, ref_band=0, ref_interval="all matched bands", band=0,
                          interval="", overlap_days=0,
-                         **_difference_stats(np.concatenate(pooled) if pooled else np.empty(0))))
+                         **_difference_stats(np.concatenate(pooled) if pooled else np.empty(0),
+                                             np.concatenate(pooled_sigma)
+                                             if with_error and pooled else None)))
     return rows

@@ -22,6 +22,13 @@ the stable *mean of v* is not a bias but mostly the noise level (≈ 1.25 σ for
 noise σ). The components ``vx``/``vy`` (pair products carry them; stacks may come with companion
 vx/vy stacks) give the bias and σ directly: they are summarised too when present.
 
+Per-pixel errors: when a product comes with its 1σ (a pair product's ``vx_error``/``vy_error``
+bands, the speed's from them along the flow; a stack's error stack, named by its ``ERROR_STACK``
+metadata or found beside it as ``<stem>_error.tif``, or given), the rows add ``mean_sigma`` (m/yr)
+and ``within_196``, the share of the pixels whose truth, zero, lies within ±1.96σ of the value: a
+calibrated error gives 95 % for the components. The speed on stable ground is the magnitude of
+noisy components (Rayleigh), for which a calibrated σ gives 1 − exp(−1.96²/2) = 85.4 %.
+
 Everything is read band by band in row strips over the stable pixels' bounding box, so memory is
 bounded by one strip plus the stable values of one band.
 """
@@ -35,13 +42,16 @@ import numpy as np
 from scipy import special
 
 from ..arrays.nanstats import nmad
+from ..arrays.propagation import speed_error
 from ..io.names import source_name
 from ..errors import InputError
 from ..io.grid import Grid
-from ..io.products import pair_band_index, read_pair_info, read_stack_info, to_m_per_yr
+from ..io.pixel_series import error_stack_path
+from ..io.products import (ERROR_BANDS, pair_band_index, read_pair_info, read_stack_info,
+                           to_m_per_yr)
 from ..progress import ensure
 from ..io.raster import open_raster
-from ..io.reader import ComponentReader
+from ..io.reader import ComponentReader, GridReader
 from ..io.stable import stable_mask
 
 DEFAULT_SAMPLE = 10000  # points of the optional random sample (the paper's choice)
@@ -49,8 +59,11 @@ STRIP_PIXELS = 1 << 22  # pixels per read window: bounds memory to a few tens of
 WORKERS = 2  # bands summarised at once: GDAL decoding and numpy's selection release the GIL
 QUANTITY_ORDER = ("v", "vx", "vy")
 STAT_COLUMNS = ("n", "mean", "std", "se", "e", "median", "nmad")
+# the calibration check of a per-pixel error (NaN without one): mean 1σ (m/yr) and the share of
+# pixels whose truth (here 0) lies within ±1.96σ of the value
+ERROR_COLUMNS = ("mean_sigma", "within_196")
 TABLE_COLUMNS = ("product", "quantity", "band", "interval", "n_valid") + STAT_COLUMNS + (
-    "incorrect_share",)
+    "incorrect_share",) + ERROR_COLUMNS
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -147,6 +160,7 @@ class VelocitySource:
     intervals: list
     layers: dict  # quantity -> (path, [1-based band per step])
     units: dict = field(default_factory=dict)  # quantity -> units of its file
+    errors: dict = field(default_factory=dict)  # quantity -> (path, [band per step], units)
     # (quantity, target grid) -> its reader; readers keep one dataset per thread open, so GDAL's
     # block cache serves band after band
     _readers: dict = field(default_factory=dict, repr=False, compare=False)
@@ -196,20 +210,75 @@ class VelocitySource:
         """``values`` of ``quantity`` (file units) in m/yr."""
         return to_m_per_yr(values, self.units[quantity])
 
+    def has_error(self, quantity):
+        """Whether a per-pixel 1σ of ``quantity`` is known (the speed's also from both
+        components' errors)."""
+        return quantity in self.errors or (quantity == "v" and "v" in self.layers
+                                           and {"vx", "vy"} <= set(self.errors))
 
-def open_velocity_source(path=None, vx=None, vy=None, units=None, name=None):
+    def read_error(self, quantity, step, window=None, grid=None):
+        """The 1σ (m/yr, float32) of ``quantity`` at step ``step`` (as :meth:`read`), or None
+        when unknown; the speed's from the components' errors along the flow when it has no error
+        layer of its own. Errors are not turned across a change of CRS (nearest neighbour)."""
+        if quantity not in self.errors:
+            if not self.has_error(quantity):
+                return None
+            vx, vy = (self.to_m_per_yr(q, self.read(q, step, window, grid)) for q in ("vx", "vy"))
+            ex, ey = (self.read_error(q, step, window, grid) for q in ("vx", "vy"))
+            return speed_error(vx, vy, ex, ey)
+        path, bands, units = self.errors[quantity]
+        key = ("error", quantity, grid)
+        if key not in self._readers:
+            self._readers[key] = GridReader(path, grid, "error stack")
+        values = self._readers[key].read(bands[step], window)
+        return np.asarray(to_m_per_yr(values, units), np.float32)
+
+
+def _error_layers(path, bands, given=None):
+    """``{quantity: (path, bands, units)}`` of the per-pixel 1σ of the raster ``path`` whose
+    quantities are ``bands`` (see :func:`_describe_file`): a pair product's vx_error/vy_error
+    bands; else ``given`` (an error stack), or the error stack found by name beside a stack
+    (:func:`core.io.pixel_series.error_stack_path`). Empty when none exists."""
+    ds = open_raster(path, "velocity raster")
+    units = (ds.GetMetadata() or {}).get("UNITS", "m/yr")
+    if len(bands) > 1:  # a pair product
+        descs = _band_names(ds)
+        if all(n in descs for n in ERROR_BANDS):
+            return {q: (str(path), [descs.index(n) + 1], units)
+                    for q, n in zip(("vx", "vy"), ERROR_BANDS)}
+        return {}
+    (quantity, steps), = bands.items()
+    if given is None:
+        try:
+            given = error_stack_path(path, read_stack_info(path))
+        except InputError:  # a plain raster: its error must be given
+            given = None
+        if given is None:
+            return {}
+    err = open_raster(given, "error stack")
+    if (err.RasterCount, err.RasterYSize, err.RasterXSize) != (len(steps), ds.RasterYSize,
+                                                               ds.RasterXSize):
+        raise InputError(f"The error stack '{given}' does not match '{path}': it needs the same "
+                         f"size and one band per time step ({len(steps)}).")
+    return {quantity: (str(given), list(range(1, len(steps) + 1)),
+                       (err.GetMetadata() or {}).get("UNITS", "m/yr"))}
+
+
+def open_velocity_source(path=None, vx=None, vy=None, units=None, name=None, error=None):
     """A :class:`VelocitySource` from a main raster and/or companion vx / vy rasters.
 
     ``path`` is a pair product (it carries v, vx, vy), a velocity stack or a plain velocity raster;
     ``vx``/``vy`` are companion stacks/rasters on the same grid with as many bands (the speed is
     then also available as ``hypot(vx, vy)`` when ``path`` is None). ``units`` ('m/yr' or 'm/day')
     overrides the files' UNITS metadata (default m/yr), e.g. for external maps in m/day.
+    ``error`` is the per-pixel 1σ stack of ``path`` (default: found as :func:`_error_layers`
+    says; the companions' error stacks are found by name).
     """
     if path is None and (vx is None or vy is None):
         raise InputError("Give a velocity raster, or both vx and vy rasters.")
     if units:
         to_m_per_yr(1.0, units)  # unknown units fail here, naming them
-    layers, unit_of, main = {}, {}, None
+    layers, unit_of, errors, main = {}, {}, {}, None
     for role, p in (("main", path), ("vx", vx), ("vy", vy)):
         if p is None:
             continue
@@ -219,6 +288,8 @@ def open_velocity_source(path=None, vx=None, vy=None, units=None, name=None):
                 raise InputError(f"The {role} companion '{p}' is a pair product: give a {role} "
                                  "stack or raster.")
             bands = {role: next(iter(bands.values()))}
+        for q, layer in _error_layers(p, bands, error if role == "main" else None).items():
+            errors.setdefault(q, layer)
         if main is None:
             main = (grid, labels, intervals, p)
         else:
@@ -234,7 +305,8 @@ def open_velocity_source(path=None, vx=None, vy=None, units=None, name=None):
             layers[q] = (str(p), b)
             unit_of[q] = units or file_units
     grid, labels, intervals, first = main
-    return VelocitySource(name or source_name(first), grid, labels, intervals, layers, unit_of)
+    return VelocitySource(name or source_name(first), grid, labels, intervals, layers, unit_of,
+                          errors)
 
 
 def is_pair_product(path):
@@ -242,17 +314,20 @@ def is_pair_product(path):
     return set(QUANTITY_ORDER) <= set(_band_names(open_raster(path, "velocity raster")))
 
 
-def open_sources(paths, vx=(), vy=(), units=None):
+def open_sources(paths, vx=(), vy=(), units=None, errors=()):
     """Sources of several products, with optional companion vx / vy rasters.
 
     Pair products carry their components; the companions (``vx`` and ``vy``, each empty or one per
     product that is *not* a pair product, in the same order) complete stacks and velocity rasters.
+    ``errors``, empty or one per such product too, are their per-pixel 1σ stacks (default: found
+    by name, :func:`_error_layers`).
     """
     paths, vx, vy = list(paths), list(vx or ()), list(vy or ())
+    errors = list(errors or ())
     if not paths:
         raise InputError("No velocity product given.")
     others = [p for p in paths if not is_pair_product(p)]
-    for name, comp in (("vx", vx), ("vy", vy)):
+    for name, comp in (("vx", vx), ("vy", vy), ("error", errors)):
         if comp and len(comp) != len(others):
             raise InputError(f"{len(comp)} {name} companion(s) for {len(others)} product(s) that "
                              f"are not pair products: give one {name} raster per stack/raster, in "
@@ -261,7 +336,7 @@ def open_sources(paths, vx=(), vy=(), units=None):
     for p in paths:
         if p in others:
             sources.append(open_velocity_source(p, vx[k] if vx else None, vy[k] if vy else None,
-                                                units))
+                                                units, error=errors[k] if errors else None))
             k += 1
         else:
             sources.append(open_velocity_source(p, units=units))
@@ -293,13 +368,31 @@ def _strips(mask):
 
 
 def _gather(source, step, strips):
-    """Values (m/yr, float64) of every quantity of ``source`` at step ``step`` on the masked pixels."""
-    out = {}
+    """Values (m/yr, float64) of every quantity of ``source`` at step ``step`` on the masked
+    pixels, and their 1σ (``{quantity: array}`` of the quantities that have one)."""
+    out, sigma = {}, {}
     for q in source.quantities:
         parts = [source.read(q, step, window)[m].astype(np.float64) for window, m in strips]
         values = parts[0] if len(parts) == 1 else np.concatenate(parts)
         out[q] = np.asarray(source.to_m_per_yr(q, values), dtype=np.float64)
-    return out
+        if source.has_error(q):
+            parts = [source.read_error(q, step, window)[m].astype(np.float64)
+                     for window, m in strips]
+            sigma[q] = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return out, sigma
+
+
+def error_check(values, sigma, truth=0.0):
+    """``{'mean_sigma', 'within_196'}`` of values (m/yr) with their 1σ ``sigma`` (None: NaN):
+    the mean σ and the share of the pixels (both finite) with ``|value − truth| ≤ 1.96 σ``."""
+    if sigma is None:
+        return dict.fromkeys(ERROR_COLUMNS, float("nan"))
+    ok = np.isfinite(values) & np.isfinite(sigma) & np.isfinite(truth)
+    if not ok.any():
+        return dict.fromkeys(ERROR_COLUMNS, float("nan"))
+    gap = np.abs(values - truth)
+    within = gap[ok] <= 1.96 * sigma[ok]
+    return {"mean_sigma": float(np.mean(sigma[ok])), "within_196": float(np.mean(within))}
 
 
 def _speed(values):
@@ -350,29 +443,34 @@ def stable_statistics(source, stable, threshold=None, sample_size=None, seed=0, 
 
 def _step_rows(source, step, strips, threshold, sample_size, seed):
     """The rows of one time step (see :func:`stable_statistics`); runs in a worker thread."""
-    values = _gather(source, step, strips)
+    values, sigma = _gather(source, step, strips)
     valid = np.logical_and.reduce([np.isfinite(v) for v in values.values()])
     n_valid = int(np.count_nonzero(valid))
+    keep = None
     if sample_size is not None and n_valid > sample_size:
         rng = np.random.default_rng([int(seed), step])
-        idx = np.sort(rng.choice(np.flatnonzero(valid), int(sample_size), replace=False))
-        values = {q: v[idx] for q, v in values.items()}
-        n_valid = int(idx.size)
+        keep = np.sort(rng.choice(np.flatnonzero(valid), int(sample_size), replace=False))
+        n_valid = int(keep.size)
     elif n_valid < valid.size:
-        values = {q: v[valid] for q, v in values.items()}
+        keep = valid
+    if keep is not None:
+        values = {q: v[keep] for q, v in values.items()}
+        sigma = {q: v[keep] for q, v in sigma.items()}
     share = float("nan")
     if threshold is not None:
         incorrect = _speed(values) > float(threshold)
         share = float(incorrect.mean()) if n_valid else float("nan")
         if incorrect.any():
             values = {q: v[~incorrect] for q, v in values.items()}
+            sigma = {q: v[~incorrect] for q, v in sigma.items()}
     return [dict(product=source.name, quantity=q, band=step + 1, interval=source.labels[step],
-                 n_valid=n_valid, **describe(values[q]), incorrect_share=share)
+                 n_valid=n_valid, **describe(values[q]), incorrect_share=share,
+                 **error_check(values[q], sigma.get(q)))
             for q in source.quantities]
 
 
 def band_means(rows, keys=("product", "quantity"), summed=("n_valid", "n"),
-               averaged=STAT_COLUMNS[1:] + ("incorrect_share",)):
+               averaged=STAT_COLUMNS[1:] + ("incorrect_share",) + ERROR_COLUMNS):
     """Summary rows (band 0): per group of ``keys``, the mean over bands of each ``averaged``
     column (NaN bands ignored) and the sum of each ``summed`` one; only groups of more than one
     band get a summary. The defaults fit the stable-ground table; the smoothness table uses it too.
@@ -387,7 +485,7 @@ def band_means(rows, keys=("product", "quantity"), summed=("n_valid", "n"),
         row = dict(zip(keys, group), band=0, interval=f"mean of {len(sel)} bands")
         row.update({k: sum(r[k] for r in sel) for k in summed})
         for k in averaged:
-            vals = np.array([r[k] for r in sel], dtype=float)
+            vals = np.array([r.get(k, np.nan) for r in sel], dtype=float)
             row[k] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
         out.append(row)
     return out

@@ -10,6 +10,7 @@ from glacier_velocity.core.errors import Cancelled, InputError
 from glacier_velocity.core.correlation.preprocess import orientation
 from glacier_velocity.core.progress import Progress
 from glacier_velocity.core.sampledata.scene import band_limited_noise, render_pair_images
+from glacier_velocity.test.helpers import fourier_pair
 
 OVERSAMPLE = 3
 
@@ -203,22 +204,6 @@ def test_bad_options():
 
 
 # ------------------------------------------------------------------ per-vector uncertainty
-
-def fourier_pair(size, d_col, d_row, noise, rng, cutoff=0.15, margin=24):
-    """Band-limited texture (|f| < ``cutoff`` cycles/px) and its copy shifted exactly in the
-    Fourier domain, with Gaussian noise of ``noise`` x the image std; the periodic wrap-around
-    is cut off (``margin`` px each side)."""
-    n = size + 2 * margin
-    f = np.fft.fft2(rng.standard_normal((n, n)))
-    fy, fx = np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :]
-    f *= np.hypot(fx, fy) < cutoff
-    ref = np.fft.ifft2(f).real
-    sec = np.fft.ifft2(f * np.exp(-2j * np.pi * (fx * d_col + fy * d_row))).real
-    inner = (slice(margin, -margin),) * 2
-    sd = ref.std()
-    return tuple((a[inner] + noise * sd * rng.standard_normal((size, size))).astype(np.float32)
-                 for a in (ref, sec))
-
 
 @pytest.mark.parametrize("noise", [0.01, 0.05, 0.1])
 def test_estimated_sigma_is_calibrated(noise):

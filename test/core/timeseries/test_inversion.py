@@ -239,3 +239,51 @@ def test_span_limits_the_bands_and_keeps_pairs_across_its_ends(case, tmp_path):
     # pairs across the span's ends still count: April is estimated as in the full run
     assert np.nanmax(np.abs(v[0] - full[k])) < 5.0
     assert any("outside the output span" in m for m in messages)
+
+
+def test_per_vector_errors_weigh_the_inversion(tmp_path):
+    """Pairs whose noise differs by pair and by pixel (the sensor's σ × 0.15-3.3, stated in
+    their error bands) against the same pairs without bands, inverted with the sensors' errors
+    (one σ per pair): the per-vector weights lower the RMSE against the truth (measured 5.4
+    against 7.6 m/yr, -29 %) and the stated σ is calibrated (95.9 % of pixel-months within
+    1.96 σ; 92.7 % without the bands)."""
+    from glacier_velocity.core.io.dates import DAYS_PER_YEAR
+    from glacier_velocity.core.sampledata.pair_series import PLANS
+    series = pair_series(size=16, years=1, n_pairs=120, seed=2)
+    rng = np.random.default_rng(7)
+    shape = series.grid.shape
+    with_bands, without = [], []
+    os.makedirs(tmp_path / "a")
+    os.makedirs(tmp_path / "b")
+    for k, (sensor, start, end) in enumerate(series.pairs):
+        vx, vy = series.truth(start, end)
+        base = PLANS[sensor].displacement_error() / ((end - start).days / DAYS_PER_YEAR)
+        ramp = np.linspace(0.5, 1.5, shape[1])[None, :] * np.ones(shape)
+        sig = base * rng.uniform(0.3, 2.2) * (ramp if k % 2 else ramp[:, ::-1])
+        vx = vx + sig * rng.standard_normal(shape)
+        vy = vy + sig * rng.standard_normal(shape)
+        name = f"{sensor}_{start:%Y%m%d}_{end:%Y%m%d}_{k:04d}.tif"
+        with_bands.append(write_pair_product(str(tmp_path / "a" / name), series.grid, vx, vy,
+                                             np.ones(shape), start, end, sensor,
+                                             errors=(sig, sig)))
+        without.append(write_pair_product(str(tmp_path / "b" / name), series.grid, vx, vy,
+                                          np.ones(shape), start, end, sensor))
+    rows = [{"sensor": s, "displacement_error": e}
+            for s, e in series.displacement_errors().items()]
+    results = {}
+    for label, paths in (("bands", with_bands), ("table", without)):
+        out = {"v": str(tmp_path / f"{label}.tif"), "error": str(tmp_path / f"{label}_e.tif")}
+        said = []
+        invert_series(paths, series.grid, out, error_rows=rows, robust="none",
+                      log=said.append)
+        info, v = read_stack(out["v"])
+        _, e = read_stack(out["error"])
+        truth = truth_of(series, info.intervals)
+        ok = np.isfinite(v)
+        results[label] = (float(np.sqrt(np.mean((v - truth)[ok] ** 2))),
+                          float(np.mean(np.abs(v - truth)[ok] <= 1.96 * e[ok])), said)
+    rmse_b, cover_b, said = results["bands"]
+    rmse_t, _, _ = results["table"]
+    assert any(f"error bands for {len(with_bands)} pair(s)" in m for m in said)
+    assert rmse_b <= 0.8 * rmse_t, (rmse_b, rmse_t)
+    assert 0.92 <= cover_b <= 0.98, cover_b
