@@ -27,12 +27,13 @@ from osgeo import gdal
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle
 from qgis.gui import QgsModelComponentGraphicItem, QgsProcessingToolboxTreeView
 from qgis.PyQt.QtCore import QRect, Qt
-from qgis.PyQt.QtWidgets import QDockWidget, QSplitter
+from qgis.PyQt.QtWidgets import QSplitter
 from qgis.utils import iface
 
 sys.path.insert(0, os.path.abspath(os.environ.get("GV_SCRIPTS", "scripts")))
 import desktop_common  # noqa: E402 (found through GV_SCRIPTS)
-from desktop_common import SCREEN, click_map, map_point, run_steps, wait  # noqa: E402
+from desktop_common import (SCREEN, click_map, map_point, run_steps,  # noqa: E402
+                            show_main_window, wait)
 
 OUT = os.path.abspath(os.environ.get("GV_CHECK", os.path.join(".build", "desktop-check")))
 ALG = "glaciervelocity:"
@@ -62,11 +63,7 @@ class Check:
 
     def setup(self):
         os.makedirs(OUT, exist_ok=True)
-        window = iface.mainWindow()
-        window.setGeometry(SCREEN)
-        window.showMaximized()
-        self.toolbox_dock = window.findChild(QDockWidget, "ProcessingToolbox")
-        self.toolbox_dock.show()
+        self.toolbox_dock = show_main_window()
         self.algorithms = provider_algorithms()
         self.expect(len(self.algorithms) >= 27, f"{len(self.algorithms)} algorithms and models "
                     "registered")

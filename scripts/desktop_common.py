@@ -27,6 +27,19 @@ def wait(seconds=1.0):
         time.sleep(0.02)
 
 
+def show_main_window():
+    """QGIS's main window on the whole screen with the Processing toolbox shown; returns the
+    toolbox's dock widget."""
+    from qgis.PyQt.QtWidgets import QDockWidget
+
+    window = iface.mainWindow()
+    window.setGeometry(SCREEN)
+    window.showMaximized()
+    toolbox = window.findChild(QDockWidget, "ProcessingToolbox")
+    toolbox.show()
+    return toolbox
+
+
 def shot(folder, name, rect=SCREEN, settle=1.5):
     """The screen (cropped to ``rect``) as ``folder/name``, taken by ImageMagick from the X
     server once the GUI has drawn for ``settle`` seconds."""

@@ -31,7 +31,8 @@ from qgis.utils import iface, plugins
 
 sys.path.insert(0, os.path.abspath(os.environ.get("GV_SCRIPTS", "scripts")))
 import desktop_common  # noqa: E402 (found through GV_SCRIPTS)
-from desktop_common import SCREEN, click_map, map_point, run_steps, wait  # noqa: E402
+from desktop_common import (SCREEN, click_map, map_point, run_steps,  # noqa: E402
+                            show_main_window, wait)
 
 OUT = os.path.abspath(os.environ.get("GV_SCREENSHOTS", "docs"))
 WORK = os.path.abspath(os.environ.get("GV_WORK", os.path.join(".build", "screenshots")))
@@ -68,11 +69,8 @@ class Session:
     def setup(self):
         os.makedirs(OUT, exist_ok=True)
         os.makedirs(WORK, exist_ok=True)
+        self.toolbox_dock = show_main_window()
         window = iface.mainWindow()
-        window.setGeometry(SCREEN)
-        window.showMaximized()
-        self.toolbox_dock = window.findChild(QDockWidget, "ProcessingToolbox")
-        self.toolbox_dock.show()
         browser = window.findChild(QDockWidget, "Browser")
         if browser is not None:  # the layer tree gets the height
             browser.hide()
