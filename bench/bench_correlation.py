@@ -11,7 +11,9 @@
 5. End to end (read, pre-process, correlate, write) on a 1024 x 1024 pair at step 2, windows per
    second, under uniform motion and under 1.5 % shear, with window deformation on and off (its
    cost, and its accuracy against the exact displacement).
-6. Perito Moreno closure per pre-processing (real Sentinel-2 renderings, when ../shared/data is
+6. A full Sentinel-2 tile at step 3, extrapolated from a full-width strip (time, peak RSS),
+   beside scikit-image's rate.
+7. Perito Moreno closure per pre-processing (real Sentinel-2 renderings, when ../shared/data is
    present): the measurement the automatic pre-processing is chosen from.
 
 The machine may be shared: the load average is printed beside the timings.
@@ -222,12 +224,13 @@ def end_to_end():
             _write_grid(a, grid, ref)
             b = os.path.join(tmp, "b_20200121.tif")
             _write_grid(b, grid, sec)
-            times = {}
+            times, cpus = {}, {}
             for deform in (True, False):
                 out = os.path.join(tmp, f"out_{deform}.tif")
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 res = correlate_images(a, b, out, step=step, deform=deform)
                 times[deform] = time.perf_counter() - t0
+                cpus[deform] = time.process_time() - c0
                 info, d = read_pair_product(out)
                 centre = 0.5 * step + step * np.arange(info.grid.rows)[:, None]
                 # the exact displacement of each window's content, D = d(c + D)
@@ -235,8 +238,65 @@ def end_to_end():
                 err = d["vx"] * (20 / 365.25) / 10.0 - truth
                 rmse = float(np.sqrt(np.nanmean(err ** 2)))
                 print(f"  {name}, deformation {'on ' if deform else 'off'}: "
-                      f"{res['windows'] / times[deform]:,.0f} windows/s, east RMSE {rmse:.4f} px")
-            print(f"  {name}: deformation costs {times[True] / times[False]:.2f}x the time")
+                      f"{res['windows'] / times[deform]:,.0f} windows/s wall "
+                      f"({res['windows'] / cpus[deform]:,.0f} per CPU-second, load average "
+                      f"{os.getloadavg()[0]:.1f}), east RMSE {rmse:.4f} px")
+            print(f"  {name}: deformation costs {times[True] / times[False]:.2f}x the time "
+                  f"({cpus[True] / cpus[False]:.2f}x the CPU time)")
+
+
+def tile_child(a, b, out):
+    """Child process: correlate a, b at step 3 (defaults otherwise); print peak RSS (MB),
+    seconds, CPU seconds, windows."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = correlate_images(a, b, out, step=3)
+    print(f"{peak_rss_mb():.0f} {time.perf_counter() - t0:.1f} {time.process_time() - c0:.1f} "
+          f"{res['windows']}")
+
+
+def sentinel2_tile(rows=384):
+    """A full Sentinel-2 tile (10,980 x 10,980 px) at step 3, from a strip of ``rows`` x 10,980
+    px run end to end (read, pre-process, correlate, write) in a child process, extrapolated by
+    the number of windows; memory does not grow with the height (strips), so the strip's peak
+    RSS is the tile's. Beside it the scikit-image baseline's rate on the same machine now."""
+    from skimage.registration import phase_cross_correlation
+
+    side = 10980
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = os.path.join(tmp, "a_20200101.tif"), os.path.join(tmp, "b_20200121.tif")
+        _write_texture(a, (rows, side), 0)
+        _write_texture(b, (rows, side), 1)
+        code = (f"import sys; sys.path[:0] = {sys.path!r}; "
+                f"from bench_correlation import tile_child; "
+                f"tile_child({a!r}, {b!r}, {os.path.join(tmp, 'out.tif')!r})")
+        load = os.getloadavg()[0]
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             cwd=os.path.dirname(os.path.abspath(__file__)))
+        if out.returncode != 0:
+            print(out.stderr[-2000:])
+            raise SystemExit(1)
+        mb, secs, cpu, windows = (float(v) for v in out.stdout.split()[-4:])
+    tile_windows = (side // 3) ** 2
+    scale = tile_windows / windows
+    rng = np.random.default_rng(3)
+    ref, sec, _, _ = shifted_images(1, 256, 0.01, rng)[0]
+    t0 = time.perf_counter()
+    count = 0
+    for r in range(0, 256 - WINDOW, 24):
+        for c in range(0, 256 - WINDOW, 24):
+            phase_cross_correlation(ref[r:r + WINDOW, c:c + WINDOW],
+                                    sec[r:r + WINDOW, c:c + WINDOW], upsample_factor=100)
+            count += 1
+    sk_rate = count / (time.perf_counter() - t0)
+    print(f"Full Sentinel-2 tile ({side:,} x {side:,} px, step 3 = {tile_windows / 1e6:.1f} M "
+          f"windows), extrapolated from a {rows} x {side:,} px strip ({windows:,.0f} windows) run "
+          f"end to end (load average {load:.1f} on {os.cpu_count()} cores when it started):")
+    print(f"  ours: {windows / secs:,.0f} windows/s wall ({windows / cpu:,.0f} per CPU-second), "
+          f"tile ~{secs * scale / 60:.1f} min wall (~{cpu * scale / 60 / (os.cpu_count() or 1):.1f} "
+          f"min on {os.cpu_count()} free cores from the CPU time), peak RSS {mb:.0f} MB "
+          "(target: under 6 min, under 2 GB)")
+    print(f"  scikit-image phase_cross_correlation(upsample_factor=100), one window after the "
+          f"other: {sk_rate:,.0f} windows/s, tile ~{tile_windows / sk_rate / 60:.0f} min")
 
 
 def perito_closure():
@@ -264,6 +324,18 @@ def perito_closure():
             print(f"  {method:<12} median {median:.3f} px, {100 * share:.0f} % valid, along flow "
                   + " ".join(f"{a:+.3f}" for a in along)
                   + f" ({time.perf_counter() - t0:.0f} s)")
+            if method == "auto":
+                print("    per triplet: " + ", ".join(
+                    f"{r['triplet'][4:8]}-{r['triplet'][-4:]} {100 * r['valid_share']:.0f} %"
+                    for r in rows))
+                print("    where the ice windows go (pair: median SNR; removed by the SNR, speed "
+                      "and other filters; left):")
+                for r in walk.closure_losses(tmp, preprocess=method, data=walk.DATA):
+                    rm = r["removed"]
+                    others = sum(v for k, v in rm.items() if k not in ("snr", "speed"))
+                    print(f"      {r['pair']} ({r['days']} d): {r['median_snr']:.2f}; "
+                          f"{100 * rm['snr']:.0f} / {100 * rm['speed']:.0f} / {100 * others:.0f} "
+                          f"%; {100 * r['valid_share']:.0f} %")
 
 
 def main():
@@ -274,6 +346,7 @@ def main():
     memory()
     cancel_latency()
     end_to_end()
+    sentinel2_tile()
     perito_closure()
     if speedup < 3:
         print("WARNING: less than 3x faster than the baseline in this run (loaded machine?)")

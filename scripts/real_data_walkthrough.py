@@ -106,6 +106,36 @@ def perito_closure(out, preprocess="auto", deform=True, data=DATA):
     return rows
 
 
+def closure_losses(out, preprocess="auto", deform=True, data=DATA):
+    """Where :func:`perito_closure`'s ice windows are lost, per pair (run it first in ``out``):
+    one row per pair with its dates, days, median_snr (ice windows), the share of ice windows
+    each filter of the walk-through's cleaning removes (``removed``: filter name -> share, in
+    chain order) and valid_share (ice windows left)."""
+    from scipy import ndimage
+
+    from glacier_velocity.core.filters.clean import FilterSettings, apply_filters
+    from glacier_velocity.core.io.pairsource import PairSource
+    from glacier_velocity.core.io.raster import warp_to_grid
+
+    triplets = zip(PERITO_DATES, PERITO_DATES[1:], PERITO_DATES[2:])
+    pairs = sorted({pair for x, y, z in triplets for pair in ((x, y), (y, z), (x, z))})
+    rows, ice = [], None
+    for a, b in pairs:
+        source = PairSource(os.path.join(out, f"perito_{preprocess}_{int(deform)}_{a}_{b}_raw.tif"))
+        vx, vy, snr = source.read()
+        if ice is None:
+            mask = warp_to_grid(os.path.join(data, "perito_moreno", "mask.jpg"), source.grid,
+                                "nearest", bands=[1])[0]
+            ice = ndimage.binary_erosion(np.nan_to_num(mask) > 127, iterations=3)
+        settings = FilterSettings(snr_min=0.5, max_speed=2000.0).resolved(source)
+        cx, _, masks, _ = apply_filters(vx, vy, snr, settings)
+        rows.append({"pair": f"{a}-{b}", "days": (source.end - source.start).days,
+                     "median_snr": float(np.nanmedian(snr[ice])),
+                     "removed": {k: float(m[ice].mean()) for k, m in masks.items()},
+                     "valid_share": float(np.isfinite(cx)[ice].mean())})
+    return rows
+
+
 def closure_summary(rows):
     """``(median of the triplets' median closures (px), share of ice windows valid in all three
     pairs over all triplets)``; triplets with fewer than 10 % of their ice windows valid (hazy

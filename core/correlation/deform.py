@@ -6,7 +6,9 @@ different amounts at its edges; the phase-plane fit then measures a blurred, bia
 gradient ``G = d(d_row, d_col) / d(row, col)`` is estimated from the neighbouring vectors, and
 the secondary window is resampled at ``p + G (p - centre)`` (the affine motion of its pixels
 relative to the centre, integer offset included, the sub-pixel shift left to the fit): the fit
-then sees a pure shift. This repeats until the largest update is below ``tolerance`` px.
+then sees a pure shift. This repeats, for each window until its update is below ``tolerance`` px
+(converged windows are left out of the next passes; measured on a 1.5 % shear: 1.9 deformed
+passes per window instead of 2.6, the same error).
 
 Only windows whose strain (largest |G| element) exceeds ``strain`` are deformed, so uniform
 motion keeps the resampling-free estimator; resampling is a cubic B-spline of the secondary image
@@ -19,6 +21,8 @@ from scipy import ndimage
 DEFAULT_STRAIN = 0.004  # 0.4 %: below it the moved (undeformed) window is within ~0.002 px
 DEFAULT_TOLERANCE = 0.001  # px
 MAX_ITERATIONS = 3
+SPLINE_PAD = 2  # px of mirrored coefficients around the image (cubic taps reach 2 px)
+WARP_CHUNK = 32  # windows resampled at once (cache-sized: 16 gathered taps per pixel)
 
 
 def lattice_gradient(d_row, d_col, step, window):
@@ -29,7 +33,7 @@ def lattice_gradient(d_row, d_col, step, window):
     their difference is mostly noise); where a neighbour that far is missing (edges, gaps), the
     centred difference over a shorter span, then the one-sided one, takes over; NaN where no
     neighbour is valid."""
-    h = max(1, int(round(min(window) / (2.0 * step))))
+    h = gradient_reach(window, step)
     out = []
     for d in (d_row, d_col):
         for axis in (0, 1):
@@ -41,6 +45,12 @@ def lattice_gradient(d_row, d_col, step, window):
                 _fill(g, (d - _shifted(d, axis, -k)) / (k * step))
             out.append(g)
     return tuple(out)
+
+
+def gradient_reach(window, step):
+    """Lattice rows (and columns) on each side that a window's gradient is taken over: about
+    half a window (:func:`lattice_gradient`)."""
+    return max(1, int(round(min(window) / (2.0 * step))))
 
 
 def _shifted(a, axis, k):
@@ -63,37 +73,67 @@ def _fill(g, values):
 
 
 def warped_windows(coeffs, top, left, grad, pos_y, pos_x):
-    """Secondary windows resampled at ``(top, left) + p + G (p - centre)`` from cubic B-spline
-    ``coeffs`` (one array per channel); ``grad`` = (g_rr, g_rc, g_cr, g_cc) per window; NaN
-    where a window reaches outside the image or near NoData. Returns a list of (n, wy, wx) float32 arrays."""
+    """Secondary windows resampled at ``(top, left) + p + G (p - centre)`` from the cubic
+    B-spline ``coeffs`` of :func:`spline_coefficients` (one array per channel); ``grad`` =
+    (g_rr, g_rc, g_cr, g_cc) per window; NaN where a window reaches outside the image or near
+    NoData. Returns a list of (n, wy, wx) float32 arrays.
+
+    The spline is evaluated with numpy, :data:`WARP_CHUNK` windows at a time (16 coefficients
+    and separable weights per pixel): the values of ``ndimage.map_coordinates(order=3,
+    mode='mirror')``, in 0.6x its time and without holding the GIL, so that the threads of
+    :func:`core.correlation.engine.correlate_windows` warp in parallel."""
     g_rr, g_rc, g_cr, g_cc = (np.asarray(g, np.float32)[:, None, None] for g in grad)
     y, x = pos_y[None, :, None], pos_x[None, None, :]
     cy, cx = (pos_y.size - 1) / 2.0, (pos_x.size - 1) / 2.0
-    rr = top[:, None, None] + cy + y + g_rr * y + g_rc * x
-    cc = left[:, None, None] + cx + x + g_cr * y + g_cc * x
-    coords = np.stack([rr, cc])
-    h, w = coeffs[0].shape
+    rr = (top[:, None, None] + cy + y) + (g_rr * y + g_rc * x)
+    cc = (left[:, None, None] + cx + x) + (g_cr * y + g_cc * x)
+    h, w = (n - 2 * SPLINE_PAD for n in coeffs[0].shape)
     outside = ((rr.min(axis=(1, 2)) < 0) | (rr.max(axis=(1, 2)) > h - 1) |
                (cc.min(axis=(1, 2)) < 0) | (cc.max(axis=(1, 2)) > w - 1))
-    out = []
-    for c in coeffs:
-        win = ndimage.map_coordinates(c, coords, order=3, mode="mirror",
-                                      prefilter=False).astype(np.float32)
-        win[outside] = np.nan
-        out.append(win)
+    stride = w + 2 * SPLINE_PAD
+    out = [np.empty(rr.shape, np.float32) for _ in coeffs]
+    for s in range(0, rr.shape[0], WARP_CHUNK):
+        r, c = rr[s:s + WARP_CHUNK], cc[s:s + WARP_CHUNK]
+        i0, j0 = np.floor(r), np.floor(c)
+        wr, wc = _bspline_weights(r - i0), _bspline_weights(c - j0)
+        # flat index of each pixel's first tap (-1, -1) in the padded coefficients
+        base = (i0.astype(np.intp) + SPLINE_PAD - 1) * stride + (j0.astype(np.intp) +
+                                                                 SPLINE_PAD - 1)
+        for co, o in zip(coeffs, out):
+            flat = co.ravel()
+            acc = np.zeros(r.shape, np.float32)
+            for a in range(4):
+                line = base + a * stride
+                row = wc[0] * flat.take(line, mode="clip")
+                for b in range(1, 4):
+                    row += wc[b] * flat.take(line + b, mode="clip")
+                acc += wr[a] * row
+            o[s:s + WARP_CHUNK] = acc
+    for o in out:
+        o[outside] = np.nan
     return out
 
 
+def _bspline_weights(t):
+    """The cubic B-spline weights of the taps at -1, 0, 1, 2 for fractions ``t`` in [0, 1)."""
+    t = t.astype(np.float32)
+    u = 1.0 - t
+    t2 = t * t
+    return (u * u * u / 6.0, (3.0 * t2 * t - 6.0 * t2 + 4.0) / 6.0,
+            (-3.0 * t2 * t + 3.0 * t2 + 3.0 * t + 1.0) / 6.0, t2 * t / 6.0)
+
+
 def spline_coefficients(sec):
-    """Cubic B-spline coefficients of each channel of ``sec`` (NaN become NaN again after
-    resampling: their neighbourhood, three pixels wide, is set to NaN in the result)."""
+    """Cubic B-spline coefficients (float32) of each channel of ``sec``, padded by
+    :data:`SPLINE_PAD` mirrored pixels (the taps beyond the edges); NaN become NaN again after
+    resampling: their neighbourhood, three pixels wide, is set to NaN in the result."""
     chans = [sec] if np.ndim(sec) == 2 else list(sec)
     out = []
     for ch in chans:
         bad = ~np.isfinite(ch)
         c = ndimage.spline_filter(np.where(bad, 0.0, ch).astype(np.float64), order=3,
-                                  mode="mirror")
+                                  mode="mirror").astype(np.float32)
         if bad.any():
             c[ndimage.binary_dilation(bad, iterations=3)] = np.nan
-        out.append(c)
+        out.append(np.pad(c, SPLINE_PAD, mode="reflect"))  # numpy's reflect = ndimage's mirror
     return out

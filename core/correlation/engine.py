@@ -111,12 +111,18 @@ class CorrelatorOptions:
         return float(self.search) if self.search is not None else min(self.window) / 4.0
 
 
+def _clamp(x, lo, hi):
+    """``x`` limited to ``[lo, hi]`` (NaN kept): np.clip's argument checks cost more than the
+    clipping on the small per-window arrays of a batch."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 def raised_cosine(x, half, rolloff):
     """Raised-cosine taper at positions ``x`` (px from the centre): 1 in the middle, falling to 0
     at ``|x| = half`` over the outer ``rolloff`` fraction of ``half``."""
     r = np.abs(x) / half
     flat = 1.0 - rolloff
-    t = np.clip((r - flat) / rolloff, 0.0, 1.0)
+    t = _clamp((r - flat) / rolloff, 0.0, 1.0)
     return 0.5 * (1.0 + np.cos(np.pi * t))
 
 
@@ -145,8 +151,11 @@ class Correlator:
         base[0, 0] = 0.0
         self.base_w = base.astype(np.float32)
         self.base_sum = float(base.sum())
-        t2 = np.outer(raised_cosine(self.pos_y, self.half[0], self.options.rolloff),
-                      raised_cosine(self.pos_x, self.half[1], self.options.rolloff)) ** 2
+        self.taper = np.outer(raised_cosine(self.pos_y, self.half[0], self.options.rolloff),
+                              raised_cosine(self.pos_x, self.half[1], self.options.rolloff)
+                              ).astype(np.float32)
+        self.taper_sum = float(self.taper.sum(dtype=np.float64))
+        t2 = self.taper.astype(np.float64) ** 2
         self.n_eff = float(t2.sum() ** 2 / (t2 * t2).sum())  # participation of even texture
         UY, UX = np.meshgrid(self.uy, self.ux, indexing="ij")
         UX, UY = UX.ravel(), UY.ravel()
@@ -160,9 +169,15 @@ class Correlator:
 
     # ---------------------------------------------------------------- pieces
     def _tapered(self, windows, fy, fx):
-        """Windows tapered by raised cosines centred ``(fy, fx)`` px off the window centre,
-        after removing their taper-weighted mean (so their DC term is zero)."""
+        """Windows tapered by raised cosines centred ``(fy, fx)`` px off the window centre
+        (``None``: centred), after removing their taper-weighted mean (so their DC term is
+        zero)."""
         o = self.options
+        if fy is None:
+            mean = np.einsum("nij,ij->n", windows, self.taper) / self.taper_sum
+            out = windows - mean[:, None, None]
+            out *= self.taper
+            return out
         ty = raised_cosine(self.pos_y[None, :] - fy[:, None].astype(np.float32), self.half[0],
                            o.rolloff)
         tx = raised_cosine(self.pos_x[None, :] - fx[:, None].astype(np.float32), self.half[1],
@@ -204,8 +219,13 @@ class Correlator:
     def _integer_peak(self, C):
         """Peak of the phase-correlation surface within the search limits, parabola-refined."""
         n = C.shape[0]
-        surf = fft.irfft2(C / (np.abs(C) + np.float32(1e-30)), s=(self.wy, self.wx),
-                          axes=(-2, -1), workers=self.workers)
+        # C / |C|, scaling the real and imaginary parts (numpy's complex / real division
+        # promotes the divisor to complex and costs ten times more)
+        P = C.copy()
+        P.view(np.float32).reshape(C.shape + (2,))[...] *= (
+            np.float32(1) / (np.abs(C) + np.float32(1e-30)))[..., None]
+        surf = fft.irfft2(P, s=(self.wy, self.wx), axes=(-2, -1), workers=self.workers,
+                          overwrite_x=True)
         ly, lx = self.lag_y, self.lag_x
         sub = surf[:, ly[:, None], lx[None, :]].reshape(n, -1)
         ky, kx = np.divmod(sub.argmax(axis=1), lx.size)
@@ -220,8 +240,8 @@ class Correlator:
 
         dy = vertex(surf[idx, (iy - 1) % self.wy, ix], surf[idx, (iy + 1) % self.wy, ix])
         dx = vertex(surf[idx, iy, (ix - 1) % self.wx], surf[idx, iy, (ix + 1) % self.wx])
-        py = np.where(iy > self.wy // 2, iy - self.wy, iy) + np.clip(dy, -0.5, 0.5)
-        px = np.where(ix > self.wx // 2, ix - self.wx, ix) + np.clip(dx, -0.5, 0.5)
+        py = np.where(iy > self.wy // 2, iy - self.wy, iy) + _clamp(dy, -0.5, 0.5)
+        px = np.where(ix > self.wx // 2, ix - self.wx, ix) + _clamp(dx, -0.5, 0.5)
         return py, px
 
     def _fit(self, C, fy, fx, errors=False):
@@ -263,7 +283,7 @@ class Correlator:
         if not errors:
             return dy, dx, snr
         # residual phase of each frequency after the update (linearised, as the fit)
-        res = E.imag / np.maximum(np.abs(E), np.float32(1e-30))
+        res = E.imag / np.maximum(mag, np.float32(1e-30))  # |E| = |C|: the ramp is unimodular
         res += (self.ux[None, None, :] * dx[:, None, None].astype(np.float32) +
                 self.uy[None, :, None] * dy[:, None, None].astype(np.float32))
         wr = gm * res
@@ -297,9 +317,8 @@ class Correlator:
         ref_w, ok = _gather(ref, rows, cols, wy, wx)
         sec_w, ok_s = _gather(sec, rows + pr, cols + pc, wy, wx)
         ok &= ok_s
-        zero = np.zeros(n, np.float32)
-        t_ref = [self._tapered(w, zero, zero) for w in ref_w]
-        t_sec = [self._tapered(w, zero, zero) for w in sec_w]
+        t_ref = [self._tapered(w, None, None) for w in ref_w]
+        t_sec = [self._tapered(w, None, None) for w in sec_w]
         # windows whose contrast sits in a few pixels (specks, a lone edge) match anything
         sparse = np.minimum(self._support(t_ref), self._support(t_sec)) < self.options.min_support
         Rc = [np.conj(fft.rfft2(t, axes=(-2, -1), workers=self.workers, overwrite_x=True)) for t in t_ref]
@@ -335,7 +354,7 @@ class Correlator:
         bad = ~ok | sparse | ~np.isfinite(fy + fx + snr) | (np.abs(fy) > 1.0) | (np.abs(fx) > 1.0)
         d_row = (pr + iy) + fy
         d_col = (pc + ix) + fx
-        snr = np.clip(np.nan_to_num(snr, nan=0.0), 0.0, 1.0)
+        snr = _clamp(np.nan_to_num(snr, nan=0.0), 0.0, 1.0)
         snr[sparse] = 0.0
         d_row[bad] = np.nan
         d_col[bad] = np.nan
@@ -361,34 +380,35 @@ class Correlator:
             finite = np.isfinite(w).all(axis=(1, 2))
             w[~finite] = 0.0
             ok &= finite
-        zero = np.zeros(rows.size, np.float32)
-        Rc = [np.conj(fft.rfft2(self._tapered(w, zero, zero), axes=(-2, -1),
+        Rc = [np.conj(fft.rfft2(self._tapered(w, None, None), axes=(-2, -1),
                                 workers=self.workers, overwrite_x=True)) for w in ref_w]
         # the fit starts from the fraction (I + G)^-1 f that the deformed window shows
         g_rr, g_rc, g_cr, g_cc = grad
         det = (1 + g_rr) * (1 + g_cc) - g_rc * g_cr
         fy, fx = ((1 + g_cc) * fy - g_rc * fx) / det, ((1 + g_rr) * fx - g_cr * fy) / det
-        sy_, sx_, snr, sy, sx = self._subpixel(Rc, sec_w, fy, fx)
+        sy_, sx_, snr, sy, sx = self._subpixel(Rc, sec_w, fy, fx, iterations=1)
         bad = ~ok | ~np.isfinite(sy_ + sx_ + snr) | (np.abs(sy_) > 1.0) | (np.abs(sx_) > 1.0)
         # pixels p sample the secondary at p + i + G (p - centre): content that moved by
         # i + f shows as the pure shift s = (I + G)^-1 f, hence f = (I + G) s
         fy = sy_ + g_rr * sy_ + g_rc * sx_
         fx = sx_ + g_cr * sy_ + g_cc * sx_
-        out = [iy + fy, ix + fx, np.clip(np.nan_to_num(snr, nan=0.0), 0.0, 1.0), sy, sx]
+        out = [iy + fy, ix + fx, _clamp(np.nan_to_num(snr, nan=0.0), 0.0, 1.0), sy, sx]
         for a in out:
             a[bad] = np.nan
         return tuple(out)
 
-    def _subpixel(self, Rc, sec_w, fy, fx, first=None):
-        """The iterations of the phase-plane fit, each with the secondary taper moved to the
-        current estimate (the first may use a given cross-power ``first``); returns
-        ``(fy, fx, snr, sy, sx)``, the standard errors from the last iteration's fit."""
-        last = self.options.iterations - 1
-        for it in range(self.options.iterations):
+    def _subpixel(self, Rc, sec_w, fy, fx, first=None, iterations=None):
+        """The iterations of the phase-plane fit (``iterations``, default the options'), each
+        with the secondary taper moved to the current estimate (the first may use a given
+        cross-power ``first``); returns ``(fy, fx, snr, sy, sx)``, the standard errors from the
+        last iteration's fit."""
+        iterations = iterations or self.options.iterations
+        last = iterations - 1
+        for it in range(iterations):
             C = first if it == 0 and first is not None else self._cross(Rc, sec_w, fy, fx)
             dy, dx, snr, *err = self._fit(C, fy, fx, errors=it == last)
-            fy = fy + np.clip(dy, -0.5, 0.5)
-            fx = fx + np.clip(dx, -0.5, 0.5)
+            fy = fy + _clamp(dy, -0.5, 0.5)
+            fx = fx + _clamp(dx, -0.5, 0.5)
         return (fy, fx, snr) + tuple(err)
 
     def _cross(self, Rc, sec_w, fy, fx):
@@ -474,7 +494,7 @@ def correlate_windows(ref, sec, rows, cols, options=None, prior=(0.0, 0.0), batc
     ``prior``: the expected (d_row, d_col) in px, scalars or one value per window (a prior
     velocity field). Runs the coarse first pass when the search range needs it
     (:func:`prior_offsets`), then the
-    estimator on batches of up to ``batch`` windows (~0.1 MB each per 32 x 32 window), ``threads``
+    estimator on batches of up to ``batch`` windows (:func:`windows_per_batch`), ``threads``
     of them at a time (default: one per CPU core, at most 8; numpy and the FFTs release the GIL).
     Progress is reported, and cancellation checked, after each batch; on cancel the batches not
     started are dropped. Returns flat ``(d_row, d_col, snr)``, with ``errors`` also the standard
@@ -530,15 +550,16 @@ def _run_spans(threads, spans, run, report):
 def deform_lattice(engine, ref, sec, rows, cols, out, lattice, threads, batch, progress):
     """Window deformation on a lattice of first-pass results ``out`` (rows d_row, d_col, snr,
     s_row, s_col; updated in place): up to :data:`~core.correlation.deform.MAX_ITERATIONS`
-    passes over the windows whose strain exceeds the options' threshold, until the largest
-    update is below the tolerance."""
+    passes over the windows whose strain exceeds the options' threshold; a window whose last
+    update was below the tolerance has converged and is left out of the next passes."""
     ny, nx, step = lattice
     o = engine.options
     coeffs = None
+    active = np.isfinite(out[0])
     for _ in range(MAX_ITERATIONS):
         grad = lattice_gradient(out[0].reshape(ny, nx), out[1].reshape(ny, nx), step, o.window)
         strain = np.nan_to_num(np.max(np.abs(np.stack(grad)), axis=0), nan=0.0).ravel()
-        sel = np.flatnonzero((strain > o.deform_strain) & np.isfinite(out[0]))
+        sel = np.flatnonzero((strain > o.deform_strain) & active)
         if sel.size == 0:
             break
         progress.check()
@@ -556,10 +577,10 @@ def deform_lattice(engine, ref, sec, rows, cols, out, lattice, threads, batch, p
         spans = [(s, min(s + batch, sel.size)) for s in range(0, sel.size, batch)]
         _run_spans(threads, spans, run, lambda done: None)
         good = np.isfinite(new[0])
-        update = np.hypot(new[0] - out[0, sel], new[1] - out[1, sel])[good]
+        update = np.hypot(new[0] - out[0, sel], new[1] - out[1, sel])
         out[:, sel[good]] = new[:, good]
-        if update.size == 0 or update.max() < o.deform_tolerance:
-            break
+        active[:] = False
+        active[sel[good & (update >= o.deform_tolerance)]] = True
 
 
 # Bytes per window pixel and image channel while windows are correlated: the windows, their
@@ -567,13 +588,18 @@ def deform_lattice(engine, ref, sec, rows, cols, out, lattice, threads, batch, p
 WORK_BYTES_PER_PIXEL = 40
 # Working memory of one batch of windows; batches of large windows hold fewer windows.
 BATCH_BYTES = 256 * 2 ** 20
+# Window pixels (x channels) per batch: the batch's float32 windows fill ~1 MB, a core's cache,
+# so that the many elementwise passes over them do not go to main memory (256 windows of
+# 32 x 32 px: 1.8x the windows per CPU-second of batches of 1024, bench_correlation).
+CACHE_PIXELS = 2 ** 18
 
 
 def windows_per_batch(window, channels=1, limit=1024):
-    """Windows of ``window`` (rows, cols) px per batch: at most ``limit``, fewer for large
-    windows so that a batch stays within :data:`BATCH_BYTES`."""
-    per_window = int(window[0]) * int(window[1]) * max(1, channels) * WORK_BYTES_PER_PIXEL
-    return int(max(1, min(int(limit), BATCH_BYTES // per_window)))
+    """Windows of ``window`` (rows, cols) px per batch: at most ``limit``, fewer so that the
+    windows fit :data:`CACHE_PIXELS` and a batch's working memory :data:`BATCH_BYTES`."""
+    pixels = int(window[0]) * int(window[1]) * max(1, channels)
+    return int(max(1, min(int(limit), BATCH_BYTES // (pixels * WORK_BYTES_PER_PIXEL),
+                          CACHE_PIXELS // pixels)))
 
 
 def working_memory(options, channels=1, threads=None):

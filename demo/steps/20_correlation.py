@@ -5,6 +5,7 @@ import numpy as np
 from scipy import ndimage
 
 from glacier_velocity.core.correlation.engine import raised_cosine
+from glacier_velocity.core.correlation.preprocess import LABELS
 from glacier_velocity.core.io.dates import DAYS_PER_YEAR, Interval, parse_date
 from glacier_velocity.core.io.products import read_pair_product
 from glacier_velocity.core.io.raster import raster_grid
@@ -30,9 +31,9 @@ def window_averaged_truth(ctx, image_grid, out_grid, interval, window):
 def run(ctx):
     products = []
     lines = ["Each pair of the scene correlated with `glaciervelocity:correlate` (STEP=2, WINDOW=32 "
-             "for the optical pairs and 64 for Sentinel-1, automatic pre-processing: orientation "
-             "images for the optical pairs, log-amplitude for Sentinel-1). Errors against the "
-             f"scene's truth in pixels of displacement (and m/yr) on the vectors with SNR ≥ {MIN_SNR}"
+             "for the optical pairs and 64 for Sentinel-1, automatic pre-processing: {methods}). "
+             "Errors against the scene's truth in pixels of displacement (and m/yr) on the "
+             f"vectors with SNR ≥ {MIN_SNR}"
              "; *valid* = share of the windows inside the image that got such a vector. Stable "
              "= stable-ground mask; trunk = glacier pixels moving at more than half their "
              "glacier's top speed. The windows are about as wide as the narrower glaciers of the "
@@ -42,6 +43,7 @@ def run(ctx):
              "| pair | window | valid | median SNR | stable median east, north (px) | trunk RMSE "
              "(px) | trunk RMSE (m/yr) | trunk RMSE vs window-averaged truth (px) |",
              "|---|---|---|---|---|---|---|---|"]
+    used = {}  # sensor -> the pre-processing 'auto' chose (the products' PREPROCESS metadata)
     for p in ctx.scene["pairs"]:
         out = ctx.path("pairs", f"{p['sensor']}_{p['start']}_{p['end']}.tif")
         window = WINDOW.get(p["sensor"], 32)
@@ -50,6 +52,7 @@ def run(ctx):
         products.append({"sensor": p["sensor"], "path": out, "start": p["start"],
                          "end": p["end"]})
         info, d = read_pair_product(out)
+        used.setdefault(p["sensor"], info.metadata.get("PREPROCESS", "?"))
         iv = Interval(parse_date(p["start"]), parse_date(p["end"]))
         image_grid = raster_grid(p["reference"])
         px_speed = image_grid.dx / (iv.days / DAYS_PER_YEAR)  # m/yr of one pixel over the pair
@@ -79,6 +82,8 @@ def run(ctx):
         ctx.log(f"{p['sensor']} {p['start']}: trunk RMSE {rmse / px_speed:.3f} px "
                 f"({rmse_avg / px_speed:.3f} px vs window-averaged truth)")
     ctx.products["pairs"] = products
+    lines[0] = lines[0].format(methods=", ".join(
+        f"{LABELS.get(m, m)} for {sensor}" for sensor, m in used.items()))
     lines += ["", "Targets (issue 3): stable |median| ≤ 0.01 px; trunk RMSE ≤ 0.05 px on synthetic "
               "texture (the unit tests check them on a glacier wide against the window). The "
               "winter optical pairs have clouds in their secondary image and the Sentinel-1 "

@@ -166,6 +166,8 @@ def test_memory_guard_gives_the_figure():
     with pytest.raises(InputError, match=r"SEARCH would need about [\d.]+ TiB"):
         require_memory(working_memory(huge), "SEARCH")
     assert working_memory(CorrelatorOptions(window=(32, 32))) < 2 ** 30
-    # large windows go in small batches: memory per batch stays bounded
-    assert windows_per_batch((1024, 1024)) == 6 and windows_per_batch((32, 32)) == 1024
+    # large windows go in small batches: memory per batch stays bounded; 32 x 32 windows go in
+    # cache-sized batches of 256
+    assert windows_per_batch((1024, 1024)) == 1 and windows_per_batch((32, 32)) == 256
+    assert windows_per_batch((32, 32), channels=2) == 128
     assert human_bytes(596 * 2 ** 30) == "596 GiB"
