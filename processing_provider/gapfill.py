@@ -1,12 +1,34 @@
 """Fill the gaps of a fused velocity stack with the auxiliary (Sentinel-1) stack."""
 
+import os
+
 from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER
 from ..core.fusion.gapfill import (CLIP, COEFFICIENTS, ESTIMATORS, MIN_AUX, MIN_MONTHS,
                                     gapfill_stack)
+from ..core.errors import InputError
+from ..core.io.products import read_stack_info
 from .base import GlacierAlgorithm
+
+
+def check_auxiliary(fused, aux, feedback):
+    """Refuse an AUXILIARY that is the fused stack itself or a UAV stack (SENSOR metadata): in the
+    dialog a required raster takes the project's first raster by default, e.g. the UAV stack,
+    which would fill nothing but its own footprint without a word; warn when it is a satellite
+    stack other than Sentinel-1 (allowed, but not the method)."""
+    if os.path.realpath(fused) == os.path.realpath(aux):
+        raise InputError(f"AUXILIARY: '{aux}' is the fused stack itself: give the Sentinel-1 "
+                         "velocity stack.")
+    sensor = read_stack_info(aux).sensor.strip().lower()
+    if sensor == "uav":
+        raise InputError(f"AUXILIARY: '{aux}' is a UAV stack (SENSOR=uav): the gaps are filled "
+                         "from the Sentinel-1 velocity stack, which covers the whole grid.")
+    if sensor in ("landsat", "sentinel2"):
+        feedback.pushWarning(f"AUXILIARY is a {sensor} stack (SENSOR={sensor}), not "
+                             "Sentinel-1: its values fill the gaps, scaled as Sentinel-1's "
+                             "would be.")
 
 
 class GapfillAlgorithm(GlacierAlgorithm):
@@ -95,6 +117,7 @@ class GapfillAlgorithm(GlacierAlgorithm):
     def process(self, parameters, context, feedback):
         fused = self.raster_path(parameters, "FUSED", context)
         aux = self.raster_path(parameters, "AUXILIARY", context)
+        check_auxiliary(fused, aux, feedback)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         error_output = self.parameterAsOutputLayer(parameters, "OUTPUT_ERROR", context) or None
         summary = gapfill_stack(fused, aux, output,

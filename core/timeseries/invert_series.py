@@ -289,7 +289,8 @@ def invert_series(paths, grid, outputs, spacing_days=None, start=None, end=None,
     n_bands = len(bands)
     acc = {"pairs": np.zeros(n_bands), "res2": np.zeros(n_bands), "nres": np.zeros(n_bands),
            "covered": np.zeros(n_bands)}
-    log(f"Inverting {len(tiles)} tile(s) of up to {side} x {side} pixels.")
+    log(f"Inverting {len(tiles)} tile(s) of up to {min(side, grid.rows)} x "
+        f"{min(side, grid.cols)} pixels.")
     written = []
     try:
         with ExitStack() as opened:
