@@ -498,8 +498,8 @@ def sample_scene_inputs(scene_folder, manifest, min_area=0.1):
     windows = ({s: SENSOR_DEFAULTS[s]["WINDOW"] for s in SENSORS}
                if manifest.get("scene") == "valley" else SAMPLE_WINDOWS)
     p = manifest["paths"]
-    # every number is given: qgis_process (3.22) leaves a model input that is not given unset,
-    # and the child algorithm then takes its own default, not the model input's
+    # every number is given, as the benchmark records them (the shipped models also fill a
+    # missing input with their own default: processing_provider.provider.ShippedModel)
     inputs = {"REFERENCE": p["reference_grid"], "UAV": p["uav_v"], "STABLE": p["stable"],
               "GLACIERS": p["glaciers"], "DEM": p["dem"],
               "MIN_YEARS": min(manifest["years"], 5), "MIN_AREA": min_area,
