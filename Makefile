@@ -21,6 +21,7 @@ DEMO_SIZE ?= tiny
 PYTEST := $(VPY) -m pytest -ra --timeout=1200
 
 .PHONY: link setup deb test test-core test-qgis demo bench ticoi-venv install uninstall zip lint screenshots \
+        desktop-check \
         docs clean
 
 setup: deb $(VENV)/.stamp
@@ -78,9 +79,21 @@ screenshots: setup
 	rm -rf $(SHOTS)/profiles && mkdir -p $(SHOTS)/profiles/default/python/plugins $(SHOTS)/profiles/default/QGIS
 	ln -sfn "$(CURDIR)" $(SHOTS)/profiles/default/python/plugins/glacier_velocity
 	printf '[PythonPlugins]\nglacier_velocity=true\n' > $(SHOTS)/profiles/default/QGIS/QGIS3.ini
-	QT_QPA_PLATFORM=xcb GV_SCREENSHOTS="$(CURDIR)/docs" GV_WORK="$(CURDIR)/$(SHOTS)/work" \
+	QT_QPA_PLATFORM=xcb GV_SCRIPTS="$(CURDIR)/scripts" GV_SCREENSHOTS="$(CURDIR)/docs" GV_WORK="$(CURDIR)/$(SHOTS)/work" \
 	  timeout 900 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path "$(CURDIR)/$(SHOTS)" \
 	  --noversioncheck --nologo --code scripts/screenshots.py
+
+# The plugin tried in the real QGIS desktop under Xvfb (scripts/desktop_check.py): toolbox, the
+# newer algorithms' dialogs, a run from a dialog, the models in the modeler, a plugin reload, the
+# dock. Pictures and findings in .build/desktop-check; fails when a check fails.
+CHECK := .build/desktop-check
+desktop-check: setup
+	rm -rf $(CHECK)/profiles && mkdir -p $(CHECK)/profiles/default/python/plugins $(CHECK)/profiles/default/QGIS
+	ln -sfn "$(CURDIR)" $(CHECK)/profiles/default/python/plugins/glacier_velocity
+	printf '[PythonPlugins]\nglacier_velocity=true\n' > $(CHECK)/profiles/default/QGIS/QGIS3.ini
+	QT_QPA_PLATFORM=xcb GV_SCRIPTS="$(CURDIR)/scripts" GV_CHECK="$(CURDIR)/$(CHECK)" \
+	  timeout 900 xvfb-run -a -s "-screen 0 1600x1000x24" qgis --profiles-path "$(CURDIR)/$(CHECK)" \
+	  --noversioncheck --nologo --code scripts/desktop_check.py
 
 install:
 	mkdir -p "$(QGIS_PROFILE)/python/plugins"

@@ -80,7 +80,9 @@ def check_destinations(alg, parameters, context):
         path = destination_file(parameters, p.name(), context)
         if not path:
             continue
-        is_folder = isinstance(p, QgsProcessingParameterFolderDestination)
+        # a Zarr cube is a folder given as a file destination (exportcube)
+        is_folder = (isinstance(p, QgsProcessingParameterFolderDestination)
+                     or path.rstrip("/").lower().endswith(".zarr"))
         check_creatable(path, f"output {p.name()}", folder=is_folder)
         key = os.path.realpath(path)
         if key in seen:
@@ -125,8 +127,8 @@ def error_message(exc, user_names=None):
     elif isinstance(exc, OSError):
         name = f" '{exc.filename}'" if getattr(exc, "filename", None) else ""
         text = f"A file{name} cannot be read or written: {exc.strerror or exc}."
-    elif isinstance(exc, RuntimeError):  # GDAL's exceptions name the file they concern
-        text = f"GDAL could not read or write a file: {str(exc).strip()}"
+    elif isinstance(exc, RuntimeError):  # GDAL's and netCDF4's exceptions name the file
+        text = f"A file could not be read or written: {str(exc).strip()}"
     else:
         text = str(exc)
     for temp, user in (user_names or {}).items():
@@ -150,6 +152,18 @@ def _values(row, columns, kinds):
     return values
 
 
+def _add_rows(sink, fields, rows, columns, kinds, where):
+    """Add ``rows`` to ``sink``; a row that cannot be written is an :class:`InputError`."""
+    for i, row in enumerate(rows):
+        f = QgsFeature(fields)
+        f.setAttributes(_values(row, columns, kinds))
+        if not sink.addFeature(f, QgsFeatureSink.FastInsert):
+            raise InputError(f"{where}: row {i + 1} cannot be written: "
+                             f"{sink.lastError() or 'unknown error'}.")
+    if hasattr(sink, "finalize"):  # QGIS >= 3.38: flushes and closes the writer
+        sink.finalize()
+
+
 def write_rows(alg, parameters, name, context, fields, geometry, crs, rows, columns, kinds):
     """Write ``rows`` (dicts) into the sink of parameter ``name``; return the output id.
 
@@ -171,20 +185,14 @@ def write_rows(alg, parameters, name, context, fields, geometry, crs, rows, colu
     sink, dest = alg.parameterAsSink(params, name, context, fields, geometry, crs)
     if sink is None:
         raise InputError(f"{name}: the table '{final or parameters.get(name)}' cannot be created.")
+    complete = False
     try:
-        for i, row in enumerate(rows):
-            f = QgsFeature(fields)
-            f.setAttributes(_values(row, columns, kinds))
-            if not sink.addFeature(f, QgsFeatureSink.FastInsert):
-                raise InputError(f"{name}: row {i + 1} cannot be written to "
-                                 f"'{final or dest}': {sink.lastError() or 'unknown error'}.")
-        if hasattr(sink, "finalize"):  # QGIS >= 3.38: flushes and closes the writer
-            sink.finalize()
-        del sink  # closes the file (QGIS < 3.38)
-    except BaseException:
-        if temp:
+        _add_rows(sink, fields, rows, columns, kinds, f"{name}: '{final or dest}'")
+        complete = True
+    finally:
+        del sink  # closes the file (QGIS < 3.38), before a failed one is removed
+        if temp and not complete:
             discard(temp)
-        raise
     if not final:
         return dest
     commit(temp, final)

@@ -9,10 +9,14 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString)
 
+import os
+
 from ..compat import NUMBER_DOUBLE, TYPE_VECTOR_POLYGON
+from ..core.correlation.pairing import list_images
+from ..core.errors import InputError
 from ..core.filters.quality import DEFAULT_MAX_SPEED, DEFAULT_SNR
 from ..core.timeseries.harmonise import DEFAULT_PIXEL
-from ..core.io.pairsource import PairSource
+from ..core.io.pairsource import PairSource, readable_pairs
 from ..core.io.raster import raster_grid
 from ..core.io.stable import stable_mask
 from .base import GlacierAlgorithm
@@ -117,6 +121,37 @@ def reference_grid(alg, parameters, context):
     """The grid of the REFERENCE raster, or None when it is not given (see add_output_grid)."""
     ref = alg.raster_path(parameters, "REFERENCE", context, required=False)
     return raster_grid(ref, "reference raster") if ref else None
+
+
+def pair_products(alg, parameters, context, feedback, minimum=1):
+    """The paths of the pair products of SOURCES and of every raster in FOLDER (and FOLDERS when
+    the algorithm has it). A file that is not a usable pair product (damaged, truncated, an
+    image) is reported with its reason and skipped, so one bad file in a folder does not stop
+    the run; :class:`InputError` when fewer than ``minimum`` are left."""
+    paths = alg.raster_paths(parameters, "SOURCES", context)
+    folders = [alg.parameterAsFile(parameters, "FOLDER", context)]
+    if alg.parameterDefinition("FOLDERS") is not None:
+        folders += alg.parameterAsFileList(parameters, "FOLDERS", context)
+    for folder in filter(None, folders):
+        if not os.path.isdir(folder):
+            raise InputError(f"FOLDER: '{folder}' is not a folder.")
+        paths += list_images(folder)
+    if not paths:
+        raise InputError("SOURCES / FOLDER: give pair products, or a folder that holds some.")
+    sources, skipped = readable_pairs(paths)
+    for path, why in skipped:
+        feedback.reportError(f"Skipped {path}: {why}", False)
+    if len(sources) < minimum:
+        if not skipped:
+            raise InputError(f"SOURCES / FOLDER: {len(sources)} pair product(s) given, at least "
+                             f"{minimum} needed.")
+        found = (f"only {len(sources)} of the {len(paths)} file(s) is" if sources
+                 else f"none of the {len(paths)} file(s) is")
+        raise InputError(f"SOURCES / FOLDER: {found} a usable pair product, at least {minimum} "
+                         "needed: " + "; ".join(why for _, why in skipped[:3]))
+    if skipped:
+        feedback.pushInfo(f"{len(sources)} pair product(s) used, {len(skipped)} skipped.")
+    return [s.path for s in sources]
 
 
 class PairAlgorithm(GlacierAlgorithm):

@@ -29,8 +29,12 @@ class CalibrateWeightsAlgorithm(GlacierAlgorithm):
         "(the weighted combination): weight, n (matched samples), bias = mean(V − V_uav), RMSE, R² "
         "(squared correlation) and the slope of the line V = a + slope·V_uav, all in m/yr. With "
         "CLASSES, weights are also solved per class (rows with their class in column 'class'; "
-        "classes with fewer than 10 samples per weight keep the global weights). Velocities in "
-        "m/yr."
+        "classes with fewer than 10 samples per weight keep the global weights). SUBSET_WEIGHTS "
+        "holds the weights for every set of valid stacks that includes a primary one, each "
+        "solved on those stacks alone: where a stack is missing (Sentinel-2 under clouds), the "
+        "fusion then uses the combination of the others that fits the UAV best, instead of the "
+        "global weights renormalised, which never use a stack the global fit gave no weight. "
+        "Velocities in m/yr."
     )
     PARAM_HELP = {
         "REFERENCE": "UAV velocity stack (bands named START/END), the reference the weights are "
@@ -53,6 +57,9 @@ class CalibrateWeightsAlgorithm(GlacierAlgorithm):
                          "for the fusion's CLASS_WEIGHTS parameter.",
         "ERRORS": "each stack's RMSE against the UAV (m/yr, bias included), comma-separated in "
                   "WEIGHTS order: the 1 σ per stack for the fusion's ERRORS parameter.",
+        "SUBSET_WEIGHTS": "the weights of every set of valid stacks, 'mask:w1,w2,...;...' (mask: "
+                          "0/1 per stack in WEIGHTS order, 1 = valid), for the fusion's "
+                          "SUBSET_WEIGHTS parameter.",
     }
     METHOD_LABELS = ["Least squares, w ≥ 0 and Σw = 1 (default)", "Inverse variance"]
 
@@ -71,6 +78,8 @@ class CalibrateWeightsAlgorithm(GlacierAlgorithm):
         self.addOutput(QgsProcessingOutputString("WEIGHTS", "Weights"))
         self.addOutput(QgsProcessingOutputString("CLASS_WEIGHTS", "Per-class weights"))
         self.addOutput(QgsProcessingOutputString("ERRORS", "Errors (RMSE against the UAV)"))
+        self.addOutput(QgsProcessingOutputString("SUBSET_WEIGHTS", "Weights per set of valid "
+                                                                   "stacks"))
 
     def process(self, parameters, context, feedback):
         reference = self.raster_path(parameters, "REFERENCE", context)
@@ -95,7 +104,7 @@ class CalibrateWeightsAlgorithm(GlacierAlgorithm):
         results = {"OUTPUT": self.write_table(parameters, "OUTPUT", context, rows,
                                               cal.table_columns()),
                    "WEIGHTS": cal.weight_string, "CLASS_WEIGHTS": cal.class_weight_string(),
-                   "ERRORS": cal.error_string}
+                   "ERRORS": cal.error_string, "SUBSET_WEIGHTS": cal.subset_weight_string()}
         if self.parameterAsOutputLayer(parameters, "OUTPUT_SAMPLES", context):
             results["OUTPUT_SAMPLES"] = self.write_table(
                 parameters, "OUTPUT_SAMPLES", context, cal.sample_rows(), cal.sample_columns())

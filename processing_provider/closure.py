@@ -5,8 +5,10 @@ from qgis.core import (QgsProcessingParameterFeatureSource, QgsProcessingParamet
 
 from ..compat import NUMBER_DOUBLE, TYPE_RASTER, TYPE_VECTOR_POLYGON
 from ..core.correlation.closure import arrange_triplet, triplet_closure
+from ..core.errors import InputError
 from ..core.io.vector import rasterize_mask
 from .base import GlacierAlgorithm, advanced
+from .styles import DISTANCE
 
 COLUMNS = ["region", "windows", "valid", "valid_share", "median_closure_px", "median_closure_m",
            "mean_east_px", "mean_north_px", "nmad_east_px", "nmad_north_px", "rms_px", "p90_px",
@@ -17,6 +19,7 @@ class ClosureAlgorithm(GlacierAlgorithm):
     ALG_ID = "closure"
     DISPLAY_NAME = "Closure of a pair triplet"
     GROUP = "correlation"
+    OUTPUT_KINDS = {"OUTPUT": DISTANCE}  # metres, not a velocity
     HELP = (
         "How accurate is the correlation on your own images, without ground truth? For three "
         "acquisitions A, B and C correlated as A→B, B→C and A→C, the true displacements add up, so "
@@ -59,9 +62,11 @@ class ClosureAlgorithm(GlacierAlgorithm):
         paths = self.raster_paths(parameters, "SOURCES", context)
         glaciers = self.vector_path(parameters, "GLACIERS", context, feedback, required=False)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        region = None
-        if glaciers:
-            region = rasterize_mask(glaciers, arrange_triplet(paths)[2].grid)
+        try:  # before any work: three pair products whose dates chain
+            triplet = arrange_triplet(paths)
+        except InputError as exc:
+            raise InputError(f"SOURCES: {exc}") from None
+        region = rasterize_mask(glaciers, triplet[2].grid) if glaciers else None
         rows, info = triplet_closure(paths, output, region,
                                      self.positive_or_none(parameters, "PIXEL_SIZE", context),
                                      self.progress(feedback))

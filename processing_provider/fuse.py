@@ -8,7 +8,8 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterFeatureSour
 
 from ..compat import TYPE_RASTER, TYPE_VECTOR_TABLE
 from ..core.errors import InputError
-from ..core.fusion.weighted import fuse_stacks, parse_class_weights, parse_weights
+from ..core.fusion.weighted import (fuse_stacks, parse_class_weights, parse_subset_weights,
+                                    parse_weights)
 from ..core.io.pixel_series import parse_calibration
 from .base import GlacierAlgorithm
 
@@ -21,7 +22,9 @@ class FuseAlgorithm(GlacierAlgorithm):
         "Fuses the velocity stacks of several sensors into one stack (m/yr) with weights, e.g. "
         "those of \"Calibrate fusion weights on UAV velocities\".\n\n"
         "Per pixel and time step the fused value is the weighted mean of the stacks valid there, "
-        "the weights renormalised over them; a stack of weight 0 never contributes. A pixel gets a "
+        "the weights renormalised over them; a stack of weight 0 never contributes. With "
+        "SUBSET_WEIGHTS (the calibration's), a pixel where exactly a listed set of stacks is "
+        "valid takes that set's own calibrated weights instead. A pixel gets a "
         "fused value only where at least one primary stack (SOURCES) is valid: the auxiliary stack "
         "(Sentinel-1) adds its weighted value there, and elsewhere only serves the gap filling "
         "(\"Gap-fill a fused stack\").\n\n"
@@ -53,6 +56,9 @@ class FuseAlgorithm(GlacierAlgorithm):
         "OUTPUT": "fused velocity stack (m/yr, float32, NaN NoData).",
         "OUTPUT_COUNT": "optional stack with the number of stacks that contributed to each pixel "
                         "and time step (0 where there is no fused value).",
+        "SUBSET_WEIGHTS": "optional weights per set of valid stacks, 'mask:w1,w2,...;...' (the "
+                          "calibration's SUBSET_WEIGHTS; mask 0/1 per stack in WEIGHTS order): a "
+                          "pixel where exactly the stacks of a mask are valid takes its weights.",
         "ERRORS": "optional comma-separated 1 σ errors (m/yr), one per stack in WEIGHTS order "
                   "(e.g. the ERRORS output of the calibration); needed by OUTPUT_ERROR.",
         "OUTPUT_ERROR": "optional stack of the fused values' 1 σ (m/yr, one band per time step; "
@@ -73,6 +79,8 @@ class FuseAlgorithm(GlacierAlgorithm):
             "CLASSES", "Classes for per-class weights", optional=True))
         self.addParameter(QgsProcessingParameterString(
             "CLASS_WEIGHTS", "Per-class weights", optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            "SUBSET_WEIGHTS", "Weights per set of valid stacks", optional=True))
         self.addParameter(QgsProcessingParameterString(
             "ERRORS", "Errors per stack, 1 sigma m/yr (comma-separated)", optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused velocity stack"))
@@ -98,8 +106,11 @@ class FuseAlgorithm(GlacierAlgorithm):
         if error_output and not errors:
             raise InputError("OUTPUT_ERROR needs ERRORS: one 1 sigma error (m/yr) per stack, e.g. "
                              "the ERRORS output of Calibrate fusion weights.")
+        subsets = parse_subset_weights(
+            self.parameterAsString(parameters, "SUBSET_WEIGHTS", context), count)
         summary = fuse_stacks(sources, output, weights, auxiliary, count_output, classes,
-                              class_weights, self.progress(feedback), errors, error_output)
+                              class_weights, self.progress(feedback), errors, error_output,
+                              subsets)
         for s in summary:
             feedback.pushInfo(f"{s['interval']}: {s['stacks']} stack(s), fused on "
                               f"{100 * s['valid_share']:.1f} % of pixels, {s['mean_sources']:.2f} "

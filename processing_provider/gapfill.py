@@ -1,12 +1,34 @@
 """Fill the gaps of a fused velocity stack with the auxiliary (Sentinel-1) stack."""
 
+import os
+
 from qgis.core import (QgsProcessingParameterEnum, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
 from ..compat import NUMBER_DOUBLE, NUMBER_INTEGER
 from ..core.fusion.gapfill import (CLIP, COEFFICIENTS, ESTIMATORS, MIN_AUX, MIN_MONTHS,
                                     gapfill_stack)
+from ..core.errors import InputError
+from ..core.io.products import read_stack_info
 from .base import GlacierAlgorithm
+
+
+def check_auxiliary(fused, aux, feedback):
+    """Refuse an AUXILIARY that is the fused stack itself or a UAV stack (SENSOR metadata): in the
+    dialog a required raster takes the project's first raster by default, e.g. the UAV stack,
+    which would fill nothing but its own footprint without a word; warn when it is a satellite
+    stack other than Sentinel-1 (allowed, but not the method)."""
+    if os.path.realpath(fused) == os.path.realpath(aux):
+        raise InputError(f"AUXILIARY: '{aux}' is the fused stack itself: give the Sentinel-1 "
+                         "velocity stack.")
+    sensor = read_stack_info(aux).sensor.strip().lower()
+    if sensor == "uav":
+        raise InputError(f"AUXILIARY: '{aux}' is a UAV stack (SENSOR=uav): the gaps are filled "
+                         "from the Sentinel-1 velocity stack, which covers the whole grid.")
+    if sensor in ("landsat", "sentinel2"):
+        feedback.pushWarning(f"AUXILIARY is a {sensor} stack (SENSOR={sensor}), not "
+                             "Sentinel-1: its values fill the gaps, scaled as Sentinel-1's "
+                             "would be.")
 
 
 class GapfillAlgorithm(GlacierAlgorithm):
@@ -43,6 +65,12 @@ class GapfillAlgorithm(GlacierAlgorithm):
         "a·S, sqrt(S² var(a) + noise), the noise of a·S estimated from the residual variance of F "
         "− a·S (less the fused error when FUSED_ERROR is given); kept fused values keep "
         "FUSED_ERROR (NaN without it).\n\n"
+        "Neighbouring months (with FUSED_ERROR): a gap whose month lies between two months where "
+        "the pixel was fused also gets their mean N, with the neighbours' error plus the change "
+        "of speed over the months (learnt from the pixels fused three months in a row); the fill "
+        "is the inverse-variance mean of a·S and N, or N alone where no a·S exists. On the valley "
+        "sample scene's stacks this brings the glacier fills from 15.2 to 11.2 m/yr RMSE (raw "
+        "Sentinel-1 there 17.3) and the glacier coverage from 97.4 to 98.7 %.\n\n"
         "Bands are paired with the Sentinel-1 band of the same interval; a band without one is "
         "copied. Each band's share of pixels filled and left empty is reported and written to "
         "band metadata (FILLED_SHARE, EMPTY_SHARE)."
@@ -58,7 +86,8 @@ class GapfillAlgorithm(GlacierAlgorithm):
                      "coefficient's estimator).",
         "COEFFICIENT": "combined: window and per-pixel temporal coefficients by inverse variance "
                        "(default); spatial: the window coefficient alone (the paper's).",
-        "FUSED_ERROR": "optional 1 σ stack of the fused values (the fusion's OUTPUT_ERROR).",
+        "FUSED_ERROR": "optional 1 σ stack of the fused values (the fusion's OUTPUT_ERROR); with "
+                       "it the neighbouring months join the fills.",
         "OUTPUT_ERROR": "optional stack of the gap-filled values' 1 σ (m/yr, one band per month; "
                         "e.g. gapfilled_error.tif).",
         "OUTPUT": "gap-filled velocity stack (m/yr, float32, NaN NoData).",
@@ -88,6 +117,7 @@ class GapfillAlgorithm(GlacierAlgorithm):
     def process(self, parameters, context, feedback):
         fused = self.raster_path(parameters, "FUSED", context)
         aux = self.raster_path(parameters, "AUXILIARY", context)
+        check_auxiliary(fused, aux, feedback)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         error_output = self.parameterAsOutputLayer(parameters, "OUTPUT_ERROR", context) or None
         summary = gapfill_stack(fused, aux, output,

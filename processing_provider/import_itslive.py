@@ -27,17 +27,19 @@ class ImportItsLiveAlgorithm(GlacierAlgorithm):
         'in blocks, so a cube of many GB is imported with bounded memory.\n\n'
         'EXTENT (any CRS) keeps the pixels inside it; START_DATE and END_DATE keep pairs whose two dates '
         'both lie within them; MIN_DAYS and MAX_DAYS bound the time separation (date_dt); SENSORS keeps '
-        'the chosen sensors. Granules outside the request are skipped and listed in the log; nothing '
-        'matching at all is an error naming the file.\n\n'
+        'the chosen sensors. Granules outside the request, and in a folder a granule that cannot be '
+        'read (damaged, truncated, not ITS_LIVE), are skipped and listed in the log, which ends '
+        'with the number written and skipped; nothing matching at all is an error naming the '
+        'file.\n\n'
         'OUTPUT receives one GeoTIFF per pair, named sensor_YYYYMMDD_YYYYMMDD.tif (a suffix _2, _3 for '
         "repeated dates): bands vx, vy, v (ITS_LIVE's own speed) and snr (unknown in ITS_LIVE, left "
         'NoData: the SNR filter keeps such pixels and monthly weighting counts them as 1), plus a fifth '
         "band v_error when the source has it; metadata VX_ERROR and VY_ERROR hold ITS_LIVE's 1-sigma "
         'errors of the pair (m/yr) and V_ERROR their root mean square, the per-component error that '
-        'the temporal inversion (invertseries) reads; DATE_DT holds the time separation. Each file is '
-        'written under a temporary '
-        'name and renamed when complete. Needs the Python packages xarray and netCDF4 (and zarr for .zarr'
-        ' cubes).')
+        'the temporal inversion (invertseries) reads; DATE_DT holds the time separation. The import is '
+        'all or none: the files are written into a hidden folder inside OUTPUT and moved into place '
+        'when every one is complete, so a failed or cancelled import leaves OUTPUT as it was. Needs '
+        'the Python packages xarray and netCDF4 (and zarr for .zarr cubes).')
     PARAM_HELP = {
         "INPUT": "ITS_LIVE granule (.nc), folder of granules, or datacube (.nc or .zarr folder).",
         "EXTENT": "area to import, in any CRS (optional: the whole grid).",

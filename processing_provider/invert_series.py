@@ -1,8 +1,6 @@
 """Regular velocity series (calendar months or every N days) by temporal inversion of
 overlapping pair products of any sensors and baselines."""
 
-import os
-
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
                        QgsProcessingParameterFeatureSink,
                        QgsProcessingParameterFeatureSource, QgsProcessingParameterFile,
@@ -11,14 +9,13 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum,
 
 from ..compat import (FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, TYPE_FILE, TYPE_RASTER,
                       TYPE_VECTOR_TABLE)
-from ..core.correlation.pairing import list_images
 from ..core.errors import InputError
 from ..core.io.pairsource import PairSource
 from ..core.timeseries.harmonise import DEFAULT_PIXEL
 from ..core.timeseries.inversion import ROBUST
 from ..core.timeseries.invert_series import (DEFAULT_NOISE_PX, error_stack_path, inversion_grid,
                                              invert_series)
-from ._pair_common import add_output_grid, reference_grid
+from ._pair_common import add_output_grid, pair_products, reference_grid
 from .base import SCHEDULER_HELP, GlacierAlgorithm
 
 TABLE_COLUMNS = ["band", "interval", "n_pairs", "pairs_per_pixel", "residual_rms", "coverage"]
@@ -60,7 +57,9 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
         "item ERROR_STACK names its error stack; without OUTPUT_ERROR, the error stack is written "
         "beside OUTPUT as <name>_error.tif, so the velocity dock finds it.\n\n"
         "Pair products come from SOURCES and/or every raster in FOLDER and FOLDERS (e.g. the "
-        "output folders of \"Correlate image pairs (batch)\"). They go onto the REFERENCE "
+        "output folders of \"Correlate image pairs (batch)\"); a file that is not a usable pair "
+        "product (damaged, truncated, an image) is skipped and named in the log. They go onto the "
+        "REFERENCE "
         "raster's grid, or a "
         f"{DEFAULT_PIXEL:g} m grid (PIXEL_SIZE) over the first pair when all pairs share one CRS; "
         "pairs are read directly when they are on that grid, else resampled by nearest neighbour. "
@@ -142,15 +141,7 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
                                                  "Regularisation coefficient used"))
 
     def process(self, parameters, context, feedback):
-        paths = self.raster_paths(parameters, "SOURCES", context)
-        folders = [self.parameterAsFile(parameters, "FOLDER", context)]
-        folders += self.parameterAsFileList(parameters, "FOLDERS", context)
-        for folder in filter(None, folders):
-            if not os.path.isdir(folder):
-                raise InputError(f"FOLDER / FOLDERS: '{folder}' is not a folder.")
-            paths += list_images(folder)
-        if not paths:
-            raise InputError("SOURCES / FOLDER: give pair products, or a folder that holds some.")
+        paths = pair_products(self, parameters, context, feedback, minimum=2)
         grid = reference_grid(self, parameters, context) or inversion_grid(
             [PairSource(p) for p in paths], None,
             self.parameterAsDouble(parameters, "PIXEL_SIZE", context))

@@ -11,13 +11,12 @@ from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum
 
 from ..compat import FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, TYPE_RASTER
 from ..core.filters.clean import clean_pairs
-from ..core.errors import InputError
 from ..core.timeseries.harmonise import DEFAULT_PIXEL, target_grid
 from ..core.timeseries.invert_series import error_stack_path
 from ..core.timeseries.monthly import COMBINE, ERROR_OUTPUTS, monthly_stacks
-from ..core.correlation.pairing import list_images
-from ..core.io.pairsource import PairSource, readable_pairs
-from ._pair_common import STABLE_HELP, add_output_grid, add_stable, reference_grid
+from ..core.io.pairsource import PairSource
+from ._pair_common import (STABLE_HELP, add_output_grid, add_stable, pair_products,
+                           reference_grid)
 from .base import GlacierAlgorithm
 
 
@@ -39,7 +38,9 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
         "grid (PIXEL_SIZE) covering the first pair. Each band's metadata PAIRS lists the pair "
         "files that went into it; OUTPUT_TABLE lists them per month.\n\n"
         "Pair products come from SOURCES and/or every raster in FOLDER (e.g. the output folder of "
-        "\"Correlate image pairs (batch)\", which makes this step chainable in the modeler). With "
+        "\"Correlate image pairs (batch)\", which makes this step chainable in the modeler); a "
+        "file that is not a usable pair product (damaged, truncated, an image) is skipped and named "
+        "in the log. With "
         "CLEAN, each pair first goes through the default chain of \"Clean a velocity pair\" "
         "(quality filters, and ramp removal on the STABLE polygons when given); the cleaned pairs "
         "are kept in OUTPUT_PAIRS when it is set, else in a temporary folder.\n\n"
@@ -107,14 +108,7 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
             "OUTPUT_PAIRS", "Cleaned pair products", optional=True, createByDefault=False))
 
     def process(self, parameters, context, feedback):
-        paths = self.raster_paths(parameters, "SOURCES", context)
-        folder = self.parameterAsFile(parameters, "FOLDER", context)
-        if folder:
-            paths += list_images(folder)
-        if not paths:
-            raise InputError("SOURCES / FOLDER: give at least one pair product, or a folder that "
-                             "holds some.")
-        paths = self.usable_pairs(paths, feedback)
+        paths = pair_products(self, parameters, context, feedback)
         stable = self.vector_path(parameters, "STABLE", context, feedback, required=False)
         if not self.parameterAsBoolean(parameters, "CLEAN", context):
             if stable:
@@ -135,20 +129,6 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
         if kept:
             results["OUTPUT_PAIRS"] = kept
         return results
-
-    @staticmethod
-    def usable_pairs(paths, feedback):
-        """The paths of ``paths`` that are readable pair products; the others are reported
-        with their reason and skipped (InputError when none is left)."""
-        sources, skipped = readable_pairs(paths)
-        for path, why in skipped:
-            feedback.reportError(f"Skipped {path}: {why}", False)
-        if not sources:
-            raise InputError(f"SOURCES / FOLDER: none of the {len(paths)} file(s) is a usable pair "
-                             "product: " + "; ".join(why for _, why in skipped[:3]))
-        if skipped:
-            feedback.pushInfo(f"{len(sources)} pair product(s) used, {len(skipped)} skipped.")
-        return [s.path for s in sources]
 
     def stack(self, paths, parameters, context, feedback, start=0.0):
         """Build the stacks from ``paths``; progress from ``start`` to 1."""

@@ -44,7 +44,17 @@ class ShippedModel(QgsProcessingModelAlgorithm):
     def displayName(self):  # noqa: N802 (QGIS's name)
         return self.helpContent().get("TITLE") or self.name()
 
-    def createInstance(self):  # noqa: N802
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        # qgis_process and processing.run pass only the inputs given, and QGIS's model then hands
+        # each child nothing for the others, so the child took its own default: Sentinel-1 was
+        # correlated with 32 px windows instead of the model's 64. The model's defaults fill them.
+        filled = dict(parameters)
+        for d in self.parameterDefinitions():
+            if filled.get(d.name()) is None and not d.isDestination() and d.defaultValue() is not None:
+                filled[d.name()] = d.defaultValue()
+        return super().processAlgorithm(filled, context, feedback)
+
+    def createInstance(self):  # noqa: N802 (run() works on a copy made here, so it keeps the fill)
         model = ShippedModel()
         model.loadVariant(self.toVariant())
         model.setSourceFilePath(self.sourceFilePath())

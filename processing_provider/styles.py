@@ -14,7 +14,8 @@ styled layers. Kinds:
   negative, white 0, red positive) symmetric about 0.
 * ``PVALUE``: classes p < 0.01, < 0.05, < 0.1, ≥ 0.1; ``SIGNIFICANCE``: categories 0/1.
 * ``SNR``: grey 0 (black) to 1 (white). ``COUNT`` (valid months, stacks, years) and ``ERROR``
-  (1σ, m/yr): sequential ramps from 0.
+  (1σ, m/yr): sequential ramps from 0. ``DISTANCE`` (metres, e.g. a triplet's closure): the
+  error ramp from 0 in m, on the last band (the closure's magnitude after its east and north).
 
 Styles are applied on the main thread, when QGIS calls the post-processor; each styler keeps
 itself alive (QGIS holds only a C++ pointer) until it has run. :func:`style_layer` is the same
@@ -39,9 +40,10 @@ from ..core.io.products import PAIR_BANDS
 
 VELOCITY, SPEED, COMPONENT, TREND, ANOMALY = "velocity", "speed", "component", "trend", "anomaly"
 PVALUE, SIGNIFICANCE, SNR, COUNT, ERROR = "pvalue", "significance", "snr", "count", "error"
+DISTANCE = "distance"
 GLACIERS, STABLE = "glaciers", "stable"  # polygon layers of the sample scene
 KINDS = (VELOCITY, SPEED, COMPONENT, TREND, ANOMALY, PVALUE, SIGNIFICANCE, SNR, COUNT, ERROR,
-         GLACIERS, STABLE)
+         DISTANCE, GLACIERS, STABLE)
 
 # colour stops (offset 0-1, colour): viridis; blue-white-red (ColorBrewer RdBu reversed);
 # ColorBrewer Blues and YlOrRd
@@ -56,7 +58,7 @@ P_CLASSES = ((0.01, "#08519c", "p < 0.01"), (0.05, "#4292c6", "0.01 ≤ p < 0.05
              (0.1, "#9ecae1", "0.05 ≤ p < 0.1"), (1.0, "#e0e0e0", "p ≥ 0.1 (no evidence)"))
 SIGNIFICANCE_CLASSES = ((0, "#d9d9d9", "not significant"), (1, "#d7301f", "significant (FDR)"))
 UNITS = {SPEED: "m/yr", COMPONENT: "m/yr", ANOMALY: "m/yr", ERROR: "m/yr",
-         TREND: "m/yr per decade", COUNT: ""}
+         TREND: "m/yr per decade", COUNT: "", DISTANCE: "m"}
 SAMPLE = 250_000  # pixels sampled for the ranges (fast on large stacks)
 
 STRETCH = QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum
@@ -182,6 +184,8 @@ def raster_renderer(layer, kind, band=None, top=None):
     if kind == VELOCITY:
         kind, pair_band = velocity_kind(layer.source())
         band = band or pair_band
+    if band is None and kind == DISTANCE:
+        band = layer.bandCount()
     if band is None:
         band = data_band(layer) if kind in (SPEED, COMPONENT, ANOMALY, ERROR) else 1
     provider = layer.dataProvider()
@@ -207,8 +211,8 @@ def raster_renderer(layer, kind, band=None, top=None):
     if kind == COUNT:
         stats = provider.bandStatistics(band, STATS_MIN_MAX, layer.extent(), SAMPLE)
         top = max(stats.maximumValue, 1.0) if _has_data(stats) else 1.0
-    return _pseudocolor(layer, band, {COUNT: "blues", ERROR: "ylorrd"}.get(kind, "viridis"),
-                        0.0, top, units=UNITS.get(kind, "m/yr"))
+    return _pseudocolor(layer, band, {COUNT: "blues", ERROR: "ylorrd", DISTANCE: "ylorrd"}.get(
+        kind, "viridis"), 0.0, top, units=UNITS.get(kind, "m/yr"))
 
 
 def vector_renderer(kind):

@@ -18,44 +18,31 @@ end; a failed step is printed and QGIS exits with status 1.
 """
 
 import os
-import subprocess
 import sys
-import time
-import traceback
 
 import numpy as np
 import processing
-from osgeo import gdal
-from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsPointXY, QgsProject,
+from qgis.core import (QgsApplication, QgsCoordinateReferenceSystem, QgsProject,
                        QgsRasterLayer, QgsRectangle)
 from qgis.gui import QgsProcessingToolboxTreeView
-from qgis.PyQt.QtCore import QPoint, QRect, Qt, QTimer
-from qgis.PyQt.QtTest import QTest
+from qgis.PyQt.QtCore import QPoint, QRect, Qt
 from qgis.PyQt.QtWidgets import QAction, QDockWidget, QSplitter
 from qgis.utils import iface, plugins
 
+sys.path.insert(0, os.path.abspath(os.environ.get("GV_SCRIPTS", "scripts")))
+import desktop_common  # noqa: E402 (found through GV_SCRIPTS)
+from desktop_common import (SCREEN, click_map, map_point, run_steps,  # noqa: E402
+                            show_main_window, wait)
+
 OUT = os.path.abspath(os.environ.get("GV_SCREENSHOTS", "docs"))
 WORK = os.path.abspath(os.environ.get("GV_WORK", os.path.join(".build", "screenshots")))
-SCREEN = QRect(0, 0, 1600, 1000)
 STEP_MS = 400
 ALG = "glaciervelocity:"
 
 
-def wait(seconds=1.0):
-    """Let the GUI draw (layers render in background threads)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        QgsApplication.processEvents()
-        time.sleep(0.02)
-
-
 def shot(name, rect=SCREEN):
-    """The screen (cropped to ``rect``) as ``OUT/name``, taken by ImageMagick from the X server."""
-    wait(1.5)
-    path = os.path.join(OUT, name)
-    crop = f"{rect.width()}x{rect.height()}+{rect.x()}+{rect.y()}"
-    subprocess.run(["import", "-window", "root", "-crop", crop, "+repage", path], check=True)
-    print(f"Wrote {path}", flush=True)
+    """The screen (cropped to ``rect``) as ``OUT/name``."""
+    return desktop_common.shot(OUT, name, rect)
 
 
 def glacier_pixel(paths):
@@ -72,49 +59,18 @@ def glacier_pixel(paths):
     return fast, slow
 
 
-def map_point(path, row, col):
-    gt = gdal.Open(path).GetGeoTransform()
-    return QgsPointXY(gt[0] + (col + 0.5) * gt[1], gt[3] + (row + 0.5) * gt[5])
-
-
-def click_map(point):
-    """A real left click on the canvas at map ``point`` (what the pixel tool receives)."""
-    canvas = iface.mapCanvas()
-    pixel = canvas.getCoordinateTransform().transform(point)
-    pos = QPoint(int(pixel.x()), int(pixel.y()))
-    QTest.mousePress(canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     pos)
-    QTest.mouseRelease(canvas.viewport(), Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier, pos)
-
-
 class Session:
     """The steps, run one after the other from the event loop."""
 
     def __init__(self):
         self.steps = [self.setup, self.scene, self.toolbox, self.dialog, self.dock,
-                      self.calibration, self.modeler, self.finish]
-        self.failed = False
-
-    def next(self):
-        step = self.steps.pop(0)
-        try:
-            print(f"Screenshots: {step.__name__}", flush=True)
-            step()
-        except Exception:
-            traceback.print_exc()
-            self.failed = True
-            self.steps = [self.finish]
-        QTimer.singleShot(STEP_MS, self.next)
+                      self.calibration, self.modeler]
 
     def setup(self):
         os.makedirs(OUT, exist_ok=True)
         os.makedirs(WORK, exist_ok=True)
+        self.toolbox_dock = show_main_window()
         window = iface.mainWindow()
-        window.setGeometry(SCREEN)
-        window.showMaximized()
-        self.toolbox_dock = window.findChild(QDockWidget, "ProcessingToolbox")
-        self.toolbox_dock.show()
         browser = window.findChild(QDockWidget, "Browser")
         if browser is not None:  # the layer tree gets the height
             browser.hide()
@@ -236,11 +192,11 @@ class Session:
         wait(0.5)
         shot("modeler.png", dlg.frameGeometry())
 
-    def finish(self):
+    def finish(self, failures):
         QgsProject.instance().setDirty(False)
         sys.stdout.flush()
-        os._exit(1 if self.failed else 0)  # QGIS's own exit asks questions; nothing is unsaved
+        os._exit(1 if failures else 0)  # QGIS's own exit asks questions; nothing is unsaved
 
 
 SESSION = Session()
-QTimer.singleShot(2000, SESSION.next)
+run_steps(SESSION.steps, SESSION.finish, "Screenshots", STEP_MS)

@@ -78,7 +78,7 @@ def triplet_closure(paths, output=None, region=None, pixel=None, progress=None):
             pixel = float(ac.metadata.get("PIXEL_M", ""))
         except ValueError:
             raise InputError(f"'{ac.path}' has no PIXEL_M metadata (the image pixel size): give "
-                             "the pixel size in metres.") from None
+                             "the pixel size in metres (PIXEL_SIZE).") from None
     if region is not None and np.shape(region) != grid.shape:
         raise InputError(f"The region mask ({np.shape(region)}) is not on the grid of "
                          f"'{ac.path}' {grid.shape}.")

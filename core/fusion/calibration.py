@@ -31,7 +31,7 @@ from ..io.names import unique_names
 from ..io.pixel_series import (CALIBRATION_COLUMNS, CLASS_COLUMN, COMBINED, SAMPLE_COLUMNS,
                                sample_column)
 from ..errors import InputError
-from .weighted import format_weights, stack_infos
+from .weighted import format_subset_weights, format_weights, stack_infos
 from ..progress import ensure
 from ..io.reader import GridReader, StackReader
 
@@ -95,6 +95,27 @@ def inverse_variance_weights(X, y):
     return inv / inv.sum()
 
 
+def subset_weights(X, y, n_primary, solve=simplex_lsq):
+    """The weights to use where only some sources are valid: for every set of sources holding
+    at least one primary (the first ``n_primary`` columns of ``X``), the weights ``solve`` finds
+    on those columns alone (zero for the others), keyed by the set's validity mask (a tuple of
+    bools). Where the calibrated sensors are all valid this is the global solution; where the
+    best of them is missing (clouds over Sentinel-2), the others get the weights that fit the
+    UAV best without it, instead of the global weights renormalised (a sensor the global fit
+    gave no weight because a sharper one was there would otherwise never contribute)."""
+    k = X.shape[1]
+    out = {}
+    for code in range(1, 2 ** k):
+        mask = tuple(bool(code >> j & 1) for j in range(k))
+        if not any(mask[:n_primary]):
+            continue
+        cols = [j for j in range(k) if mask[j]]
+        w = np.zeros(k)
+        w[cols] = solve(X[:, cols], y)
+        out[mask] = w
+    return out
+
+
 def fit_stats(values, reference):
     """``{n, bias, rmse, r2, slope}`` of ``values`` against ``reference`` (1-D, both valid)."""
     v = np.asarray(values, np.float64)
@@ -136,6 +157,7 @@ class Calibration:
     matches: list  # (UAV interval, [matched source interval per source])
     class_weights: dict = field(default_factory=dict)  # class value -> weights
     class_counts: dict = field(default_factory=dict)  # class value -> samples (incl. too few)
+    subset_weights: dict = field(default_factory=dict)  # valid-set mask (tuple) -> weights
 
     @property
     def weight_string(self):
@@ -200,6 +222,11 @@ class Calibration:
     def sample_columns(self):
         return (list(SAMPLE_COLUMNS) + [sample_column(n) for n in self.names]
                 + [sample_column(COMBINED)])
+
+    def subset_weight_string(self):
+        """The weights of every set of valid sources (:func:`subset_weights`) as the fusion's
+        SUBSET_WEIGHTS text (:func:`core.fusion.weighted.format_subset_weights`)."""
+        return format_subset_weights(self.subset_weights)
 
     def class_weight_string(self):
         """Per-class weights as 'class:w1,w2,...;class:...' (classes with enough samples)."""
@@ -318,5 +345,6 @@ def calibrate(reference, primaries, auxiliary=None, method="least_squares", clas
             if sel.sum() >= need:
                 class_weights[float(value)] = solve(samples.values[sel], samples.uav[sel])
     roles = ["primary"] * len(primaries) + (["auxiliary"] if auxiliary else [])
+    subsets = subset_weights(samples.values, samples.uav, len(primaries), solve)
     return Calibration(unique_names(sources), [i.sensor for i in infos], roles, method, weights,
-                       samples, matches, class_weights, class_counts)
+                       samples, matches, class_weights, class_counts, subsets)

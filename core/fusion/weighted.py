@@ -65,6 +65,53 @@ def parse_errors(text, count, what="ERRORS"):
     return e
 
 
+def format_subset_weights(subsets):
+    """``{validity mask: weights}`` as 'mask:w1,w2,...;...' with the mask written as 0/1 per
+    stack in weight order (e.g. '101:0.6,0,0.4': the weights where only the first and the third
+    stack are valid)."""
+    return ";".join("".join("1" if m else "0" for m in mask) + ":" + format_weights(w)
+                    for mask, w in subsets.items())
+
+
+def parse_subset_weights(text, count, what="SUBSET_WEIGHTS"):
+    """Parse :func:`format_subset_weights`' text into ``{validity mask: weights}`` (may be
+    empty); each set's weights are normalised over the stacks it holds."""
+    out = {}
+    for item in str(text or "").split(";"):
+        if not item.strip():
+            continue
+        key, _, values = item.partition(":")
+        key = key.strip()
+        if len(key) != count or set(key) - {"0", "1"} or "1" not in key:
+            raise InputError(f"{what}: '{key}' is not a mask of {count} digits 0/1 (one per "
+                             "stack in weight order, 1 = valid).")
+        mask = tuple(c == "1" for c in key)
+        w = parse_weights(values, count, f"{what} ({key})")
+        if np.any(w[~np.array(mask)] > 0):
+            raise InputError(f"{what} ({key}): a stack outside the set has a weight.")
+        out[mask] = w
+    return out
+
+
+def subset_pixel_weights(values, weights, subsets):
+    """Per-pixel weights (k, rows, cols) of one time step: at each pixel the ``subsets`` weights
+    of the set of stacks valid there ({validity mask: weights}), ``weights`` (k,) or (k, rows,
+    cols) where that set is not listed. ``values`` as in :func:`fuse_band`."""
+    shape = next(np.shape(v) for v in values if v is not None)
+    k = len(values)
+    code = np.zeros(shape, np.int64)
+    for j, v in enumerate(values):
+        if v is not None:
+            code |= np.isfinite(v).astype(np.int64) << j
+    w = np.asarray(weights, np.float32)
+    out = np.broadcast_to(w[:, None, None] if w.ndim == 1 else w, (k,) + shape).copy()
+    for mask, w in subsets.items():
+        at = code == sum(1 << j for j, m in enumerate(mask) if m)
+        if at.any():
+            out[:, at] = np.asarray(w, np.float32)[:, None]
+    return out
+
+
 def parse_class_weights(text, count, what="CLASS_WEIGHTS"):
     """Parse 'class:w1,w2,...;class:...' into ``{class value: weights}`` (may be empty)."""
     out = {}
@@ -176,11 +223,14 @@ def pixel_weights(weights, grid, classes=None, class_weights=None):
     return out
 
 
-def fused_step(readers, interval, weights, n_primary, errors=None):
+def fused_step(readers, interval, weights, n_primary, errors=None, subsets=None):
     """Fuse the stacks' bands of ``interval``: ``(fused, count, item, error)`` with ``item`` the
     summary ``{interval, stacks, valid_share, mean_sources, shares}`` of that time step and
-    ``error`` the fused 1 σ band (None without ``errors``, see :func:`fuse_band`)."""
+    ``error`` the fused 1 σ band (None without ``errors``, see :func:`fuse_band`); ``subsets``
+    the weights of sets of valid stacks (:func:`subset_pixel_weights`)."""
     bands = [r.read(interval) for r in readers]
+    if subsets:
+        weights = subset_pixel_weights(bands, weights, subsets)
     fused, count, *error = fuse_band(bands, weights, n_primary, errors)
     valid = np.isfinite(fused)
     item = {"interval": str(interval), "stacks": sum(x is not None for x in bands),
@@ -191,16 +241,20 @@ def fused_step(readers, interval, weights, n_primary, errors=None):
 
 
 def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, classes=None,
-                class_weights=None, progress=None, errors=None, error_output=None):
+                class_weights=None, progress=None, errors=None, error_output=None,
+                subset_weights=None):
     """Fuse velocity stacks into ``output`` (and the contributing-stack counts into
     ``count_output``). ``weights``: array or weight string, primaries then auxiliary.
     ``errors`` (array or comma-separated string, one 1 σ in m/yr per stack in the same order)
     and ``error_output`` write the fused value's 1 σ stack.
 
     ``classes`` (categorical raster) with ``class_weights`` ({class value: weights}) gives pixels
-    of those classes their own weights. Stacks in another CRS are read with their components
-    turned to the output grid's axes (:class:`core.io.reader.StackReader`). Returns a list of
-    per-band dicts ``{interval, valid_share, mean_sources}``.
+    of those classes their own weights. ``subset_weights`` ({validity mask: weights} or its
+    text, e.g. the calibration's, :func:`format_subset_weights`) gives the pixels where exactly
+    such a set of stacks is valid that set's weights (over any other). Stacks in another CRS
+    are read with their components turned to the output grid's axes
+    (:class:`core.io.reader.StackReader`). Returns a list of per-band dicts ``{interval,
+    valid_share, mean_sources}``.
     """
     progress = ensure(progress)
     primaries = list(primaries)
@@ -221,8 +275,11 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
     readers = [StackReader(info, grid) for info in infos]
     intervals = union_intervals(infos)
     pixel_w = pixel_weights(w, grid, classes, class_weights)
+    if isinstance(subset_weights, str):
+        subset_weights = parse_subset_weights(subset_weights, k)
     names = ",".join(info.path for info in infos)
     meta = {"WEIGHTS": format_weights(w), "SOURCES": names,
+            **({"SUBSET_WEIGHTS": format_subset_weights(subset_weights)} if subset_weights else {}),
             "ROLES": ",".join(["primary"] * len(primaries) + (["auxiliary"] if auxiliary else []))}
     summary = []
     inputs = paths + ([classes] if classes else [])
@@ -239,7 +296,8 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
                                 "SOURCES": names}, inputs=inputs + [output])
     with all_or_none([writer, counter, err_writer]):
         for b, iv in enumerate(intervals):
-            fused, count, item, error = fused_step(readers, iv, pixel_w, len(primaries), errors)
+            fused, count, item, error = fused_step(readers, iv, pixel_w, len(primaries), errors,
+                                                   subset_weights)
             if err_writer is not None:
                 err_writer.write(b, error)
             writer.write(b, fused)

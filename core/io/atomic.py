@@ -3,10 +3,13 @@ into place only when it is complete.
 
 A run that fails, is cancelled or is killed (SIGTERM, SIGKILL, a crash) therefore never leaves a
 half-written product at the destination: an old file there stays as it was and no new file
-appears. The temporary name is recognisable, ``.<name>.gvpart-<pid><ext>`` (hidden, except for
-tables, see :func:`temporary_path`; the writing process id; the destination's extension, so
-drivers that pick the format by extension still work), so the next run that writes into the same
-folder removes the leftovers of processes that are no longer alive (:func:`remove_leftovers`).
+appears. The temporary name is recognisable, ``.<name>.gvpart-<pid>-<host><ext>`` (hidden,
+except for tables, see :func:`temporary_path`; the writing process id and its computer's name;
+the destination's extension, so drivers that pick the format by extension still work), so the
+next run that writes into the same folder removes the leftovers of processes of this computer
+that are no longer alive (:func:`remove_leftovers`). The computer's name matters on a cluster:
+workers on other machines write into the same shared folder, and their process ids mean
+nothing here, so their files are never taken for leftovers.
 Side files a driver writes beside the temporary file (``.aux.xml``, shapefile parts, GeoPackage
 journals) move or go with it.
 """
@@ -14,20 +17,25 @@ journals) move or go with it.
 import contextlib
 import os
 import re
+import shutil
+import socket
 
 from ..errors import InputError
 
 TAG = ".gvpart-"
-_LEFTOVER = re.compile(r"^.*\.gvpart-(\d+)(\.[^/]*)?$")
+# pid, then the host (no dots: the extension follows); names without a host are this computer's
+_LEFTOVER = re.compile(r"^.*\.gvpart-(\d+)(?:-([A-Za-z0-9-]*))?(\.[^/]*)?$")
+HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0]) or "host"
 
 
 def temporary_path(path, hidden=True):
-    """The temporary name :func:`commit` moves to ``path``: ``.<stem>.gvpart-<pid><ext>``
+    """The temporary name :func:`commit` moves to ``path``: ``.<stem>.gvpart-<pid>-<host><ext>``
     (without the leading dot when not ``hidden``: QGIS names a GeoPackage table after the part of
     the file name before its first dot)."""
     folder, base = os.path.split(os.path.abspath(str(path)))
     stem, ext = os.path.splitext(base)
-    return os.path.join(folder, f"{'.' if hidden else ''}{stem}{TAG}{os.getpid()}{ext}")
+    return os.path.join(folder,
+                        f"{'.' if hidden else ''}{stem}{TAG}{os.getpid()}-{HOST}{ext}")
 
 
 def check_creatable(path, what="output", folder=False):
@@ -79,8 +87,8 @@ def _alive(pid):
 
 
 def remove_leftovers(folder):
-    """Remove temporary files of runs that died in ``folder`` (their process is gone); returns
-    the names removed."""
+    """Remove temporary files and folders of runs of this computer that died in ``folder``
+    (their process is gone); returns the names removed."""
     removed = []
     try:
         names = os.listdir(folder)
@@ -88,9 +96,13 @@ def remove_leftovers(folder):
         return removed
     for name in names:
         m = _LEFTOVER.match(name)
-        if m and not _alive(int(m.group(1))):
+        if m and m.group(2) in (None, HOST) and not _alive(int(m.group(1))):
+            path = os.path.join(folder, name)
             with contextlib.suppress(OSError):
-                os.remove(os.path.join(folder, name))
+                if os.path.isdir(path):  # a staging folder or a Zarr cube
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
                 removed.append(name)
     return removed
 

@@ -30,6 +30,7 @@ import numpy as np
 from osgeo import osr
 
 from ..errors import InputError
+from .atomic import prepare_folder, temporary_path
 from .dates import Interval
 from .grid import Grid
 
@@ -116,7 +117,8 @@ def open_dataset(path, what="NetCDF/Zarr file"):
         return xr.open_dataset(path, engine="netcdf4", chunks=None, decode_times=False,
                                decode_timedelta=False)
     except Exception as exc:  # the backends raise many types (OSError, KeyError, ValueError...)
-        raise InputError(f"The {what} '{path}' cannot be read as NetCDF/Zarr: {exc}") from None
+        raise InputError(f"The {what} '{path}' cannot be read as NetCDF/Zarr (another format, "
+                         f"or a damaged or truncated file): {exc}") from None
 
 
 # ---------------------------------------------------------------------------- CF decoding
@@ -329,6 +331,17 @@ def read_cube_info(path, ds=None):
             ds.close()
 
 
+def read_values(variable, path):
+    """The values of an xarray variable (a window of it) as float32; :class:`InputError`
+    naming ``path`` when the data cannot be read (a file whose header opens but whose data are
+    cut short or damaged)."""
+    try:
+        return np.asarray(variable.values, np.float32)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise InputError(f"'{path}' is damaged or truncated: its variable '{variable.name}' "
+                         f"cannot be read ({exc}).") from None
+
+
 def select_layers(info, start=None, end=None, min_days=None, max_days=None, keep=None):
     """Indices of the layers whose pair lies within ``[start, end]`` (dates), whose baseline is
     within ``[min_days, max_days]`` and for which ``keep(index)`` is true (all when None)."""
@@ -368,8 +381,7 @@ def iter_window(ds, info, layers, window, variables=None, budget=READ_BUDGET, pr
                "x": slice(c0, c0 + nc)}
         data = {}
         for name in variables:
-            arr = np.asarray(ds[name].isel(sel).transpose("mid_date", "y", "x").values,
-                             np.float32)
+            arr = read_values(ds[name].isel(sel).transpose("mid_date", "y", "x"), info.path)
             data[name] = arr[:, ::-1] if info.flip_y else arr
         for i in wanted:
             yield int(i), {n: data[n][i - first] for n in variables}
@@ -384,7 +396,10 @@ def iter_window(ds, info, layers, window, variables=None, budget=READ_BUDGET, pr
 def _grid_mapping_attrs(grid):
     """CF grid-mapping attributes of a grid's CRS, with GDAL's GeoTransform."""
     srs = grid.srs()
-    srs.AutoIdentifyEPSG()
+    try:
+        srs.AutoIdentifyEPSG()
+    except RuntimeError:  # a custom CRS (no EPSG code): crs_wkt and proj4text describe it
+        pass
     code = srs.GetAuthorityCode(None)
     attrs = {"crs_wkt": grid.crs_wkt, "spatial_ref": grid.crs_wkt,
              "proj4text": srs.ExportToProj4().strip(),
@@ -499,17 +514,16 @@ def export_cube(output, grid, intervals, readers, sensor="", attrs=None, progres
             encoding[name] = {"chunksizes": chunks, "zlib": True, "complevel": 4, "shuffle": True,
                               "_FillValue": np.float32("nan"), "dtype": "float32"}
     encoding["mapping"] = no_fill
-    folder = os.path.dirname(os.path.abspath(output))
-    tmp = os.path.join(folder, f".{os.path.basename(output)}.part")
+    prepare_folder(output, "cube")  # removes a killed run's temporary cube there
+    tmp = temporary_path(output)
     try:
-        os.makedirs(folder, exist_ok=True)
-        _remove(tmp)
         with dask.config.set(scheduler="synchronous"):  # netCDF4 is not thread-safe
             if zarr:
                 ds.to_zarr(tmp, mode="w", encoding=encoding, consolidated=True)
             else:
                 ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
-        _remove(output)
+        if os.path.isdir(output):  # an older Zarr cube (a file is replaced in one step)
+            _remove(output)
         os.replace(tmp, output)
     except OSError as exc:
         raise InputError(f"OUTPUT '{output}' cannot be written: {exc}") from None

@@ -23,13 +23,15 @@ The other way, :func:`export_stacks` writes velocity stacks as one cube with ITS
 import math
 import os
 import re
+import shutil
 
 import numpy as np
 
 from ..errors import InputError
 from ..progress import ensure
+from .atomic import make_folder, temporary_path
 from .cubes import (check_velocity_units, export_cube, iter_window, open_dataset, read_cube_info,
-                    read_grid, select_layers, window_of)
+                    read_grid, read_values, select_layers, window_of)
 from .dates import Interval, parse_date
 from .grid import crs_name
 from .products import PairWriter, read_stack, read_stack_info
@@ -90,7 +92,10 @@ def find_inputs(path):
         if not files:
             raise InputError(f"INPUT: the folder '{path}' holds no NetCDF (.nc) granule.")
         return "granules", files
-    ds = open_dataset(path, "ITS_LIVE file")
+    try:
+        ds = open_dataset(path, "ITS_LIVE file")
+    except InputError as exc:
+        raise InputError(f"INPUT: {exc}") from None
     try:
         kind = "cube" if "mid_date" in ds.dims else "granules"
     finally:
@@ -111,16 +116,14 @@ def _unique_name(folder, sensor, interval, taken):
 
 
 def _write_pair(path, grid, interval, sensor, data, meta):
-    """A pair product (5th band v_error when given), written under a temporary name first."""
-    # hidden and without a raster extension, so a folder listing never takes a partial file
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.part")
-    with PairWriter(tmp, grid, interval.start, interval.end, sensor, meta,
+    """A pair product (5th band v_error when given); :class:`PairWriter` writes it under a
+    temporary name and moves it into place when complete (and creates the folder)."""
+    with PairWriter(path, grid, interval.start, interval.end, sensor, meta,
                     extra_bands=("v_error",) if "v_error" in data else ()) as w:
         snr = np.full(data["vx"].shape, np.nan, np.float32)
         w.write(data["vx"], data["vy"], snr, v=data.get("v"))
         if "v_error" in data:
             w.write_extra("v_error", data["v_error"])
-    os.replace(tmp, path)
     return path
 
 
@@ -139,14 +142,46 @@ def import_itslive(source, output_folder, extent=None, start=None, end=None, min
     start = parse_date(start) if start else None
     end = parse_date(end) if end else None
     sensors = set(sensors or ())
-    os.makedirs(output_folder, exist_ok=True)
     kind, found = find_inputs(source)
-    if kind == "cube":
-        return _import_cube(found, output_folder, extent, start, end, min_days, max_days,
-                            sensors, progress)
-    written, taken, reasons = [], set(), []
+    # all or none: the pairs are written into a hidden staging folder inside the output folder
+    # and moved into place when every one is complete; a refused input leaves no (empty) folder,
+    # a failed or cancelled run leaves the folder as it was (a killed run's staging folder is
+    # removed by the next run, see core.io.atomic)
+    made = not os.path.isdir(output_folder)
+    staging = temporary_path(os.path.join(output_folder, "import"))
+    try:
+        if kind == "cube":
+            staged = _import_cube(found, staging, extent, start, end, min_days, max_days,
+                                  sensors, progress)
+        else:
+            staged = _import_granules(source, found, staging, extent, start, end, min_days,
+                                      max_days, sensors, progress, log)
+        make_folder(output_folder)
+        written = []
+        for path in staged:
+            written.append(os.path.join(output_folder, os.path.basename(path)))
+            os.replace(path, written[-1])
+        return written
+    except BaseException:
+        if made:
+            shutil.rmtree(output_folder, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _import_granules(source, found, output_folder, extent, start, end, min_days, max_days,
+                     sensors, progress, log):
+    """Import granule files ``found`` (see :func:`import_itslive`); the paths written."""
+    written, taken, reasons, damaged = [], set(), [], 0
     for k, path in enumerate(found):
-        item = _read_granule(path, extent, start, end, min_days, max_days, sensors)
+        try:
+            item = _read_granule(path, extent, start, end, min_days, max_days, sensors)
+        except InputError as exc:
+            if len(found) == 1:
+                raise InputError(f"INPUT: {exc}") from None
+            # one damaged or foreign file in a folder does not stop the others
+            item, damaged = str(exc).rstrip("."), damaged + 1
         if isinstance(item, str):
             reasons.append(item)
             if log is not None:
@@ -157,8 +192,12 @@ def import_itslive(source, output_folder, extent=None, start=None, end=None, min
             written.append(_write_pair(out, grid, interval, sensor, data, meta))
         progress.update((k + 1) / len(found))
     if not written:
-        raise InputError(f"No ITS_LIVE granule of '{source}' matches the request: "
-                         f"{'; '.join(sorted(set(reasons)))}.")
+        what = "is readable" if damaged == len(found) else "matches the request"
+        raise InputError(f"INPUT: no ITS_LIVE granule of '{source}' {what}: "
+                         f"{'; '.join(sorted(set(reasons))[:5])}.")
+    if log is not None and len(found) > 1:
+        log(f"{len(found)} granule(s): {len(written)} written, {len(found) - len(written)} "
+            "skipped.")
     return written
 
 
@@ -205,8 +244,8 @@ def _read_granule(path, extent, start, end, min_days, max_days, sensors):
         s0 = grid.rows - r0 - nr if flip else r0  # the window's first row as stored
         data = {}
         for n in names:
-            arr = np.asarray(ds[n].isel(y=slice(s0, s0 + nr), x=slice(c0, c0 + nc))
-                             .transpose("y", "x").values, np.float32)
+            arr = read_values(ds[n].isel(y=slice(s0, s0 + nr), x=slice(c0, c0 + nc))
+                              .transpose("y", "x"), path)
             data[n] = arr[::-1] if flip else arr
         meta = {"SOURCE": "ITS_LIVE", "SOURCE_FILE": os.path.basename(path), "DATE_DT": days,
                 "SATELLITE": code}
@@ -220,7 +259,10 @@ def _read_granule(path, extent, start, end, min_days, max_days, sensors):
 def _import_cube(path, output_folder, extent, start, end, min_days, max_days, sensors, progress):
     ds = open_dataset(path, "ITS_LIVE cube")
     try:
-        info = read_cube_info(path, ds)
+        try:
+            info = read_cube_info(path, ds)
+        except InputError as exc:
+            raise InputError(f"INPUT: {exc}") from None
         missing = [n for n in ("vx", "vy") if n not in info.variables]
         if missing:
             raise InputError(f"'{path}' has no {' or '.join(missing)} on (mid_date, y, x): pair "

@@ -80,8 +80,9 @@ class PairSource:
     def _init_product(self, start, end, sensor):
         ds = open_raster(self.path, "pair product")
         if ds.RasterCount < 2:
-            raise InputError(f"'{self.path}' has a single band: give the vy raster too (INPUT_VY) "
-                             "or a pair product with bands vx, vy, v, snr.")
+            raise InputError(f"'{self.path}' has a single band: it is not a pair product (bands "
+                             "vx, vy, v, snr); a single-band vx raster needs its vy raster "
+                             "(INPUT_VY, where the algorithm has it).")
         info = read_pair_info(self.path, start, end, sensor)
         check_units(self.units, self.path, info.metadata)
         self.grid, self.start, self.end = info.grid, info.start, info.end

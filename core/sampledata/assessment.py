@@ -101,7 +101,26 @@ def sigma_coverage(data, sigma, true, mask, z=1.96):
     return (float(inside.mean()) if inside.size else float("nan")), int(m.sum())
 
 
-def assess_chain(truth_path, labels, stacks, fused, filled, aux, filled_error=None):
+def trend_classes(rows, glaciers):
+    """{glacier id: (class found, class expected, right)} of the glacier trend table ``rows``
+    (dicts with 'id' and 'class', e.g. read from glaciertrend's OUTPUT_TABLE) against the scene's
+    glacier records (manifest 'glaciers': 'gid', 'expected_class'). 'accelerating' matches
+    'significantly accelerating' (and so on); glaciers missing from the table (below MIN_AREA)
+    are left out."""
+    expected = {int(g["gid"]): g["expected_class"] for g in glaciers}
+    out = {}
+    for r in rows:
+        gid = int(float(r["id"]))
+        if gid in expected:
+            found = r["class"]
+            right = (found == expected[gid] if expected[gid].startswith("no ")
+                     else found == f"significantly {expected[gid]}")
+            out[gid] = (found, expected[gid], right)
+    return out
+
+
+def assess_chain(truth_path, labels, stacks, fused, filled, aux, filled_error=None,
+                 trend_rows=None, glaciers=None):
     """Issue 15's figures of one chain run against the truth.
 
     ``stacks``: {sensor: monthly stack path} (each judged on its own valid pixels); ``fused``,
@@ -109,7 +128,9 @@ def assess_chain(truth_path, labels, stacks, fused, filled, aux, filled_error=No
     ``filled_error`` (its 1 σ stack) paths; ``labels`` the glacier ids on the truth grid.
     Returns a dict: 'sensors' {sensor: errors}, 'fused', 'filled' (errors), 'all_valid'
     {product: rmse on the pixel-months where every sensor is valid}, 'fills' (:func:`fills`),
-    'amplitudes' {gid: (product, truth)}, 'sigma_coverage' (share, n) on the glaciers.
+    'amplitudes' {gid: (product, truth)}, 'sigma_coverage' (share, n) on the glaciers, and
+    with ``trend_rows`` (the glacier trend table) and ``glaciers`` (the manifest's records)
+    'trend_classes' (:func:`trend_classes`).
     """
     tinfo, truth = read_stack(truth_path)
     glacier = labels > 0
@@ -129,6 +150,8 @@ def assess_chain(truth_path, labels, stacks, fused, filled, aux, filled_error=No
     out["amplitudes"] = seasonal_amplitudes(g, true, labels, info.intervals)
     if filled_error:
         out["sigma_coverage"] = sigma_coverage(g, read_stack(filled_error)[1], true, glacier)
+    if trend_rows is not None and glaciers is not None:
+        out["trend_classes"] = trend_classes(trend_rows, glaciers)
     return out
 
 
@@ -166,12 +189,20 @@ def format_assessment(res, names=None):
                         f"true speed (target within ±3 %), RMSE {fl['fast_rmse']:.1f} against raw "
                         f"Sentinel-1 {fl['aux_fast_rmse']:.1f} (target: at most)."
                         if fl.get("fast_n") else ""))
-    amps = res["amplitudes"]
-    lines.append("Seasonal amplitude (gap-filled / true, m/yr; target within 10 %): " + "; ".join(
-        f"glacier {gid} {p:.1f} / {t:.1f} ({100 * (p / t - 1):+.0f} %)" for gid, (p, t) in
-        amps.items() if t > 0) + ".")
+    amps = {gid: pt for gid, pt in res["amplitudes"].items() if pt[1] > 0}
+    within = sum(abs(p / t - 1) <= 0.1 for p, t in amps.values())
+    lines.append(f"Seasonal amplitude within 10 % of the truth for {within} of {len(amps)} "
+                 "glaciers (gap-filled / true, m/yr): " + "; ".join(
+                     f"glacier {gid} {p:.1f} / {t:.1f} ({100 * (p / t - 1):+.0f} %)"
+                     for gid, (p, t) in amps.items()) + ".")
     if "sigma_coverage" in res:
         share, n = res["sigma_coverage"]
         lines.append(f"Truth within ±1.96 σ of the gap-filled error for {100 * share:.1f} % of "
                      f"{n} glacier pixel-months (target 95 ± 3 %).")
+    if res.get("trend_classes"):
+        tc = res["trend_classes"]
+        right = sum(r for *_, r in tc.values())
+        lines.append(f"Glacier trend classes right: {right} of {len(tc)} ("
+                     + "; ".join(f"glacier {gid} {found}, expected {exp}"
+                                 for gid, (found, exp, _) in tc.items()) + ").")
     return lines

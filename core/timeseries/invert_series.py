@@ -308,7 +308,8 @@ def _invert(sources, grid, outputs, first, last, spacing_days, regularisation, r
                        WORKERS if here else 1, sorted(outputs))
     pairs = sources if here else [s.path for s in sources]
     partial = [None] * len(tiles)  # each tile's sums, added in tile order (same as on a cluster)
-    log(f"Inverting {len(tiles)} tile(s) of up to {side} x {side} pixels"
+    log(f"Inverting {len(tiles)} tile(s) of up to {min(side, grid.rows)} x "
+        f"{min(side, grid.cols)} pixels"
         + ("." if here else " on the Dask cluster, one tile per task."))
     written = []
     try:

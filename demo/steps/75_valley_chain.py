@@ -32,7 +32,7 @@ def run(ctx):
     fused, fused_err = ctx.path("valley", "fused.tif"), ctx.path("valley", "fused_error.tif")
     ctx.qgis("fuse", SOURCES=[filtered["landsat"], filtered["sentinel2"]],
              AUXILIARY=filtered["sentinel1"], WEIGHTS=res["WEIGHTS"], ERRORS=res["ERRORS"],
-             OUTPUT=fused, OUTPUT_ERROR=fused_err)
+             SUBSET_WEIGHTS=res["SUBSET_WEIGHTS"], OUTPUT=fused, OUTPUT_ERROR=fused_err)
     labels = model.labels(read_stack_info(p["truth_v"]).grid)
     stacks = dict({s: p[f"{s}_v"] for s in SENSORS},
                   **{f"{s}_filtered": filtered[s] for s in SENSORS})
@@ -43,9 +43,14 @@ def run(ctx):
              "monthly sensor stacks (each sensor's noise, bias, gaps and outliers) are filtered in "
              "time, the weights calibrated on the UAV stack (WEIGHTS "
              f"{res['WEIGHTS']}; ERRORS, each sensor's RMSE against the UAV, {res['ERRORS']} "
-             "m/yr), fused with per-pixel errors and gap-filled from Sentinel-1 twice: with the "
+             "m/yr; where a sensor is missing the others take the weights calibrated for them "
+             "alone, SUBSET_WEIGHTS), fused with per-pixel errors and gap-filled from Sentinel-1 "
+             "twice: with the "
              "paper's window coefficient and with the window and temporal coefficients combined "
-             "(the default). Sensors are judged on their own valid pixels."]
+             "(the default). Sensors are judged on their own valid pixels. (The same scene from "
+             "images, through the shipped full model, takes far longer than the demo's five "
+             "minutes: 108 correlations of 500-750 px images; `python bench/bench_chain.py "
+             "--from-images` runs and judges it.)"]
     for coefficient, index in (("spatial", 1), ("combined", 0)):
         filled = ctx.path("valley", f"gapfilled_{coefficient}.tif")
         error = ctx.path("valley", f"gapfilled_{coefficient}_error.tif")

@@ -159,12 +159,57 @@ def bad_inputs(scene_tiny, tmp_path_factory):
     os.makedirs(j("empty"))
     with open(j("afile.txt"), "w") as f:
         f.write("a regular file: nothing can be created under it\n")
+    _newer_algorithm_inputs(j, pair, stack, l1)
     x, y = 2_000_000.0, 1_000_000.0  # far outside the scene
     write_geojson(j("glaciers_far.geojson"), "Polygon",
                   [[[x, y], [x + 500, y], [x + 500, y + 500], [x, y + 500], [x, y]]])
     write_geojson(j("points.geojson"), "Point", [421000.0, 3328000.0])
     return {"scene": scene, "bad": bad, "file": j("afile.txt"), "L1": l1, "L2": l2,
             "D1": d1, "D2": d2, "D3": d3}
+
+
+def _newer_algorithm_inputs(j, pair, stack, image):
+    """Inputs of the cases of invertseries, importitslive, exportcube and closure: ITS_LIVE
+    granules and a cube (good, truncated, without vy, in km/yr), a closure triplet, a vx stack
+    on another grid, a folder of pairs holding one damaged product."""
+    import netCDF4
+
+    from glacier_velocity.core.sampledata.itslive import write_cube, write_granule
+
+    rng = np.random.default_rng(3)
+    gt = (420000.0, 120.0, 0.0, 3330000.0, 0.0, -120.0)
+    vx, vy = rng.normal(80, 20, (20, 24)), rng.normal(5, 5, (20, 24))
+    t0 = dt.datetime(2020, 5, 1)
+    granule = write_granule(j("granule.nc"), vx, vy, t0, t0 + dt.timedelta(16), gt)
+    truncate(granule, j("trunc_granule.nc"), 0.5)
+    write_granule(j("kmyr_granule.nc"), vx, vy, t0, t0 + dt.timedelta(16), gt,
+                  units="kilometer/year")
+    shutil.copy(granule, j("novy_granule.nc"))
+    with netCDF4.Dataset(j("novy_granule.nc"), "a") as nc:
+        nc.renameVariable("vy", "vy_removed")
+    os.makedirs(j("granules"))
+    shutil.copy(granule, j("granules", "S2A_20200501_20200517.nc"))
+    shutil.copy(j("trunc_granule.nc"), j("granules", "S2A_20200601_20200617.nc"))
+    starts = [t0 + dt.timedelta(12 * i) for i in range(6)]
+    cube = write_cube(j("cube.nc"), rng.normal(80, 20, (6, 20, 24)),
+                      rng.normal(5, 5, (6, 20, 24)), starts,
+                      [s + dt.timedelta(24) for s in starts], ["2A", "1A"] * 3, gt)
+    truncate(cube, j("trunc_cube.nc"), 0.5)
+    os.makedirs(j("triplet"))
+    for name, (a, b) in {"ab": ("2020-01-05", "2020-02-06"), "bc": ("2020-02-06", "2020-03-09"),
+                         "ac": ("2020-01-05", "2020-03-09")}.items():
+        copy_raster(pair, j("triplet", f"{name}.tif"),
+                    metadata={"START_DATE": a, "END_DATE": b, "SENSOR": "landsat"})
+    truncate(j("triplet", "bc.tif"), j("trunc_bc.tif"))
+    copy_raster(j("triplet", "bc.tif"), j("bc_gap.tif"),
+                metadata={"START_DATE": "2020-02-10", "END_DATE": "2020-03-09"})
+    copy_raster(stack, j("far_vx_stack.tif"), shift=1e6)
+    os.makedirs(j("pairs_one_bad"))
+    for a, b in (("20200105", "20200206"), ("20200121", "20200222"),
+                 ("20200206", "20200309")):
+        copy_raster(pair, j("pairs_one_bad", f"landsat_{a}_{b}.tif"),
+                    metadata={"START_DATE": a, "END_DATE": b})
+    shutil.copy(j("trunc_pair.tif"), j("pairs_one_bad", "landsat_20200309_20200410.tif"))
 
 
 def _fill(value, places):
@@ -280,7 +325,7 @@ def test_matrix_cli_cases(bad_inputs, qgis_process, tmp_path):
         args = ["run", f"glaciervelocity:{case['alg']}", "--"]
         for k, v in case["params"].items():  # a list: the parameter given once per value
             args += [f"{k}={x}" for x in (v if isinstance(v, list) else [v])]
-        return qgis_process(*args, check=False, timeout=300)
+        return qgis_process(*args, check=False, timeout=900)  # a loaded CI machine
 
     with ThreadPoolExecutor(3) as pool:  # start-up dominates: three at a time
         procs = list(pool.map(run, cases))
@@ -325,7 +370,7 @@ def test_sigterm_leaves_no_product_and_the_next_run_cleans_up(bad_inputs, qgis_p
                              f"REFERENCE={ref}", f"SECONDARY={sec}", "STEP=1", "WINDOW=64",
                              f"OUTPUT={target}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # start-up and the input checks, on a loaded machine
     temps = []
     while time.time() < deadline and not temps and proc.poll() is None:
         time.sleep(0.5)

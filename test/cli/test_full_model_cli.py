@@ -13,16 +13,24 @@ from glacier_velocity.core.io.raster import read_band
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 YEARS = 3  # the trend algorithms need at least 3 years
+# The full model's 108 correlations took 28 minutes of wall time (more than 6 of CPU) on a 2-core
+# machine shared with other busy processes (load average 17): beyond the suite's 1200 s per test
+# and the 900 s this run had, which failed `make test` on a fresh clone there.
+pytestmark = pytest.mark.timeout(3600)
 SENSORS = ("landsat", "sentinel2", "sentinel1")
 
 
-def rmse_against_truth(path, truth_path, mask):
+def rmse_against_truth(path, truth_path, mask, also=None):
     """RMSE (m/yr) of a speed stack against the true monthly speeds, on the months both have
-    (matched by interval) and the pixels of ``mask`` where the stack is valid; and n."""
+    (matched by interval) and the pixels of ``mask`` where the stack is valid (and the stack
+    ``also`` too, when given); and n."""
     info, data = read_stack(path)
     tinfo, truth = read_stack(truth_path)
     idx = [tinfo.intervals.index(iv) for iv in info.intervals]
     ok = np.isfinite(data) & np.broadcast_to(mask, data.shape)
+    if also is not None:
+        other_info, other = read_stack(also)
+        ok &= np.isfinite(other[[other_info.intervals.index(iv) for iv in info.intervals]])
     err = data[ok] - truth[idx][ok]
     return float(np.sqrt(np.mean(err ** 2))), int(ok.sum())
 
@@ -34,7 +42,7 @@ def full_run(qgis_process, build_models, series_scene, tmp_path_factory):
     bm = build_models
     outputs = bm.full_model_outputs(str(tmp_path_factory.mktemp("full_model")))
     args = bm.run_arguments(bm.sample_scene_inputs(folder, manifest), outputs)
-    proc = qgis_process("run", "glaciervelocity:imagepairstotrends", "--", *args, timeout=900)
+    proc = qgis_process("run", "glaciervelocity:imagepairstotrends", "--", *args, timeout=3000)
     return manifest, model, outputs, proc.stdout
 
 
@@ -58,16 +66,22 @@ def test_full_model_writes_every_product(full_run):
 
 
 def test_fused_product_beats_every_single_sensor(full_run):
-    """RMSE against the true monthly speed, on the glaciers, each product on the months and
-    pixels it has: the fused product (calibrated weights, from the filtered stacks) is below
-    every sensor's monthly stack; gap filling then covers more of the glaciers."""
+    """RMSE against the true monthly speed, on the glaciers: the fused product (calibrated
+    weights, from the filtered stacks) is below every sensor's monthly stack on that sensor's
+    own valid pixel-months, and covers more than any optical sensor (where the best sensor is
+    missing, the others take the weights calibrated for them: SUBSET_WEIGHTS); gap filling then
+    covers more of the glaciers."""
     manifest, model, outputs, _ = full_run
     truth = manifest["paths"]["truth_v"]
     glacier = model.labels(read_stack(truth)[0].grid) > 0
     fused, n_fused = rmse_against_truth(outputs["fusion:OUTPUT"], truth, glacier)
     for sensor in SENSORS:
-        single, _ = rmse_against_truth(outputs[f"{sensor}_stack:OUTPUT"], truth, glacier)
-        assert fused < single, (sensor, fused, single)
+        stack = outputs[f"{sensor}_stack:OUTPUT"]
+        single, n_single = rmse_against_truth(stack, truth, glacier)
+        there, _ = rmse_against_truth(outputs["fusion:OUTPUT"], truth, glacier, also=stack)
+        assert there < single, (sensor, there, single)
+        if sensor != "sentinel1":
+            assert n_fused > n_single, (sensor, n_fused, n_single)
     assert fused < 10.0  # m/yr, on glaciers flowing up to 150 m/yr
     _, n_filled = rmse_against_truth(outputs["gapfill:OUTPUT"], truth, glacier)
     assert n_filled > 1.2 * n_fused

@@ -56,6 +56,9 @@ def test_help_renders_as_paragraphs(provider, render):
         names += [o.name() for o in alg.outputDefinitions()]
         for text in [alg.HELP, *(alg.PARAM_HELP[n] for n in names if n in alg.PARAM_HELP)]:
             assert _words(text) in rendered, f"{alg.id()}: {text[:60]}… not shown as written"
+        # help is plain text (escaped once by rich_help): no entity shows as written
+        entity = re.search(r"&(lt|gt|amp|quot|#\d+);", rendered)
+        assert not entity, f"{alg.id()}: '{rendered[entity.start() - 30:entity.end() + 10]}'"
         # a paragraph breaks where a sentence ends; list items are one line each
         for para in body:
             if para.startswith("- "):
@@ -73,6 +76,8 @@ def test_angle_brackets_show_as_written(provider, render):
     assert "series/<sensor>/" in shown
     shown = " ".join(render(provider.algorithm("correlatebatch").create()))
     assert "<sensor>_<start>_<end>.tif" in shown
+    shown = " ".join(render(provider.algorithm("invertseries").create()))
+    assert "beside OUTPUT as <name>_error.tif" in shown
 
 
 def test_model_help_renders_as_paragraphs(provider, render):

@@ -52,7 +52,7 @@ def test_invertseries_bad_inputs(run_alg, tmp_path):
     out = str(tmp_path / "v.tif")
     with pytest.raises(QgsProcessingException, match="several CRS.*REFERENCE"):
         run_alg("invertseries", {"SOURCES": paths, "OUTPUT": out})
-    with pytest.raises(QgsProcessingException, match="at least two pair products"):
+    with pytest.raises(QgsProcessingException, match="1 pair product.s. given, at least 2"):
         run_alg("invertseries", {"SOURCES": paths[:1], "OUTPUT": out})
     with pytest.raises(QgsProcessingException, match="No pair overlaps"):
         run_alg("invertseries", {"SOURCES": paths, "REFERENCE": paths[0], "OUTPUT": out,

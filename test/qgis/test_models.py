@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # the public contract of the models (README, help); scripts and the demo depend on these names
 FULL_INPUTS = {"LANDSAT_FOLDER", "SENTINEL2_FOLDER", "SENTINEL1_FOLDER", "REFERENCE", "UAV",
-               "STABLE", "GLACIERS", "DEM", "MIN_YEARS", "MIN_AREA", "DASK_SCHEDULER"} | {
+               "STABLE", "GLACIERS", "DEM", "MIN_YEARS", "MIN_AREA", "DASK_SCHEDULER", "DEFORM"} | {
     f"{s}_{p}" for s in ("LANDSAT", "SENTINEL2", "SENTINEL1")
     for p in ("MIN_DAYS", "MAX_DAYS", "WINDOW", "STEP")}
 ONE_PAIR_INPUTS = {"REFERENCE", "SECONDARY", "WINDOW", "STEP", "START_DATE", "END_DATE", "STABLE",
@@ -246,3 +246,49 @@ def test_model_outputs_have_descriptive_names(provider, build_models, model_id):
         for name, output in child.modelOutputs().items():
             assert output.description() == expected[f"{child.childId()}:{name}"]
 
+
+
+def test_model_defaults_reach_the_children(provider):
+    """qgis_process and processing.run pass only the inputs given; a shipped model hands its own
+    default to a child for the others (QGIS's model alone gives the child nothing, so the child
+    took its own default: 32 px Sentinel-1 windows instead of the full model's 64)."""
+    from qgis.core import (QgsFeature, QgsGeometry, QgsPointXY, QgsProcessingContext,
+                           QgsProcessingFeedback, QgsProcessingModelChildAlgorithm,
+                           QgsProcessingModelChildParameterSource, QgsProcessingModelOutput,
+                           QgsProcessingModelParameter, QgsProcessingParameterNumber,
+                           QgsProcessingParameterVectorLayer, QgsVectorLayer)
+
+    from glacier_velocity.compat import NUMBER_DOUBLE
+    from glacier_velocity.processing_provider.provider import ShippedModel
+
+    plain = QgsProcessingModelAlgorithm("m", "m")
+    plain.addModelParameter(QgsProcessingParameterNumber("DIST", "d", NUMBER_DOUBLE, 7.0),
+                            QgsProcessingModelParameter("DIST"))
+    plain.addModelParameter(QgsProcessingParameterVectorLayer("LAYER", "l"),
+                            QgsProcessingModelParameter("LAYER"))
+    child = QgsProcessingModelChildAlgorithm("native:buffer")  # its own default distance: 10
+    child.setChildId("buf")
+    child.addParameterSources(
+        "INPUT", [QgsProcessingModelChildParameterSource.fromModelParameter("LAYER")])
+    child.addParameterSources(
+        "DISTANCE", [QgsProcessingModelChildParameterSource.fromModelParameter("DIST")])
+    out = QgsProcessingModelOutput("OUT")
+    out.setChildId("buf")
+    out.setChildOutputName("OUTPUT")
+    child.setModelOutputs({"OUT": out})
+    plain.addChildAlgorithm(child)
+    shipped = ShippedModel()
+    shipped.loadVariant(plain.toVariant())
+    layer = QgsVectorLayer("Point?crs=EPSG:32645", "p", "memory")
+    f = QgsFeature()
+    f.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(0, 0)))
+    layer.dataProvider().addFeatures([f])
+    given = {"LAYER": layer, "buf:OUT": "memory:"}
+    distances = {}
+    for name, model in (("plain", plain), ("shipped", shipped)):
+        res, ok = model.run(given, QgsProcessingContext(), QgsProcessingFeedback())
+        assert ok
+        distances[name] = res["CHILD_INPUTS"]["buf"]["DISTANCE"]
+    del layer
+    assert distances["shipped"] == 7.0
+    assert not distances["plain"]  # QGIS's own behaviour, which the shipped models correct

@@ -64,8 +64,8 @@ def test_every_raster_output_has_a_style(provider):
     from qgis.core import QgsProcessingParameterRasterDestination
 
     from glacier_velocity.processing_provider.base import GlacierAlgorithm
-    from glacier_velocity.processing_provider.styles import (ERROR, KINDS, TREND, VELOCITY,
-                                                             default_kind)
+    from glacier_velocity.processing_provider.styles import (DISTANCE, ERROR, KINDS, TREND,
+                                                             VELOCITY, default_kind)
 
     seen = {}
     for alg in provider.algorithms():
@@ -78,6 +78,7 @@ def test_every_raster_output_has_a_style(provider):
                 seen[(alg.name(), d.name())] = kinds[d.name()]
     assert seen[("pixeltrend", "OUTPUT_TREND")] == TREND
     assert seen[("fuse", "OUTPUT")] == VELOCITY
+    assert seen[("closure", "OUTPUT")] == DISTANCE  # metres, not m/yr
     assert default_kind("OUTPUT_ERROR") == ERROR  # e.g. the per-pixel error stacks
 
 
@@ -161,6 +162,27 @@ def test_pair_product_shows_speed_and_snr_is_grey(run_loaded, scene_tiny, tmp_pa
     assert isinstance(grey, QgsSingleBandGrayRenderer) and grey.grayBand() == 4
     ce = grey.contrastEnhancement()
     assert (ce.minimumValue(), ce.maximumValue()) == (0.0, 1.0)
+
+
+def test_closure_raster_shows_its_magnitude_in_metres(run_loaded, tmp_path):
+    from glacier_velocity.core.io.grid import Grid
+    from glacier_velocity.core.io.products import write_pair_product
+
+    grid = Grid.from_bounds(420000, 3330000, 30, 40, 40, 32645)
+    rng = np.random.default_rng(1)
+    paths = []
+    for name, (a, b) in {"ab": ("2020-01-05", "2020-02-06"), "bc": ("2020-02-06", "2020-03-09"),
+                         "ac": ("2020-01-05", "2020-03-09")}.items():
+        paths.append(str(tmp_path / f"{name}.tif"))
+        write_pair_product(paths[-1], grid, rng.normal(100, 5, grid.shape),
+                           rng.normal(0, 5, grid.shape), np.ones(grid.shape), a, b, "landsat")
+    layers = run_loaded("closure", {"SOURCES": paths, "PIXEL_SIZE": 15,
+                                    "OUTPUT_TABLE": str(tmp_path / "c.csv")},
+                        {"OUTPUT": tmp_path / "closure.tif"})
+    layer = layers["OUTPUT"]
+    assert layer.renderer().band() == 3  # the magnitude, after closure_east and closure_north
+    items = shader_of(layer).colorRampItemList()
+    assert items[0].value == 0 and items[-1].label.endswith(" m")
 
 
 def test_sample_scene_loads_as_a_group(run_loaded, project, tmp_path, provider):

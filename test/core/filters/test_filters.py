@@ -184,7 +184,7 @@ def test_component_rasters_units_and_dates(tmp_path):
     ok = PairSource(str(tmp_path / "vx.tif"), str(tmp_path / "vy.tif"), start="2020-01-01",
                     end="2020-02-01")
     assert ok.baseline_years == pytest.approx(31 / 365.25)
-    with pytest.raises(InputError, match="give the vy raster too"):
+    with pytest.raises(InputError, match="needs its vy raster"):
         PairSource(str(tmp_path / "vx.tif"))
     pair = str(tmp_path / "pair.tif")
     write_pair_product(pair, GRID, vx, vy, np.ones_like(vx), "2020-01-01", "2020-02-01")

@@ -6,8 +6,9 @@ from osgeo import gdal
 
 from glacier_velocity.core.io.dates import Interval
 from glacier_velocity.core.errors import InputError
-from glacier_velocity.core.fusion.weighted import (format_weights, fuse_band, fuse_stacks,
-                                          parse_class_weights, parse_weights)
+from glacier_velocity.core.fusion.weighted import (format_subset_weights, format_weights,
+                                                   fuse_band, fuse_stacks, parse_class_weights,
+                                                   parse_subset_weights, parse_weights)
 from glacier_velocity.core.io.grid import Grid
 from glacier_velocity.core.io.products import read_stack, write_stack
 from glacier_velocity.core.io.raster import read_bands, warp_to_grid, write_raster
@@ -143,6 +144,55 @@ def test_per_class_weights(tmp_path):
     np.testing.assert_allclose(fused[0, :, 3:], 10.0)
     with pytest.raises(InputError, match="also an input"):  # the class raster is an input too
         fuse_stacks([pa, pb], pc, "0.5,0.5", classes=pc, class_weights={2.0: [1, 0]})
+
+
+def test_subset_weights(tmp_path):
+    """Weights per set of valid stacks: a pixel where exactly a listed set is valid takes that
+    set's weights; a stack the global weights ignore then contributes where the others miss."""
+    from glacier_velocity.core.fusion.calibration import simplex_lsq, subset_weights
+
+    # calibration: A is exact, B and C noisy and independent; the global fit takes A alone,
+    # without A the fit uses both B and C (about inverse variance), C alone is no primary set
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(0, 300, 4000)
+    X = np.column_stack([truth, truth + 10 * rng.standard_normal(truth.size),
+                         truth + 20 * rng.standard_normal(truth.size)])
+    subsets = subset_weights(X, truth, 2)
+    assert len(subsets) == 6 and (False, False, True) not in subsets
+    np.testing.assert_allclose(subsets[(True, True, True)], simplex_lsq(X, truth))
+    assert subsets[(True, True, True)][0] > 0.99
+    w_bc = subsets[(False, True, True)]
+    assert w_bc[0] == 0 and w_bc[2] == pytest.approx(0.2, abs=0.03)  # 1/20² : 1/10² -> 0.8/0.2
+    text = format_subset_weights(subsets)
+    assert text.startswith("100:1,0,0;010:0,1,0;")
+    parsed = parse_subset_weights(text, 3)
+    for mask, w in subsets.items():
+        np.testing.assert_allclose(parsed[mask], w, atol=1e-7)
+    for bad in ("11:1,0", "102:1,0,0", "000:1,0,0", "100:0.5,0.5,0"):
+        with pytest.raises(InputError, match="SUBSET_WEIGHTS"):
+            parse_subset_weights(bad, 3)
+    # fusion: pixels with A, B, C valid / B and C / B alone / C alone
+    months = [Interval.month(2020, 1)]
+    a = np.full((1, 4, 5), NAN, np.float32)
+    a[0, 0] = 10.0
+    b = np.full((1, 4, 5), 20.0, np.float32)
+    b[0, 3] = NAN
+    c = np.full((1, 4, 5), 40.0, np.float32)
+    c[0, 2] = NAN
+    paths = [write_stack(str(tmp_path / f"{n}.tif"), GRID, v, months) for n, v in
+             (("a", a), ("b", b), ("c", c))]
+    out, err = str(tmp_path / "f.tif"), str(tmp_path / "e.tif")
+    fuse_stacks(paths[:2], out, "1,0,0", paths[2], subset_weights="111:1,0,0;011:0,0.8,0.2;"
+                "010:0,1,0", errors="1,10,20", error_output=err)
+    fused, error = read_stack(out)[1][0], read_stack(err)[1][0]
+    np.testing.assert_allclose(fused[0], 10.0)
+    np.testing.assert_allclose(fused[1], 0.8 * 20 + 0.2 * 40, rtol=1e-6)
+    np.testing.assert_allclose(error[1], np.hypot(0.8 * 10, 0.2 * 20), rtol=1e-6)
+    np.testing.assert_allclose(fused[2], 20.0)
+    assert np.isnan(fused[3]).all()  # the auxiliary alone never makes a fused value
+    without = str(tmp_path / "g.tif")
+    fuse_stacks(paths[:2], without, "1,0,0", paths[2])
+    assert np.isnan(read_stack(without)[1][0, 1:]).all()  # global weights: A or nothing
 
 
 def test_fused_scene_beats_every_sensor_on_glaciers(scene_tiny, fused_tiny):

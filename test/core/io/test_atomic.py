@@ -12,7 +12,7 @@ from glacier_velocity.core.arrays.memory import human_bytes, require_memory
 from glacier_velocity.core.correlation.engine import (CorrelatorOptions, windows_per_batch,
                                                       working_memory)
 from glacier_velocity.core.errors import Cancelled, InputError
-from glacier_velocity.core.io.atomic import (atomic_file, check_creatable, remove_leftovers,
+from glacier_velocity.core.io.atomic import (HOST, atomic_file, check_creatable, remove_leftovers,
                                              temporary_path)
 from glacier_velocity.core.io.dates import Interval
 from glacier_velocity.core.io.grid import Grid, require_overlap
@@ -74,6 +74,18 @@ def test_leftovers_of_dead_runs_are_removed_live_ones_kept(tmp_path):
     dead.write_bytes(b"x")
     write_raster(str(tmp_path / "new.tif"), GRID, np.zeros(GRID.shape))
     assert not dead.exists()
+    # a killed run's temporary folder (a Zarr cube, an import's staging folder) goes too
+    staging = tmp_path / f".import.gvpart-{_dead_pid()}"
+    (staging / "sub").mkdir(parents=True)
+    (staging / "sub" / "pair.tif").write_bytes(b"x")
+    assert remove_leftovers(str(tmp_path)) == [staging.name] and not staging.exists()
+    # a cluster worker's file on another computer: its process id means nothing here
+    remote = tmp_path / f".out.gvpart-{_dead_pid()}-anotherhost.tif"
+    remote.write_bytes(b"x")
+    dead_here = tmp_path / f".out.gvpart-{_dead_pid()}-{HOST}.tif"
+    dead_here.write_bytes(b"x")
+    assert remove_leftovers(str(tmp_path)) == [dead_here.name] and remote.exists()
+    assert temporary_path(tmp_path / "a.tif").endswith(f".a.gvpart-{os.getpid()}-{HOST}.tif")
 
 
 def test_atomic_file_and_creatable_checks(tmp_path):

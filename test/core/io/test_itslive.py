@@ -131,7 +131,8 @@ def test_granule_folder_filters_and_extent(tmp_path):
     out = import_itslive(str(folder), str(tmp_path / "o1"), sensors=["sentinel1", "landsat"],
                          max_days=20, log=logged.append)
     assert [os.path.basename(p) for p in out] == ["sentinel1_20190711_20190723.tif"]
-    assert len(logged) == 2 and any("sensor sentinel2" in m for m in logged)
+    assert len(logged) == 3 and any("sensor sentinel2" in m for m in logged)
+    assert logged[-1] == "3 granule(s): 1 written, 2 skipped."
     # an extent in geographic coordinates, 30 m inside rows 2-5 and columns 2-5 (the grid
     # convergence tilts the box by less than that): exactly those 4 x 4 pixels, on the grid
     ct = osr.CoordinateTransformation(Grid(GT, (10, 10), _utm_wkt()).srs(), _wgs84())
@@ -323,6 +324,23 @@ def test_export_netcdf_read_back_by_netcdf4_and_xarray(stacks, tmp_path):
         assert str(ds["date2"].values[-1])[:10] == "2017-03-31"
         assert ds.attrs["proj4"].startswith("+proj=utm +zone=45")
         np.testing.assert_array_equal(ds["vx"].values, arrays["vx"])
+
+
+def test_export_in_a_crs_without_epsg_code(tmp_path):
+    """A custom CRS (no EPSG code: 'Unsupported SRS' to GDAL's identification) is exported by
+    its WKT and read back the same."""
+    srs = osr.SpatialReference()
+    srs.ImportFromProj4("+proj=tmerc +lon_0=95.3 +k=1 +x_0=0 +y_0=0 +ellps=WGS84 +units=m")
+    grid = Grid((10000.0, 30.0, 0.0, 20000.0, 0.0, -30.0), (6, 7), srs.ExportToWkt())
+    months = [Interval.month(2020, m) for m in (1, 2, 3)]
+    values = np.arange(3 * 6 * 7, dtype=np.float32).reshape(3, 6, 7)
+    stack = write_stack(str(tmp_path / "v.tif"), grid, values, months, "landsat")
+    out = export_stacks(str(tmp_path / "cube.nc"), {"v": stack})
+    with netCDF4.Dataset(out) as nc:
+        assert "spatial_epsg" not in nc["mapping"].ncattrs()
+        assert same_crs(nc["mapping"].crs_wkt, grid.crs_wkt)
+        np.testing.assert_array_equal(nc["v"][:], values)
+    assert read_cube_info(out).grid.same_as(grid)
 
 
 def test_export_zarr_read_back(stacks, tmp_path):
