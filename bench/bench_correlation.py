@@ -152,24 +152,30 @@ def memory_child(a, b, out):
     print(f"{peak_rss_mb():.0f} {time.perf_counter() - t0:.1f} {res['windows']}")
 
 
+def _in_child(child, shape):
+    """Run ``bench_correlation.<child>(a, b, out)`` in a fresh process on a textured pair of
+    ``shape`` written beforehand (so its peak RSS is the correlation's alone); its printed words."""
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = os.path.join(tmp, "a_20200101.tif"), os.path.join(tmp, "b_20200121.tif")
+        _write_texture(a, shape, 0)
+        _write_texture(b, shape, 1)
+        code = (f"import sys; sys.path[:0] = {sys.path!r}; "
+                f"from bench_correlation import {child}; "
+                f"{child}({a!r}, {b!r}, {os.path.join(tmp, 'out.tif')!r})")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             cwd=os.path.dirname(os.path.abspath(__file__)))
+    if out.returncode != 0:
+        print(out.stderr[-2000:])
+        raise SystemExit(1)
+    return out.stdout.split()
+
+
 def memory():
     print("Peak memory of correlate_images (default options, step 8), one child process each "
           "(inputs written beforehand by this process):")
     peaks = []
     for rows, cols in ((4096, 1024), (16384, 1024), (512, 10980)):
-        with tempfile.TemporaryDirectory() as tmp:
-            a, b = os.path.join(tmp, "a_20200101.tif"), os.path.join(tmp, "b_20200121.tif")
-            _write_texture(a, (rows, cols), 0)
-            _write_texture(b, (rows, cols), 1)
-            code = (f"import sys; sys.path[:0] = {sys.path!r}; "
-                    f"from bench_correlation import memory_child; "
-                    f"memory_child({a!r}, {b!r}, {os.path.join(tmp, 'out.tif')!r})")
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                 cwd=os.path.dirname(os.path.abspath(__file__)))
-        if out.returncode != 0:
-            print(out.stderr[-2000:])
-            raise SystemExit(1)
-        mb, secs, windows = out.stdout.split()[-3:]
+        mb, secs, windows = _in_child("memory_child", (rows, cols))[-3:]
         peaks.append(float(mb))
         print(f"  {rows:>5} x {cols:<5} px ({rows * cols / 1e6:4.1f} Mpx, {int(windows):,} windows): "
               f"peak RSS {float(mb):.0f} MB, {float(secs):.1f} s")
@@ -262,20 +268,8 @@ def sentinel2_tile(rows=384):
     from skimage.registration import phase_cross_correlation
 
     side = 10980
-    with tempfile.TemporaryDirectory() as tmp:
-        a, b = os.path.join(tmp, "a_20200101.tif"), os.path.join(tmp, "b_20200121.tif")
-        _write_texture(a, (rows, side), 0)
-        _write_texture(b, (rows, side), 1)
-        code = (f"import sys; sys.path[:0] = {sys.path!r}; "
-                f"from bench_correlation import tile_child; "
-                f"tile_child({a!r}, {b!r}, {os.path.join(tmp, 'out.tif')!r})")
-        load = os.getloadavg()[0]
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             cwd=os.path.dirname(os.path.abspath(__file__)))
-        if out.returncode != 0:
-            print(out.stderr[-2000:])
-            raise SystemExit(1)
-        mb, secs, cpu, windows = (float(v) for v in out.stdout.split()[-4:])
+    load = os.getloadavg()[0]
+    mb, secs, cpu, windows = (float(v) for v in _in_child("tile_child", (rows, side))[-4:])
     tile_windows = (side // 3) ** 2
     scale = tile_windows / windows
     rng = np.random.default_rng(3)
