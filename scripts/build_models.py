@@ -120,9 +120,7 @@ def _help_full():
          "STABLE": "stable-ground polygons (bedrock; true velocity zero): ramp removal and "
                    "uncertainty.",
          "GLACIERS": "glacier outline polygons (e.g. RGI): coverage, glacier trends, attributes.",
-         "DEM": "elevation model (any grid and CRS): glacier aspect, slope and elevation.",
-         "MIN_YEARS": "minimum number of valid years for a trend (at least 3).",
-         "MIN_AREA": "glaciers smaller than this (km²) are left out of the glacier tables.",
+         **TREND_HELP,
          "DEFORM": "window deformation in the correlations (off by default: on monthly stacks "
                    "of short-baseline pairs it costs about four times the correlation time for "
                    "no measurable gain; turn it on for single pairs across strong shear).",
@@ -274,6 +272,29 @@ def _sensor_inputs(b, defaults, place):
                 *place(k, j))
 
 
+TREND_HELP = {
+    "DEM": "elevation model (any grid and CRS): glacier aspect, slope and elevation.",
+    "MIN_YEARS": "minimum number of valid years for a trend (at least 3).",
+    "MIN_AREA": "glaciers smaller than this (km²) are left out of the glacier tables."}
+
+
+def _trend_inputs(b, column):
+    """The glacier outlines, the DEM and the trend numbers every model's trends take: outlines
+    and DEM in ``column`` (rows 9 and 10), the numbers in the next column."""
+    qc = _qgis()
+    from glacier_velocity.compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON
+
+    b.parameter(qc.QgsProcessingParameterFeatureSource(
+        "GLACIERS", "Glacier polygons", [TYPE_VECTOR_POLYGON]), column, 9)
+    b.parameter(qc.QgsProcessingParameterRasterLayer("DEM", "DEM"), column, 10)
+    b.parameter(qc.QgsProcessingParameterNumber(
+        "MIN_YEARS", "Minimum valid years for a trend", NUMBER_INTEGER, 5, minValue=3),
+        column + 1, 9)
+    b.parameter(qc.QgsProcessingParameterNumber(
+        "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, 1.0, minValue=0.0),
+        column + 1, 10)
+
+
 def _correlate_children(b, outputs, column, extra=None):
     """One correlatebatch child per sensor (``<sensor>_pairs``, row 3k of ``column``) fed by the
     sensor's inputs (and ``extra`` parameters)."""
@@ -289,7 +310,7 @@ def _correlate_children(b, outputs, column, extra=None):
 def build_full():
     """The full chain, image folders to trends (a QgsProcessingModelAlgorithm)."""
     qc = _qgis()
-    from glacier_velocity.compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON
+    from glacier_velocity.compat import TYPE_VECTOR_POLYGON
     from glacier_velocity.processing_provider.base import advanced
 
     b = ModelBuilder(FULL_ID, "Image pairs to trends (full chain)", first_column=-2)
@@ -298,14 +319,7 @@ def build_full():
     b.parameter(qc.QgsProcessingParameterFeatureSource(
         "STABLE", "Stable-ground polygons", [TYPE_VECTOR_POLYGON]), 1, 10)
     b.parameter(qc.QgsProcessingParameterRasterLayer("UAV", "UAV velocity stack"), 3, 9)
-    b.parameter(qc.QgsProcessingParameterFeatureSource(
-        "GLACIERS", "Glacier polygons", [TYPE_VECTOR_POLYGON]), 5, 9)
-    b.parameter(qc.QgsProcessingParameterRasterLayer("DEM", "DEM"), 5, 10)
-    b.parameter(qc.QgsProcessingParameterNumber(
-        "MIN_YEARS", "Minimum valid years for a trend", NUMBER_INTEGER, 5, minValue=3),
-        6, 9)
-    b.parameter(qc.QgsProcessingParameterNumber(
-        "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, 1.0, minValue=0.0), 6, 10)
+    _trend_inputs(b, 5)
     b.parameter(advanced(qc.QgsProcessingParameterString(
         "DASK_SCHEDULER", "Dask scheduler", optional=True)), 0, 9)
     b.parameter(advanced(qc.QgsProcessingParameterBoolean(
@@ -439,9 +453,7 @@ def _help_inversion():
          "REFERENCE": "raster whose grid (CRS, extent, pixel) the inverted stacks take, e.g. a "
                       "30 m raster over the region.",
          "GLACIERS": "glacier outline polygons (e.g. RGI): glacier trends.",
-         "DEM": "elevation model (any grid and CRS): glacier aspect, slope and elevation.",
-         "MIN_YEARS": "minimum number of valid years for a trend (at least 3).",
-         "MIN_AREA": "glaciers smaller than this (km²) are left out of the glacier tables.",
+         **TREND_HELP,
          "DASK_SCHEDULER": SCHEDULER_MODEL_HELP.format(
              "pair correlations, inversions and pixel trends")}
     return _with_sensor_and_output_help(h, INVERSION_DEFAULTS, INVERSION_OUTPUTS)
@@ -450,20 +462,12 @@ def _help_inversion():
 def build_inversion():
     """Image folders to inverted, gap-filled monthly velocities and trends."""
     qc = _qgis()
-    from glacier_velocity.compat import NUMBER_DOUBLE, NUMBER_INTEGER, TYPE_VECTOR_POLYGON
     from glacier_velocity.processing_provider.base import advanced
 
     b = ModelBuilder(INVERSION_ID, "Image pairs to trends by temporal inversion")
     _sensor_inputs(b, INVERSION_DEFAULTS, lambda k, j: (j % 2, 3 * k + 1 + j // 2))
     b.parameter(qc.QgsProcessingParameterRasterLayer("REFERENCE", "Reference grid"), 2, 9)
-    b.parameter(qc.QgsProcessingParameterFeatureSource(
-        "GLACIERS", "Glacier polygons", [TYPE_VECTOR_POLYGON]), 4, 9)
-    b.parameter(qc.QgsProcessingParameterRasterLayer("DEM", "DEM"), 4, 10)
-    b.parameter(qc.QgsProcessingParameterNumber(
-        "MIN_YEARS", "Minimum number of valid years for a trend", NUMBER_INTEGER, 5, minValue=3),
-        5, 9)
-    b.parameter(qc.QgsProcessingParameterNumber(
-        "MIN_AREA", "Minimum glacier area (km²)", NUMBER_DOUBLE, 1.0, minValue=0.0), 5, 10)
+    _trend_inputs(b, 4)
     b.parameter(advanced(qc.QgsProcessingParameterString(
         "DASK_SCHEDULER", "Dask scheduler", optional=True)), 2, 10)
     dask = {"DASK_SCHEDULER": b.p("DASK_SCHEDULER")}
