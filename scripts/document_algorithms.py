@@ -54,8 +54,10 @@ def render(provider):
         lines.append(f"| [`{a.name()}`](#{a.name()}) | {a.displayName()} | {a.group()} |")
     for a in algs:
         # algorithms carry HELP/PARAM_HELP; shipped models their own help and descriptions
-        help_text = getattr(a, "HELP", None) or a.shortHelpString() or ""
-        param_help = getattr(a, "PARAM_HELP", {})
+        # (a model's shortHelpString is its help as HTML, which markdown would show as tags)
+        content = a.helpContent() if hasattr(a, "helpContent") else {}
+        help_text = getattr(a, "HELP", None) or content.get("ALG_DESC") or a.shortHelpString() or ""
+        param_help = getattr(a, "PARAM_HELP", None) or content
         lines += ["", f"## {a.name()}", "", f"**{a.displayName()}** ({a.group()}) — "
                   f"`glaciervelocity:{a.name()}`", "", *_markdown(help_text), "",
                   "| parameter | type | default | meaning |", "|---|---|---|---|"]
