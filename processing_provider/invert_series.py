@@ -13,8 +13,8 @@ from ..core.errors import InputError
 from ..core.io.pairsource import PairSource
 from ..core.timeseries.harmonise import DEFAULT_PIXEL
 from ..core.timeseries.inversion import ROBUST
-from ..core.timeseries.invert_series import (DEFAULT_NOISE_PX, error_stack_path, inversion_grid,
-                                             invert_series)
+from ..core.io.pixel_series import default_error_path
+from ..core.timeseries.invert_series import DEFAULT_NOISE_PX, inversion_grid, invert_series
 from ._pair_common import add_output_grid, pair_products, reference_grid
 from .base import SCHEDULER_HELP, GlacierAlgorithm
 
@@ -149,7 +149,7 @@ class InvertSeriesAlgorithm(GlacierAlgorithm):
         for q, name in (("vx", "OUTPUT_VX"), ("vy", "OUTPUT_VY"), ("error", "OUTPUT_ERROR")):
             if parameters.get(name):
                 outputs[q] = self.parameterAsOutputLayer(parameters, name, context)
-        outputs.setdefault("error", error_stack_path(outputs["v"]))
+        outputs.setdefault("error", default_error_path(outputs["v"]))
         rows = None
         if parameters.get("WEIGHTS_TABLE"):
             source = self.parameterAsSource(parameters, "WEIGHTS_TABLE", context)

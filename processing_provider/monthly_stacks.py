@@ -12,7 +12,7 @@ from qgis.core import (QgsProcessingParameterBoolean, QgsProcessingParameterEnum
 from ..compat import FILE_BEHAVIOR_FOLDER, NUMBER_DOUBLE, TYPE_RASTER
 from ..core.filters.clean import clean_pairs
 from ..core.timeseries.harmonise import DEFAULT_PIXEL, target_grid
-from ..core.timeseries.invert_series import error_stack_path
+from ..core.io.pixel_series import default_error_path
 from ..core.timeseries.monthly import COMBINE, ERROR_OUTPUTS, monthly_stacks
 from ..core.io.pairsource import PairSource
 from ._pair_common import (STABLE_HELP, add_output_grid, add_stable, pair_products,
@@ -140,7 +140,7 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
                 outputs[q] = self.parameterAsOutputLayer(parameters, name, context)
         for q, e in ERROR_OUTPUTS.items():
             if q in outputs:
-                outputs[e] = error_stack_path(outputs[q])
+                outputs[e] = default_error_path(outputs[q])
         if parameters.get("OUTPUT_ERROR"):
             outputs["error"] = self.parameterAsOutputLayer(parameters, "OUTPUT_ERROR", context)
         rows, left_out = monthly_stacks(

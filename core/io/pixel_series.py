@@ -216,6 +216,13 @@ class StackPixelReader:
             self._companion.close()
 
 
+def default_error_path(path):
+    """Where the error stack of the stack ``path`` is written by default: ``<stem>_error.tif``
+    beside it, the name :func:`error_stack_path` finds."""
+    stem, _ = os.path.splitext(str(path))
+    return f"{stem}{ERROR_SUFFIX}.tif"
+
+
 def error_stack_path(path, info):
     """The per-pixel error stack of the stack ``path`` (header ``info``), or None: the file its
     ``ERROR_STACK`` metadata names, else ``<stem>_error<ext>`` beside it; used only when it has

@@ -38,6 +38,7 @@ from ..io.dates import DAYS_PER_YEAR, parse_date
 from ..io.grid import Grid, same_crs
 from ..io.names import relative_path, source_name
 from ..io.pairsource import PairSource
+from ..io.pixel_series import ERROR_STACK_KEY
 from ..io.products import StackWriter
 from ..io.raster import iter_tiles
 from ..progress import ensure
@@ -51,12 +52,6 @@ ERROR_COLUMNS = ("error", "nmad", "std", "e", "rmse")  # robust spread first
 SAMPLE_PIXELS = 32  # the coarse sample grid has at most this many pixels per side
 # batches solved at once, in threads: numpy and scipy.sparse release the GIL in the heavy steps
 WORKERS = max(1, min(2, os.cpu_count() or 1))
-
-
-def error_stack_path(path):
-    """The default error stack of a speed stack: ``<name>_error.tif`` beside it."""
-    stem, _ = os.path.splitext(str(path))
-    return f"{stem}_error.tif"
 
 
 def inversion_grid(sources, reference=None, pixel=30.0):
@@ -318,7 +313,7 @@ def _invert(sources, grid, outputs, first, last, spacing_days, regularisation, r
             for q, path in outputs.items():
                 m = dict(meta)
                 if q == "v" and "error" in outputs:
-                    m["ERROR_STACK"] = relative_path(outputs["error"], path)
+                    m[ERROR_STACK_KEY] = relative_path(outputs["error"], path)
                 if q == "error":  # the error-stack convention of fuse/gapfill, plus ERROR_OF
                     m.update({"ERROR_OF": relative_path(outputs["v"], path),
                               "ERROR": "1 sigma, m/yr"})

@@ -39,6 +39,7 @@ from ..arrays.nanstats import nanmedian0
 from ..arrays.propagation import speed_error
 from ..io.pairsource import PairSource
 from ..io.names import relative_path
+from ..io.pixel_series import ERROR_STACK_KEY
 from ..io.products import StackWriter
 from ..progress import ensure
 from ..io.raster import iter_tiles
@@ -163,7 +164,7 @@ def monthly_stacks(paths, grid, outputs, method="median", min_fraction=0.5, sens
         for q, path in outputs.items():
             m = dict(meta)
             if q in ERROR_OUTPUTS and ERROR_OUTPUTS[q] in outputs:
-                m["ERROR_STACK"] = relative_path(outputs[ERROR_OUTPUTS[q]], path)
+                m[ERROR_STACK_KEY] = relative_path(outputs[ERROR_OUTPUTS[q]], path)
             of = next((v for v, e in ERROR_OUTPUTS.items() if e == q), None)
             if of is not None:
                 m.update(ERROR_OF=relative_path(outputs[of], path), ERROR="1 sigma, m/yr")

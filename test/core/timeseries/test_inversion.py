@@ -17,8 +17,9 @@ from glacier_velocity.core.io.raster import open_raster
 from glacier_velocity.core.sampledata.pair_series import pair_series
 from glacier_velocity.core.timeseries.inversion import (Design, design, interval_edges,
                                                        invert_pixels)
-from glacier_velocity.core.timeseries.invert_series import (error_stack_path, inversion_grid,
-                                                           invert_series, pair_errors)
+from glacier_velocity.core.io.pixel_series import default_error_path
+from glacier_velocity.core.timeseries.invert_series import (inversion_grid, invert_series,
+                                                           pair_errors)
 from glacier_velocity.core.timeseries.monthly import monthly_stacks
 from glacier_velocity.core.io.pairsource import PairSource
 
@@ -34,7 +35,7 @@ def case(tmp_path_factory):
     rows = [{"sensor": s, "displacement_error": e}
             for s, e in series.displacement_errors().items()]
     out = {"v": str(tmp / "v.tif"), "vx": str(tmp / "vx.tif"), "vy": str(tmp / "vy.tif"),
-           "error": error_stack_path(tmp / "v.tif")}
+           "error": default_error_path(tmp / "v.tif")}
     messages = []
     table, summary = invert_series(paths, series.grid, out, error_rows=rows,
                                    log=messages.append)
