@@ -12,6 +12,8 @@ DEB_PACKAGES := qgis python3-qgis python3-gdal python3-scipy python3-pyqtgraph \
                 python3-netcdf4 python3-xarray python3-dask python3-zarr python3-distributed
 # scikit-image is not a plugin dependency: only the correlation benchmark's baseline uses it
 BENCH_DEB_PACKAGES := python3-skimage
+# the real QGIS desktop headless (screenshots, desktop-check): Xvfb and ImageMagick's import
+DESKTOP_DEB_PACKAGES := xvfb xauth imagemagick
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 export QT_QPA_PLATFORM ?= offscreen
@@ -76,6 +78,7 @@ $(TICOI_VENV)/.stamp:
 # profile with the plugin enabled, QGIS runs scripts/screenshots.py once it is up.
 SHOTS := .build/screenshots
 screenshots: setup
+	@$(MAKE) --no-print-directory deb EXTRA_DEB_PACKAGES="$(DESKTOP_DEB_PACKAGES)"
 	rm -rf $(SHOTS)/profiles && mkdir -p $(SHOTS)/profiles/default/python/plugins $(SHOTS)/profiles/default/QGIS
 	ln -sfn "$(CURDIR)" $(SHOTS)/profiles/default/python/plugins/glacier_velocity
 	printf '[PythonPlugins]\nglacier_velocity=true\n' > $(SHOTS)/profiles/default/QGIS/QGIS3.ini
@@ -88,6 +91,7 @@ screenshots: setup
 # dock. Pictures and findings in .build/desktop-check; fails when a check fails.
 CHECK := .build/desktop-check
 desktop-check: setup
+	@$(MAKE) --no-print-directory deb EXTRA_DEB_PACKAGES="$(DESKTOP_DEB_PACKAGES)"
 	rm -rf $(CHECK)/profiles && mkdir -p $(CHECK)/profiles/default/python/plugins $(CHECK)/profiles/default/QGIS
 	ln -sfn "$(CURDIR)" $(CHECK)/profiles/default/python/plugins/glacier_velocity
 	printf '[PythonPlugins]\nglacier_velocity=true\n' > $(CHECK)/profiles/default/QGIS/QGIS3.ini

@@ -15,6 +15,7 @@ from glacier_velocity.core.sampledata.assessment import (against_truth, assess_c
 from glacier_velocity.core.sampledata.scene import load_scene
 
 TITLE = "The full model: image folders to fused velocities, uncertainty and trends in one run"
+BACKGROUND = True  # most of the demo's time: it runs beside the other steps (run_demo.py)
 MODEL_ID = "imagepairstotrends"
 SIZE, YEARS = "tiny", 3  # 3 years x 12 pairs x 3 sensors = 108 correlations; trends need 3 years
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

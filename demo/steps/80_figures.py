@@ -16,6 +16,7 @@ from glacier_velocity.core.io.raster import raster_grid, read_band, read_bands  
 from glacier_velocity.core.io.vector import open_vector  # noqa: E402
 
 TITLE = "Figures: fused velocities, coverage, calibration, trends, a glacier's time series"
+NEEDS = ("full_model",)  # its products, from the step run in the background
 SENSORS = {"landsat": "Landsat", "sentinel2": "Sentinel-2", "sentinel1": "Sentinel-1"}
 COLOURS = {"landsat": "tab:blue", "sentinel2": "tab:green", "sentinel1": "tab:orange",
            "fused": "tab:red", "gapfilled": "black", "truth": "0.5"}
