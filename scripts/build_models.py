@@ -338,10 +338,10 @@ def build_full():
     b.parameter(advanced(qc.QgsProcessingParameterBoolean(
         "DEFORM", "Window deformation", defaultValue=FULL_DEFORM)), 0, 10)
     b.parameter(advanced(qc.QgsProcessingParameterNumber(
-        "SAR_LOOK_BEARING", "Sentinel-1 look bearing, ground to sensor (degrees)", NUMBER_DOUBLE,
+        "SAR_LOOK_BEARING", "Sentinel-1 look bearing (°)", NUMBER_DOUBLE,
         DEFAULT_LOOK_BEARING, minValue=0.0, maxValue=359.999)), 1, 11)
     b.parameter(advanced(qc.QgsProcessingParameterNumber(
-        "SAR_INCIDENCE", "Sentinel-1 incidence angle (degrees)", NUMBER_DOUBLE, DEFAULT_INCIDENCE,
+        "SAR_INCIDENCE", "Sentinel-1 incidence (°)", NUMBER_DOUBLE, DEFAULT_INCIDENCE,
         minValue=0.001, maxValue=89.999)), 1, 12)
 
     _correlate_children(b, FULL_OUTPUTS, 1, {"DASK_SCHEDULER": b.p("DASK_SCHEDULER"),
