@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from glacier_velocity.core.errors import InputError
+from glacier_velocity.core.filters.clean import clean_pair
 from glacier_velocity.core.filters.terrain import (SarTerrainMask, contaminated, layover_shadow,
                                                    window_footprint_m)
 from glacier_velocity.core.io.grid import Grid
+from glacier_velocity.core.io.pairsource import PairSource
 from glacier_velocity.core.io.products import write_pair_product
 from glacier_velocity.core.io.raster import read_band, write_raster
 from glacier_velocity.core.sampledata.scene import scene_model
@@ -110,3 +112,18 @@ def test_layover_bias_removed_from_a_monthly_stack(valley, tmp_path):
             assert abs(err.mean()) < 0.5 and np.isnan(v[bad]).all()
         else:
             assert err.mean() > 0.1 * 30.0 * bad.mean()
+
+
+def test_clean_pair_drops_the_layover(valley, tmp_path):
+    model, dem = valley
+    grid = model.grid(30.0)
+    bad = SarTerrainMask(dem).on(grid, 640.0)
+    vx = np.full(grid.shape, 50.0, np.float32)
+    path = write_pair_product(tmp_path / "s1.tif", grid, vx, np.zeros_like(vx),
+                              np.full_like(vx, 0.9), dt.date(2015, 7, 1), dt.date(2015, 7, 13),
+                              "sentinel1", {"WINDOW": "64x64", "PIXEL_M": "10"})
+    out = str(tmp_path / "clean.tif")
+    report, _ = clean_pair(PairSource(path), out, drop=bad)
+    assert report.removed["layover/shadow"] == bad.sum() > 0
+    kept = read_band(out)
+    assert np.isnan(kept[bad]).all() and np.isfinite(kept[~bad]).mean() > 0.95
