@@ -104,7 +104,8 @@ the DEM for the SAR_LOOK_BEARING and SAR_INCIDENCE geometry are removed) and fil
 weights are calibrated on the UAV velocity stack (Landsat and Sentinel-2 primary, Sentinel-1
 auxiliary; where a sensor is missing, the others take the weights calibrated for them alone),
 the stacks fused with them and the gaps filled from Sentinel-1 (window and per-pixel
-temporal coefficients combined), each with its per-pixel 1 sigma error (fusion:OUTPUT_ERROR,
+temporal coefficients combined; Sentinel-1's own holes, layover and image borders, first filled
+from its neighbours), each with its per-pixel 1 sigma error (fusion:OUTPUT_ERROR,
 gapfill:OUTPUT_ERROR, m/yr) from the sensors' RMSE against the UAV. Then: stable-ground
 uncertainty and glacier coverage of every stack, pixel trends with FDR significance, glacier
 trends and classes, and glacier attributes correlated with velocity (DEM). Velocities in m/yr,
