@@ -9,8 +9,8 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterBoolean,
 
 from ..compat import TYPE_RASTER, TYPE_VECTOR_TABLE
 from ..core.errors import InputError
-from ..core.fusion.weighted import (fuse_stacks, parse_class_weights, parse_subset_weights,
-                                    parse_weights)
+from ..core.fusion.weighted import (fuse_stacks, overall_shares, parse_class_weights,
+                                    parse_subset_weights, parse_weights)
 from ..core.io.pixel_series import error_stack_path, parse_calibration
 from ..core.io.products import read_stack_info
 from .base import GlacierAlgorithm
@@ -141,10 +141,8 @@ class FuseAlgorithm(GlacierAlgorithm):
                               f"{100 * s['valid_share']:.1f} % of pixels, {s['mean_sources']:.2f} "
                               "contributing on average")
         names = [os.path.basename(p) for p in sources + ([auxiliary] if auxiliary else [])]
-        fused_steps = [s for s in summary if s["valid_share"] > 0]
-        if fused_steps:
-            shares = [sum(s["shares"][k] * s["valid_share"] for s in fused_steps)
-                      / sum(s["valid_share"] for s in fused_steps) for k in range(len(names))]
+        shares = overall_shares(summary)
+        if shares:
             feedback.pushInfo("Share of the fused values: " + ", ".join(
                 f"{n} {100 * v:.1f} %" for n, v in zip(names, shares)))
         results = {"OUTPUT": output}

@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import InputError
 from ..io.grid import require_crs, require_overlap
 from ..io.products import StackWriter, read_stack_info
-from ..io.raster import RasterWriter, all_or_none
+from ..io.raster import RasterWriter, all_or_none, open_raster
 from ..io.reader import GridReader, StackReader
 from ..progress import ensure
 
@@ -189,6 +189,31 @@ def value_shares(values, weights, valid):
     if not valid.any():
         return [0.0] * len(ws)
     return [float(np.mean(w[valid] / den[valid])) for w in ws]
+
+
+def overall_shares(items):
+    """Each stack's share of all the fused values of a stack: the time steps' ``shares`` weighted
+    by their ``valid_share`` (items of :func:`fused_step`, or read back by
+    :func:`fused_value_shares`); None where nothing is fused."""
+    fused = [i for i in items if i["valid_share"] > 0]
+    if not fused:
+        return None
+    total = sum(i["valid_share"] for i in fused)
+    return [sum(i["shares"][k] * i["valid_share"] for i in fused) / total
+            for k in range(len(fused[0]["shares"]))]
+
+
+def fused_value_shares(path):
+    """:func:`overall_shares` of a fused stack, from its band metadata VALUE_SHARES and
+    VALID_SHARE (in the order of its SOURCES metadata)."""
+    ds = open_raster(path, "fused stack")
+    items = []
+    for b in range(1, ds.RasterCount + 1):
+        m = ds.GetRasterBand(b).GetMetadata() or {}
+        if "VALUE_SHARES" in m:
+            items.append({"valid_share": float(m["VALID_SHARE"]),
+                          "shares": [float(x) for x in m["VALUE_SHARES"].split(",")]})
+    return overall_shares(items)
 
 
 def stack_infos(paths, what):

@@ -267,3 +267,21 @@ def test_per_pixel_errors_are_calibrated_and_weigh(tmp_path):
     assert cover["global"][1] < 0.85, cover
     assert rms["ivw"] < 0.8 * rms["pixel"], rms
     np.testing.assert_allclose(rms["pixel"], rms["global"], rtol=1e-6)  # same weights
+
+
+def test_fused_value_shares_read_back(tmp_path):
+    """Each stack's share of all fused values, from the band metadata: month 1 a alone (share
+    1, 0), month 2 both at weights 0.25 / 0.75 on half of the pixels: (1·1 + 0.25·0.5) / 1.5."""
+    from glacier_velocity.core.fusion.weighted import fused_value_shares
+
+    months = [Interval.month(2020, 1), Interval.month(2020, 2)]
+    a = np.full((2, 4, 5), 10.0, np.float32)
+    a[1, 2:] = np.nan
+    b = np.full((2, 4, 5), 20.0, np.float32)
+    b[0] = np.nan
+    b[1, 2:] = np.nan
+    pa = write_stack(str(tmp_path / "a.tif"), GRID, a, months)
+    pb = write_stack(str(tmp_path / "b.tif"), GRID, b, months)
+    out = str(tmp_path / "f.tif")
+    fuse_stacks([pa, pb], out, "0.25,0.75")
+    np.testing.assert_allclose(fused_value_shares(out), [1.125 / 1.5, 0.375 / 1.5], rtol=1e-5)
