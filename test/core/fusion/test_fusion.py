@@ -10,7 +10,7 @@ from glacier_velocity.core.fusion.weighted import (format_subset_weights, format
                                                    fuse_band, fuse_stacks, parse_class_weights,
                                                    parse_subset_weights, parse_weights)
 from glacier_velocity.core.io.grid import Grid
-from glacier_velocity.core.io.products import read_stack, write_stack
+from glacier_velocity.core.io.products import read_stack, read_stack_info, write_stack
 from glacier_velocity.core.io.raster import read_bands, warp_to_grid, write_raster
 
 GRID = Grid.from_bounds(500000, 4000000, 30, 4, 5, 32645)
@@ -258,6 +258,8 @@ def test_per_pixel_errors_are_calibrated_and_weigh(tmp_path):
         f, err = str(tmp_path / f"{name}.tif"), str(tmp_path / f"{name}_error.tif")
         fuse_stacks(paths, f, "0.4,0.6", error_output=err, **kw)
         out[name] = read_stack(f)[1] - 300, read_stack(err)[1]
+    assert read_stack_info(f).metadata["ERROR_STACK"] == "ivw_error.tif"
+    assert read_stack_info(err).metadata["ERROR_OF"] == "ivw.tif"
     noisy = np.hypot(0.4 * e[0], 0.6 * e[1]) > np.percentile(np.hypot(0.4 * e[0], 0.6 * e[1]), 75)
     cover = {k: (np.mean(np.abs(d) <= 1.96 * s), np.mean(np.abs(d[noisy]) <= 1.96 * s[noisy]))
              for k, (d, s) in out.items()}
