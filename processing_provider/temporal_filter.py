@@ -92,6 +92,9 @@ class TemporalFilterAlgorithm(GlacierAlgorithm):
             error_output = (self.parameterAsOutputLayer(parameters, "OUTPUT_ERROR", context)
                             if parameters.get("OUTPUT_ERROR") else default_error_path(output))
             results["OUTPUT_ERROR"] = error_output
+        elif parameters.get("OUTPUT_ERROR"):
+            feedback.pushWarning(f"OUTPUT_ERROR: '{path}' has no error stack (ERROR_STACK metadata "
+                                 "or <name>_error.tif beside it): none is written.")
         removed, valid = temporal_filter_file(
             path, output, self.parameterAsDouble(parameters, "ALPHA", context),
             self.parameterAsDouble(parameters, "LOWER", context),
