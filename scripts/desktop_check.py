@@ -27,7 +27,7 @@ from osgeo import gdal
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle
 from qgis.gui import QgsModelComponentGraphicItem, QgsProcessingToolboxTreeView
 from qgis.PyQt.QtCore import QRect, Qt
-from qgis.PyQt.QtWidgets import QSplitter
+from qgis.PyQt.QtWidgets import QAction, QSplitter
 from qgis.utils import iface
 
 sys.path.insert(0, os.path.abspath(os.environ.get("GV_SCRIPTS", "scripts")))
@@ -192,7 +192,10 @@ class Check:
             top = min(i.sceneBoundingRect().top() for i in boxes)
             self.expect(left >= 0 and top >= 0, f"model {model_id}: {len(boxes)} boxes, left "
                         f"edge {left:.0f}, top edge {top:.0f}")
-            dlg.view().fitInView(scene.itemsBoundingRect(), Qt.AspectRatioMode.KeepAspectRatio)
+            # the modeler's own Zoom to Items (a fitInView at once left the right edge cut off)
+            actions = {a.objectName(): a for a in dlg.findChildren(QAction) if a.objectName()}
+            actions["mActionZoomToItems"].trigger()
+            wait(0.5)
             shot(f"model_{model_id}.png", dlg.frameGeometry())
             dlg.close()
             wait(0.3)
