@@ -116,6 +116,8 @@ class DemoContext:
             self._runner.stdin.close()
             self._runner.wait()
             self._runner = None
+            self._log.close()
+            os.close(self._replies)
 
     def report(self, title, lines):
         """Add a section to REPORT.md (markdown lines)."""
