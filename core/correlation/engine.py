@@ -117,6 +117,12 @@ def _clamp(x, lo, hi):
     return np.minimum(np.maximum(x, lo), hi)
 
 
+def _terms(values, basis):
+    """``sum_k values[n, k] basis[j, k]`` per window as float64 rows ``j`` (a small product done
+    by einsum, see ``Correlator.quad``)."""
+    return np.einsum("nk,jk->jn", values, basis).astype(np.float64)
+
+
 def raised_cosine(x, half, rolloff):
     """Raised-cosine taper at positions ``x`` (px from the centre): 1 in the middle, falling to 0
     at ``|x| = half`` over the outer ``rolloff`` fraction of ``half``."""
@@ -159,8 +165,10 @@ class Correlator:
         self.n_eff = float(t2.sum() ** 2 / (t2 * t2).sum())  # participation of even texture
         UY, UX = np.meshgrid(self.uy, self.ux, indexing="ij")
         UX, UY = UX.ravel(), UY.ravel()
-        self.quad = np.stack([UX * UX, UX * UY, UY * UY], axis=1).astype(np.float32)
-        self.lin = np.stack([UX, UY], axis=1).astype(np.float32)
+        # (terms, frequencies), contracted with einsum: BLAS (OpenBLAS threads its small products
+        # and spins its idle threads, which cost the batches' threads ~30 % of CPU time)
+        self.quad = np.stack([UX * UX, UX * UY, UY * UY]).astype(np.float32)
+        self.lin = np.stack([UX, UY]).astype(np.float32)
         # integer lags searched on the correlation surface (indices in fft order)
         r = self.options.search_px
         lim_y, lim_x = int(min(np.ceil(r), wy / 2 - 2)), int(min(np.ceil(r), wx / 2 - 2))
@@ -182,7 +190,7 @@ class Correlator:
                            o.rolloff)
         tx = raised_cosine(self.pos_x[None, :] - fx[:, None].astype(np.float32), self.half[1],
                            o.rolloff)
-        rows = np.matmul(windows, tx[:, :, None])[:, :, 0]
+        rows = np.einsum("nij,nj->ni", windows, tx)
         mean = (rows * ty).sum(axis=1) / np.maximum(ty.sum(axis=1) * tx.sum(axis=1), 1e-12)
         out = windows - mean[:, None, None]
         out *= ty[:, :, None]
@@ -271,14 +279,14 @@ class Correlator:
         gm = g * mag  # = weight |C|^p
         den = np.einsum("nij->n", gm)
         snr = np.einsum("nij,nij->n", g, E.real) / np.maximum(den, 1e-30)
-        a_xx, a_xy, a_yy = (gm.reshape(n, -1) @ self.quad).astype(np.float64).T
-        b = (g * E.imag).reshape(n, -1) @ self.lin
+        a_xx, a_xy, a_yy = _terms(gm.reshape(n, -1), self.quad)
+        b = _terms((g * E.imag).reshape(n, -1), self.lin)
         det = a_xx * a_yy - a_xy * a_xy
         ok = det > 1e-9 * np.maximum(a_xx * a_yy, 1e-30)
         det = np.where(ok, det, 1.0)
         # Im E = -|E| sin(u . delta) ~ -|E| u . delta, hence delta = -A^-1 b
-        dx = -(a_yy * b[:, 0] - a_xy * b[:, 1]) / det
-        dy = -(a_xx * b[:, 1] - a_xy * b[:, 0]) / det
+        dx = -(a_yy * b[0] - a_xy * b[1]) / det
+        dy = -(a_xx * b[1] - a_xy * b[0]) / det
         dy, dx = np.where(ok, dy, np.nan), np.where(ok, dx, np.nan)
         if not errors:
             return dy, dx, snr
@@ -287,7 +295,7 @@ class Correlator:
         res += (self.ux[None, None, :] * dx[:, None, None].astype(np.float32) +
                 self.uy[None, :, None] * dy[:, None, None].astype(np.float32))
         wr = gm * res
-        b_xx, b_xy, b_yy = ((wr * wr).reshape(n, -1) @ self.quad).astype(np.float64).T
+        b_xx, b_xy, b_yy = _terms((wr * wr).reshape(n, -1), self.quad)
         # A^-1 B A^-1 with A = [[a_xx, a_xy], [a_xy, a_yy]], B likewise; diagonal terms only
         i_xx, i_xy, i_yy = a_yy / det, -a_xy / det, a_xx / det
         var_x = i_xx * i_xx * b_xx + 2 * i_xx * i_xy * b_xy + i_xy * i_xy * b_yy
