@@ -6,9 +6,11 @@ different amounts at its edges; the phase-plane fit then measures a blurred, bia
 gradient ``G = d(d_row, d_col) / d(row, col)`` is estimated from the neighbouring vectors, and
 the secondary window is resampled at ``p + G (p - centre)`` (the affine motion of its pixels
 relative to the centre, integer offset included, the sub-pixel shift left to the fit): the fit
-then sees a pure shift. This repeats, for each window until its update is below ``tolerance`` px
-(converged windows are left out of the next passes; measured on a 1.5 % shear: 1.9 deformed
-passes per window instead of 2.6, the same error).
+then sees a pure shift; its fit iterates to convergence (:data:`REFINE_ITERATIONS`). The
+gradients are then taken again from the refined vectors, and a window is deformed again only where
+its gradient has moved by more than would shift its vector by half of ``tolerance`` px
+(:func:`gradient_tolerance`): on 1-2 % shear, 1.1-1.7 deformations per window, against 2.1-2.2
+when every window whose vector moved by ``tolerance`` was deformed again, for the same error.
 
 Only windows whose strain (largest |G| element) exceeds ``strain`` are deformed, so uniform
 motion keeps the resampling-free estimator; resampling is a cubic B-spline of the secondary image
@@ -21,6 +23,10 @@ from scipy import ndimage
 DEFAULT_STRAIN = 0.004  # 0.4 %: below it the moved (undeformed) window is within ~0.002 px
 DEFAULT_TOLERANCE = 0.001  # px
 MAX_ITERATIONS = 3
+REFINE_ITERATIONS = 2  # fit iterations per deformed window: its fit converges in one pass
+# px of error per unit of strain a window is not deformed for (moved only: 0.0063 px at 1 %,
+# 0.0124 px at 2 %)
+ERROR_PER_STRAIN = 0.6
 SPLINE_PAD = 2  # px of mirrored coefficients around the image (cubic taps reach 2 px)
 WARP_CHUNK = 32  # windows resampled at once (cache-sized: 16 gathered taps per pixel)
 
@@ -45,6 +51,13 @@ def lattice_gradient(d_row, d_col, step, window):
                 _fill(g, (d - _shifted(d, axis, -k)) / (k * step))
             out.append(g)
     return tuple(out)
+
+
+def gradient_tolerance(tolerance=DEFAULT_TOLERANCE):
+    """The change of a window's gradient (dimensionless) that moves its vector by about half of
+    ``tolerance`` px: smaller changes since its last deformation need no new one (measured on
+    1-2 % shear: 1.1-1.7 deformations per window, the same error as 2.1-2.2 without it)."""
+    return tolerance / (2.0 * ERROR_PER_STRAIN)
 
 
 def gradient_reach(window, step):
