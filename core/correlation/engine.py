@@ -272,7 +272,8 @@ class Correlator:
         mag = np.abs(C)
         E = self._ramp(C, fy, fx)
         mean = np.einsum("nij,ij->n", mag, self.base_w) / self.base_sum
-        g = np.where(mag >= (o.mask_fraction * mean)[:, None, None], self.base_w, np.float32(0))
+        # (a product: np.where broadcasting base_w costs ten times more)
+        g = (mag >= (o.mask_fraction * mean)[:, None, None]) * self.base_w
         if o.weighting == 0.5:
             g /= np.sqrt(np.maximum(mag, np.float32(1e-30)))
         elif o.weighting != 1.0:
