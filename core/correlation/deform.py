@@ -112,16 +112,24 @@ def warped_windows(coeffs, top, left, grad, pos_y, pos_x):
         # flat index of each pixel's first tap (-1, -1) in the padded coefficients
         base = (i0.astype(np.intp) + SPLINE_PAD - 1) * stride + (j0.astype(np.intp) +
                                                                  SPLINE_PAD - 1)
+        tap = np.empty(r.shape, np.float32)
+        row = np.empty(r.shape, np.float32)
         for co, o in zip(coeffs, out):
             flat = co.ravel()
-            acc = np.zeros(r.shape, np.float32)
+            acc = o[s:s + WARP_CHUNK]
+            acc[...] = 0.0
             for a in range(4):
-                line = base + a * stride
-                row = wc[0] * flat.take(line, mode="clip")
-                for b in range(1, 4):
-                    row += wc[b] * flat.take(line + b, mode="clip")
-                acc += wr[a] * row
-            o[s:s + WARP_CHUNK] = acc
+                for b in range(4):
+                    # tap (a, b) of every pixel: the same indices into the coefficients moved by
+                    # a rows and b columns (no index arithmetic per tap)
+                    flat[a * stride + b:].take(base, out=tap, mode="clip")
+                    if b == 0:
+                        np.multiply(wc[0], tap, out=row)
+                    else:
+                        tap *= wc[b]
+                        row += tap
+                row *= wr[a]
+                acc += row
     for o in out:
         o[outside] = np.nan
     return out
