@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(ROOT, ".build", "plugins"))
 
 from glacier_velocity.core.fusion.calibration import calibrate  # noqa: E402
 from glacier_velocity.core.fusion.gapfill import gapfill_stack  # noqa: E402
-from glacier_velocity.core.fusion.weighted import fuse_stacks  # noqa: E402
+from glacier_velocity.core.fusion.weighted import fuse_stacks, fused_value_shares  # noqa: E402
 from glacier_velocity.core.io.products import read_stack_info  # noqa: E402
 from glacier_velocity.core.sampledata.assessment import (assess_chain,  # noqa: E402
                                                          format_assessment)
@@ -157,6 +157,9 @@ def assess_run(manifest, model, o):
     with open(o["calibration:OUTPUT"], newline="") as f:
         lines = ["calibration: " + "; ".join(f"{r['source']} w={float(r['weight']):.3f} rmse="
                                              f"{float(r['rmse']):.1f}" for r in csv.DictReader(f))]
+    shares = fused_value_shares(o["fusion:OUTPUT"])
+    lines.append("share of the fused values: " + ", ".join(
+        f"{NAMES[f'{s}_filtered']} {100 * v:.1f} %" for s, v in zip(SENSORS, shares)))
     return lines + format_assessment(res, NAMES)
 
 

@@ -5,6 +5,8 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterNumber,
 
 from ..compat import NUMBER_DOUBLE
 from ..core.errors import InputError
+from ..core.io.pixel_series import default_error_path, error_stack_path
+from ..core.io.products import read_stack_info
 from ..core.timeseries.temporal import DEFAULT_ALPHA, DEFAULT_LOWER, DEFAULT_UPPER, temporal_filter_file
 from .base import GlacierAlgorithm
 
@@ -24,7 +26,11 @@ class TemporalFilterAlgorithm(GlacierAlgorithm):
         "large by chance and the test removes many correct values there; MIN_REFERENCE (m/yr) "
         "leaves pixels whose yearly reference is slower untested (default 0: every pixel is "
         "tested). The vx and vy stacks of the same months (INPUT_VX, INPUT_VY) get the same "
-        "removals when given."
+        "removals when given.\n\n"
+        "Per-pixel errors: when the input has an error stack (named by its ERROR_STACK metadata "
+        "or <name>_error.tif beside it, as Monthly stacks write), the filtered stack gets its own, "
+        "OUTPUT_ERROR or <output name>_error.tif beside it, linked by ERROR_STACK: a kept value "
+        "keeps its 1 σ (m/yr), a removed one becomes NaN. Fuse velocity stacks reads it."
     )
     PARAM_HELP = {
         "INPUT": "monthly speed stack (QUANTITY v, m/yr).",
@@ -37,6 +43,8 @@ class TemporalFilterAlgorithm(GlacierAlgorithm):
         "OUTPUT": "filtered speed stack (m/yr).",
         "OUTPUT_VX": "filtered vx stack (with INPUT_VX).",
         "OUTPUT_VY": "filtered vy stack (with INPUT_VY).",
+        "OUTPUT_ERROR": "1 σ stack of the filtered speeds (m/yr) when the input has one; default "
+                        "<output name>_error.tif beside the output.",
         "REMOVED": "number of values removed.",
         "VALID_BEFORE": "number of valid values before filtering.",
     }
@@ -61,6 +69,9 @@ class TemporalFilterAlgorithm(GlacierAlgorithm):
             "OUTPUT_VX", "Filtered vx stack", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_VY", "Filtered vy stack", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_ERROR", "Filtered speed error stack (1 sigma)", optional=True,
+            createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber("REMOVED", "Values removed"))
         self.addOutput(QgsProcessingOutputNumber("VALID_BEFORE", "Valid values before"))
 
@@ -76,12 +87,20 @@ class TemporalFilterAlgorithm(GlacierAlgorithm):
                 cout = self.parameterAsOutputLayer(parameters, dst, context)
                 companions.append((cin, cout))
                 results[dst] = cout
+        error_output = None
+        if error_stack_path(path, read_stack_info(path)):
+            error_output = (self.parameterAsOutputLayer(parameters, "OUTPUT_ERROR", context)
+                            if parameters.get("OUTPUT_ERROR") else default_error_path(output))
+            results["OUTPUT_ERROR"] = error_output
+        elif parameters.get("OUTPUT_ERROR"):
+            feedback.pushWarning(f"OUTPUT_ERROR: '{path}' has no error stack (ERROR_STACK metadata "
+                                 "or <name>_error.tif beside it): none is written.")
         removed, valid = temporal_filter_file(
             path, output, self.parameterAsDouble(parameters, "ALPHA", context),
             self.parameterAsDouble(parameters, "LOWER", context),
             self.parameterAsDouble(parameters, "UPPER", context),
             self.parameterAsDouble(parameters, "MIN_REFERENCE", context), companions,
-            progress=self.progress(feedback))
+            progress=self.progress(feedback), error_output=error_output)
         feedback.pushInfo(f"Removed {removed} of {valid} valid values "
                           f"({100 * removed / max(valid, 1):.2f} %).")
         results.update(REMOVED=removed, VALID_BEFORE=valid)

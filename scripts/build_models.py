@@ -88,12 +88,14 @@ images of its folder are paired by baseline (<SENSOR>_MIN_DAYS to <SENSOR>_MAX_D
 correlated (Correlate image pairs (batch), <SENSOR>_WINDOW and <SENSOR>_STEP); the pair products
 are cleaned with the default chain and stable-ground ramp removal (Landsat and Sentinel-2;
 Sentinel-1 SNR stays low under speckle, so its pairs go uncleaned), stacked by calendar month on
-the REFERENCE grid (Monthly stacks) and filtered in time (Temporal robust filter). The fusion
+the REFERENCE grid (Monthly stacks, with each month's 1 sigma error stack) and filtered in time
+(Temporal robust filter, which carries the error stacks). The fusion
 weights are calibrated on the UAV velocity stack (Landsat and Sentinel-2 primary, Sentinel-1
 auxiliary; where a sensor is missing, the others take the weights calibrated for them alone),
 the stacks fused with them and the gaps filled from Sentinel-1 (window and per-pixel
 temporal coefficients combined), each with its per-pixel 1 sigma error (fusion:OUTPUT_ERROR,
-gapfill:OUTPUT_ERROR, m/yr) from the sensors' RMSE against the UAV. Then: stable-ground
+gapfill:OUTPUT_ERROR, m/yr): each sensor's RMSE against the UAV in quadrature with the pixel's
+monthly error, which also scales the weights per pixel (inverse variance). Then: stable-ground
 uncertainty and glacier coverage of every stack, pixel trends with FDR significance, glacier
 trends and classes, and glacier attributes correlated with velocity (DEM). Velocities in m/yr,
 trends in m/yr per decade. Every product is a model output named <step>:<output>, e.g.
@@ -343,7 +345,8 @@ def build_full():
     b.child("fusion", "fuse", "Fuse the stacks",
             {"SOURCES": primary, "AUXILIARY": b.c("sentinel1_filtered"),
              "WEIGHTS_TABLE": b.c("calibration"), "ERRORS": b.c("calibration", "ERRORS"),
-             "SUBSET_WEIGHTS": b.c("calibration", "SUBSET_WEIGHTS")},
+             "SUBSET_WEIGHTS": b.c("calibration", "SUBSET_WEIGHTS"),
+             "PIXEL_ERRORS": b.v(True), "INVERSE_VARIANCE": b.v(True)},
              4, 4, _outputs(FULL_OUTPUTS, "fusion"))
     b.child("gapfill", "gapfill", "Gap-fill with Sentinel-1",
             {"FUSED": b.c("fusion"), "AUXILIARY": b.c("sentinel1_filtered"),

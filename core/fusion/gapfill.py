@@ -65,6 +65,8 @@ from scipy import ndimage
 
 from ..errors import InputError
 from .weighted import stack_infos
+from ..io.names import relative_path
+from ..io.pixel_series import ERROR_STACK_KEY
 from ..io.products import StackWriter
 from ..io.reader import StackReader
 from ..progress import ensure
@@ -334,7 +336,8 @@ def gapfill_stack(fused_path, aux_path, output, window=10, sigma=2.0, estimator=
     meta.update({"GAPFILL_AUX": aux_info.path, "GAPFILL_WINDOW": int(window),
                  "GAPFILL_SIGMA": f"{sigma:g}", "GAPFILL_ESTIMATOR": estimator,
                  "GAPFILL_COEFFICIENT": coefficient})
-    for key in ("SENSOR", "QUANTITY", "UNITS"):  # set by the writer (values are now m/yr)
+    # set by the writer (values are now m/yr), and the fused stack's own error-stack link
+    for key in ("SENSOR", "QUANTITY", "UNITS", ERROR_STACK_KEY):
         meta.pop(key, None)
     intervals = fused_info.intervals
     temporal = None
@@ -348,11 +351,14 @@ def gapfill_stack(fused_path, aux_path, output, window=10, sigma=2.0, estimator=
     summary = []
     inputs = paths
     writer = StackWriter(output, grid, intervals, fused_info.sensor or "fused",
-                         fused_info.quantity, meta, inputs=inputs)
+                         fused_info.quantity,
+                         dict(meta, **({ERROR_STACK_KEY: relative_path(error_output, output)}
+                                       if error_output else {})), inputs=inputs)
     err_writer = None
     if error_output:
-        err_writer = StackWriter(error_output, grid, intervals, "error",
-                                 fused_info.quantity, dict(meta, ERROR="1 sigma, m/yr"),
+        err_writer = StackWriter(error_output, grid, intervals, "error", fused_info.quantity,
+                                 dict(meta, ERROR="1 sigma, m/yr",
+                                      ERROR_OF=relative_path(output, error_output)),
                                  inputs=inputs + [output])
     try:
         for b, iv in enumerate(intervals):

@@ -16,14 +16,23 @@ Per-pixel uncertainty (``errors``, one 1 σ per stack in m/yr, e.g. each sensor'
 UAV from the calibration): the fused value's 1 σ is ``sqrt(Σ w_k² σ_k²) / Σ w_k`` over the stacks
 that contributed, i.e. the propagation of independent errors through the renormalised weighted
 mean (``error_output``, one band per time step).
+
+Per-pixel errors (``error_stacks``, each stack's 1 σ stack or None, e.g. the temporal filter's
+``<stem>_error.tif``): a stack's σ at a pixel is then ``sqrt(σ_k² + e_k²)``, its calibration σ_k
+(which holds what the stacks share: window smoothing, the UAV's own error) in quadrature with
+the pixel's monthly error e_k (σ_k alone where e_k is NaN). With ``inverse_variance`` the
+calibrated weights are scaled per pixel by ``σ_k² / (σ_k² + e_k²)``: a stack's noisy months
+count less, its typical months keep the calibrated weight.
 """
 
 import numpy as np
 
 from ..errors import InputError
 from ..io.grid import require_crs, require_overlap
+from ..io.names import relative_path
+from ..io.pixel_series import ERROR_STACK_KEY
 from ..io.products import StackWriter, read_stack_info
-from ..io.raster import RasterWriter, all_or_none
+from ..io.raster import RasterWriter, all_or_none, open_raster
 from ..io.reader import GridReader, StackReader
 from ..progress import ensure
 
@@ -139,7 +148,8 @@ def fuse_band(values, weights, n_primary, errors=None):
     without this time step), ``weights`` (k,) or (k, rows, cols); the first ``n_primary`` stacks
     are primary. Returns ``(fused, count)``: the fused band (float32, NaN where no primary stack
     with a positive weight is valid) and the number of contributing stacks (float32, 0 there);
-    with ``errors`` (k 1 σ values, m/yr) ``(fused, count, error)``, the fused value's 1 σ.
+    with ``errors`` (k 1 σ values or bands, m/yr) ``(fused, count, error)``, the fused value's
+    1 σ.
     Accumulates stack by stack, so memory holds the inputs and five bands."""
     shape = next(np.shape(v) for v in values if v is not None)
     num = np.zeros(shape, np.float32)
@@ -155,7 +165,7 @@ def fuse_band(values, weights, n_primary, errors=None):
         num += np.where(ok, v * w, np.float32(0))
         den += np.where(ok, w, np.float32(0))
         if errors is not None:
-            var += np.where(ok, (w * np.float32(errors[k])) ** 2, np.float32(0))
+            var += np.where(ok, (w * np.asarray(errors[k], np.float32)) ** 2, np.float32(0))
         count += ok
         if k < n_primary:
             primary |= ok
@@ -181,6 +191,31 @@ def value_shares(values, weights, valid):
     if not valid.any():
         return [0.0] * len(ws)
     return [float(np.mean(w[valid] / den[valid])) for w in ws]
+
+
+def overall_shares(items):
+    """Each stack's share of all the fused values of a stack: the time steps' ``shares`` weighted
+    by their ``valid_share`` (items of :func:`fused_step`, or read back by
+    :func:`fused_value_shares`); None where nothing is fused."""
+    fused = [i for i in items if i["valid_share"] > 0]
+    if not fused:
+        return None
+    total = sum(i["valid_share"] for i in fused)
+    return [sum(i["shares"][k] * i["valid_share"] for i in fused) / total
+            for k in range(len(fused[0]["shares"]))]
+
+
+def fused_value_shares(path):
+    """:func:`overall_shares` of a fused stack, from its band metadata VALUE_SHARES and
+    VALID_SHARE (in the order of its SOURCES metadata)."""
+    ds = open_raster(path, "fused stack")
+    items = []
+    for b in range(1, ds.RasterCount + 1):
+        m = ds.GetRasterBand(b).GetMetadata() or {}
+        if "VALUE_SHARES" in m:
+            items.append({"valid_share": float(m["VALID_SHARE"]),
+                          "shares": [float(x) for x in m["VALUE_SHARES"].split(",")]})
+    return overall_shares(items)
 
 
 def stack_infos(paths, what):
@@ -223,14 +258,35 @@ def pixel_weights(weights, grid, classes=None, class_weights=None):
     return out
 
 
-def fused_step(readers, interval, weights, n_primary, errors=None, subsets=None):
+def pixel_errors(errors, error_bands):
+    """Each stack's 1 σ of one time step: its calibration σ_k (``errors``) in quadrature with the
+    pixel's monthly error band (``error_bands``, None or NaN: σ_k alone)."""
+    out = []
+    for sk, e in zip(errors, error_bands):
+        sk = np.float32(sk)
+        out.append(sk if e is None else
+                   np.sqrt(sk ** 2 + np.where(np.isfinite(e), e, np.float32(0)) ** 2))
+    return out
+
+
+def fused_step(readers, interval, weights, n_primary, errors=None, subsets=None,
+               error_readers=None, inverse_variance=False):
     """Fuse the stacks' bands of ``interval``: ``(fused, count, item, error)`` with ``item`` the
     summary ``{interval, stacks, valid_share, mean_sources, shares}`` of that time step and
     ``error`` the fused 1 σ band (None without ``errors``, see :func:`fuse_band`); ``subsets``
-    the weights of sets of valid stacks (:func:`subset_pixel_weights`)."""
+    the weights of sets of valid stacks (:func:`subset_pixel_weights`); ``error_readers`` (one
+    per stack, None without an error stack) the per-pixel errors and ``inverse_variance`` their
+    weights (module doc)."""
     bands = [r.read(interval) for r in readers]
     if subsets:
         weights = subset_pixel_weights(bands, weights, subsets)
+    if error_readers is not None and errors is not None:
+        sigma = pixel_errors(errors, [None if r is None else r.read(interval)
+                                      for r in error_readers])
+        if inverse_variance:
+            weights = [np.asarray(weights[k], np.float32) * np.float32(errors[k]) ** 2 / s ** 2
+                       for k, s in enumerate(sigma)]
+        errors = sigma
     fused, count, *error = fuse_band(bands, weights, n_primary, errors)
     valid = np.isfinite(fused)
     item = {"interval": str(interval), "stacks": sum(x is not None for x in bands),
@@ -242,7 +298,7 @@ def fused_step(readers, interval, weights, n_primary, errors=None, subsets=None)
 
 def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, classes=None,
                 class_weights=None, progress=None, errors=None, error_output=None,
-                subset_weights=None):
+                subset_weights=None, error_stacks=None, inverse_variance=False):
     """Fuse velocity stacks into ``output`` (and the contributing-stack counts into
     ``count_output``). ``weights``: array or weight string, primaries then auxiliary.
     ``errors`` (array or comma-separated string, one 1 σ in m/yr per stack in the same order)
@@ -251,7 +307,9 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
     ``classes`` (categorical raster) with ``class_weights`` ({class value: weights}) gives pixels
     of those classes their own weights. ``subset_weights`` ({validity mask: weights} or its
     text, e.g. the calibration's, :func:`format_subset_weights`) gives the pixels where exactly
-    such a set of stacks is valid that set's weights (over any other). Stacks in another CRS
+    such a set of stacks is valid that set's weights (over any other). ``error_stacks`` (one
+    1 σ stack path or None per stack, with ``errors``) and ``inverse_variance``: the per-pixel
+    errors and weights of the module doc. Stacks in another CRS
     are read with their components turned to the output grid's axes
     (:class:`core.io.reader.StackReader`). Returns a list of per-band dicts ``{interval,
     valid_share, mean_sources}``.
@@ -273,6 +331,15 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
         errors = parse_errors(errors, k)
     grid = infos[0].grid
     readers = [StackReader(info, grid) for info in infos]
+    error_readers = None
+    if error_stacks is not None and any(error_stacks):
+        if errors is None:
+            raise InputError("ERRORS: per-pixel error stacks are combined with one calibration "
+                             "error (1 sigma, m/yr) per stack; give ERRORS.")
+        if len(error_stacks) != k:
+            raise InputError(f"{len(error_stacks)} error stack(s) for {k} stack(s).")
+        error_readers = [None if e is None else StackReader(read_stack_info(e, "error stack"), grid)
+                         for e in error_stacks]
     intervals = union_intervals(infos)
     pixel_w = pixel_weights(w, grid, classes, class_weights)
     if isinstance(subset_weights, str):
@@ -280,14 +347,19 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
     names = ",".join(info.path for info in infos)
     meta = {"WEIGHTS": format_weights(w), "SOURCES": names,
             **({"SUBSET_WEIGHTS": format_subset_weights(subset_weights)} if subset_weights else {}),
+            **({"ERROR_STACKS": ",".join(e or "" for e in error_stacks),
+                "INVERSE_VARIANCE": str(bool(inverse_variance))} if error_readers else {}),
             "ROLES": ",".join(["primary"] * len(primaries) + (["auxiliary"] if auxiliary else []))}
     summary = []
-    inputs = paths + ([classes] if classes else [])
-    writer = StackWriter(output, grid, intervals, "fused", infos[0].quantity, meta, inputs=inputs)
+    inputs = paths + ([classes] if classes else []) + [e for e in error_stacks or () if e]
+    writer = StackWriter(output, grid, intervals, "fused", infos[0].quantity,
+                         dict(meta, **({ERROR_STACK_KEY: relative_path(error_output, output)}
+                                       if error_output else {})), inputs=inputs)
     err_writer = None
     if error_output:
         err_writer = StackWriter(error_output, grid, intervals, "error", infos[0].quantity,
-                                 dict(meta, ERRORS=format_weights(errors), ERROR="1 sigma, m/yr"),
+                                 dict(meta, ERRORS=format_weights(errors), ERROR="1 sigma, m/yr",
+                                      ERROR_OF=relative_path(output, error_output)),
                                  inputs=inputs + [output])
     counter = None
     if count_output:
@@ -297,7 +369,7 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
     with all_or_none([writer, counter, err_writer]):
         for b, iv in enumerate(intervals):
             fused, count, item, error = fused_step(readers, iv, pixel_w, len(primaries), errors,
-                                                   subset_weights)
+                                                   subset_weights, error_readers, inverse_variance)
             if err_writer is not None:
                 err_writer.write(b, error)
             writer.write(b, fused)

@@ -9,6 +9,11 @@ year of its interval's middle. Meant for speed stacks (positive); the same remov
 applied to the matching vx and vy stacks. ``min_reference`` (m/yr) leaves pixel-years whose
 reference is slower untested: on stable ground the speed is noise, and ratios of noise are
 meaningless (default 0: test everything).
+
+Per-pixel errors: the input's error stack (named by its ``ERROR_STACK`` metadata or
+``<stem>_error.tif`` beside it, :func:`core.io.pixel_series.error_stack_path`) is carried into the
+output's own (``<output stem>_error.tif`` by default, linked the same way): a kept value keeps its
+1 σ, a removed one becomes NaN (the filter removes, it never changes a value).
 """
 
 from contextlib import ExitStack
@@ -16,6 +21,8 @@ from contextlib import ExitStack
 import numpy as np
 
 from ..errors import InputError
+from ..io.names import relative_path
+from ..io.pixel_series import ERROR_STACK_KEY, default_error_path, error_stack_path
 from ..io.products import StackFile, StackWriter
 from ..progress import ensure
 from ..io.raster import iter_tiles
@@ -68,10 +75,11 @@ def temporal_filter(stack, years, alpha=DEFAULT_ALPHA, lower=DEFAULT_LOWER, uppe
 
 def temporal_filter_file(path, output, alpha=DEFAULT_ALPHA, lower=DEFAULT_LOWER,
                          upper=DEFAULT_UPPER, min_reference=0.0, companions=(), tile=256,
-                         progress=None):
+                         progress=None, error_output=None):
     """Filter the stack ``path`` into ``output``; ``companions`` are ``(input, output)`` stacks
-    on the same grid and dates (vx, vy) that get the same removals. Returns
-    ``(removed, valid)``: counts of values removed and of values valid before."""
+    on the same grid and dates (vx, vy) that get the same removals. When ``path`` has an error
+    stack, it is carried into ``error_output`` (default ``<output stem>_error.tif``; module doc).
+    Returns ``(removed, valid)``: counts of values removed and of values valid before."""
     progress = ensure(progress)
     with ExitStack() as opened:  # closes the files opened so far when one of them fails
         stack = opened.enter_context(StackFile(path))
@@ -87,13 +95,21 @@ def temporal_filter_file(path, output, alpha=DEFAULT_ALPHA, lower=DEFAULT_LOWER,
         meta = {"TEMPORAL_FILTER": f"alpha={alpha:g} lower={lower:g} upper={upper:g} "
                                    f"min_reference={min_reference:g}"}
         inputs = [path] + [c for c, _ in companions]
+        error = error_stack_path(path, info)
+        if error:
+            error_output = error_output or default_error_path(output)
+            companions = list(companions) + [(error, error_output)]
+            comp_stacks.append(opened.enter_context(StackFile(error)))
         removed = valid = 0
+        out_meta = dict(meta, **({ERROR_STACK_KEY: relative_path(error_output, output)}
+                                 if error else {}))
         writers = [opened.enter_context(StackWriter(output, info.grid, info.intervals, info.sensor,
-                                                    "v", meta, inputs=inputs))]
-        writers += [opened.enter_context(StackWriter(cout, c.info.grid, c.info.intervals,
-                                                     c.info.sensor, c.info.quantity, meta,
-                                                     inputs=inputs))
-                    for (_, cout), c in zip(companions, comp_stacks)]
+                                                    "v", out_meta, inputs=inputs))]
+        writers += [opened.enter_context(StackWriter(
+            cout, c.info.grid, c.info.intervals, c.info.sensor, c.info.quantity,
+            dict(meta, ERROR_OF=relative_path(output, cout), ERROR="1 sigma, m/yr")
+            if cin == error else meta, inputs=inputs))
+            for (cin, cout), c in zip(companions, comp_stacks)]
         tiles = list(iter_tiles(info.grid.shape, tile))
         for t, (window, _, _) in enumerate(tiles):  # all bands of a tile: 120 x 256² ~ 31 MB
             arr = stack.read(window)

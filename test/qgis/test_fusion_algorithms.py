@@ -130,3 +130,42 @@ def test_fuse_needs_weights_or_table(run_alg, scene_tiny, tmp_path):
     with pytest.raises(QgsProcessingException, match="WEIGHTS: give the weights"):
         run_alg("fuse", {"SOURCES": [p["landsat_v"], p["sentinel2_v"]],
                          "OUTPUT": str(tmp_path / "f.tif")})
+
+
+def test_error_stacks_flow_from_temporalfilter_into_fuse(run_alg, tmp_path):
+    """temporalfilter writes <output>_error.tif (σ kept, NaN where removed); fuse finds it and
+    gives each fused value sqrt(Σ w² (σ_k² + e²)) / Σ w; without PIXEL_ERRORS σ_k alone."""
+    from glacier_velocity.core.io.dates import Interval
+    from glacier_velocity.core.io.grid import Grid
+    from glacier_velocity.core.io.products import write_stack
+
+    grid = Grid.from_bounds(500000, 4000000, 30, 4, 5, 32645)
+    months = [Interval.month(2020, m) for m in range(1, 13)]
+    va = np.full((12, 4, 5), 100.0, np.float32)
+    va[5] = 300.0  # removed by the filter
+    ea = np.full_like(va, 8.0)
+    vb = np.full_like(va, 110.0)
+    pa = write_stack(str(tmp_path / "a.tif"), grid, va, months, "landsat", "v")
+    write_stack(str(tmp_path / "a_error.tif"), grid, ea, months, "error", "v")
+    pb = write_stack(str(tmp_path / "b.tif"), grid, vb, months, "sentinel2", "v")
+    fa = str(tmp_path / "fa.tif")
+    res = run_alg("temporalfilter", {"INPUT": pa, "OUTPUT": fa})
+    assert res["OUTPUT_ERROR"] == str(tmp_path / "fa_error.tif")
+    assert read_stack_info(fa).metadata["ERROR_STACK"] == "fa_error.tif"
+    _, fe = read_stack(res["OUTPUT_ERROR"])
+    assert np.isnan(fe[5]).all() and np.all(fe[np.arange(12) != 5] == 8.0)
+    out = {}
+    for on in (True, False):
+        f, e = str(tmp_path / f"f{on}.tif"), str(tmp_path / f"f{on}_error.tif")
+        run_alg("fuse", {"SOURCES": [fa, pb], "WEIGHTS": "0.5,0.5", "ERRORS": "6,4",
+                         "PIXEL_ERRORS": on, "INVERSE_VARIANCE": False, "OUTPUT": f,
+                         "OUTPUT_ERROR": e})
+        out[on] = read_stack(f)[1], read_stack(e)[1]
+    np.testing.assert_allclose(out[True][0][0], 105.0)
+    np.testing.assert_allclose(out[True][1][0], np.hypot(0.5 * 10.0, 0.5 * 4.0), rtol=1e-6)
+    np.testing.assert_allclose(out[True][1][5], 4.0, rtol=1e-6)  # b alone where a was removed
+    np.testing.assert_allclose(out[False][1][0], np.hypot(0.5 * 6.0, 0.5 * 4.0), rtol=1e-6)
+    # inverse variance: a's weight scaled by 6² / (6² + 8²) = 0.36
+    f = str(tmp_path / "ivw.tif")
+    run_alg("fuse", {"SOURCES": [fa, pb], "WEIGHTS": "0.5,0.5", "ERRORS": "6,4", "OUTPUT": f})
+    np.testing.assert_allclose(read_stack(f)[1][0], (0.18 * 100 + 0.5 * 110) / 0.68, rtol=1e-6)

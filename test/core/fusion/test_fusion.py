@@ -10,7 +10,7 @@ from glacier_velocity.core.fusion.weighted import (format_subset_weights, format
                                                    fuse_band, fuse_stacks, parse_class_weights,
                                                    parse_subset_weights, parse_weights)
 from glacier_velocity.core.io.grid import Grid
-from glacier_velocity.core.io.products import read_stack, write_stack
+from glacier_velocity.core.io.products import read_stack, read_stack_info, write_stack
 from glacier_velocity.core.io.raster import read_bands, warp_to_grid, write_raster
 
 GRID = Grid.from_bounds(500000, 4000000, 30, 4, 5, 32645)
@@ -220,3 +220,70 @@ def test_fused_scene_beats_every_sensor_on_glaciers(scene_tiny, fused_tiny):
     expect = sum(np.isfinite(a).astype(np.float32) for a in stacks.values()) * primary
     np.testing.assert_array_equal(count, expect)
     assert summary[0]["valid_share"] == pytest.approx(float(primary[0].mean()))
+
+
+def pixel_error_stacks(tmp_path, seed=2):
+    """Two sensors over 12 months (truth 300 m/yr): each has an error of 1 σ c_k (6 and 4 m/yr)
+    that no error stack states (what a calibration against the UAV finds, e.g. window smoothing)
+    plus per-pixel noise of a known 1 σ (2-40 m/yr, heavy-tailed across pixels) stated in its
+    error stack beside it (``<stem>_error.tif``)."""
+    rng = np.random.default_rng(seed)
+    grid = Grid.from_bounds(500000, 4000000, 30, 40, 50, 32645)
+    months = [Interval.month(2020, m) for m in range(1, 13)]
+    paths, errors = [], []
+    for name, c in (("a", 6.0), ("b", 4.0)):
+        e = np.clip(rng.lognormal(np.log(8), 0.8, (12,) + grid.shape), 2, 40).astype(np.float32)
+        v = 300 + c * rng.standard_normal(e.shape) + e * rng.standard_normal(e.shape)
+        paths.append(write_stack(str(tmp_path / f"{name}.tif"), grid, v, months, name, "v",
+                                 {"ERROR_STACK": f"{name}_err.tif"}))
+        write_stack(str(tmp_path / f"{name}_err.tif"), grid, e, months, "error", "v")
+        errors.append(e)
+    return paths, errors
+
+
+def test_per_pixel_errors_are_calibrated_and_weigh(tmp_path):
+    """With the error stacks, the fused 1 σ covers the truth (|error| <= 1.96 σ) for 95 +- 3 %
+    of pixel-months overall and on the noisiest quarter (measured 95.0 and 95.5 %; 94.8 and
+    94.8 % with inverse-variance weights); one σ per sensor (its RMSE) covers 94.1 % overall but
+    80.0 % of the noisiest quarter. Inverse-variance weights lower the RMSE from 10.5 to
+    7.9 m/yr."""
+    paths, e = pixel_error_stacks(tmp_path)
+    rmse = [float(np.hypot(c, np.sqrt(np.mean(x ** 2)))) for c, x in zip((6.0, 4.0), e)]
+    out = {}
+    for name, kw in (("global", {"errors": format_weights(rmse)}),
+                     ("pixel", {"errors": "6,4", "error_stacks": [
+                         str(tmp_path / "a_err.tif"), str(tmp_path / "b_err.tif")]}),
+                     ("ivw", {"errors": "6,4", "inverse_variance": True, "error_stacks": [
+                         str(tmp_path / "a_err.tif"), str(tmp_path / "b_err.tif")]})):
+        f, err = str(tmp_path / f"{name}.tif"), str(tmp_path / f"{name}_error.tif")
+        fuse_stacks(paths, f, "0.4,0.6", error_output=err, **kw)
+        out[name] = read_stack(f)[1] - 300, read_stack(err)[1]
+    assert read_stack_info(f).metadata["ERROR_STACK"] == "ivw_error.tif"
+    assert read_stack_info(err).metadata["ERROR_OF"] == "ivw.tif"
+    noisy = np.hypot(0.4 * e[0], 0.6 * e[1]) > np.percentile(np.hypot(0.4 * e[0], 0.6 * e[1]), 75)
+    cover = {k: (np.mean(np.abs(d) <= 1.96 * s), np.mean(np.abs(d[noisy]) <= 1.96 * s[noisy]))
+             for k, (d, s) in out.items()}
+    rms = {k: float(np.sqrt(np.mean(d ** 2))) for k, (d, _) in out.items()}
+    for k in ("pixel", "ivw"):
+        assert 0.92 <= cover[k][0] <= 0.98 and 0.92 <= cover[k][1] <= 0.98, (k, cover[k])
+    assert cover["global"][1] < 0.85, cover
+    assert rms["ivw"] < 0.8 * rms["pixel"], rms
+    np.testing.assert_allclose(rms["pixel"], rms["global"], rtol=1e-6)  # same weights
+
+
+def test_fused_value_shares_read_back(tmp_path):
+    """Each stack's share of all fused values, from the band metadata: month 1 a alone (share
+    1, 0), month 2 both at weights 0.25 / 0.75 on half of the pixels: (1·1 + 0.25·0.5) / 1.5."""
+    from glacier_velocity.core.fusion.weighted import fused_value_shares
+
+    months = [Interval.month(2020, 1), Interval.month(2020, 2)]
+    a = np.full((2, 4, 5), 10.0, np.float32)
+    a[1, 2:] = np.nan
+    b = np.full((2, 4, 5), 20.0, np.float32)
+    b[0] = np.nan
+    b[1, 2:] = np.nan
+    pa = write_stack(str(tmp_path / "a.tif"), GRID, a, months)
+    pb = write_stack(str(tmp_path / "b.tif"), GRID, b, months)
+    out = str(tmp_path / "f.tif")
+    fuse_stacks([pa, pb], out, "0.25,0.75")
+    np.testing.assert_allclose(fused_value_shares(out), [1.125 / 1.5, 0.375 / 1.5], rtol=1e-5)

@@ -258,3 +258,26 @@ def test_scene_neighbouring_months_improve_the_fills(scene_tiny, scene_fills):
     assert abs(f["fast_rel_bias"]) < 0.03, f
     share, _ = sigma_coverage(filled, error, truth, glacier)
     assert 0.92 <= share <= 0.99, share  # 98.2 % (valley scene: 94.8 %)
+
+
+def test_gapfilled_stack_names_its_own_error_stack(tmp_path):
+    """The fused stack's ERROR_STACK link is not copied: the gap-filled stack names its own error
+    stack (or none), so the trends and the dock read the gap-filled σ, not the fused one."""
+    from glacier_velocity.core.io.products import read_stack_info
+
+    grid = Grid.from_bounds(500000, 4000000, 30, 20, 20, 32645)
+    months = [Interval.month(2020, 1)]
+    v = np.full((1, 20, 20), 50.0, np.float32)
+    fpath = write_stack(str(tmp_path / "fused.tif"), grid, v, months, "fused", "v",
+                        {"ERROR_STACK": "fused_error.tif"})
+    epath = write_stack(str(tmp_path / "fused_error.tif"), grid, v / 10, months, "error", "v",
+                        {"ERROR_OF": "fused.tif"})
+    s1 = write_stack(str(tmp_path / "s1.tif"), grid, v, months, "sentinel1")
+    out, err = str(tmp_path / "filled.tif"), str(tmp_path / "filled_sigma.tif")
+    gapfill_stack(fpath, s1, out, fused_error=epath, error_output=err)
+    assert read_stack_info(out).metadata["ERROR_STACK"] == "filled_sigma.tif"
+    assert read_stack_info(err).metadata["ERROR_OF"] == "filled.tif"
+    assert "ERROR_STACK" not in read_stack_info(err).metadata
+    bare = str(tmp_path / "bare.tif")
+    gapfill_stack(fpath, s1, bare)
+    assert "ERROR_STACK" not in read_stack_info(bare).metadata
