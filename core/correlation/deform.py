@@ -40,15 +40,20 @@ def lattice_gradient(d_row, d_col, step, window):
     centred difference over a shorter span, then the one-sided one, takes over; NaN where no
     neighbour is valid."""
     h = gradient_reach(window, step)
+    # (ahead, behind, span in lattice steps): centred, the longest span first, then one-sided,
+    # forward then backward
+    spans = [(k, -k, 2 * k) for k in range(h, 0, -1)]
+    spans += [s for k in range(h, 0, -1) for s in ((k, 0, k), (0, -k, k))]
     out = []
     for d in (d_row, d_col):
         for axis in (0, 1):
             g = np.full(d.shape, np.nan)
-            for k in range(h, 0, -1):  # centred, the longest span first
-                _fill(g, (_shifted(d, axis, k) - _shifted(d, axis, -k)) / (2.0 * k * step))
-            for k in range(h, 0, -1):  # one-sided, forward then backward
-                _fill(g, (_shifted(d, axis, k) - d) / (k * step))
-                _fill(g, (d - _shifted(d, axis, -k)) / (k * step))
+            for ahead, behind, span in spans:
+                gap = np.isnan(g)
+                if not gap.any():  # every vector has its gradient
+                    break
+                g[gap] = ((_shifted(d, axis, ahead) - _shifted(d, axis, behind)) /
+                          (span * step))[gap]
             out.append(g)
     return tuple(out)
 
@@ -77,12 +82,6 @@ def _shifted(a, axis, k):
         dst[axis] = slice(max(-k, 0), n + min(-k, 0))
         b[tuple(dst)] = a[tuple(src)]
     return b
-
-
-def _fill(g, values):
-    """Where ``g`` is NaN, take ``values``."""
-    gap = np.isnan(g)
-    g[gap] = values[gap]
 
 
 def warped_windows(coeffs, top, left, grad, pos_y, pos_x):
