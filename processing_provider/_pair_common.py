@@ -15,6 +15,8 @@ from ..compat import NUMBER_DOUBLE, TYPE_VECTOR_POLYGON
 from ..core.correlation.pairing import list_images
 from ..core.errors import InputError
 from ..core.filters.quality import DEFAULT_MAX_SPEED, DEFAULT_SNR
+from ..core.filters.terrain import (DEFAULT_INCIDENCE, DEFAULT_LOOK_BEARING, DEFAULT_SHARE,
+                                    SarTerrainMask)
 from ..core.timeseries.harmonise import DEFAULT_PIXEL
 from ..core.io.pairsource import PairSource, readable_pairs
 from ..core.io.raster import raster_grid
@@ -105,6 +107,50 @@ def stable_on(alg, parameters, context, feedback, grid, required=True):
     if not polygons and not mask and not required:
         return None
     return stable_mask(grid, polygons, mask)
+
+
+TERRAIN_HELP = {
+    "DEM": "elevation model (m, any grid and CRS) for the SAR layover/shadow mask (optional; "
+           "give it for Sentinel-1 pairs): vectors whose correlation window covers more than "
+           "LAYOVER_SHARE of layover or shadow are removed (their speckle keeps a high SNR, so "
+           "no SNR threshold removes them).",
+    "LOOK_BEARING": "horizontal bearing from the ground towards the radar, degrees clockwise "
+                    "from north (with DEM): the satellite heading + 270 for a right-looking "
+                    "sensor as Sentinel-1, about 257 on ascending and 103 on descending passes at "
+                    f"mid latitudes; default {DEFAULT_LOOK_BEARING:g}, the sample scenes' geometry.",
+    "INCIDENCE": "incidence angle from the vertical, degrees (with DEM): layover where the slope "
+                 "towards the radar exceeds it, shadow where the slope away exceeds 90 minus it; "
+                 f"Sentinel-1 IW 29-46, default {DEFAULT_INCIDENCE:g}.",
+    "LAYOVER_SHARE": "share of a correlation window (its WINDOW x PIXEL_M footprint from the "
+                     "pair's metadata) in layover or shadow above which its vector is removed "
+                     f"(with DEM; default {DEFAULT_SHARE:g}, measured on the valley scene).",
+}
+
+
+def add_terrain(alg):
+    """Add DEM (optional) and the SAR geometry LOOK_BEARING, INCIDENCE, LAYOVER_SHARE
+    (advanced) of the layover/shadow mask."""
+    from .base import advanced
+
+    alg.addParameter(QgsProcessingParameterRasterLayer(
+        "DEM", "DEM for the SAR layover/shadow mask", optional=True))
+    for name, label, default, lo, hi in (
+            ("LOOK_BEARING", "SAR look bearing, ground to sensor (degrees)",
+             DEFAULT_LOOK_BEARING, 0.0, 359.999),
+            ("INCIDENCE", "SAR incidence angle (degrees)", DEFAULT_INCIDENCE, 0.001, 89.999),
+            ("LAYOVER_SHARE", "Window share in layover/shadow that removes a vector",
+             DEFAULT_SHARE, 0.0, 0.999)):
+        alg.addParameter(advanced(QgsProcessingParameterNumber(
+            name, label, NUMBER_DOUBLE, default, minValue=lo, maxValue=hi)))
+
+
+def terrain_mask(alg, parameters, context):
+    """The :class:`SarTerrainMask` of DEM and the geometry, or None without DEM."""
+    dem = alg.raster_path(parameters, "DEM", context, required=False)
+    if not dem:
+        return None
+    return SarTerrainMask(dem, *(alg.parameterAsDouble(parameters, n, context)
+                                 for n in ("LOOK_BEARING", "INCIDENCE", "LAYOVER_SHARE")))
 
 
 def add_output_grid(alg):

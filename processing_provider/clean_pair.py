@@ -2,8 +2,9 @@
 
 from ..core.filters.clean import FilterSettings, clean_pair
 from ..core.filters.quality import DEFAULT_MAX_SPEED, DEFAULT_SNR
-from ._pair_common import (PAIR_HELP, STABLE_HELP, THRESHOLD_HELP, PairAlgorithm, add_stable,
-                           add_thresholds, stable_on, thresholds)
+from ._pair_common import (PAIR_HELP, STABLE_HELP, TERRAIN_HELP, THRESHOLD_HELP, PairAlgorithm,
+                           add_stable, add_terrain, add_thresholds, stable_on, terrain_mask,
+                           thresholds)
 
 
 class CleanPairAlgorithm(PairAlgorithm):
@@ -27,9 +28,14 @@ class CleanPairAlgorithm(PairAlgorithm):
         "INPUT_VY) in m/yr or m/day; its dates come from the file name (two dates, e.g. "
         "20180304-20180405_vx.tif), its metadata, or START_DATE/END_DATE. Each filter's removals "
         "are logged. Every step is also an algorithm of its own (Quality filters, Remove ramp, "
-        "Destripe) to reorder or tune in the modeler."
+        "Destripe) to reorder or tune in the modeler.\n\n"
+        "SAR pairs: with a DEM, vectors whose correlation window (WINDOW × PIXEL_M from the "
+        "pair's metadata) covers more than LAYOVER_SHARE of layover or shadow are removed first "
+        "(layover: terrain rising towards the radar, at LOOK_BEARING, more steeply than the "
+        "incidence angle; shadow: falling away more steeply than 90° minus it). Speckle keeps a "
+        "high SNR there, so the SNR threshold does not remove them."
     )
-    PARAM_HELP = dict(PAIR_HELP, **THRESHOLD_HELP,
+    PARAM_HELP = dict(PAIR_HELP, **THRESHOLD_HELP, **TERRAIN_HELP,
                       STABLE=STABLE_HELP["STABLE"] + " Optional: without it no ramp is removed.",
                       OUTPUT="cleaned pair product (vx, vy, v, snr; m/yr, NaN where removed).",
                       VALID_BEFORE="number of valid vectors in the input.",
@@ -41,12 +47,15 @@ class CleanPairAlgorithm(PairAlgorithm):
     def init_options(self):
         add_thresholds(self)
         add_stable(self, mask=False)
+        add_terrain(self)
 
     def process_pair(self, source, output, parameters, context, feedback):
         stable = stable_on(self, parameters, context, feedback, source.grid, required=False)
         settings = FilterSettings(**thresholds(self, parameters, context))
+        terrain = terrain_mask(self, parameters, context)
         report, ramps = clean_pair(source, output, settings, stable=stable,
-                                   progress=self.progress(feedback))
+                                   progress=self.progress(feedback),
+                                   drop=terrain.for_pair(source, source.grid) if terrain else None)
         for line in report.lines():
             feedback.pushInfo(line)
         if ramps:

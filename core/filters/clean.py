@@ -168,7 +168,7 @@ def median_error(error, rho):
 
 
 def clean_pair(source, output, settings=None, flow=None, stable=None, order=1, tile=1024,
-               progress=None):
+               progress=None, drop=None):
     """Filter a pair (``source``: a PairSource) and, when a ``stable`` mask (bool, on the pair's
     grid) is given, remove robust ramps of ``order`` fitted on it; write a pair product (m/yr).
 
@@ -176,7 +176,9 @@ def clean_pair(source, output, settings=None, flow=None, stable=None, order=1, t
     subtracted from each tile as it is read, so the neighbourhood and directional filters see
     corrected vectors: a ramp would otherwise turn slow vectors away from a given flow direction.
     ``flow`` is a RasterDirection/FlowlineDirection for direction mode 'given'. Returns
-    ``(report, ramps)``: a :class:`filters.FilterReport` and ``(rx, ry)`` or None.
+    ``(report, ramps)``: a :class:`filters.FilterReport` and ``(rx, ry)`` or None. ``drop``
+    (bool on the pair's grid, e.g. the SAR layover/shadow of :mod:`core.filters.terrain`)
+    removes vectors before every filter (reported as 'layover/shadow').
     """
     progress = ensure(progress)
     settings = (settings or FilterSettings()).resolved(source)
@@ -206,6 +208,10 @@ def clean_pair(source, output, settings=None, flow=None, stable=None, order=1, t
                 vy = vy - ramps[1].on_grid(grid, read)
             report.valid_before += int(np.count_nonzero(
                 np.isfinite(vx[cut]) & np.isfinite(vy[cut])))
+            if drop is not None:
+                lost = drop[read[0]:read[0] + read[2], read[1]:read[1] + read[3]]
+                report.add("layover/shadow", (lost & np.isfinite(vx))[cut])
+                vx, vy = np.where(lost, np.nan, vx), np.where(lost, np.nan, vy)
             fx, fy, masks, errors = apply_filters(
                 vx, vy, snr, settings, flow.window(read) if flow is not None else None, cut,
                 source.read_errors(read) if extra else None, rho)

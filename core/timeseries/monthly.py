@@ -26,6 +26,10 @@ pair has no σ has none. Error stacks (outputs ``error``, ``vx_error``, ``vy_err
 of their velocity stack, metadata ``ERROR_OF`` (the velocity stack) and ``ERROR`` = 1 sigma, m/yr;
 each velocity stack names its error stack in ``ERROR_STACK`` (the convention of the inversion,
 which the dock follows).
+
+Masks: ``mask(source, grid)`` (optional) gives each pair's pixels to drop on the grid (bool, True
+= drop; e.g. the SAR layover/shadow its correlation windows saw, :mod:`core.filters.terrain`),
+applied before the combination.
 """
 
 import os
@@ -121,7 +125,7 @@ ERROR_OUTPUTS = {"v": "error", "vx": "vx_error", "vy": "vy_error"}  # velocity -
 
 
 def monthly_stacks(paths, grid, outputs, method="median", min_fraction=0.5, sensor=None,
-                   tile=512, progress=None, log=None):
+                   tile=512, progress=None, log=None, mask=None):
     """Build monthly stacks of v, vx and vy on ``grid`` from pair products ``paths``.
 
     ``outputs`` maps 'v', 'vx', 'vy' to output paths (any subset), and 'error', 'vx_error',
@@ -129,7 +133,7 @@ def monthly_stacks(paths, grid, outputs, method="median", min_fraction=0.5, sens
     some pair states errors (else ``log(message)`` says so). Pairs of different sensors are
     refused unless ``sensor`` names the stacks' sensor. Returns ``(rows, left_out)``: one dict
     per month (``month``, ``interval``, ``n_pairs``, ``pairs``, ``n_with_errors``) and the
-    left-out file names.
+    left-out file names. ``mask``: see the module doc.
     """
     progress = ensure(progress)
     log = log or (lambda message: None)
@@ -180,6 +184,11 @@ def monthly_stacks(paths, grid, outputs, method="median", min_fraction=0.5, sens
                     data = [sources[i].warp(grid, window) for i in idx]
                     vxs = np.stack([d[0] for d in data])
                     vys = np.stack([d[1] for d in data])
+                    if mask is not None:
+                        r0, c0, nr, nc = window
+                        drop = np.stack([mask(sources[i], grid)[r0:r0 + nr, c0:c0 + nc]
+                                         for i in idx])
+                        vxs[drop] = vys[drop] = np.nan
                     errors = None
                     if errors_on:
                         nan = np.full(window[2:], np.nan, np.float32)

@@ -16,7 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # the public contract of the models (README, help); scripts and the demo depend on these names
 FULL_INPUTS = {"LANDSAT_FOLDER", "SENTINEL2_FOLDER", "SENTINEL1_FOLDER", "REFERENCE", "UAV",
-               "STABLE", "GLACIERS", "DEM", "MIN_YEARS", "MIN_AREA", "DASK_SCHEDULER", "DEFORM"} | {
+               "STABLE", "GLACIERS", "DEM", "MIN_YEARS", "MIN_AREA", "DASK_SCHEDULER", "DEFORM",
+               "SAR_LOOK_BEARING", "SAR_INCIDENCE"} | {
     f"{s}_{p}" for s in ("LANDSAT", "SENTINEL2", "SENTINEL1")
     for p in ("MIN_DAYS", "MAX_DAYS", "WINDOW", "STEP")}
 ONE_PAIR_INPUTS = {"REFERENCE", "SECONDARY", "WINDOW", "STEP", "START_DATE", "END_DATE", "STABLE",
