@@ -28,7 +28,9 @@ from ..io.grid import Grid
 from ..io.raster import open_raster, warp_to_grid
 
 METRES_PER_DEGREE = 111320.0  # a degree of latitude, m: a geographic DEM's pixel in metres
-MAX_REFINE = 8  # the DEM is resampled to at most 8 x the grid's resolution (64 x its memory)
+# pixels of the refined grid the DEM is resampled to at most: about 40 bytes each in the slope
+# computation, so 16 Mpx keep one mask under ~650 MB whatever the DEM's resolution
+MAX_FINE_PIXELS = 16_000_000
 
 DEFAULT_LOOK_BEARING = 280.0  # degrees, ground -> sensor
 DEFAULT_INCIDENCE = 39.0  # degrees from vertical
@@ -91,8 +93,8 @@ class SarTerrainMask:
 
     :meth:`on` gives, for a grid and a correlation window footprint (m), the pixels whose window
     covers more than ``share`` of layover or shadow; the DEM is resampled (bilinear) to the grid
-    refined to about the DEM's own pixel size (at most :data:`MAX_REFINE` times), so slopes keep
-    the DEM's resolution. Masks are cached per grid and footprint.
+    refined to about the DEM's own pixel size (:meth:`refinement`), so slopes keep the DEM's
+    resolution. Masks are cached per grid and footprint.
     """
 
     def __init__(self, dem_path, look_bearing=DEFAULT_LOOK_BEARING, incidence=DEFAULT_INCIDENCE,
@@ -108,11 +110,17 @@ class SarTerrainMask:
                           else abs(dem.dx))
         self._cache = {}
 
+    def refinement(self, grid):
+        """Integer factor the DEM refines ``grid`` by: its pixel over the DEM's (m), within
+        :data:`MAX_FINE_PIXELS` for the refined grid."""
+        k = max(1, int(round(grid.dx / self.dem_pixel)))
+        return max(1, min(k, int(math.sqrt(MAX_FINE_PIXELS / (grid.rows * grid.cols)))))
+
     def on(self, grid, footprint_m):
         """Boolean mask on ``grid``: True where a window of ``footprint_m`` metres is spoilt."""
         key = (grid.transform, grid.shape, grid.crs_wkt, round(float(footprint_m), 3))
         if key not in self._cache:
-            k = min(MAX_REFINE, max(1, int(round(grid.dx / self.dem_pixel))))
+            k = self.refinement(grid)
             fine = Grid((grid.transform[0], grid.dx / k, 0.0, grid.transform[3], 0.0,
                          -grid.dy / k), (grid.rows * k, grid.cols * k), grid.crs_wkt)
             dem = warp_to_grid(self.path, fine, "bilinear")[0]
