@@ -127,6 +127,7 @@ SCHEDULER_MODEL_HELP = ("where the {} run: empty = this computer; tcp://host:por
 
 
 def _help_full():
+    from glacier_velocity.core.filters.terrain import DEFAULT_SHARE
     from glacier_velocity.processing_provider._pair_common import TERRAIN_HELP
 
     h = {"ALG_DESC": " ".join(FULL_HELP.split()), "ALG_CREATOR": "Glacier Velocity",
@@ -139,8 +140,8 @@ def _help_full():
          "GLACIERS": "glacier outline polygons (e.g. RGI): coverage, glacier trends, attributes.",
          **TREND_HELP,
          "DEM": TREND_HELP["DEM"][:-1] + "; Sentinel-1 layover and shadow (vectors whose "
-                "correlation window covers more than a fifth of them are removed before "
-                "stacking).",
+                f"correlation window covers more than a share {DEFAULT_SHARE:g} of them are "
+                "removed before stacking).",
          "SAR_LOOK_BEARING": TERRAIN_HELP["LOOK_BEARING"].replace("(with DEM)", "(Sentinel-1)"),
          "SAR_INCIDENCE": TERRAIN_HELP["INCIDENCE"].replace("(with DEM)", "(Sentinel-1)"),
          "DEFORM": "window deformation in the correlations (off by default: on monthly stacks "
