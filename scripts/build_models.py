@@ -49,7 +49,8 @@ FULL_DEFORM = False
 CLEAN = {"landsat": True, "sentinel2": True, "sentinel1": False}
 # The model's DEM also masks Sentinel-1 layover and shadow (monthlystacks DEM): speckle keeps a
 # high SNR there (median 0.90), and on the valley scene those vectors biased the glacier values
-# by +18 to +36 m/yr. Its geometry (SAR_LOOK_BEARING, SAR_INCIDENCE) defaults to the sample scenes'.
+# by +18 m/yr (a fifth to three tenths of the window in layover or shadow) to +27 m/yr (more).
+# Its geometry (SAR_LOOK_BEARING, SAR_INCIDENCE) defaults to the sample scenes'.
 TERRAIN_MASKED = ("sentinel1",)
 # The temporal filter's 0.5-1.5 x reference test removes correct but noisy Sentinel-1 values on
 # slow ice (its noise, about 25 m/yr, exceeds half a slow reference): Sentinel-1 pixel-years
