@@ -60,7 +60,7 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
         "shadow are removed before stacking. Layover is where the terrain rises towards the radar "
         "more steeply than the incidence angle, shadow where it falls away more steeply than 90° "
         "minus it; the radar is at LOOK_BEARING from the ground. Speckle keeps a high SNR there "
-        "(median 0.90 on the valley scene), so no SNR threshold removes these vectors, and they "
+        "(median 0.90 on the valley scene), so no SNR threshold removes these vectors: "
         "on the valley scene they biased Sentinel-1 glacier values by +18 m/yr where a fifth to "
         "three tenths of the window lay in layover or shadow, and by +27 m/yr above that. Give "
         "the DEM for Sentinel-1 pairs only."
