@@ -154,6 +154,15 @@ def terrain_mask(alg, parameters, context):
                                  for n in ("LOOK_BEARING", "INCIDENCE", "LAYOVER_SHARE")))
 
 
+def report_terrain_coverage(terrain, feedback):
+    """Warn when the DEM of ``terrain`` (a :class:`SarTerrainMask` or None) missed part of a
+    grid: vectors there were kept unmasked."""
+    if terrain and terrain.uncovered > 0:
+        feedback.reportError(f"DEM '{terrain.path}' does not cover {100 * terrain.uncovered:.1f} %"
+                             " of the grid: no layover/shadow mask there, those vectors are kept.",
+                             False)
+
+
 def add_output_grid(alg):
     """Add REFERENCE (a raster whose grid the output takes, optional) and PIXEL_SIZE (m, the
     pixel of the grid made without a reference)."""

@@ -16,7 +16,8 @@ from ..core.io.pixel_series import default_error_path
 from ..core.timeseries.monthly import COMBINE, ERROR_OUTPUTS, monthly_stacks
 from ..core.io.pairsource import PairSource
 from ._pair_common import (STABLE_HELP, TERRAIN_HELP, add_output_grid, add_stable, add_terrain,
-                           pair_products, reference_grid, terrain_mask)
+                           pair_products, reference_grid, report_terrain_coverage,
+                           terrain_mask)
 from .base import GlacierAlgorithm
 
 
@@ -168,6 +169,7 @@ class MonthlyStacksAlgorithm(GlacierAlgorithm):
             log=feedback.pushInfo, mask=terrain.for_pair if terrain else None)
         for r in rows:
             feedback.pushInfo(f"{r['month']}: {r['n_pairs']} pair(s) {r['pairs']}")
+        report_terrain_coverage(terrain, feedback)
         if left_out:
             feedback.reportError(f"{len(left_out)} pair(s) fit no month and were left out: "
                                  f"{', '.join(left_out)}", False)

@@ -109,6 +109,7 @@ class SarTerrainMask:
         self.dem_pixel = (abs(dem.dy) * METRES_PER_DEGREE if dem.srs().IsGeographic()
                           else abs(dem.dx))
         self._cache = {}
+        self.uncovered = 0.0  # the largest share of a grid seen so far that the DEM misses
 
     def refinement(self, grid):
         """Integer factor the DEM refines ``grid`` by: its pixel over the DEM's (m), within
@@ -126,6 +127,7 @@ class SarTerrainMask:
             dem = warp_to_grid(self.path, fine, "bilinear")[0]
             if not np.isfinite(dem).any():
                 raise InputError(f"DEM '{self.path}' does not overlap the pair products' grid.")
+            self.uncovered = max(self.uncovered, float(np.mean(~np.isfinite(dem))))
             lay, sha = layover_shadow(dem, fine.dx, fine.dy, self.look_bearing, self.incidence)
             bad = contaminated(lay | sha, footprint_m / fine.dx, self.share)
             self._cache[key] = bad[k // 2::k, k // 2::k]

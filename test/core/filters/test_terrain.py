@@ -158,3 +158,21 @@ def test_refinement_follows_the_dem_within_the_pixel_budget(tmp_path):
     big = Grid.from_bounds(0, 30000, 30, 1000, 1000, 32645)
     k = terrain.refinement(big)
     assert k == 4 and (k * 1000) ** 2 <= MAX_FINE_PIXELS
+
+
+def test_dem_missing_part_of_the_grid_is_measured(valley, tmp_path):
+    """A DEM over the western half of the grid: the mask knows it misses half the grid (the
+    algorithms warn with that share), and the covered half's mask is the full DEM's."""
+    model, dem = valley
+    g30 = model.grid(30.0)
+    west = Grid((g30.transform[0], g30.dx, 0.0, g30.transform[3], 0.0, -g30.dy),
+                (g30.rows, g30.cols // 2), g30.crs_wkt)
+    half = str(tmp_path / "dem_west.tif")
+    write_raster(half, west, model.dem(g30)[None, :, :g30.cols // 2])
+    full, partial = SarTerrainMask(dem), SarTerrainMask(half)
+    assert partial.uncovered == 0.0
+    a, b = full.on(g30, 640.0), partial.on(g30, 640.0)
+    assert full.uncovered == 0.0
+    assert abs(partial.uncovered - 0.5) < 0.03
+    inner = slice(0, g30.cols // 2 - 25)  # away from the DEM's edge and the window's reach
+    assert (a[:, inner] == b[:, inner]).mean() > 0.99
