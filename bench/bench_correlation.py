@@ -30,7 +30,8 @@ import numpy as np
 
 from benchutil import peak_rss_mb
 
-from glacier_velocity.core.correlation.engine import CorrelatorOptions, correlate_windows
+from glacier_velocity.core.correlation.engine import (CorrelatorOptions, correlate_windows,
+                                                      window_layout)
 from glacier_velocity.core.errors import Cancelled
 from glacier_velocity.core.io.grid import Grid
 from glacier_velocity.core.io.products import read_pair_product
@@ -41,6 +42,7 @@ from glacier_velocity.core.io.raster import RasterWriter
 from glacier_velocity.core.sampledata.scene import band_limited_noise, render_pair_images
 
 WINDOW = 32
+TILE_SIDE = 10980  # px, a Sentinel-2 tile at 10 m
 
 
 def shifted_images(count, size, noise, rng):
@@ -145,23 +147,26 @@ def _write_texture(path, shape, shift):
             w.write(1, tile.astype(np.float32), r0, 0)
 
 
-def memory_child(a, b, out):
-    """Child process: correlate the pair a, b at step 8; print peak RSS (MB), seconds, windows."""
+def memory_child(a, b, out, strip=None):
+    """Child process: correlate the pair a, b at step 8 (in strips of ``strip`` pixels, default
+    the plugin's); print peak RSS (MB), seconds, windows."""
+    IC.STRIP_PIXELS = strip or IC.STRIP_PIXELS
     t0 = time.perf_counter()
     res = correlate_images(a, b, out, step=8)
     print(f"{peak_rss_mb():.0f} {time.perf_counter() - t0:.1f} {res['windows']}")
 
 
-def _in_child(child, shape):
-    """Run ``bench_correlation.<child>(a, b, out)`` in a fresh process on a textured pair of
-    ``shape`` written beforehand (so its peak RSS is the correlation's alone); its printed words."""
+def _in_child(child, shape, *extra):
+    """Run ``bench_correlation.<child>(a, b, out, *extra)`` in a fresh process on a textured pair
+    of ``shape`` written beforehand (so its peak RSS is the correlation's alone); its printed
+    words."""
     with tempfile.TemporaryDirectory() as tmp:
         a, b = os.path.join(tmp, "a_20200101.tif"), os.path.join(tmp, "b_20200121.tif")
         _write_texture(a, shape, 0)
         _write_texture(b, shape, 1)
         code = (f"import sys; sys.path[:0] = {sys.path!r}; "
                 f"from bench_correlation import {child}; "
-                f"{child}({a!r}, {b!r}, {os.path.join(tmp, 'out.tif')!r})")
+                f"{child}({a!r}, {b!r}, {os.path.join(tmp, 'out.tif')!r}, *{extra!r})")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              cwd=os.path.dirname(os.path.abspath(__file__)))
     if out.returncode != 0:
@@ -174,14 +179,16 @@ def memory():
     print("Peak memory of correlate_images (default options, step 8), one child process each "
           "(inputs written beforehand by this process):")
     peaks = []
-    for rows, cols in ((4096, 1024), (16384, 1024), (512, 10980)):
-        mb, secs, windows = _in_child("memory_child", (rows, cols))[-3:]
+    small = 4_000_000  # strips of the first two cases, so that they hold one and four strips
+    for rows, cols, strip in ((4096, 1024, small), (16384, 1024, small), (1152, 10980, None)):
+        mb, secs, windows = _in_child("memory_child", (rows, cols), strip)[-3:]
         peaks.append(float(mb))
         print(f"  {rows:>5} x {cols:<5} px ({rows * cols / 1e6:4.1f} Mpx, {int(windows):,} windows): "
               f"peak RSS {float(mb):.0f} MB, {float(secs):.1f} s")
-    print(f"  4x the pixels (second case against the first; strips of {IC.STRIP_PIXELS / 1e6:g} "
-          f"Mpx) costs {peaks[1] - peaks[0]:+.0f} MB: memory is set by the strip (image width), "
-          "not the image height; the 10,980-px-wide case is one strip of a full Sentinel-2 tile, "
+    print(f"  4x the pixels (second case against the first; strips of {small / 1e6:g} Mpx there, "
+          f"{IC.STRIP_PIXELS / 1e6:g} in the plugin) costs {peaks[1] - peaks[0]:+.0f} MB: memory "
+          "is set by the strip (image width), not the image height; the 10,980-px-wide case is "
+          "one strip of a full Sentinel-2 tile, "
           "whose whole run therefore peaks at about the same memory, plus the output blocks GDAL "
           "caches before writing them (< 0.5 GB for a tile at step 2, capped by GDAL_CACHEMAX).")
 
@@ -253,25 +260,39 @@ def end_to_end():
 
 def tile_child(a, b, out):
     """Child process: correlate a, b at step 3 (defaults otherwise); print peak RSS (MB),
-    seconds, CPU seconds, windows."""
+    seconds, CPU seconds, windows, and the share of windows a full tile correlates beyond the
+    strip's (its strips' deformation halos, see :func:`correlated_rows`)."""
     t0, c0 = time.perf_counter(), time.process_time()
     res = correlate_images(a, b, out, step=3)
-    print(f"{peak_rss_mb():.0f} {time.perf_counter() - t0:.1f} {time.process_time() - c0:.1f} "
-          f"{res['windows']}")
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    job = IC._PairJob(a, b, WINDOW, 3, None, None, None, "auto", IC.DEFAULT_SIZE, None, None,
+                      (0.0, 0.0), 1, 0.0)  # the strips of a tile as wide as this strip
+    tile_rows = window_layout((TILE_SIDE, TILE_SIDE), (WINDOW, WINDOW), 3)[0][0]
+    rows = res["grid"].rows
+    extra = (correlated_rows(tile_rows, job.tile, job.halo) / tile_rows) / (
+        correlated_rows(rows, job.tile, job.halo) / rows)
+    print(f"{peak_rss_mb():.0f} {secs:.1f} {cpu:.1f} {res['windows']} {extra:.4f}")
 
 
-def sentinel2_tile(rows=384):
+def correlated_rows(rows, tile, halo):
+    """Rows of windows correlated for ``rows`` product rows in strips of ``tile`` rows, each with
+    ``halo`` rows of neighbours on both sides (within the image)."""
+    return sum(min(rows, i0 + tile + halo) - max(0, i0 - halo) for i0 in range(0, rows, tile))
+
+
+def sentinel2_tile(rows=1152):
     """A full Sentinel-2 tile (10,980 x 10,980 px) at step 3, from a strip of ``rows`` x 10,980
-    px run end to end (read, pre-process, correlate, write) in a child process, extrapolated by
-    the number of windows; memory does not grow with the height (strips), so the strip's peak
-    RSS is the tile's. Beside it the scikit-image baseline's rate on the same machine now."""
+    px (at least one strip of the tile's, :data:`core.correlation.images.STRIP_PIXELS`) run end
+    to end (read, pre-process, correlate, write) in a child process, extrapolated by the number
+    of windows correlated (the tile's strips add deformation halos); memory does not grow with
+    the height (strips), so the strip's peak RSS is the tile's. Beside it the scikit-image baseline's rate on the same machine now."""
     from skimage.registration import phase_cross_correlation
 
-    side = 10980
+    side = TILE_SIDE
     load = os.getloadavg()[0]
-    mb, secs, cpu, windows = (float(v) for v in _in_child("tile_child", (rows, side))[-4:])
+    mb, secs, cpu, windows, extra = (float(v) for v in _in_child("tile_child", (rows, side))[-5:])
     tile_windows = (side // 3) ** 2
-    scale = tile_windows / windows
+    scale = tile_windows / windows * extra
     rng = np.random.default_rng(3)
     ref, sec, _, _ = shifted_images(1, 256, 0.01, rng)[0]
     t0 = time.perf_counter()
@@ -284,7 +305,8 @@ def sentinel2_tile(rows=384):
     sk_rate = count / (time.perf_counter() - t0)
     print(f"Full Sentinel-2 tile ({side:,} x {side:,} px, step 3 = {tile_windows / 1e6:.1f} M "
           f"windows), extrapolated from a {rows} x {side:,} px strip ({windows:,.0f} windows) run "
-          f"end to end (load average {load:.1f} on {os.cpu_count()} cores when it started):")
+          f"end to end, with the {100 * (extra - 1):.1f} % more windows its strips' halos "
+          f"correlate (load average {load:.1f} on {os.cpu_count()} cores when it started):")
     print(f"  ours: {windows / secs:,.0f} windows/s wall ({windows / cpu:,.0f} per CPU-second), "
           f"tile ~{secs * scale / 60:.1f} min wall (~{cpu * scale / 60 / (os.cpu_count() or 1):.1f} "
           f"min on {os.cpu_count()} free cores from the CPU time), peak RSS {mb:.0f} MB "

@@ -117,7 +117,8 @@ TERRAIN_HELP = {
     "LOOK_BEARING": "horizontal bearing from the ground towards the radar, degrees clockwise "
                     "from north (with DEM): the satellite heading + 270 for a right-looking "
                     "sensor as Sentinel-1, about 257 on ascending and 103 on descending passes at "
-                    f"mid latitudes; default {DEFAULT_LOOK_BEARING:g}, the sample scenes' geometry.",
+                    f"mid latitudes; default {DEFAULT_LOOK_BEARING:g}, the sample scenes' "
+                    "geometry (radar to the west: an ascending pass).",
     "INCIDENCE": "incidence angle from the vertical, degrees (with DEM): layover where the slope "
                  "towards the radar exceeds it, shadow where the slope away exceeds 90 minus it; "
                  f"Sentinel-1 IW 29-46, default {DEFAULT_INCIDENCE:g}.",
@@ -151,6 +152,15 @@ def terrain_mask(alg, parameters, context):
         return None
     return SarTerrainMask(dem, *(alg.parameterAsDouble(parameters, n, context)
                                  for n in ("LOOK_BEARING", "INCIDENCE", "LAYOVER_SHARE")))
+
+
+def report_terrain_coverage(terrain, feedback):
+    """Warn when the DEM of ``terrain`` (a :class:`SarTerrainMask` or None) missed part of a
+    grid: vectors there were kept unmasked."""
+    if terrain and terrain.uncovered > 0:
+        feedback.reportError(f"DEM '{terrain.path}' does not cover {100 * terrain.uncovered:.1f} %"
+                             " of the grid: no layover/shadow mask there, those vectors are kept.",
+                             False)
 
 
 def add_output_grid(alg):

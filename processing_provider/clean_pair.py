@@ -3,8 +3,8 @@
 from ..core.filters.clean import FilterSettings, clean_pair
 from ..core.filters.quality import DEFAULT_MAX_SPEED, DEFAULT_SNR
 from ._pair_common import (PAIR_HELP, STABLE_HELP, TERRAIN_HELP, THRESHOLD_HELP, PairAlgorithm,
-                           add_stable, add_terrain, add_thresholds, stable_on, terrain_mask,
-                           thresholds)
+                           add_stable, add_terrain, add_thresholds, report_terrain_coverage,
+                           stable_on, terrain_mask, thresholds)
 
 
 class CleanPairAlgorithm(PairAlgorithm):
@@ -58,6 +58,7 @@ class CleanPairAlgorithm(PairAlgorithm):
                                    drop=terrain.for_pair(source, source.grid) if terrain else None)
         for line in report.lines():
             feedback.pushInfo(line)
+        report_terrain_coverage(terrain, feedback)
         if ramps:
             feedback.pushInfo(f"Ramp of vx: {ramps[0].describe()}")
             feedback.pushInfo(f"Ramp of vy: {ramps[1].describe()}")

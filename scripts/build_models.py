@@ -49,7 +49,8 @@ FULL_DEFORM = False
 CLEAN = {"landsat": True, "sentinel2": True, "sentinel1": False}
 # The model's DEM also masks Sentinel-1 layover and shadow (monthlystacks DEM): speckle keeps a
 # high SNR there (median 0.90), and on the valley scene those vectors biased the glacier values
-# by +18 to +36 m/yr. Its geometry (SAR_LOOK_BEARING, SAR_INCIDENCE) defaults to the sample scenes'.
+# by +18 m/yr (a fifth to three tenths of the window in layover or shadow) to +27 m/yr (more).
+# Its geometry (SAR_LOOK_BEARING, SAR_INCIDENCE) defaults to the sample scenes'.
 TERRAIN_MASKED = ("sentinel1",)
 # The temporal filter's 0.5-1.5 x reference test removes correct but noisy Sentinel-1 values on
 # slow ice (its noise, about 25 m/yr, exceeds half a slow reference): Sentinel-1 pixel-years
@@ -127,6 +128,7 @@ SCHEDULER_MODEL_HELP = ("where the {} run: empty = this computer; tcp://host:por
 
 
 def _help_full():
+    from glacier_velocity.core.filters.terrain import DEFAULT_SHARE
     from glacier_velocity.processing_provider._pair_common import TERRAIN_HELP
 
     h = {"ALG_DESC": " ".join(FULL_HELP.split()), "ALG_CREATOR": "Glacier Velocity",
@@ -139,8 +141,8 @@ def _help_full():
          "GLACIERS": "glacier outline polygons (e.g. RGI): coverage, glacier trends, attributes.",
          **TREND_HELP,
          "DEM": TREND_HELP["DEM"][:-1] + "; Sentinel-1 layover and shadow (vectors whose "
-                "correlation window covers more than a fifth of them are removed before "
-                "stacking).",
+                f"correlation window covers more than a share {DEFAULT_SHARE:g} of them are "
+                "removed before stacking).",
          "SAR_LOOK_BEARING": TERRAIN_HELP["LOOK_BEARING"].replace("(with DEM)", "(Sentinel-1)"),
          "SAR_INCIDENCE": TERRAIN_HELP["INCIDENCE"].replace("(with DEM)", "(Sentinel-1)"),
          "DEFORM": "window deformation in the correlations (off by default: on monthly stacks "

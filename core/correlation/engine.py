@@ -46,8 +46,8 @@ from scipy.spatial import cKDTree
 
 from ..errors import InputError
 from ..arrays.nanstats import nanmedian0, neighbours
-from .deform import (DEFAULT_STRAIN, DEFAULT_TOLERANCE, MAX_ITERATIONS, lattice_gradient,
-                     spline_coefficients, warped_windows)
+from .deform import (DEFAULT_STRAIN, DEFAULT_TOLERANCE, MAX_ITERATIONS, REFINE_ITERATIONS,
+                     gradient_tolerance, lattice_gradient, spline_coefficients, warped_windows)
 from ..progress import ensure
 
 TWO_PI = 2.0 * np.pi
@@ -77,8 +77,9 @@ class CorrelatorOptions:
     ``min_support`` windows whose contrast is carried by less than this share of their pixels
     (specks, a lone edge: they match anything) get no vector and an SNR of 0;
     ``deform`` window deformation (:mod:`core.correlation.deform`) of the windows whose strain
-    exceeds ``deform_strain`` (dimensionless displacement gradient), iterated until the largest
-    update is below ``deform_tolerance`` px (lattice drivers only: it needs neighbours).
+    exceeds ``deform_strain`` (dimensionless displacement gradient), deformed again while their
+    gradient changes enough to move them by ``deform_tolerance`` px (lattice drivers only: it
+    needs neighbours).
     """
 
     window: tuple = (32, 32)
@@ -115,6 +116,12 @@ def _clamp(x, lo, hi):
     """``x`` limited to ``[lo, hi]`` (NaN kept): np.clip's argument checks cost more than the
     clipping on the small per-window arrays of a batch."""
     return np.minimum(np.maximum(x, lo), hi)
+
+
+def _terms(values, basis):
+    """``sum_k values[n, k] basis[j, k]`` per window as float64 rows ``j`` (a small product done
+    by einsum, see ``Correlator.quad``)."""
+    return np.einsum("nk,jk->jn", values, basis).astype(np.float64)
 
 
 def raised_cosine(x, half, rolloff):
@@ -159,8 +166,10 @@ class Correlator:
         self.n_eff = float(t2.sum() ** 2 / (t2 * t2).sum())  # participation of even texture
         UY, UX = np.meshgrid(self.uy, self.ux, indexing="ij")
         UX, UY = UX.ravel(), UY.ravel()
-        self.quad = np.stack([UX * UX, UX * UY, UY * UY], axis=1).astype(np.float32)
-        self.lin = np.stack([UX, UY], axis=1).astype(np.float32)
+        # (terms, frequencies), contracted by einsum rather than BLAS: OpenBLAS threads these
+        # small products and its idle threads spin (sched_yield), doubling a batch's CPU time
+        self.quad = np.stack([UX * UX, UX * UY, UY * UY]).astype(np.float32)
+        self.lin = np.stack([UX, UY]).astype(np.float32)
         # integer lags searched on the correlation surface (indices in fft order)
         r = self.options.search_px
         lim_y, lim_x = int(min(np.ceil(r), wy / 2 - 2)), int(min(np.ceil(r), wx / 2 - 2))
@@ -182,7 +191,7 @@ class Correlator:
                            o.rolloff)
         tx = raised_cosine(self.pos_x[None, :] - fx[:, None].astype(np.float32), self.half[1],
                            o.rolloff)
-        rows = np.matmul(windows, tx[:, :, None])[:, :, 0]
+        rows = np.einsum("nij,nj->ni", windows, tx)
         mean = (rows * ty).sum(axis=1) / np.maximum(ty.sum(axis=1) * tx.sum(axis=1), 1e-12)
         out = windows - mean[:, None, None]
         out *= ty[:, :, None]
@@ -263,7 +272,8 @@ class Correlator:
         mag = np.abs(C)
         E = self._ramp(C, fy, fx)
         mean = np.einsum("nij,ij->n", mag, self.base_w) / self.base_sum
-        g = np.where(mag >= (o.mask_fraction * mean)[:, None, None], self.base_w, np.float32(0))
+        # (a product: np.where broadcasting base_w costs ten times more)
+        g = (mag >= (o.mask_fraction * mean)[:, None, None]) * self.base_w
         if o.weighting == 0.5:
             g /= np.sqrt(np.maximum(mag, np.float32(1e-30)))
         elif o.weighting != 1.0:
@@ -271,14 +281,14 @@ class Correlator:
         gm = g * mag  # = weight |C|^p
         den = np.einsum("nij->n", gm)
         snr = np.einsum("nij,nij->n", g, E.real) / np.maximum(den, 1e-30)
-        a_xx, a_xy, a_yy = (gm.reshape(n, -1) @ self.quad).astype(np.float64).T
-        b = (g * E.imag).reshape(n, -1) @ self.lin
+        a_xx, a_xy, a_yy = _terms(gm.reshape(n, -1), self.quad)
+        b = _terms((g * E.imag).reshape(n, -1), self.lin)
         det = a_xx * a_yy - a_xy * a_xy
         ok = det > 1e-9 * np.maximum(a_xx * a_yy, 1e-30)
         det = np.where(ok, det, 1.0)
         # Im E = -|E| sin(u . delta) ~ -|E| u . delta, hence delta = -A^-1 b
-        dx = -(a_yy * b[:, 0] - a_xy * b[:, 1]) / det
-        dy = -(a_xx * b[:, 1] - a_xy * b[:, 0]) / det
+        dx = -(a_yy * b[0] - a_xy * b[1]) / det
+        dy = -(a_xx * b[1] - a_xy * b[0]) / det
         dy, dx = np.where(ok, dy, np.nan), np.where(ok, dx, np.nan)
         if not errors:
             return dy, dx, snr
@@ -287,7 +297,7 @@ class Correlator:
         res += (self.ux[None, None, :] * dx[:, None, None].astype(np.float32) +
                 self.uy[None, :, None] * dy[:, None, None].astype(np.float32))
         wr = gm * res
-        b_xx, b_xy, b_yy = ((wr * wr).reshape(n, -1) @ self.quad).astype(np.float64).T
+        b_xx, b_xy, b_yy = _terms((wr * wr).reshape(n, -1), self.quad)
         # A^-1 B A^-1 with A = [[a_xx, a_xy], [a_xy, a_yy]], B likewise; diagonal terms only
         i_xx, i_xy, i_yy = a_yy / det, -a_xy / det, a_xx / det
         var_x = i_xx * i_xx * b_xx + 2 * i_xx * i_xy * b_xy + i_xy * i_xy * b_yy
@@ -386,7 +396,7 @@ class Correlator:
         g_rr, g_rc, g_cr, g_cc = grad
         det = (1 + g_rr) * (1 + g_cc) - g_rc * g_cr
         fy, fx = ((1 + g_cc) * fy - g_rc * fx) / det, ((1 + g_rr) * fx - g_cr * fy) / det
-        sy_, sx_, snr, sy, sx = self._subpixel(Rc, sec_w, fy, fx, iterations=1)
+        sy_, sx_, snr, sy, sx = self._subpixel(Rc, sec_w, fy, fx, iterations=REFINE_ITERATIONS)
         bad = ~ok | ~np.isfinite(sy_ + sx_ + snr) | (np.abs(sy_) > 1.0) | (np.abs(sx_) > 1.0)
         # pixels p sample the secondary at p + i + G (p - centre): content that moved by
         # i + f shows as the pure shift s = (I + G)^-1 f, hence f = (I + G) s
@@ -550,37 +560,40 @@ def _run_spans(threads, spans, run, report):
 def deform_lattice(engine, ref, sec, rows, cols, out, lattice, threads, batch, progress):
     """Window deformation on a lattice of first-pass results ``out`` (rows d_row, d_col, snr,
     s_row, s_col; updated in place): up to :data:`~core.correlation.deform.MAX_ITERATIONS`
-    passes over the windows whose strain exceeds the options' threshold; a window whose last
-    update was below the tolerance has converged and is left out of the next passes."""
+    passes over the windows whose strain exceeds the options' threshold. Each pass takes the
+    gradients from the latest vectors; a window deformed before is deformed again only if its
+    gradient has moved by more than the tolerance allows
+    (:func:`~core.correlation.deform.gradient_tolerance`): its fit itself has converged."""
     ny, nx, step = lattice
     o = engine.options
     coeffs = None
-    active = np.isfinite(out[0])
+    used = np.full((4, rows.size), np.nan)  # the gradient each window was last deformed with
+    limit = gradient_tolerance(o.deform_tolerance)
     for _ in range(MAX_ITERATIONS):
-        grad = lattice_gradient(out[0].reshape(ny, nx), out[1].reshape(ny, nx), step, o.window)
-        strain = np.nan_to_num(np.max(np.abs(np.stack(grad)), axis=0), nan=0.0).ravel()
-        sel = np.flatnonzero((strain > o.deform_strain) & active)
+        grad = np.stack(lattice_gradient(out[0].reshape(ny, nx), out[1].reshape(ny, nx), step,
+                                         o.window)).reshape(4, -1)
+        strain = np.nan_to_num(np.max(np.abs(grad), axis=0), nan=0.0)
+        moved = np.max(np.abs(grad - used), axis=0)  # NaN: never deformed
+        sel = np.flatnonzero((strain > o.deform_strain) & np.isfinite(out[0]) &
+                             ~(moved <= limit))
         if sel.size == 0:
             break
         progress.check()
         coeffs = coeffs if coeffs is not None else spline_coefficients(sec)
-        g = [a.ravel()[sel] for a in grad]
+        g = grad[:, sel]
         new = np.full((5, sel.size), np.nan)
 
         def run(span, sel=sel, g=g, new=new, coeffs=coeffs):
             s, e = span
             new[:, s:e] = engine.refine(ref, coeffs, rows[sel[s:e]], cols[sel[s:e]],
-                                        out[0, sel[s:e]], out[1, sel[s:e]],
-                                        [a[s:e] for a in g])
+                                        out[0, sel[s:e]], out[1, sel[s:e]], g[:, s:e])
             return e - s
 
         spans = [(s, min(s + batch, sel.size)) for s in range(0, sel.size, batch)]
         _run_spans(threads, spans, run, lambda done: None)
         good = np.isfinite(new[0])
-        update = np.hypot(new[0] - out[0, sel], new[1] - out[1, sel])
         out[:, sel[good]] = new[:, good]
-        active[:] = False
-        active[sel[good & (update >= o.deform_tolerance)]] = True
+        used[:, sel] = g
 
 
 # Bytes per window pixel and image channel while windows are correlated: the windows, their

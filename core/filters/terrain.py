@@ -11,7 +11,8 @@ Sentinel-1 is right-looking, so the look bearing is the satellite heading + 270�
 passes (heading about 347° at mid latitudes) look east from the west, bearing about 257°;
 descending passes (heading about 193°) look west from the east, bearing about 103°. IW swaths
 span incidence angles of 29°–46°. The defaults (bearing 280°, incidence 39°) are the geometry of
-the plugin's sample scenes.
+the plugin's sample scenes: the radar west of the ground, looking east, i.e. an ascending pass
+(heading about 10°; for real descending data give about 103°).
 
 A vector whose correlation window covers more than a share of layover or shadow pixels is
 contaminated: :data:`DEFAULT_SHARE` is measured on the valley sample scene (figures beside it).
@@ -25,6 +26,11 @@ from scipy import ndimage
 from ..errors import InputError
 from ..io.grid import Grid
 from ..io.raster import open_raster, warp_to_grid
+
+METRES_PER_DEGREE = 111320.0  # a degree of latitude, m: a geographic DEM's pixel in metres
+# pixels of the refined grid the DEM is resampled to at most: about 40 bytes each in the slope
+# computation, so 16 Mpx keep one mask under ~650 MB whatever the DEM's resolution
+MAX_FINE_PIXELS = 16_000_000
 
 DEFAULT_LOOK_BEARING = 280.0  # degrees, ground -> sensor
 DEFAULT_INCIDENCE = 39.0  # degrees from vertical
@@ -63,7 +69,7 @@ def contaminated(mask, footprint_px, share=DEFAULT_SHARE):
     """Pixels whose centred square window of ``footprint_px`` pixels has more than ``share`` of
     its pixels in ``mask`` (bool): the vectors a correlation window of that size spoils."""
     if not 0.0 <= share < 1.0:
-        raise InputError(f"Layover share must be in [0, 1), got {share}.")
+        raise InputError(f"LAYOVER_SHARE must be in [0, 1), got {share}.")
     size = max(1, int(round(footprint_px)))
     frac = ndimage.uniform_filter(np.asarray(mask, np.float32), size, mode="nearest")
     return frac > share + 1e-6
@@ -87,30 +93,41 @@ class SarTerrainMask:
 
     :meth:`on` gives, for a grid and a correlation window footprint (m), the pixels whose window
     covers more than ``share`` of layover or shadow; the DEM is resampled (bilinear) to the grid
-    refined to about the DEM's own pixel size, so slopes keep the DEM's resolution. Masks are
-    cached per grid and footprint.
+    refined to about the DEM's own pixel size (:meth:`refinement`), so slopes keep the DEM's
+    resolution. Masks are cached per grid and footprint.
     """
 
     def __init__(self, dem_path, look_bearing=DEFAULT_LOOK_BEARING, incidence=DEFAULT_INCIDENCE,
                  share=DEFAULT_SHARE):
         check_geometry(look_bearing, incidence)
         if not 0.0 <= share < 1.0:
-            raise InputError(f"Layover share must be in [0, 1), got {share}.")
+            raise InputError(f"LAYOVER_SHARE must be in [0, 1), got {share}.")
         self.path = str(dem_path)
         self.look_bearing, self.incidence, self.share = look_bearing, incidence, share
-        self.dem_pixel = abs(Grid.from_dataset(open_raster(self.path, "DEM"), self.path).dx)
+        dem = Grid.from_dataset(open_raster(self.path, "DEM"), self.path)
+        # pixel in metres (a geographic DEM's north step): the refinement of :meth:`on`
+        self.dem_pixel = (abs(dem.dy) * METRES_PER_DEGREE if dem.srs().IsGeographic()
+                          else abs(dem.dx))
         self._cache = {}
+        self.uncovered = 0.0  # the largest share of a grid seen so far that the DEM misses
+
+    def refinement(self, grid):
+        """Integer factor the DEM refines ``grid`` by: its pixel over the DEM's (m), within
+        :data:`MAX_FINE_PIXELS` for the refined grid."""
+        k = max(1, int(round(grid.dx / self.dem_pixel)))
+        return max(1, min(k, int(math.sqrt(MAX_FINE_PIXELS / (grid.rows * grid.cols)))))
 
     def on(self, grid, footprint_m):
         """Boolean mask on ``grid``: True where a window of ``footprint_m`` metres is spoilt."""
         key = (grid.transform, grid.shape, grid.crs_wkt, round(float(footprint_m), 3))
         if key not in self._cache:
-            k = max(1, int(round(grid.dx / self.dem_pixel)))
+            k = self.refinement(grid)
             fine = Grid((grid.transform[0], grid.dx / k, 0.0, grid.transform[3], 0.0,
                          -grid.dy / k), (grid.rows * k, grid.cols * k), grid.crs_wkt)
             dem = warp_to_grid(self.path, fine, "bilinear")[0]
             if not np.isfinite(dem).any():
                 raise InputError(f"DEM '{self.path}' does not overlap the pair products' grid.")
+            self.uncovered = max(self.uncovered, float(np.mean(~np.isfinite(dem))))
             lay, sha = layover_shadow(dem, fine.dx, fine.dy, self.look_bearing, self.incidence)
             bad = contaminated(lay | sha, footprint_m / fine.dx, self.share)
             self._cache[key] = bad[k // 2::k, k // 2::k]

@@ -337,7 +337,8 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
             raise InputError("ERRORS: per-pixel error stacks are combined with one calibration "
                              "error (1 sigma, m/yr) per stack; give ERRORS.")
         if len(error_stacks) != k:
-            raise InputError(f"{len(error_stacks)} error stack(s) for {k} stack(s).")
+            raise InputError(f"error_stacks: {len(error_stacks)} error stack(s) for {k} "
+                             "stack(s) (SOURCES, then AUXILIARY).")
         error_readers = [None if e is None else StackReader(read_stack_info(e, "error stack"), grid)
                          for e in error_stacks]
     intervals = union_intervals(infos)

@@ -32,7 +32,7 @@ SAMPLES = 400  # points per branch centre line
 PROFILE_POWER = 3.0
 WALL_HEIGHT, WALL_SCALE = 900.0, 650.0  # valley walls: z = H (1 - exp(-m / L)) above the margin
 STABLE_BUFFER = 150.0  # m from any glacier margin before ground counts as stable
-SAR_LOOK_BEARING = 280.0  # horizontal direction from the ground towards the sensor (descending)
+SAR_LOOK_BEARING = 280.0  # ground -> sensor bearing: radar to the west, an ascending pass
 SAR_INCIDENCE = 39.0  # degrees
 DECORRELATION_DAYS = {"ice": 150.0, "rock": 3000.0}
 

@@ -87,6 +87,10 @@ def temporal_filter_file(path, output, alpha=DEFAULT_ALPHA, lower=DEFAULT_LOWER,
         if info.quantity != "v":
             raise InputError(f"'{path}' is a {info.quantity} stack: the ratio test needs speeds "
                              "(v); filter the v stack and give vx and vy as companions.")
+        error = error_stack_path(path, info)
+        if error:  # a companion like vx and vy, checked with them
+            error_output = error_output or default_error_path(output)
+            companions = list(companions) + [(error, error_output)]
         comp_stacks = [opened.enter_context(StackFile(cin)) for cin, _ in companions]
         for (cin, _), c in zip(companions, comp_stacks):
             if not c.info.grid.same_as(info.grid) or c.info.intervals != info.intervals:
@@ -95,11 +99,6 @@ def temporal_filter_file(path, output, alpha=DEFAULT_ALPHA, lower=DEFAULT_LOWER,
         meta = {"TEMPORAL_FILTER": f"alpha={alpha:g} lower={lower:g} upper={upper:g} "
                                    f"min_reference={min_reference:g}"}
         inputs = [path] + [c for c, _ in companions]
-        error = error_stack_path(path, info)
-        if error:
-            error_output = error_output or default_error_path(output)
-            companions = list(companions) + [(error, error_output)]
-            comp_stacks.append(opened.enter_context(StackFile(error)))
         removed = valid = 0
         out_meta = dict(meta, **({ERROR_STACK_KEY: relative_path(error_output, output)}
                                  if error else {}))

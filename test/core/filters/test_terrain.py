@@ -127,3 +127,52 @@ def test_clean_pair_drops_the_layover(valley, tmp_path):
     assert report.removed["layover/shadow"] == bad.sum() > 0
     kept = read_band(out)
     assert np.isnan(kept[bad]).all() and np.isfinite(kept[~bad]).mean() > 0.95
+
+
+def test_geographic_dem_gives_the_projected_mask(valley, tmp_path):
+    """A DEM in degrees (EPSG:4326) is refined by its pixel in metres, not in degrees (which
+    asked for a grid 10^5 times finer: a MemoryError): nearly the projected DEM's mask."""
+    from osgeo import gdal
+
+    model, dem = valley
+    geo = str(tmp_path / "dem4326.tif")
+    gdal.Warp(geo, dem, dstSRS="EPSG:4326", resampleAlg="bilinear")
+    g30 = model.grid(30.0)
+    terrain = SarTerrainMask(geo)
+    assert 20.0 < terrain.dem_pixel < 40.0
+    projected = SarTerrainMask(dem).on(g30, 640.0)
+    mine = terrain.on(g30, 640.0)
+    # 40.9 % against 42.1 % of the grid, 94 % of pixels alike (the DEM resampled twice)
+    assert abs(mine.mean() - projected.mean()) < 0.02 and (mine == projected).mean() > 0.92
+
+
+def test_refinement_follows_the_dem_within_the_pixel_budget(tmp_path):
+    """A 1 m DEM refines a 30 m grid 30 times when small; on a 1000 x 1000 grid the refined grid
+    stays within MAX_FINE_PIXELS (4 x, 16 Mpx) instead of 900 Mpx."""
+    from glacier_velocity.core.filters.terrain import MAX_FINE_PIXELS
+
+    dem = str(tmp_path / "dem1m.tif")
+    write_raster(dem, Grid.from_bounds(0, 100, 1, 100, 100, 32645), np.zeros((1, 100, 100)))
+    terrain = SarTerrainMask(dem)
+    assert terrain.refinement(Grid.from_bounds(0, 300, 30, 10, 10, 32645)) == 30
+    big = Grid.from_bounds(0, 30000, 30, 1000, 1000, 32645)
+    k = terrain.refinement(big)
+    assert k == 4 and (k * 1000) ** 2 <= MAX_FINE_PIXELS
+
+
+def test_dem_missing_part_of_the_grid_is_measured(valley, tmp_path):
+    """A DEM over the western half of the grid: the mask knows it misses half the grid (the
+    algorithms warn with that share), and the covered half's mask is the full DEM's."""
+    model, dem = valley
+    g30 = model.grid(30.0)
+    west = Grid((g30.transform[0], g30.dx, 0.0, g30.transform[3], 0.0, -g30.dy),
+                (g30.rows, g30.cols // 2), g30.crs_wkt)
+    half = str(tmp_path / "dem_west.tif")
+    write_raster(half, west, model.dem(g30)[None, :, :g30.cols // 2])
+    full, partial = SarTerrainMask(dem), SarTerrainMask(half)
+    assert partial.uncovered == 0.0
+    a, b = full.on(g30, 640.0), partial.on(g30, 640.0)
+    assert full.uncovered == 0.0
+    assert abs(partial.uncovered - 0.5) < 0.03
+    inner = slice(0, g30.cols // 2 - 25)  # away from the DEM's edge and the window's reach
+    assert (a[:, inner] == b[:, inner]).mean() > 0.99

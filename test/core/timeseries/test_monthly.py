@@ -275,3 +275,24 @@ def test_temporal_filter_carries_the_error_stack(tmp_path):
     np.testing.assert_array_equal(err[kept], sigma[kept])
     within = np.mean(np.abs(filt[kept] - 200) <= 1.96 * err[kept])
     assert 0.92 <= within <= 0.98, within
+
+
+def test_temporal_filter_refuses_an_error_stack_of_other_months(tmp_path):
+    """The input's error stack is checked like vx and vy: one of the 24 months a year later is
+    refused by name before any output is written (its σ were carried to the wrong months)."""
+    from glacier_velocity.core.io.dates import monthly_intervals
+    from glacier_velocity.core.io.grid import Grid
+    from glacier_velocity.core.io.products import write_stack
+
+    grid = Grid.from_bounds(500000, 4000000, 30, 10, 10, 32645)
+    months = monthly_intervals(dt.date(2020, 1, 1), dt.date(2021, 12, 31))
+    v_path, e_path = str(tmp_path / "v.tif"), str(tmp_path / "sigma.tif")
+    later = monthly_intervals(dt.date(2021, 1, 1), dt.date(2022, 12, 31))
+    write_stack(e_path, grid, np.ones((24,) + grid.shape, np.float32), later, "error", "v",
+                {"ERROR_OF": "v.tif"})
+    write_stack(v_path, grid, np.full((24,) + grid.shape, 200, np.float32), months, "landsat",
+                "v", {"ERROR_STACK": "sigma.tif"})
+    out = str(tmp_path / "filtered.tif")
+    with pytest.raises(InputError, match="sigma.tif.*band dates"):
+        temporal_filter_file(v_path, out)
+    assert not os.path.exists(out)
