@@ -14,20 +14,17 @@ import os
 import sys
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
+
+
 def main(reply_fd):
     replies = os.fdopen(reply_fd, "w")
     os.dup2(2, 1)  # stray prints must not mix with the replies
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from qgis.core import (QgsApplication, QgsProcessingContext, QgsProcessingFeedback,
-                           QgsProcessingModelAlgorithm)
+    import qgis_session
+    from qgis.core import QgsProcessingFeedback, QgsProcessingModelAlgorithm
 
-    app = QgsApplication([], False)
-    app.initQgis()
-    from glacier_velocity.processing_provider.provider import GlacierVelocityProvider
-
-    provider = GlacierVelocityProvider()  # kept referenced: models need it registered
-    registry = QgsApplication.processingRegistry()
-    registry.addProvider(provider)
+    app, registry, provider = qgis_session.start()
 
     class Feedback(QgsProcessingFeedback):
         def __init__(self):
@@ -48,24 +45,14 @@ def main(reply_fd):
         if alg is None:
             reply = {"ok": False, "error": f"algorithm {name} not found"}
         else:
-            context, feedback = QgsProcessingContext(), Feedback()
-            context.setFeedback(feedback)
-            params = dict(request["params"])
-            for p in alg.destinationParameterDefinitions():  # as qgis_process: outputs not given
-                if p.name() not in params and p.createByDefault():
-                    params[p.name()] = "TEMPORARY_OUTPUT"
-            ok, message = alg.checkParameterValues(params, context)
-            outputs = {}
-            if ok:
-                outputs, ok = alg.run(params, context, feedback)
-                message = "\n".join(feedback.lines)
+            feedback = Feedback()
+            ok, outputs, message = qgis_session.run(alg, request["params"], feedback)
+            message = message or "\n".join(feedback.lines)
             reply = ({"ok": True, "results": outputs} if ok else
                      {"ok": False, "error": message or f"{name} failed"})
-            del context
         replies.write(json.dumps(reply, default=str) + "\n")
         replies.flush()
-    registry.removeProvider(provider)
-    app.exitQgis()
+    qgis_session.stop(app, registry, provider)
 
 
 if __name__ == "__main__":

@@ -15,17 +15,15 @@ import os
 import sys
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "scripts"))
+
+
 def main(cases_path, results_path):
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from qgis.core import (QgsApplication, QgsProcessingContext, QgsProcessingFeedback)
+    import qgis_session
+    from qgis.core import QgsProcessingFeedback
 
-    app = QgsApplication([], False)
-    app.initQgis()
-    from glacier_velocity.processing_provider.provider import GlacierVelocityProvider
-
-    provider = GlacierVelocityProvider()  # kept referenced for the whole run
-    registry = QgsApplication.processingRegistry()
-    registry.addProvider(provider)
+    app, registry, provider = qgis_session.start()
 
     class Recorder(QgsProcessingFeedback):
         def __init__(self):
@@ -52,26 +50,16 @@ def main(cases_path, results_path):
         cases = json.load(f)
     for case in cases:
         alg = registry.createAlgorithmById(f"glaciervelocity:{case['alg']}")
-        context = QgsProcessingContext()
         feedback = Recorder()
-        context.setFeedback(feedback)
-        params = dict(case["params"])
-        for p in alg.destinationParameterDefinitions():  # as qgis_process: outputs not given
-            if p.name() not in params and p.createByDefault():
-                params[p.name()] = "TEMPORARY_OUTPUT"
-        ok, message = alg.checkParameterValues(params, context)
-        outputs = {}
-        if ok:
-            outputs, ok = alg.run(params, context, feedback)
-        else:
+        ok, outputs, message = qgis_session.run(alg, case["params"], feedback)
+        if message:
             feedback.lines.append(message)
         results[case["id"]] = {"ok": bool(ok), "log": "\n".join(feedback.lines),
-                               "outputs": {k: str(v) for k, v in (outputs or {}).items()}}
+                               "outputs": {k: str(v) for k, v in outputs.items()}}
     with open(results_path, "w") as f:
         json.dump(results, f, indent=1)
     # a clean exit too: failed runs must leave nothing (open datasets) that crashes QGIS at exit
-    registry.removeProvider(provider)
-    app.exitQgis()
+    qgis_session.stop(app, registry, provider)
 
 
 if __name__ == "__main__":
