@@ -74,8 +74,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from .weighted import stack_infos
-from ..io.names import relative_path
-from ..io.pixel_series import ERROR_STACK_KEY
+from ..io.pixel_series import ERROR_STACK_KEY, error_links
 from ..io.products import StackWriter
 from ..io.reader import StackReader
 from ..progress import ensure
@@ -380,16 +379,13 @@ def gapfill_stack(fused_path, aux_path, output, window=10, sigma=2.0, estimator=
     start = 0.5 if temporal is not None else 0.0
     summary = []
     inputs = paths
+    to_error, to_stack = error_links(output, error_output) if error_output else ({}, {})
     writer = StackWriter(output, grid, intervals, fused_info.sensor or "fused",
-                         fused_info.quantity,
-                         dict(meta, **({ERROR_STACK_KEY: relative_path(error_output, output)}
-                                       if error_output else {})), inputs=inputs)
+                         fused_info.quantity, dict(meta, **to_error), inputs=inputs)
     err_writer = None
     if error_output:
         err_writer = StackWriter(error_output, grid, intervals, "error", fused_info.quantity,
-                                 dict(meta, ERROR="1 sigma, m/yr",
-                                      ERROR_OF=relative_path(output, error_output)),
-                                 inputs=inputs + [output])
+                                 dict(meta, **to_stack), inputs=inputs + [output])
     try:
         for b, iv in enumerate(intervals):
             f = fused.band(b + 1)

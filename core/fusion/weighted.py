@@ -29,8 +29,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.grid import require_crs, require_overlap
-from ..io.names import relative_path
-from ..io.pixel_series import ERROR_STACK_KEY
+from ..io.pixel_series import error_links
 from ..io.products import StackWriter, read_stack_info
 from ..io.raster import RasterWriter, all_or_none, open_raster
 from ..io.reader import GridReader, StackReader
@@ -353,14 +352,13 @@ def fuse_stacks(primaries, output, weights, auxiliary=None, count_output=None, c
             "ROLES": ",".join(["primary"] * len(primaries) + (["auxiliary"] if auxiliary else []))}
     summary = []
     inputs = paths + ([classes] if classes else []) + [e for e in error_stacks or () if e]
+    to_error, to_stack = error_links(output, error_output) if error_output else ({}, {})
     writer = StackWriter(output, grid, intervals, "fused", infos[0].quantity,
-                         dict(meta, **({ERROR_STACK_KEY: relative_path(error_output, output)}
-                                       if error_output else {})), inputs=inputs)
+                         dict(meta, **to_error), inputs=inputs)
     err_writer = None
     if error_output:
         err_writer = StackWriter(error_output, grid, intervals, "error", infos[0].quantity,
-                                 dict(meta, ERRORS=format_weights(errors), ERROR="1 sigma, m/yr",
-                                      ERROR_OF=relative_path(output, error_output)),
+                                 dict(meta, ERRORS=format_weights(errors), **to_stack),
                                  inputs=inputs + [output])
     counter = None
     if count_output:

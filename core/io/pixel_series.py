@@ -34,6 +34,7 @@ from .atomic import atomic_file
 from ..errors import InputError
 from .products import read_stack_info, to_m_per_yr
 from .grid import crs_name, same_crs
+from .names import relative_path
 from .raster import open_raster, read_bands
 from .reader import COMPONENTS, companion_path, directions_at
 
@@ -221,6 +222,15 @@ def default_error_path(path):
     beside it, the name :func:`error_stack_path` finds."""
     stem, _ = os.path.splitext(str(path))
     return f"{stem}{ERROR_SUFFIX}.tif"
+
+
+def error_links(stack, error):
+    """Metadata linking the stack ``stack`` and its error stack ``error`` both ways:
+    ``(items for the stack, items for the error stack)``. The stack's ERROR_STACK names the error
+    stack, the error stack's ERROR_OF names the stack and ERROR says what it holds; paths are
+    relative to the file that holds them."""
+    return ({ERROR_STACK_KEY: relative_path(error, stack)},
+            {"ERROR_OF": relative_path(stack, error), "ERROR": "1 sigma, m/yr"})
 
 
 def error_stack_path(path, info):

@@ -36,9 +36,9 @@ from ..cluster import run_tasks, session
 from ..errors import InputError
 from ..io.dates import DAYS_PER_YEAR, parse_date
 from ..io.grid import Grid, same_crs
-from ..io.names import relative_path, source_name
+from ..io.names import source_name
 from ..io.pairsource import PairSource
-from ..io.pixel_series import ERROR_STACK_KEY
+from ..io.pixel_series import error_links
 from ..io.products import StackWriter
 from ..io.raster import iter_tiles
 from ..progress import ensure
@@ -312,11 +312,8 @@ def _invert(sources, grid, outputs, first, last, spacing_days, regularisation, r
             writers = {}
             for q, path in outputs.items():
                 m = dict(meta)
-                if q == "v" and "error" in outputs:
-                    m[ERROR_STACK_KEY] = relative_path(outputs["error"], path)
-                if q == "error":  # the error-stack convention of fuse/gapfill, plus ERROR_OF
-                    m.update({"ERROR_OF": relative_path(outputs["v"], path),
-                              "ERROR": "1 sigma, m/yr"})
+                if "error" in outputs and q in ("v", "error"):
+                    m.update(error_links(outputs["v"], outputs["error"])[q == "error"])
                 writers[q] = opened.enter_context(StackWriter(
                     path, grid, out_intervals, "error" if q == "error" else sensor,
                     "v" if q == "error" else q, m, inputs=inputs))

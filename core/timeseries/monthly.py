@@ -42,8 +42,7 @@ from ..errors import InputError
 from ..arrays.nanstats import nanmedian0
 from ..arrays.propagation import speed_error
 from ..io.pairsource import PairSource
-from ..io.names import relative_path
-from ..io.pixel_series import ERROR_STACK_KEY
+from ..io.pixel_series import error_links
 from ..io.products import StackWriter
 from ..progress import ensure
 from ..io.raster import iter_tiles
@@ -168,10 +167,10 @@ def monthly_stacks(paths, grid, outputs, method="median", min_fraction=0.5, sens
         for q, path in outputs.items():
             m = dict(meta)
             if q in ERROR_OUTPUTS and ERROR_OUTPUTS[q] in outputs:
-                m[ERROR_STACK_KEY] = relative_path(outputs[ERROR_OUTPUTS[q]], path)
+                m.update(error_links(path, outputs[ERROR_OUTPUTS[q]])[0])
             of = next((v for v, e in ERROR_OUTPUTS.items() if e == q), None)
             if of is not None:
-                m.update(ERROR_OF=relative_path(outputs[of], path), ERROR="1 sigma, m/yr")
+                m.update(error_links(outputs[of], path)[1])
             writers[q] = opened.enter_context(StackWriter(
                 path, grid, months, "error" if of else sensor, of or q, m, band_meta,
                 inputs=paths))

@@ -21,8 +21,7 @@ from contextlib import ExitStack
 import numpy as np
 
 from ..errors import InputError
-from ..io.names import relative_path
-from ..io.pixel_series import ERROR_STACK_KEY, default_error_path, error_stack_path
+from ..io.pixel_series import default_error_path, error_links, error_stack_path
 from ..io.products import StackFile, StackWriter
 from ..progress import ensure
 from ..io.raster import iter_tiles
@@ -100,14 +99,12 @@ def temporal_filter_file(path, output, alpha=DEFAULT_ALPHA, lower=DEFAULT_LOWER,
                                    f"min_reference={min_reference:g}"}
         inputs = [path] + [c for c, _ in companions]
         removed = valid = 0
-        out_meta = dict(meta, **({ERROR_STACK_KEY: relative_path(error_output, output)}
-                                 if error else {}))
+        to_error, to_stack = error_links(output, error_output) if error else ({}, {})
         writers = [opened.enter_context(StackWriter(output, info.grid, info.intervals, info.sensor,
-                                                    "v", out_meta, inputs=inputs))]
+                                                    "v", dict(meta, **to_error), inputs=inputs))]
         writers += [opened.enter_context(StackWriter(
             cout, c.info.grid, c.info.intervals, c.info.sensor, c.info.quantity,
-            dict(meta, ERROR_OF=relative_path(output, cout), ERROR="1 sigma, m/yr")
-            if cin == error else meta, inputs=inputs))
+            dict(meta, **to_stack) if cin == error else meta, inputs=inputs))
             for (cin, cout), c in zip(companions, comp_stacks)]
         tiles = list(iter_tiles(info.grid.shape, tile))
         for t, (window, _, _) in enumerate(tiles):  # all bands of a tile: 120 x 256² ~ 31 MB
